@@ -109,9 +109,12 @@ class Workspace:
             budget = Budget(plugin.info.budget_requests, plugin.info.budget_period,
                             concurrency=max(4, plugin.info.concurrency * 2))
             self._budgets[account.name] = budget
+        settings = self.settings_for(account)
+        # A plugin may declare a `ca_bundle` setting to trust a TLS test server's private CA.
+        verify = getattr(settings, "ca_bundle", None) or self.verify
         return Context(
             account=account,
-            settings=self.settings_for(account),
+            settings=settings,
             secrets=self.secrets(account.name),
             blobs=self.blobs,
             kv=self.state.kv(account.name),
@@ -119,7 +122,7 @@ class Workspace:
             dry_run=dry_run,
             options=options or {},
             transport=self.transport,
-            verify=self.verify,
+            verify=verify,
             budget=budget,
             log=logging.getLogger(f"invoicesync.plugin.{account.plugin}"),
         )

@@ -146,6 +146,8 @@ class SandboxApp:
     """
 
     name = "sandbox"
+    #: Serve over HTTPS with a throw-away CA (e.g. because the official client insists on https).
+    tls = False
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
