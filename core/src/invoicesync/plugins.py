@@ -54,6 +54,9 @@ class LoadFailure:
     error: str
 
 
+_installed: Plugins | None = None
+
+
 class Plugins:
     """The installed plugins, loaded once; ``call`` routes a hook to one of them."""
 
@@ -83,6 +86,14 @@ class Plugins:
             for extension in manager:
                 plugins.register(extension.name, extension.plugin, kind=kind, entry_point=extension.entry_point)
         return plugins
+
+    @classmethod
+    def installed(cls) -> Plugins:
+        """The installed plugins, discovered once per process (the CLI's view)."""
+        global _installed
+        if _installed is None:
+            _installed = cls.discover()
+        return _installed
 
     @classmethod
     def from_objects(cls, objects: dict[str, tuple[PluginKind, Any]]) -> Plugins:
@@ -194,13 +205,16 @@ def _env_allow_list() -> set[str] | None:
 
 
 def _distribution(entry_point: Any) -> tuple[str | None, str | None]:
-    dist = getattr(entry_point, "dist", None)
-    if dist is None:
+    """The distribution that ships an entry point (stevedore's cached entry points carry no dist)."""
+    if entry_point is None:
         return None, None
-    try:
-        return dist.name, dist.version
-    except (AttributeError, metadata.PackageNotFoundError):
-        return None, None
+    top = entry_point.value.split(":")[0].split(".")[0]
+    for name in metadata.packages_distributions().get(top, []):
+        try:
+            return name, metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None, None
 
 
 __all__ = ["GROUPS", "LoadFailure", "LoadedPlugin", "Plugins"]

@@ -55,7 +55,7 @@ class Workspace:
         os.chmod(home, 0o700)
         return cls(
             home=home,
-            plugins=plugins if plugins is not None else Plugins.discover(),
+            plugins=plugins if plugins is not None else Plugins.installed(),
             state=open_state(home),
             blobs=BlobStore(home / "blobs"),
             secret_backend=choose_backend(home),
