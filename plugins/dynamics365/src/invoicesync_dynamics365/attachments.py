@@ -1,0 +1,94 @@
+"""Attach files to a BC purchase document with the two-step upload, idempotently.
+
+Step one POSTs the metadata (``parentId``, ``parentType``, ``fileName``) and gets an id with
+``byteSize`` 0; step two PATCHes the raw bytes into ``…({id})/attachmentContent`` with
+``If-Match: *``. Before either step the document's attachments are listed: a file already there
+with the right size is left alone, and a record left empty by an interrupted upload gets its
+content, so a repeat never adds a second copy.
+
+``documentAttachments`` (the Attachments FactBox) is the default; a tenant that answers
+"resource not found" for it gets ``attachments`` (the Incoming Document) instead, remembered
+per account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from invoicesync import Context, FileRef, OutcomeUnknown
+
+from .client import BusinessCentral, NotFoundError
+from .documents import Kind
+
+DOCUMENT_ATTACHMENTS = "documentAttachments"
+INCOMING_ATTACHMENTS = "attachments"
+_FALLBACK_KEY = "attachment_entity"
+#: The Incoming Document ``attachments`` entity only knows these purchase parent types.
+_INCOMING_PARENT_TYPES = {"Purchase Invoice"}
+
+
+class AttachmentError(Exception):
+    """An attachment cannot be made for a reason no retry will fix."""
+
+
+class Attacher:
+    def __init__(self, bc: BusinessCentral, company: str, ctx: Context, preferred: str) -> None:
+        self.bc = bc
+        self.company = company
+        self.ctx = ctx
+        remembered = ctx.kv.get(_FALLBACK_KEY)
+        self.entity = remembered if preferred == DOCUMENT_ATTACHMENTS and remembered else preferred
+
+    def check_supported(self, kind: Kind) -> None:
+        """Refuse before creating a draft that could never get its file attached."""
+        if self.entity == INCOMING_ATTACHMENTS and kind.parent_type not in _INCOMING_PARENT_TYPES:
+            raise AttachmentError(
+                f"this tenant has no documentAttachments, and the attachments (Incoming Document) entity "
+                f"cannot hold files of a {kind.label}")
+
+    def attach(self, kind: Kind, parent_id: str, files: list[FileRef]) -> tuple[dict[str, str], bool]:
+        """Make sure every file is attached. Returns ``({fileName: attachment id}, wrote_anything)``."""
+        existing = self._list(parent_id)
+        self.check_supported(kind)
+        ids: dict[str, str] = {}
+        wrote = False
+        for file in files:
+            record = existing.get(file.name)
+            if record is None:
+                record = self._create(kind, parent_id, file.name)
+                wrote = True
+            if int(record.get("byteSize") or 0) != file.size:
+                self.bc.upload_content(self.company, self.entity, record["id"], file.media_type,
+                                       self._chunks(file))
+                wrote = True
+            ids[file.name] = str(record["id"])
+        return ids, wrote
+
+    def _chunks(self, file: FileRef) -> Callable[[], Iterator[bytes]]:
+        # Re-callable, so a retried PATCH streams the file again from the start.
+        return lambda: self.ctx.blobs.iter_chunks(file.sha256)
+
+    def _list(self, parent_id: str) -> dict[str, dict[str, Any]]:
+        try:
+            found = self.bc.find(self.company, self.entity, f"parentId eq {parent_id}")
+        except NotFoundError:
+            if self.entity != DOCUMENT_ATTACHMENTS:
+                raise
+            # An older tenant without documentAttachments: use the Incoming Document entity.
+            self.ctx.log.info("documentAttachments is not available; falling back to attachments")
+            self.entity = INCOMING_ATTACHMENTS
+            self.ctx.kv.set(_FALLBACK_KEY, INCOMING_ATTACHMENTS)
+            found = self.bc.find(self.company, self.entity, f"parentId eq {parent_id}")
+        return {str(a.get("fileName")): a for a in found if str(a.get("parentId", parent_id)) == parent_id}
+
+    def _create(self, kind: Kind, parent_id: str, file_name: str) -> dict[str, Any]:
+        body = {"parentId": parent_id, "parentType": kind.parent_type, "fileName": file_name}
+        try:
+            return self.bc.create(self.company, self.entity, body)
+        except OutcomeUnknown:
+            # The record may exist now; look before making another.
+            record = self._list(parent_id).get(file_name)
+            if record is None:
+                raise
+            return record

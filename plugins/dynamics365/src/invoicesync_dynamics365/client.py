@@ -1,0 +1,148 @@
+"""A small client for the Business Central API v2.0, over the core ``HttpClient``.
+
+Retries (429 with or without ``Retry-After``, 5xx, connection errors), the request budget and
+token renewal on 401 all come from core; this module knows BC's URLs, OData conventions and its
+``{"error": {"code", "message"}}`` body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from invoicesync import Context, RemoteError
+from invoicesync.http import HttpClient, iter_pages, next_link
+
+from .auth import MsalAuthenticator
+from .settings import Dynamics365Settings
+
+SERVICE = "dynamics365"
+
+
+class SetupError(RemoteError):
+    """BC refused the app itself (not registered, no permission): no document can succeed."""
+
+
+class NotFoundError(RemoteError):
+    """The record, or the whole entity set (an older tenant), does not exist."""
+
+
+#: BC error codes that mean "fix the setup", with the fix.
+_SETUP_FIXES = {
+    "Authentication_InvalidCredentials": (
+        "Business Central rejected the app's token. In Business Central, open the page "
+        "'Microsoft Entra Applications', add this client id, set State = Enabled and assign permission sets"
+    ),
+}
+
+
+def parse_error(response: httpx.Response) -> RemoteError:
+    """BC's error body → a ``RemoteError`` whose message says what went wrong (and what to fix)."""
+    code, message = None, ""
+    try:
+        body = response.json()
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            code = error.get("code")
+            message = str(error.get("message") or "")
+    except ValueError:
+        message = response.text[:300]
+    # BC appends "CorrelationId: <guid>." to messages; keep it, support asks for it.
+    message = message.strip() or response.reason_phrase or "error"
+    status = response.status_code
+    if code in _SETUP_FIXES:
+        return SetupError(f"{_SETUP_FIXES[code]} ({message})", status=status, code=code, service=SERVICE)
+    if status == 401:
+        return SetupError(f"Business Central refused the token: {message}", status=status, code=code,
+                          service=SERVICE)
+    if status == 403 or (code or "").startswith("Authorization_"):
+        return SetupError(
+            "the app lacks a Business Central permission: on the 'Microsoft Entra Applications' page give it "
+            f"permission sets that can read vendors and write purchase documents ({message})",
+            status=status, code=code, service=SERVICE)
+    if status == 404 or code in {"BadRequest_ResourceNotFound", "BadRequest_NotFound", "Internal_RecordNotFound"}:
+        return NotFoundError(message, status=status, code=code, service=SERVICE)
+    return RemoteError(message, status=status, code=code, service=SERVICE)
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal: single quotes, with ``'`` doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _query(params: dict[str, str]) -> str:
+    # Spaces as %20 (never "+"), and keep $ and the OData punctuation readable.
+    return "&".join(f"{quote(k, safe='$')}={quote(v, safe=chr(39) + '(),:$')}" for k, v in params.items())
+
+
+class BusinessCentral:
+    """The entities this plugin touches, for one environment (``settings.api_base``)."""
+
+    def __init__(self, http: HttpClient) -> None:
+        self.http = http
+
+    @classmethod
+    def for_context(cls, ctx: Context, secret: str) -> BusinessCentral:
+        settings: Dynamics365Settings = ctx.settings
+        http = ctx.http(
+            settings.api_base, service=SERVICE, auth=MsalAuthenticator(settings, secret),
+            error_parser=parse_error, timeout=settings.timeout,
+            headers={"Accept": "application/json"},
+        )
+        return cls(http)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def collection(self, path: str, params: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every entity of a collection, following ``@odata.nextLink`` page by page."""
+        url = f"{path}?{_query(params)}" if params else path
+        for page in iter_pages(self.http, url, next_page=next_link("@odata.nextLink")):
+            yield from page.get("value", [])
+
+    def companies(self) -> list[dict[str, Any]]:
+        return list(self.collection("companies"))
+
+    def vendors(self, company: str, filter_: str | None = None, *, select: str | None = None,
+                top: int | None = None) -> list[dict[str, Any]]:
+        params: dict[str, str] = {}
+        if filter_:
+            params["$filter"] = filter_
+        if select:
+            params["$select"] = select
+        if top:
+            params["$top"] = str(top)
+        return list(self.collection(f"companies({company})/vendors", params))
+
+    def iter_vendors(self, company: str, select: str) -> Iterator[dict[str, Any]]:
+        return self.collection(f"companies({company})/vendors", {"$select": select})
+
+    def find(self, company: str, entity: str, filter_: str) -> list[dict[str, Any]]:
+        return list(self.collection(f"companies({company})/{entity}", {"$filter": filter_}))
+
+    def lines(self, company: str, entity: str, document_id: str, lines_entity: str) -> list[dict[str, Any]]:
+        return list(self.collection(f"companies({company})/{entity}({document_id})/{lines_entity}"))
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def create(self, company: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.http.post(f"companies({company})/{path}", json=body)
+        result: dict[str, Any] = response.json()
+        return result
+
+    def delete(self, company: str, path: str, etag: str | None = None) -> None:
+        self.http.request("DELETE", f"companies({company})/{path}", headers={"If-Match": etag or "*"})
+
+    def upload_content(self, company: str, entity: str, attachment_id: str, media_type: str,
+                       chunks: Callable[[], Iterable[bytes]]) -> None:
+        """Step two of an attachment: PATCH the raw bytes (streamed) into ``attachmentContent``.
+
+        ``If-Match: *`` because the record was just made by us; resending replaces the content,
+        so the call is safe to retry.
+        """
+        self.http.request(
+            "PATCH", f"companies({company})/{entity}({attachment_id})/attachmentContent",
+            content=chunks, headers={"If-Match": "*", "Content-Type": media_type or "application/octet-stream"},
+            idempotent=True,
+        )

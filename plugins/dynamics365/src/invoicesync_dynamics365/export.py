@@ -1,0 +1,199 @@
+"""Export purchase documents as Business Central drafts, exactly once.
+
+For each document: find its vendor, then look for a draft that vendor already has with this
+vendor invoice number. Found → record it and finish what an earlier, interrupted run left
+undone (the comment line, the attachments). Not found → create the draft, then attach the files;
+if attaching fails, the draft just made is deleted again so nothing half-done stays behind (and
+should even the delete fail, the next run finds the draft and repairs it). A create whose answer
+was lost (``OutcomeUnknown``) is looked up at once, and again by every later run, before anything
+is sent twice. Nothing is ever posted: ``Microsoft.NAV.post`` is not called anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from invoicesync import (
+    AuthError,
+    Context,
+    Delivery,
+    DeliveryStatus,
+    Direction,
+    Document,
+    DocumentError,
+    FileRef,
+    OutcomeUnknown,
+    PushRequest,
+    RemoteError,
+)
+
+from . import documents
+from .attachments import Attacher, AttachmentError
+from .client import BusinessCentral, SetupError, odata_string
+from .documents import KINDS, Kind
+from .settings import Dynamics365Settings
+from .vendors import VendorDirectory, normalise_vat
+
+SALES_SKIPPED = "sales documents are not exported to Business Central"
+#: BC statuses of a document that is still an unposted draft (and so may still be completed).
+_DRAFT_STATUSES = {"Draft", "", " ", "In Review"}
+
+
+class Exporter:
+    def __init__(self, bc: BusinessCentral, company: str, ctx: Context) -> None:
+        self.bc = bc
+        self.company = company
+        self.ctx = ctx
+        self.settings: Dynamics365Settings = ctx.settings
+        self.vendors = VendorDirectory(bc, company)
+        self.attacher = Attacher(bc, company, ctx, self.settings.attachment_entity)
+
+    def push(self, requests: list[PushRequest]) -> Iterator[Delivery]:
+        for request in requests:
+            try:
+                yield self._push_one(request)
+            except SetupError as exc:
+                # Every document would fail the same way: stop the batch with what to fix.
+                raise AuthError(str(exc)) from None
+            except (DocumentError, AttachmentError) as exc:
+                yield self._delivery(request, DeliveryStatus.FAILED, message=str(exc))
+            except RemoteError as exc:
+                yield self._delivery(request, DeliveryStatus.FAILED, message=f"{_label(request.document)}: {exc}")
+
+    # -- one document --------------------------------------------------------------------------
+
+    def _push_one(self, request: PushRequest) -> Delivery:
+        document = request.document
+        if document.direction is Direction.SALES:
+            return self._delivery(request, DeliveryStatus.SKIPPED, message=SALES_SKIPPED)
+        kind = KINDS.get(document.kind)
+        if kind is None:
+            return self._delivery(request, DeliveryStatus.SKIPPED,
+                                  message=f"{document.kind.value} documents are not exported; "
+                                  "only invoices and credit notes")
+        number = documents.vendor_document_number(document)
+        vendor = self._vendor(document)
+        if vendor is None:
+            return self._delivery(request, DeliveryStatus.FAILED, message=_not_found(document))
+        existing = self._lookup(kind, vendor, number)
+        if self.ctx.dry_run:
+            what = (f"already in Business Central as {kind.label} {existing.get('number')}" if existing
+                    else f"would create a draft {kind.label} for vendor {vendor.get('number')}")
+            return self._delivery(request, DeliveryStatus.PLANNED, path=f"{kind.entity}/{number}", message=what)
+        if existing is not None:
+            return self._complete_existing(request, kind, existing)
+        return self._create(request, kind, vendor, number)
+
+    def _vendor(self, document: Document) -> dict[str, Any] | None:
+        vendor = self.vendors.find(document.counterparty)
+        if vendor is None and self.settings.create_missing_vendors and not self.ctx.dry_run:
+            if not document.counterparty.name.strip():
+                raise DocumentError("the supplier has no name, so no vendor can be created",
+                                    document=document.id, field="counterparty.name")
+            vendor = self.vendors.create(document.counterparty)
+        return vendor
+
+    def _lookup(self, kind: Kind, vendor: dict[str, Any], number: str) -> dict[str, Any] | None:
+        """The vendor's document with this number, if BC has one (drafts and posted alike)."""
+        vendor_clause = (f"vendorNumber eq {odata_string(vendor['number'])}" if vendor.get("number")
+                         else f"vendorId eq {vendor['id']}")
+        found = self.bc.find(self.company, kind.entity, f"{vendor_clause} and {kind.number_field} eq "
+                                                         f"{odata_string(number)}")
+        return found[0] if found else None
+
+    def _create(self, request: PushRequest, kind: Kind, vendor: dict[str, Any], number: str) -> Delivery:
+        document = request.document
+        self.attacher.check_supported(kind)
+        state_key = f"export:{document.id}"
+        self.ctx.kv.set(state_key, {"state": "creating", "entity": kind.entity, "number": number})
+        try:
+            draft = self.bc.create(self.company, kind.entity, documents.header(document, kind, vendor, number))
+        except OutcomeUnknown:
+            found = self._lookup(kind, vendor, number)
+            if found is None:
+                raise
+            draft = found
+        self.ctx.kv.set(state_key, {"state": "created", "entity": kind.entity, "id": draft["id"]})
+        try:
+            attachments, _ = self._finish(kind, draft, document, fresh=True)
+        except (RemoteError, AttachmentError) as exc:
+            if isinstance(exc, SetupError):
+                raise
+            return self._roll_back(request, kind, draft, exc)
+        self.ctx.kv.delete(state_key)
+        return self._delivery(request, DeliveryStatus.DELIVERED, draft=draft, kind=kind, attachments=attachments,
+                              message=f"draft {kind.label} {draft.get('number')} created")
+
+    def _complete_existing(self, request: PushRequest, kind: Kind, existing: dict[str, Any]) -> Delivery:
+        document = request.document
+        status = str(existing.get("status", "Draft"))
+        if status not in _DRAFT_STATUSES:
+            return self._delivery(request, DeliveryStatus.UNCHANGED, draft=existing, kind=kind,
+                                  message=f"already in Business Central ({status}); left as it is")
+        attachments, wrote = self._finish(kind, existing, document, fresh=False)
+        self.ctx.kv.delete(f"export:{document.id}")
+        if wrote:
+            return self._delivery(request, DeliveryStatus.DELIVERED, draft=existing, kind=kind,
+                                  attachments=attachments,
+                                  message=f"completed the existing draft {existing.get('number')}")
+        return self._delivery(request, DeliveryStatus.UNCHANGED, draft=existing, kind=kind, attachments=attachments,
+                              message=f"already in Business Central as {existing.get('number')}")
+
+    def _finish(self, kind: Kind, draft: dict[str, Any], document: Document, *,
+                fresh: bool) -> tuple[dict[str, str], bool]:
+        """Add what the draft should carry besides its header; idempotent. Returns (attachments, wrote)."""
+        wrote = False
+        if self.settings.lines == "comment":
+            lines = [] if fresh else self.bc.lines(self.company, kind.entity, draft["id"], kind.lines)
+            if not any(documents.is_our_comment(line) for line in lines):
+                self.bc.create(self.company, f"{kind.entity}({draft['id']})/{kind.lines}",
+                               documents.comment_line(document))
+                wrote = True
+        attachments, attached = self.attacher.attach(kind, str(draft["id"]), self._files(document))
+        return attachments, wrote or attached
+
+    def _roll_back(self, request: PushRequest, kind: Kind, draft: dict[str, Any], cause: Exception) -> Delivery:
+        try:
+            self.bc.delete(self.company, f"{kind.entity}({draft['id']})", draft.get("@odata.etag"))
+        except RemoteError as exc:
+            return self._delivery(
+                request, DeliveryStatus.FAILED, draft=draft, kind=kind,
+                message=f"{_label(request.document)}: attaching failed ({cause}); the draft {draft.get('number')} "
+                f"could not be removed either ({exc}); the next run completes it")
+        self.ctx.kv.delete(f"export:{request.document.id}")
+        return self._delivery(request, DeliveryStatus.FAILED,
+                              message=f"{_label(request.document)}: attaching failed ({cause}); the draft "
+                              f"{draft.get('number')} was removed again and will be made on the next run")
+
+    def _files(self, document: Document) -> list[FileRef]:
+        files = [document.pdf] if document.pdf else []
+        if self.settings.attach_ubl and document.ubl:
+            files.append(document.ubl)
+        return [f for f in files if f is not None]
+
+    def _delivery(self, request: PushRequest, status: DeliveryStatus, *, message: str | None = None,
+                  draft: dict[str, Any] | None = None, kind: Kind | None = None, path: str | None = None,
+                  attachments: dict[str, str] | None = None) -> Delivery:
+        document = request.document
+        extra: dict[str, Any] = {}
+        if draft is not None and kind is not None:
+            path = f"{kind.entity}/{draft.get('number')}"
+            extra = {"entity": kind.entity, "number": draft.get("number"), "company": self.company,
+                     "vendorNumber": draft.get("vendorNumber"), "attachment_entity": self.attacher.entity}
+            if attachments is not None:
+                extra["attachments"] = attachments
+        return Delivery(document_id=document.id, target=self.ctx.account.name, version=document.version,
+                        status=status, target_id=str(draft["id"]) if draft else None, target_path=path,
+                        content_hash=document.pdf.sha256 if document.pdf else None, message=message, extra=extra)
+
+
+def _label(document: Document) -> str:
+    return f"{document.kind.value} {document.number or document.source_id} ({document.counterparty.name})"
+
+
+def _not_found(document: Document) -> str:
+    party = document.counterparty
+    vat = normalise_vat(party.vat_number) or "no VAT number"
+    return (f"vendor not found: {party.name or '(no name)'}, VAT {vat}; add the vendor in Business Central "
+            "(or enable create_missing_vendors) and run again")
