@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -72,6 +73,14 @@ def _push_one(root: Path, settings: LocalFsSettings, request: PushRequest, ctx: 
     main = document.pdf or document.ubl
     ext = "pdf" if document.pdf else "xml"
     planned = render_path(settings.template, document, ext=ext)
+    # Documents that render to the same name choose among the same candidates: one at a time.
+    with _name_lock(root / planned):
+        return _place_and_write(root, settings, request, ctx, main, planned)
+
+
+def _place_and_write(root: Path, settings: LocalFsSettings, request: PushRequest, ctx: Context,
+                     main: FileRef | None, planned: str) -> Delivery:
+    document = request.document
     # Files to write: (relative path, content source). The first one names the delivery.
     previous_path = request.previous.target_path if request.previous else None
     base = _place(root, planned, previous_path, _expected_sha(document, main), settings.on_change)
@@ -99,6 +108,14 @@ def _push_one(root: Path, settings: LocalFsSettings, request: PushRequest, ctx: 
     status = DeliveryStatus.DELIVERED if changed else DeliveryStatus.UNCHANGED
     return _result(request, ctx.account.name, status, base, content_hash=main.sha256 if main else None,
                    extra={"files": [p for p, _ in writes]})
+
+
+# Striped locks: bounded memory however many documents pass through.
+_LOCKS = [threading.Lock() for _ in range(64)]
+
+
+def _name_lock(path: Path) -> threading.Lock:
+    return _LOCKS[hash(path) % len(_LOCKS)]
 
 
 def _expected_sha(document: Document, main: FileRef | None) -> str:

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from invoicesync import Company, Direction, Document, FileRole
+from invoicesync.state import BlobStore
+
+
+def make(**changes: object) -> Document:
+    values: dict[str, object] = dict(
+        id=Document.make_id("billit", "main", "c1", "42"), source="billit", account="main",
+        company=Company(id="c1", name="Acme"), source_id="42", direction=Direction.SALES,
+        amount_incl_vat="121.10",
+    )
+    values.update(changes)
+    return Document(**values)  # type: ignore[arg-type]
+
+
+def test_amounts_are_decimal_and_floats_are_refused() -> None:
+    doc = make(amount_excl_vat="100.10", amount_vat=Decimal("21.00"))
+    assert doc.amount_incl_vat == Decimal("121.10")
+    assert isinstance(doc.amount_excl_vat, Decimal)
+    with pytest.raises(ValidationError, match="never float"):
+        make(amount_vat=0.1)
+
+
+def test_stable_id_names_source_account_company_and_source_id() -> None:
+    assert make().id == "billit:main:c1:42"
+
+
+def test_blob_store_hashes_while_streaming(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    chunks = [b"%PDF-1.4\n", b"x" * 100_000, b"%%EOF"]
+    ref = blobs.put(iter(chunks), name="a.pdf", media_type="application/pdf", role=FileRole.PDF)
+    assert ref.sha256 == hashlib.sha256(b"".join(chunks)).hexdigest()
+    assert ref.size == sum(map(len, chunks))
+    assert b"".join(blobs.iter_chunks(ref.sha256)) == b"".join(chunks)
+    assert list((tmp_path / "tmp").iterdir()) == []  # no temp file left behind
+
+
+def test_version_changes_with_files_and_fields_but_not_with_raw(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    one = blobs.put(iter([b"one"]), name="a.pdf", media_type="application/pdf", role=FileRole.PDF)
+    two = blobs.put(iter([b"two"]), name="a.pdf", media_type="application/pdf", role=FileRole.PDF)
+    base = make(files=[one])
+    assert base.version == make(files=[one], raw={"anything": 1}).version
+    assert base.version != make(files=[two]).version
+    assert base.version != make(files=[one], number="INV-2").version
+    assert base.pdf == one and base.ubl is None

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from invoicesync import Company, ConfigError, Direction, Document, Party
+from invoicesync.naming import NameRules, render_path, safe_segment, sibling, validate_template, with_suffix_number
+
+
+def doc(counterparty: str = "Supplier NV", number: str = "INV-1") -> Document:
+    return Document(id="x", source="s", account="a", company=Company(id="c1", name="Acme BV"), source_id="1",
+                    direction=Direction.PURCHASE, number=number, counterparty=Party(name=counterparty),
+                    issue_date="2026-03-04")
+
+
+def test_template_renders_each_field_safely() -> None:
+    path = render_path("{company}/{year}/{direction}/{date}_{counterparty}_{number}.{ext}", doc())
+    assert path == "Acme BV/2026/purchase/2026-03-04_Supplier NV_INV-1.pdf"
+
+
+@pytest.mark.parametrize("evil", ["../../etc/passwd", "..", "a/../../b", "\\..\\..\\x", "/abs"])
+def test_a_field_value_can_never_climb_out_or_add_folders(evil: str) -> None:
+    path = render_path("{company}/{counterparty}.{ext}", doc(counterparty=evil))
+    parts = path.split("/")
+    assert len(parts) == 2 and ".." not in parts and not path.startswith("/")
+
+
+def test_reserved_characters_names_and_trailing_dots() -> None:
+    assert safe_segment('a<b>c:"d|e?f*g') == "a_b_c__d_e_f_g"
+    assert safe_segment("CON") == "_CON" and safe_segment("nul.pdf") == "_nul.pdf"
+    assert safe_segment("name. . ") == "name"
+    assert safe_segment("tab\there\x00") == "tab_here_"
+    assert safe_segment("") == "_"
+
+
+def test_unicode_is_nfc_and_length_is_limited_in_bytes_keeping_the_extension() -> None:
+    decomposed = unicodedata.normalize("NFD", "Société Générale")
+    assert safe_segment(decomposed) == unicodedata.normalize("NFC", "Société Générale")
+    long = safe_segment("é" * 300 + ".pdf", NameRules(max_bytes=100))
+    assert long.endswith(".pdf") and len(long.encode()) <= 100
+
+
+def test_collision_names_and_companions() -> None:
+    assert with_suffix_number("a/b.pdf", 2) == "a/b (2).pdf"
+    assert sibling("a/b (2).pdf", "xml") == "a/b (2).xml"
+
+
+def test_bad_templates_are_refused_with_the_reason() -> None:
+    with pytest.raises(ConfigError, match="unknown template field"):
+        validate_template("{nope}.pdf")
+    with pytest.raises(ConfigError, match="must be relative"):
+        validate_template("../{number}.pdf")
+    with pytest.raises(ConfigError):
+        render_path("{company.__class__}.pdf", doc())

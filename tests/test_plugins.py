@@ -1,0 +1,103 @@
+"""Plugin loading and routing: one plugin per call, broken plugins reported and skipped."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from invoicesync import Account, AccountDirection, PluginError, PluginInfo, PluginKind, hookimpl
+from invoicesync.plugins import Plugins
+from invoicesync.testing import MemorySource, MemoryTarget
+
+
+class Spy(MemorySource):
+    def __init__(self) -> None:
+        super().__init__(3)
+        self.listed = 0
+
+    @hookimpl
+    def list_documents(self, account, company, cursor, ctx):  # type: ignore[no-untyped-def]
+        self.listed += 1
+        return iter(())
+
+
+def test_a_routed_hook_runs_on_the_chosen_plugin_only() -> None:
+    first, second = Spy(), Spy()
+    plugins = Plugins.from_objects({"first": (PluginKind.SOURCE, first), "second": (PluginKind.SOURCE, second)})
+    account = Account(name="a", plugin="second", direction=AccountDirection.IMPORT)
+    plugins.call("second", "list_documents", account=account, company=None, cursor=None, ctx=None)
+    assert (first.listed, second.listed) == (0, 1)
+    with pytest.raises(PluginError, match="no plugin called 'third'"):
+        plugins.call("third", "list_documents")
+
+
+class Misspelled(MemoryTarget):
+    @hookimpl
+    def push_document(self, account, requests, ctx):  # type: ignore[no-untyped-def]  # missing "s"
+        return []
+
+
+class TooNew(MemoryTarget):
+    @hookimpl
+    def plugin_info(self) -> PluginInfo:
+        return PluginInfo(kind=PluginKind.TARGET, title="future", api_version=(7, 9))
+
+
+class WrongArgs(MemoryTarget):
+    @hookimpl
+    def auth(self, account, ctx, password):  # type: ignore[no-untyped-def]  # not in the spec
+        return []
+
+
+def test_broken_plugins_are_refused_with_a_reason_and_the_rest_keep_working() -> None:
+    plugins = Plugins.from_objects({
+        "good": (PluginKind.TARGET, MemoryTarget()),
+        "typo": (PluginKind.TARGET, Misspelled()),
+        "future": (PluginKind.TARGET, TooNew()),
+        "args": (PluginKind.TARGET, WrongArgs()),
+        "wrongkind": (PluginKind.SOURCE, MemoryTarget()),
+    })
+    assert list(plugins.loaded) == ["good"]
+    errors = {f.name: f.error for f in plugins.failures}
+    assert "unknown hook 'push_document' (misspelled?)" in errors["typo"]
+    assert "supports invoicesync plugin API 7..9" in errors["future"]
+    assert "does not match its spec" in errors["args"]
+    assert "is a target but is registered as a source" in errors["wrongkind"]
+    # A refused plugin leaves nothing behind in the hook manager.
+    assert [plugins.pm.get_name(p) for p in plugins.pm.get_plugins()] == ["good"]
+    with pytest.raises(PluginError, match="failed to load"):
+        plugins.get("typo")
+
+
+def test_an_entry_point_that_fails_to_import_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dist = tmp_path / "invoicesync_broken-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: invoicesync-broken\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(textwrap.dedent("""
+        [invoicesync.targets]
+        broken = invoicesync_broken_module_that_does_not_exist
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # stevedore caches entry points
+    plugins = Plugins.discover()
+    assert "localfs" in plugins.loaded
+    failure = next(f for f in plugins.failures if f.name == "broken")
+    assert "ModuleNotFoundError" in failure.error
+    assert sys.modules.get("invoicesync_broken_module_that_does_not_exist") is None
+
+
+def test_load_plugins_env_limits_what_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INVOICESYNC_LOAD_PLUGINS", "")
+    assert Plugins.discover().loaded == {}
+    monkeypatch.setenv("INVOICESYNC_LOAD_PLUGINS", "localfs")
+    assert list(Plugins.discover().loaded) == ["localfs"]
+
+
+def test_builtin_localfs_is_registered_like_any_plugin() -> None:
+    plugins = Plugins.discover(only=["localfs"])
+    localfs = plugins.get("localfs", PluginKind.TARGET)
+    assert localfs.distribution == "invoicesync"
+    assert {"plugin_info", "auth", "push_documents"} <= set(localfs.hooks)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from invoicesync import Account, AccountDirection, Company, Delivery, DeliveryStatus, Direction, Document
+from invoicesync.state import SCHEMA_VERSION, DocumentFilter, SqliteStore
+
+
+def doc(source_id: str, number: str = "INV-1") -> Document:
+    return Document(id=Document.make_id("s", "a", "c", source_id), source="s", account="a",
+                    company=Company(id="c", name="C"), source_id=source_id, direction=Direction.SALES,
+                    number=number)
+
+
+def test_migrates_an_old_schema_and_keeps_the_data(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    old = SqliteStore(path, target_version=1)
+    assert old.schema_version == 1
+    old.save_account(Account(name="a", plugin="s", direction=AccountDirection.IMPORT,
+                             companies=[Company(id="c", name="C")]))
+    old.set_cursor("a", "c", "2026-01-01T00:00:00")
+    # A v1 documents row, written as v1 code would have (no `deleted` column yet).
+    d = doc("1")
+    old._exec("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+              (d.id, "a", "c", "1", "sales", "invoice", "INV-1", None, d.version, d.model_dump_json(), "t", "t"))
+    old.close()
+    columns = {r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(documents)")}
+    assert "deleted" not in columns
+
+    new = SqliteStore(path)
+    assert new.schema_version == SCHEMA_VERSION == 2
+    assert new.get_account("a").companies[0].id == "c"  # type: ignore[union-attr]
+    assert new.get_cursor("a", "c") == "2026-01-01T00:00:00"
+    assert [x.id for x in new.find_documents(DocumentFilter())] == [d.id]
+    assert new.mark_deleted(d.id) and not new.mark_deleted(d.id)
+    assert list(new.find_documents(DocumentFilter())) == []
+    assert new.get_document(d.id).deleted  # type: ignore[union-attr]
+
+
+def test_library_deduplicates_by_id_and_version(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    assert store.upsert_document(doc("1")) == "new"
+    assert store.upsert_document(doc("1")) == "unchanged"
+    assert store.upsert_document(doc("1", number="INV-1b")) == "updated"
+
+
+def test_undelivered_lists_new_changed_failed_and_pending_only(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    docs = [doc(str(i), number=f"N{i}") for i in range(5)]
+    for d in docs:
+        store.upsert_document(d)
+
+    def record(d: Document, status: DeliveryStatus, version: str | None = None) -> None:
+        store.record_delivery(Delivery(document_id=d.id, target="t", version=version or d.version, status=status))
+
+    record(docs[0], DeliveryStatus.DELIVERED)
+    record(docs[1], DeliveryStatus.SKIPPED)
+    record(docs[2], DeliveryStatus.FAILED)
+    record(docs[3], DeliveryStatus.DELIVERED, version="old")
+    # docs[4] never delivered
+    assert {d.id for d in store.undelivered("t")} == {docs[2].id, docs[3].id, docs[4].id}
+    assert {d.id for d in store.undelivered("other")} == {d.id for d in docs}
+
+
+def test_a_pending_record_keeps_the_earlier_target_path(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    d = doc("1")
+    store.record_delivery(Delivery(document_id=d.id, target="t", version="v1", status=DeliveryStatus.DELIVERED,
+                                   target_path="a/b.pdf", target_id="id-1"))
+    store.record_delivery(Delivery(document_id=d.id, target="t", version="v2", status=DeliveryStatus.PENDING))
+    pending = store.get_delivery(d.id, "t")
+    assert pending is not None
+    assert (pending.status, pending.target_path, pending.target_id) == (DeliveryStatus.PENDING, "a/b.pdf", "id-1")
