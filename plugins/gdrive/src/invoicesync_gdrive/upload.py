@@ -1,0 +1,187 @@
+"""One file into one folder, exactly once: look up by appProperties, then create or update.
+
+Every file we write carries ``appProperties`` naming the invoicesync document, the file's role
+and its content hash. Before creating — and after any answer we never got — we search the
+folder for those properties, so a retry, a crash before the ledger write or a lost response
+finds the file instead of making a second one. A changed document replaces the content of the
+file it already has (same id). Large files go through a resumable session whose URI is kept in
+the account state, so a later run continues where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from invoicesync import Context, DocumentError, FileRef, OutcomeUnknown
+
+from .client import DriveClient, RangeReader, SessionGoneError, UploadProgress, app_property, quote
+
+APP_DOCUMENT = "invoicesync_document"
+APP_ROLE = "invoicesync_role"
+APP_SHA256 = "invoicesync_sha256"
+#: Drive limits one app property (key + value) to 124 bytes.
+_PROPERTY_BYTES = 124
+_READ = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    document_id: str
+    role: str  #: "pdf" or "ubl": two files of one document share a folder
+    name: str
+    ref: FileRef
+
+    @property
+    def document_key(self) -> str:
+        """The document id if it fits in an app property, else a stable digest of it."""
+        if len(APP_DOCUMENT.encode()) + len(self.document_id.encode()) <= _PROPERTY_BYTES:
+            return self.document_id
+        return "sha256:" + hashlib.sha256(self.document_id.encode()).hexdigest()[:48]
+
+
+@dataclass
+class FileResult:
+    file: dict[str, Any]
+    written: bool
+
+
+def blob_reader(ctx: Context, sha256: str) -> RangeReader:
+    def read(start: int, end: int) -> Iterator[bytes]:
+        with ctx.blobs.open(sha256) as handle:
+            handle.seek(start)
+            remaining = end - start
+            while remaining > 0 and (piece := handle.read(min(_READ, remaining))):
+                remaining -= len(piece)
+                yield piece
+
+    return read
+
+
+class Uploader:
+    def __init__(self, client: DriveClient, ctx: Context) -> None:
+        self.client = client
+        self.ctx = ctx
+        self.settings = client.settings
+
+    def sync(self, spec: FileSpec, folder_id: str, known_id: str | None) -> FileResult:
+        md5 = self.md5(spec.ref.sha256)
+        existing = self.find(spec, folder_id, known_id)
+        if (existing is not None and _holds(existing, spec, md5) and existing.get("name") == spec.name
+                and folder_id in (existing.get("parents") or [])):
+            return FileResult(existing, written=False)
+        metadata: dict[str, Any] = {
+            "name": spec.name, "mimeType": spec.ref.media_type,
+            "appProperties": {APP_DOCUMENT: spec.document_key, APP_ROLE: spec.role, APP_SHA256: spec.ref.sha256},
+        }
+        if existing is None:
+            file = self._create(spec, metadata, folder_id, md5)
+        else:
+            params = {}
+            old_parents = [p for p in existing.get("parents") or [] if p != folder_id]
+            if old_parents or folder_id not in (existing.get("parents") or []):
+                params = {"addParents": folder_id, "removeParents": ",".join(old_parents)}
+            file = self._write(spec, metadata, md5, file_id=existing["id"], params=params)
+        if file.get("md5Checksum") != md5:
+            raise DocumentError(f"Drive holds different bytes than were sent for {spec.name} "
+                                f"(md5 {file.get('md5Checksum')} ≠ {md5}); it will be sent again next run",
+                                document=spec.document_id, field=spec.role)
+        return FileResult(file, written=True)
+
+    # -- looking up --------------------------------------------------------------------------
+
+    def find(self, spec: FileSpec, folder_id: str, known_id: str | None) -> dict[str, Any] | None:
+        """Our file for (document, role): by the id the ledger remembers, else by appProperties."""
+        if known_id:
+            file = self.client.get_file(known_id)
+            if file and not file.get("trashed") and (file.get("appProperties") or {}).get(APP_DOCUMENT) \
+                    == spec.document_key:
+                return file
+        q = (f"{quote(folder_id)} in parents and trashed = false and "
+             f"{app_property(APP_DOCUMENT, spec.document_key)} and {app_property(APP_ROLE, spec.role)}")
+        found = list(self.client.list_files(q))
+        # Should two ever exist (made outside our control), keep writing to the oldest one.
+        return min(found, key=lambda f: (f.get("createdTime") or "", f["id"])) if found else None
+
+    def md5(self, sha256: str) -> str:
+        """MD5 of a blob (what Drive reports as md5Checksum), cached by the blob's sha256."""
+        key = f"md5:{sha256}"
+        if cached := self.ctx.kv.get(key):
+            return str(cached)
+        digest = hashlib.md5(usedforsecurity=False)
+        for chunk in self.ctx.blobs.iter_chunks(sha256):
+            digest.update(chunk)
+        self.ctx.kv.set(key, digest.hexdigest())
+        return digest.hexdigest()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _create(self, spec: FileSpec, metadata: dict[str, Any], folder_id: str, md5: str) -> dict[str, Any]:
+        metadata = {**metadata, "parents": [folder_id]}
+        for _ in range(2):
+            try:
+                return self._write(spec, metadata, md5, file_id=None, params={})
+            except OutcomeUnknown:
+                # The create may have happened: look before trying again, never create blind.
+                found = self.find(spec, folder_id, None)
+                if found is not None and _holds(found, spec, md5):
+                    return found
+                if found is not None:  # created, but the content is not complete: replace it in place
+                    return self._write(spec, _without_parents(metadata), md5, file_id=found["id"], params={})
+        raise OutcomeUnknown(f"creating {spec.name} got no answer twice; it will be looked up next run",
+                             service="gdrive")
+
+    def _write(self, spec: FileSpec, metadata: dict[str, Any], md5: str, *, file_id: str | None,
+               params: dict[str, str]) -> dict[str, Any]:
+        reader = blob_reader(self.ctx, spec.ref.sha256)
+        if spec.ref.size <= self.settings.resumable_threshold:
+            return self.client.multipart(metadata, spec.ref.media_type, spec.ref.size, reader,
+                                         file_id=file_id, params=params)
+        return self._resumable(spec, metadata, reader, file_id=file_id, params=params)
+
+    def _resumable(self, spec: FileSpec, metadata: dict[str, Any], reader: RangeReader, *,
+                   file_id: str | None, params: dict[str, str]) -> dict[str, Any]:
+        key = f"upload:{spec.document_id}:{spec.role}"
+        total = spec.ref.size
+        session, progress = self._resume(key, spec, file_id)
+        if session is None or progress is None:
+            session = self.client.start_resumable(metadata, spec.ref.media_type, total, file_id=file_id,
+                                                  params=params)
+            # Kept before the first byte goes out: a crash from here on resumes this session.
+            self.ctx.kv.set(key, {"uri": session, "sha256": spec.ref.sha256, "file_id": file_id, "total": total})
+            progress = UploadProgress(received=0)
+        stalls = 0
+        while progress.file is None:
+            start = progress.received
+            end = min(start + self.settings.chunk_size, total)
+            progress = self.client.put_chunk(session, start, end, total, reader)
+            stalls = stalls + 1 if progress.file is None and progress.received <= start else 0
+            if stalls >= 3:
+                raise DocumentError(f"the upload session of {spec.name} accepts no more bytes (stuck at {start})",
+                                    document=spec.document_id, field=spec.role)
+        self.ctx.kv.delete(key)
+        return progress.file
+
+    def _resume(self, key: str, spec: FileSpec, file_id: str | None) -> tuple[str | None, UploadProgress | None]:
+        saved = self.ctx.kv.get(key)
+        if not saved or saved.get("sha256") != spec.ref.sha256 or saved.get("file_id") != file_id:
+            return None, None
+        try:
+            progress = self.client.upload_status(saved["uri"], spec.ref.size)
+        except SessionGoneError:
+            self.ctx.kv.delete(key)
+            return None, None
+        self.ctx.log.info("resuming the upload of %s at byte %d of %d", spec.name, progress.received, spec.ref.size)
+        return str(saved["uri"]), progress
+
+
+def _holds(file: dict[str, Any], spec: FileSpec, md5: str) -> bool:
+    props = file.get("appProperties") or {}
+    return file.get("md5Checksum") == md5 and props.get(APP_SHA256) == spec.ref.sha256
+
+
+def _without_parents(metadata: dict[str, Any]) -> dict[str, Any]:
+    # A PATCH may not set parents in the body; they are moved with add/removeParents instead.
+    return {k: v for k, v in metadata.items() if k != "parents"}
