@@ -1,0 +1,164 @@
+"""``push_documents`` for Dropbox: plan each document's files, upload what is missing, and
+return one ``Delivery`` per document with the path, id, rev and content_hash Dropbox confirmed.
+
+One document failing (a refused name, no space, a lost answer that turned out not to be a
+write) becomes a ``failed`` delivery; the other documents of the batch carry on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from invoicesync import (
+    Context,
+    Delivery,
+    DeliveryStatus,
+    Document,
+    DocumentError,
+    FileRef,
+    FileRole,
+    PushRequest,
+    RemoteError,
+)
+from invoicesync.naming import sibling
+
+from .auth import token_auth
+from .client import DropboxClient
+from .content_hash import content_hash_of_chunks
+from .paths import document_path
+from .placement import place
+from .settings import DropboxSettings
+from .uploads import FileTask, Uploader
+
+
+@dataclass
+class DocumentWork:
+    request: PushRequest
+    main_path: str = ""
+    tasks: list[FileTask] = field(default_factory=list)
+    error: str | None = None
+    skipped: str | None = None
+
+    @property
+    def document(self) -> Document:
+        return self.request.document
+
+
+def push(requests: list[PushRequest], ctx: Context) -> Iterator[Delivery]:
+    settings: DropboxSettings = ctx.settings
+    if ctx.dry_run:
+        for request in requests:
+            yield _planned(request, settings, ctx)
+        return
+    client = DropboxClient(ctx, settings, token_auth(ctx, settings))
+    works = [_plan(request, settings, client, ctx) for request in requests]
+    uploader = Uploader(ctx, client, chunk_size=settings.chunk_size, threshold=settings.upload_threshold,
+                        batch_commit=settings.batch_commit)
+    uploader.run([task for work in works if work.error is None and not work.skipped for task in work.tasks])
+    for work in works:
+        yield _delivery(work, ctx)
+
+
+def _files(document: Document) -> list[tuple[FileRef, str]]:
+    """The files that go to Dropbox with the extension each gets: the PDF, and the UBL beside it."""
+    files: list[tuple[FileRef, str]] = []
+    if document.pdf is not None:
+        files.append((document.pdf, "pdf"))
+    if document.ubl is not None:
+        files.append((document.ubl, "xml"))
+    return files
+
+
+def _planned(request: PushRequest, settings: DropboxSettings, ctx: Context) -> Delivery:
+    document = request.document
+    files = _files(document)
+    if not files:
+        return _result(request, ctx, DeliveryStatus.SKIPPED, message="the document has no PDF or UBL file")
+    try:
+        main = document_path(settings.template, document, ext=files[0][1])
+    except DocumentError as exc:
+        return _result(request, ctx, DeliveryStatus.FAILED, message=str(exc))
+    paths = [main] + [sibling(main, ext) for _, ext in files[1:]]
+    return _result(request, ctx, DeliveryStatus.PLANNED, path=main, message="would upload " + " and ".join(paths))
+
+
+def _previous_paths(request: PushRequest) -> dict[str, str]:
+    previous = request.previous
+    if previous is None:
+        return {}
+    paths = {}
+    for item in previous.extra.get("files", []):
+        if isinstance(item, dict) and item.get("path") and item.get("role"):
+            paths[str(item["role"])] = str(item["path"])
+    if previous.target_path and FileRole.PDF.value not in paths and FileRole.UBL.value not in paths:
+        paths["main"] = previous.target_path
+    return paths
+
+
+def _plan(request: PushRequest, settings: DropboxSettings, client: DropboxClient, ctx: Context) -> DocumentWork:
+    work = DocumentWork(request)
+    document = request.document
+    files = _files(document)
+    if not files:
+        work.skipped = "the document has no PDF or UBL file"
+        return work
+    previous = _previous_paths(request)
+    try:
+        planned = document_path(settings.template, document, ext=files[0][1])
+        for index, (ref, ext) in enumerate(files):
+            # The UBL goes beside wherever the main file actually went (suffix included).
+            want = planned if index == 0 else sibling(work.main_path, ext)
+            earlier = previous.get(ref.role.value) or (previous.get("main") if index == 0 else None)
+            digest = _dropbox_hash(ref, ctx)
+            placement = place(client, want, earlier, digest, settings.on_change)
+            if index == 0:
+                work.main_path = placement.path
+            if placement.skipped:
+                work.skipped = placement.skipped
+                return work
+            task = FileTask(role=ref.role, ref=ref, path=placement.path, content_hash=digest, mode=placement.mode,
+                            metadata=placement.existing if placement.mode is None else None)
+            work.tasks.append(task)
+    except (RemoteError, DocumentError, FileExistsError, OSError) as exc:
+        work.error = str(exc)
+    return work
+
+
+def _dropbox_hash(ref: FileRef, ctx: Context) -> str:
+    return content_hash_of_chunks(ctx.blobs.iter_chunks(ref.sha256))
+
+
+def _delivery(work: DocumentWork, ctx: Context) -> Delivery:
+    request = work.request
+    if work.error is not None:
+        return _result(request, ctx, DeliveryStatus.FAILED, path=work.main_path or None, message=work.error)
+    if work.skipped is not None:
+        return _result(request, ctx, DeliveryStatus.SKIPPED, path=work.main_path or None, message=work.skipped)
+    failures = [task.error for task in work.tasks if task.error]
+    files: list[dict[str, Any]] = []
+    for task in work.tasks:
+        meta = task.metadata or {}
+        files.append({"role": task.role.value, "path": meta.get("path_display") or task.path,
+                      "id": meta.get("id"), "rev": meta.get("rev"), "content_hash": task.content_hash,
+                      "size": task.ref.size, **task.extra})
+    main = work.tasks[0]
+    main_meta = main.metadata or {}
+    extra: dict[str, Any] = {"rev": main_meta.get("rev"), "files": files}
+    if failures:
+        return _result(request, ctx, DeliveryStatus.FAILED, path=work.main_path, message="; ".join(failures),
+                       extra=extra)
+    written = any(task.written for task in work.tasks)
+    return _result(request, ctx, DeliveryStatus.DELIVERED if written else DeliveryStatus.UNCHANGED,
+                   path=main_meta.get("path_display") or work.main_path, target_id=main_meta.get("id"),
+                   content_hash=main.content_hash, extra=extra)
+
+
+def _result(request: PushRequest, ctx: Context, status: DeliveryStatus, *, path: str | None = None,
+            target_id: str | None = None, content_hash: str | None = None, message: str | None = None,
+            extra: dict[str, Any] | None = None) -> Delivery:
+    document = request.document
+    return Delivery(document_id=document.id, target=ctx.account.name, version=document.version, status=status,
+                    target_path=path, target_id=target_id, content_hash=content_hash, message=message,
+                    extra=extra or {})
