@@ -3,7 +3,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-
 from invoicesync import PluginKind
 from invoicesync import plugins as plugins_module
 from invoicesync.plugins import Plugins

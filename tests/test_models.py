@@ -5,10 +5,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-
 from invoicesync import Company, Direction, Document, FileRole
 from invoicesync.state import BlobStore
+from pydantic import ValidationError
 
 
 def make(**changes: object) -> Document:

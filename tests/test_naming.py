@@ -3,7 +3,6 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-
 from invoicesync import Company, ConfigError, Direction, Document, Party
 from invoicesync.naming import NameRules, render_path, safe_segment, sibling, validate_template, with_suffix_number
 

@@ -16,7 +16,7 @@ def ids(workspace: Workspace) -> set[str]:
 
 def test_first_sync_imports_everything_and_delivers_each_once(
         memory_workspace: Workspace, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget]) -> None:
-    _, source, target = memory_plugins
+    _, _source, target = memory_plugins
     report = run_sync(memory_workspace)
     assert report.exit_code == EXIT_OK, report.as_dict()
     assert report.imported["new"] == 25
@@ -63,7 +63,7 @@ def test_a_bad_document_fails_alone_and_is_retried_after_the_fix(
 
 def test_failed_deliveries_are_retried_and_never_duplicated(
         memory_workspace: Workspace, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget]) -> None:
-    _, source, target = memory_plugins
+    _, _source, target = memory_plugins
     target.fail_ids = {"m1", "m2"}
     assert run_sync(memory_workspace).exit_code == EXIT_PARTIAL
     target.fail_ids = set()
@@ -74,14 +74,15 @@ def test_failed_deliveries_are_retried_and_never_duplicated(
 
 def test_a_crash_between_push_and_ledger_is_settled_without_a_second_write(
         memory_workspace: Workspace, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget]) -> None:
-    _, source, target = memory_plugins
+    _, _source, target = memory_plugins
     run_sync(memory_workspace)
     # What a crash after the write leaves behind: the intent ("pending"), never the outcome.
     memory_workspace.state._exec("UPDATE deliveries SET status = 'pending'")
     report = run_sync(memory_workspace)
     assert report.exported["memtarget"]["unchanged"] == 25
     assert target.writes == 25
-    statuses = {d.status for d in memory_workspace.state.deliveries_for(Document.make_id("memory", "memory", "c1", "m0"))}
+    first = Document.make_id("memory", "memory", "c1", "m0")
+    statuses = {d.status for d in memory_workspace.state.deliveries_for(first)}
     assert statuses == {DeliveryStatus.UNCHANGED}
 
 
@@ -100,7 +101,7 @@ def test_changed_and_deleted_documents(memory_workspace: Workspace,
 
 def test_dry_run_writes_nothing_anywhere(memory_workspace: Workspace,
                                          memory_plugins: tuple[Plugins, MemorySource, MemoryTarget]) -> None:
-    _, source, target = memory_plugins
+    _, _source, target = memory_plugins
     report = run_sync(memory_workspace, dry_run=True)
     assert report.exported["memtarget"]["planned"] == 25
     assert {p["path"] for p in report.planned} >= {"memory/INV-0000"}

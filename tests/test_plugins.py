@@ -7,10 +7,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from invoicesync import Account, AccountDirection, PluginError, PluginInfo, PluginKind, hookimpl
 from invoicesync.plugins import Plugins
 from invoicesync.testing import MemorySource, MemoryTarget
+from stevedore import ExtensionManager
 
 
 class Spy(MemorySource):
@@ -81,7 +81,7 @@ def test_an_entry_point_that_fails_to_import_is_skipped(tmp_path: Path, monkeypa
         broken = invoicesync_broken_module_that_does_not_exist
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # stevedore caches entry points
+    monkeypatch.setattr(ExtensionManager, "ENTRY_POINT_CACHE", {})  # stevedore caches per process
     plugins = Plugins.discover()
     assert "localfs" in plugins.loaded
     failure = next(f for f in plugins.failures if f.name == "broken")

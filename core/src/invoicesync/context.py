@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from .http import Authenticator, ErrorParser, Budget, HttpClient, ResponseClassifier
+from .http import Authenticator, Budget, ErrorParser, HttpClient, ResponseClassifier
 
 if TYPE_CHECKING:
     from .models import Account

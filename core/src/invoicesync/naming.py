@@ -50,7 +50,7 @@ def safe_segment(value: str, rules: NameRules = LOCAL_RULES) -> str:
     text = re.sub(r"\s+", " ", text).strip().rstrip(". ")
     if text in {"", ".", ".."}:
         text = rules.replacement
-    stem, dot, ext = text.rpartition(".")
+    stem, dot, _ext = text.rpartition(".")
     if stem.upper() in rules.reserved or (not dot and text.upper() in rules.reserved):
         text = rules.replacement + text
     return _truncate(text, rules.max_bytes)
@@ -103,7 +103,9 @@ def validate_template(template: str) -> None:
         raise ConfigError(f"path template {template!r} must be relative and must not contain '..'")
     for _, field_name, _, _ in string.Formatter().parse(template):
         if field_name is not None and field_name not in FIELDS:
-            raise ConfigError(f"unknown template field {{{field_name}}} in {template!r}; use one of {', '.join(FIELDS)}")
+            raise ConfigError(
+                f"unknown template field {{{field_name}}} in {template!r}; use one of {', '.join(FIELDS)}"
+            )
 
 
 def render_path(template: str, document: Document, *, ext: str = "pdf", rules: NameRules = LOCAL_RULES) -> str:
@@ -115,11 +117,12 @@ def render_path(template: str, document: Document, *, ext: str = "pdf", rules: N
     for part in template.split("/"):
         if not part:
             continue
-        rendered = "".join(
-            literal + (safe_segment(formatter.format_field(formatter.get_field(name, (), fields)[0], spec), rules)
-                       if name is not None else "")
-            for literal, name, spec, _ in formatter.parse(part)
-        )
+        rendered = ""
+        for literal, name, spec, _ in formatter.parse(part):
+            rendered += literal
+            if name is not None:
+                value = formatter.format_field(formatter.get_field(name, (), fields)[0], spec or "")
+                rendered += safe_segment(value, rules)
         segments.append(safe_segment(rendered, rules))
     return "/".join(segments)
 

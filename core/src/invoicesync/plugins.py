@@ -79,10 +79,13 @@ class Plugins:
         plugins = cls()
         allowed = set(only) if only is not None else _env_allow_list()
         for kind, group in GROUPS.items():
-            guard = {"invoke_on_load": False, "on_load_failure_callback": plugins._on_load_failure}
             # Named loading imports only the allowed names; the others are never imported.
-            manager = (ExtensionManager(namespace=group, **guard) if allowed is None
-                       else NamedExtensionManager(namespace=group, names=sorted(allowed), **guard))
+            manager: ExtensionManager[Any] = (
+                ExtensionManager(namespace=group, on_load_failure_callback=plugins._on_load_failure)
+                if allowed is None else
+                NamedExtensionManager(namespace=group, names=sorted(allowed),
+                                      on_load_failure_callback=plugins._on_load_failure)
+            )
             for extension in manager:
                 plugins.register(extension.name, extension.plugin, kind=kind, entry_point=extension.entry_point)
         return plugins

@@ -99,7 +99,8 @@ class Workspace:
             return model.model_validate(values)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-            raise ConfigError(redact(f"account {account.name!r} ({account.plugin}) has invalid settings: {problems}")) from None
+            message = f"account {account.name!r} ({account.plugin}) has invalid settings: {problems}"
+            raise ConfigError(redact(message)) from None
 
     def context(self, account: Account, *, ui: UI | None = None, dry_run: bool = False,
                 options: dict[str, Any] | None = None) -> Context:

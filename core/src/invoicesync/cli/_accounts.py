@@ -84,7 +84,7 @@ def _parse_flags(args: tuple[str, ...]) -> list[tuple[str, Any]]:
 def accounts(state: State, as_json: bool) -> None:
     """List the synced accounts: direction, companies, last sync and its result."""
     workspace = state.workspace()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for account in workspace.accounts():
         rows.append({
             "name": account.name,

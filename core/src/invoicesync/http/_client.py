@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -81,7 +82,7 @@ class HttpClient:
         error_parser: ErrorParser | None = None,
         budget: Budget | None = None,
         transport: httpx.BaseTransport | None = None,
-        verify: str | bool = True,
+        verify: str | bool | ssl.SSLContext = True,
         timeout: float = 60.0,
         max_attempts: int = 6,
         backoff_initial: float = 0.5,
@@ -100,6 +101,8 @@ class HttpClient:
         self.backoff_max = backoff_max
         self.max_retry_after = max_retry_after
         self._sleep = sleep
+        if isinstance(verify, str):  # a CA bundle path, e.g. a sandbox's throw-away CA
+            verify = ssl.create_default_context(cafile=verify)
         self._client = httpx.Client(
             base_url=base_url,
             transport=transport,

@@ -180,7 +180,7 @@ class TokenAuth:
 class _CallbackHandler(http.server.BaseHTTPRequestHandler):
     server: _CallbackServer
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:
         parsed = urllib.parse.urlsplit(self.path)
         if parsed.path != "/callback":
             self.send_error(404)

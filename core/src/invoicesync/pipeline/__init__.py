@@ -92,10 +92,7 @@ def run_sync(
 
 def _select(workspace: Workspace, names: Sequence[str]) -> tuple[list[Account], list[Account]]:
     everything = workspace.accounts()
-    if names:
-        chosen = [workspace.account(n) for n in names]
-    else:
-        chosen = everything
+    chosen = [workspace.account(n) for n in names] if names else everything
     for account in chosen:
         workspace.plugins.get(account.plugin,
                               PluginKind.SOURCE if account.direction is AccountDirection.IMPORT else PluginKind.TARGET)

@@ -114,8 +114,13 @@ class ImportStage:
             seq = tracker.add()
             slots.acquire()
             future = pool.submit(self._fetch, account, company, ref, ctx, where)
-            future.add_done_callback(lambda _: (tracker.settle(seq), slots.release(),
-                                                self.progress.update(task, advance=1)))
+
+            def settled(_: object) -> None:
+                tracker.settle(seq)
+                slots.release()
+                self.progress.update(task, advance=1)
+
+            future.add_done_callback(settled)
 
         if not self.dry_run:
             for failure in self.state.failures(account.name, company.id):

@@ -81,13 +81,13 @@ class SyncReport:
 class Progress(Protocol):
     """Where the pipeline reports progress (``rich.progress.Progress`` fits this)."""
 
-    def add_task(self, description: str, total: float | None = ...) -> Any: ...
+    def add_task(self, description: str, *, total: float | None = ...) -> Any: ...
 
     def update(self, task_id: Any, *, total: float | None = ..., advance: float | None = ...) -> None: ...
 
 
 class NoProgress:
-    def add_task(self, description: str, total: float | None = None) -> int:
+    def add_task(self, description: str, *, total: float | None = None) -> int:
         return 0
 
     def update(self, task_id: Any, *, total: float | None = None, advance: float | None = None) -> None:

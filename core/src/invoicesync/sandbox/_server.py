@@ -38,7 +38,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        except Exception as exc:  # noqa: BLE001 - a sandbox bug must answer 500, not hang the client
+        except Exception as exc:
             log.exception("sandbox handler failed")
             response = Response.json({"error": {"code": "SandboxBug", "message": repr(exc)}}, 500)
         self._write(response)

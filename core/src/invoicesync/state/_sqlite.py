@@ -154,7 +154,8 @@ class SqliteStore:
     def set_cursor(self, account: str, company: str, cursor: str | None) -> None:
         self._exec(
             """INSERT INTO cursors VALUES (?, ?, ?, ?)
-               ON CONFLICT (account, company) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at""",
+               ON CONFLICT (account, company)
+               DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at""",
             (account, company, cursor, _now()),
         )
 

@@ -1,0 +1,72 @@
+"""The runner as ops use it: commands, JSON output and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from invoicesync.cli import cli
+from invoicesync.plugins import Plugins
+from invoicesync.testing import MemorySource, MemoryTarget
+
+
+def run(*args: str) -> tuple[int, str]:
+    """Exit code and everything printed (stdout and stderr interleaved)."""
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def run_json(*args: str) -> object:
+    result = CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False)
+    return json.loads(result.stdout)
+
+
+def test_plugins_lists_the_builtin_localfs() -> None:
+    data = run_json("plugins")
+    assert {"name": "localfs", "kind": "target"}.items() <= next(
+        p for p in data["plugins"] if p["name"] == "localfs").items()
+
+
+def test_the_whole_flow_with_exit_codes(cli_plugins: Plugins, memory_plugins: tuple[Plugins, MemorySource,
+                                                                                    MemoryTarget],
+                                        invoicesync_home: Path, tmp_path: Path) -> None:
+    _, source, _target = memory_plugins
+    assert run("connect", "memory")[0] == 0
+    code, output = run("connect", "localfs", "--name", "archive", "--root", str(tmp_path / "out"))
+    assert code == 0 and "Connected archive (localfs, export)" in output
+    accounts = run_json("accounts")
+    assert [(a["name"], a["direction"]) for a in accounts] == [("archive", "export"), ("memory", "import")]
+
+    code, output = run("sync", "--dry-run")
+    assert code == 0 and "Dry run: nothing was written" in output and "would write" in output
+    assert not (tmp_path / "out" / "Acme BV").exists()
+
+    source.records[2].broken = True
+    code, output = run("sync")
+    assert code == 1  # partial: one document failed, the rest went through
+    assert "24 new" in output and "m2" in output and "field TotalIncl" in output
+    source.records[2].broken = False
+    report = run_json("sync")
+    assert isinstance(report, dict)
+    assert (report["exit_code"], report["imported"]["new"], report["exported"]) == (0, 1, {"archive": {"delivered": 1}})
+
+    listing = run_json("documents", "--direction", "purchase")
+    assert len(listing) == 25 and all(d["deliveries"] == {"archive": "delivered"} for d in listing)
+    code, output = run("documents", "show", listing[0]["id"])
+    assert code == 0 and "archive: delivered" in output
+    assert run("documents", "open", listing[0]["id"], "--print-path")[1].strip().endswith(".pdf")
+
+    assert run("disconnect", "archive")[0] == 0
+    assert [a["name"] for a in run_json("accounts")] == ["memory"]  # type: ignore[attr-defined]
+
+
+def test_fatal_errors_exit_2_with_a_helpful_message(cli_plugins: Plugins, invoicesync_home: Path) -> None:
+    code, output = run("connect", "nosuch")
+    assert code == 2 and "no plugin called 'nosuch' is installed" in output
+    code, output = run("sync")
+    assert code == 2 and "no accounts to sync" in output
+    code, output = run("connect", "localfs", "--root", "x", "--colour", "blue")
+    assert code == 0  # unknown flags are plugin options, not settings
+    code, output = run("connect", "localfs", "--name", "bad", "--template", "{nope}")
+    assert (code == 2 and "invalid settings" in output) or "unknown template field" in output
