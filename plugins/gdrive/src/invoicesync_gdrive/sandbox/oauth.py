@@ -38,11 +38,16 @@ class OAuthServer:
         self.refresh_tokens: dict[str, str] = {}  # refresh token → scope
         self.access: dict[str, Grant] = {}
         self.refreshes = 0
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.service_key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                 serialization.NoEncryption()).decode()
-        self.service_public = key.public_key()
+        self._service_key: rsa.RSAPrivateKey | None = None
         self.service_key_id = secrets.token_hex(20)
+
+    @property
+    def service_key(self) -> rsa.RSAPrivateKey:
+        # Made on first use: RSA key generation is the slowest thing the sandbox does.
+        with self.lock:
+            if self._service_key is None:
+                self._service_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return self._service_key
 
     # -- for tests and demo accounts ---------------------------------------------------------
 
@@ -62,7 +67,9 @@ class OAuthServer:
     def service_account_key(self, token_uri: str) -> dict[str, str]:
         """A key file as the Cloud console hands it out (for the sandbox's one service account)."""
         return {"type": "service_account", "project_id": "sandbox-project", "private_key_id": self.service_key_id,
-                "private_key": self.service_key_pem, "client_email": SERVICE_ACCOUNT,
+                "private_key": self.service_key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption()).decode(), "client_email": SERVICE_ACCOUNT,
                 "client_id": "100000000000000000001", "token_uri": token_uri}
 
     def check(self, request: Request) -> Grant | None:
@@ -131,7 +138,7 @@ class OAuthServer:
 
     def _jwt_bearer(self, assertion: str, request: Request) -> Response:
         try:
-            claims = jwt.decode(assertion, self.service_public, algorithms=["RS256"],
+            claims = jwt.decode(assertion, self.service_key.public_key(), algorithms=["RS256"],
                                 audience=f"{request.base_url}/token", options={"require": ["iss", "exp", "iat"]})
         except jwt.PyJWTError as exc:
             return _oauth_error(400, "invalid_grant", f"Invalid JWT: {exc}")
