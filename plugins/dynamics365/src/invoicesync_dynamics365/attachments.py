@@ -24,6 +24,7 @@ from .documents import Kind
 DOCUMENT_ATTACHMENTS = "documentAttachments"
 INCOMING_ATTACHMENTS = "attachments"
 _FALLBACK_KEY = "attachment_entity"
+_MISSING_ENTITY_CODES = {"BadRequest_ResourceNotFound", "BadRequest_NotFound", None}
 #: The Incoming Document ``attachments`` entity only knows these purchase parent types.
 _INCOMING_PARENT_TYPES = {"Purchase Invoice"}
 
@@ -72,8 +73,9 @@ class Attacher:
     def _list(self, parent_id: str) -> dict[str, dict[str, Any]]:
         try:
             found = self.bc.find(self.company, self.entity, f"parentId eq {parent_id}")
-        except NotFoundError:
-            if self.entity != DOCUMENT_ATTACHMENTS:
+        except NotFoundError as exc:
+            # Only "no such entity set" means an older tenant; a missing record or company does not.
+            if self.entity != DOCUMENT_ATTACHMENTS or exc.code not in _MISSING_ENTITY_CODES:
                 raise
             # An older tenant without documentAttachments: use the Incoming Document entity.
             self.ctx.log.info("documentAttachments is not available; falling back to attachments")

@@ -8,6 +8,7 @@ expire, so ``apply`` simply asks msal every time. When Business Central refuses 
 
 from __future__ import annotations
 
+import ssl
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +41,12 @@ class MsalAuthenticator:
         self._secret = client_secret
         self._app: msal.ConfidentialClientApplication | None = None
         self._lock = threading.Lock()
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=settings.ca_bundle) if settings.ca_bundle \
+            else True
+        self._http = httpx.Client(verify=verify, timeout=settings.timeout)
+
+    def close(self) -> None:
+        self._http.close()
 
     # -- the Authenticator protocol ----------------------------------------------------------
 
@@ -84,8 +91,9 @@ class MsalAuthenticator:
                 client_credential=self._secret,
                 authority=settings.authority,
                 instance_discovery=None if known else False,
-                verify=settings.ca_bundle or True,
-                timeout=settings.timeout,
+                # msal's default (requests) lets REQUESTS_CA_BUNDLE override `verify`; an httpx
+                # client honours the configured CA exactly. msal accepts it as is.
+                http_client=self._http,
             )
         except ValueError as exc:  # msal's word for "the authority's discovery document is unreachable"
             raise AuthError(f"cannot use the Entra authority {settings.authority}: {exc}") from None
