@@ -103,7 +103,7 @@ def accounts(state: State, as_json: bool) -> None:
     for row in rows:
         companies = ", ".join(c["name"] for c in row["companies"]) or "-"
         last = row["last_sync"]
-        when = f"last sync {last['at']}" if last else "never synced"
+        when = f"last sync {last['at']} {last.get('result', '')}" if last else "never synced"
         click.echo(f"{row['name']:<20} {row['direction']:<7} {row['plugin']:<12} {when:<36} {companies}")
 
 

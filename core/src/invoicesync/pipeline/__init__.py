@@ -83,8 +83,7 @@ def run_sync(
     for worker in workers:
         worker.close()
         if not dry_run:
-            workspace.state.record_sync(worker.account.name, {"exported": dict(report.exported.get(
-                worker.account.name, {}))})
+            workspace.state.record_sync(worker.account.name, report.account_result(worker.account.name))
     for ctx in contexts:
         ctx.close()
     return report

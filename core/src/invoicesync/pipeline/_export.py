@@ -82,7 +82,14 @@ class TargetWorkers:
                     self._queue.put(_DONE)  # hand the stop signal to the next worker round
                     break
                 batch.append(item)
-            self._push([d for d in batch if isinstance(d, Document)])
+            documents = [d for d in batch if isinstance(d, Document)]
+            try:
+                self._push(documents)
+            except Exception as exc:  # noqa: BLE001 - a dead worker would stall the queue and hang the run
+                log.exception("%s: export worker error", self.account.name)
+                for document in documents:
+                    self.report.problem(self.account.name, document.id, f"internal error: {exc}")
+                    self._finish(document.id)
 
     def _push(self, documents: list[Document]) -> None:
         requests = []

@@ -95,7 +95,7 @@ class ImportStage:
                     self.report.problem(f"{account.name}/{company.name or company.id}", None,
                                         f"company {company.name} ({company.id}): {exc}")
         if not self.dry_run:
-            self.state.record_sync(account.name, {"imported": dict(self.report.imported)})
+            self.state.record_sync(account.name, self.report.account_result(account.name))
 
     def _company(self, account: Account, company: Company, ctx: Context, pool: ThreadPoolExecutor,
                  concurrency: int) -> None:
@@ -150,7 +150,7 @@ class ImportStage:
         except Exception as exc:  # noqa: BLE001 - one bad document must not stop the others
             message = redact(str(exc)) if isinstance(exc, InvoiceSyncError) else f"{type(exc).__name__}: {exc}"
             log.warning("%s: document %s failed: %s", where, ref.source_id, message)
-            self.report.count_import("failed")
+            self.report.count_import(account.name, "failed")
             self.report.problem(where, ref.source_id, message)
             if not self.dry_run:
                 self.state.record_failure(account.name, company.id, ref, message)
@@ -158,7 +158,7 @@ class ImportStage:
         outcome = "new" if self.dry_run else self.state.upsert_document(document)
         if not self.dry_run:
             self.state.clear_failure(account.name, company.id, ref.source_id)
-        self.report.count_import(outcome)
+        self.report.count_import(account.name, outcome)
         if outcome != "unchanged":
             self.deliver(document)
 
@@ -166,7 +166,7 @@ class ImportStage:
         document_id = Document.make_id(account.plugin, account.name, company.id, deletion.source_id)
         if self.dry_run:
             if self.state.get_document(document_id) is not None:
-                self.report.count_import("deleted")
+                self.report.count_import(account.name, "deleted")
             return
         if self.state.mark_deleted(document_id):
-            self.report.count_import("deleted")
+            self.report.count_import(account.name, "deleted")

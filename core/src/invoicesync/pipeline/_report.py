@@ -28,6 +28,7 @@ class Problem:
 class SyncReport:
     dry_run: bool = False
     imported: Counter[str] = field(default_factory=Counter)  # new / updated / unchanged / deleted / failed
+    imported_by_account: dict[str, Counter[str]] = field(default_factory=dict)
     exported: dict[str, Counter[str]] = field(default_factory=dict)  # target -> status counts
     skipped_reasons: dict[str, Counter[str]] = field(default_factory=dict)
     planned: list[dict[str, Any]] = field(default_factory=list)
@@ -35,9 +36,17 @@ class SyncReport:
     fatal: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count_import(self, outcome: str) -> None:
+    def count_import(self, account: str, outcome: str) -> None:
         with self._lock:
             self.imported[outcome] += 1
+            self.imported_by_account.setdefault(account, Counter())[outcome] += 1
+
+    def account_result(self, account: str) -> dict[str, Any]:
+        """What ``accounts`` shows as the last sync's result for one account."""
+        with self._lock:
+            problems = sum(1 for p in self.problems if p.where.split("/")[0] == account)
+            counts = dict(self.imported_by_account.get(account) or self.exported.get(account) or {})
+        return {"result": "ok" if not problems else "partial", "problems": problems, "counts": counts}
 
     def count_export(self, target: str, status: str, *, reason: str | None = None) -> None:
         with self._lock:
