@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .accounts import connect
 from .context import NonInteractiveUI, PluginKind
-from .errors import ConfigError
+from .errors import ConfigError, InvoiceSyncError
 from .pipeline import Progress, SyncReport, run_sync
 from .plugins import Plugins
 from .sandbox import RunningSandbox, serve
@@ -29,6 +29,7 @@ class DemoResult:
     folder: Path
     home: Path
     sandboxes: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  #: target plugins the demo could not use, and why
 
 
 def prepare_folder(folder: Path) -> None:
@@ -53,10 +54,18 @@ def run_demo(folder: Path, *, documents: int = 30, progress: Progress | None = N
         source = next((p for p in sources if p.name == PREFERRED_SOURCE), sources[0])
         targets = [p for p in workspace.plugins.of_kind(PluginKind.TARGET) if "sandbox" in p.hooks]
         result = DemoResult(SyncReport(), output, home)
-        for plugin in [source, *targets]:
-            running = stack.enter_context(_start_sandbox(workspace, plugin.name, documents))
+        running = stack.enter_context(_start_sandbox(workspace, source.name, documents))
+        result.sandboxes[source.name] = running.url
+        _connect_to_sandbox(workspace, source.name, running)
+        for plugin in targets:
+            # A target that cannot be used without a person (or is broken) must not stop the demo.
+            try:
+                running = stack.enter_context(_start_sandbox(workspace, plugin.name, documents))
+                _connect_to_sandbox(workspace, plugin.name, running)
+            except InvoiceSyncError as exc:
+                result.skipped[plugin.name] = str(exc)
+                continue
             result.sandboxes[plugin.name] = running.url
-            _connect_to_sandbox(workspace, plugin.name, running)
         connect(workspace, "localfs", ui=NonInteractiveUI(), name="demo-folder", settings={"root": str(output)})
         result.report = run_sync(workspace, progress=progress)
         return result

@@ -67,6 +67,8 @@ def demo(folder: Path, documents: int) -> None:
         result = run_demo(folder.resolve(), documents=documents, progress=progress)
     for name, url in result.sandboxes.items():
         click.echo(f"  sandbox {name}: {url} (stopped now)")
+    for name, reason in result.skipped.items():
+        click.echo(f"  skipped {name}: {reason}")
     print_summary(result.report)
     click.echo(f"\nThe invoices are in {result.folder}")
     click.echo(f"Look around:  INVOICESYNC_HOME={result.home} invoicesync documents")
