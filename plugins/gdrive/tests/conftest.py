@@ -26,7 +26,6 @@ from invoicesync import (
 from invoicesync.plugins import Plugins
 from invoicesync.sandbox import RunningSandbox
 from invoicesync.workspace import Workspace
-
 from invoicesync_gdrive import plugin as gdrive_plugin
 from invoicesync_gdrive.sandbox import DriveSandbox
 

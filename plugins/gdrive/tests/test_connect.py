@@ -11,7 +11,6 @@ import httpx
 import pytest
 from invoicesync import ConfigError, DeliveryStatus
 from invoicesync.testing import ScriptedUI
-
 from invoicesync_gdrive import plugin as gdrive_plugin
 from invoicesync_gdrive.sandbox import SHARED_DRIVE_ID
 from invoicesync_gdrive.sandbox.store import MY_DRIVE_ROOT

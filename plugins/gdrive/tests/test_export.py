@@ -7,7 +7,6 @@ import threading
 from typing import Any
 
 from invoicesync import DeliveryStatus
-
 from invoicesync_gdrive.sandbox.store import FOLDER_MIME
 from invoicesync_gdrive.upload import APP_DOCUMENT, APP_ROLE, APP_SHA256
 
@@ -91,7 +90,7 @@ def test_concurrent_pushes_never_duplicate_folders(drive: Any) -> None:
 
 
 def test_deleted_cached_folder_is_found_again(drive: Any) -> None:
-    [first] = drive.push([drive.document(1)])
+    [_first] = drive.push([drive.document(1)])
     folder = drive.app.find_path("invoicesync/Acme BV/2026/purchase")
     with drive.app.store.lock:
         del drive.app.store.files[folder.id]  # someone deleted it for good; our cache still names it

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from invoicesync import DeliveryStatus
-
 from invoicesync_gdrive.client import DriveClient
 
 MIB = 1024 * 1024
@@ -110,7 +109,6 @@ def test_big_upload_streams_with_bounded_memory(drive: Any) -> None:
     finally:
         tracemalloc.stop()
     assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
-    print(f"peak {peak / MIB:.2f} MiB")
     assert peak < 12 * MIB, f"peak {peak / MIB:.1f} MiB for a {size / MIB:.0f} MiB upload"
     file = drive.app.find_path("invoicesync/" + delivery.target_path)
     assert file.size == size and os.path.getsize(drive.app.store.content_path(file.id)) == size
