@@ -80,18 +80,25 @@ def _query(params: dict[str, str]) -> str:
 class BusinessCentral:
     """The entities this plugin touches, for one environment (``settings.api_base``)."""
 
-    def __init__(self, http: HttpClient) -> None:
+    def __init__(self, http: HttpClient, authenticator: MsalAuthenticator | None = None) -> None:
         self.http = http
+        self.authenticator = authenticator
+
+    def close(self) -> None:
+        """Close msal's HTTP client (core closes ``http`` with the context)."""
+        if self.authenticator is not None:
+            self.authenticator.close()
 
     @classmethod
     def for_context(cls, ctx: Context, secret: str) -> BusinessCentral:
         settings: Dynamics365Settings = ctx.settings
+        authenticator = MsalAuthenticator(settings, secret)
         http = ctx.http(
-            settings.api_base, service=SERVICE, auth=MsalAuthenticator(settings, secret),
+            settings.api_base, service=SERVICE, auth=authenticator,
             error_parser=parse_error, timeout=settings.timeout,
             headers={"Accept": "application/json"},
         )
-        return cls(http)
+        return cls(http, authenticator)
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -68,6 +68,8 @@ def auth(account: Account, ctx: Context) -> list[Company]:
                           f"{settings.tenant!r}; check the `environment` setting ({exc})") from None
     except RemoteError as exc:
         raise AuthError(f"could not list the Business Central companies: {exc}") from None
+    finally:
+        bc.close()
     # Only a login that worked is worth keeping.
     ctx.secrets.set(SECRET_KEY, secret)
     if not companies:
@@ -94,7 +96,10 @@ def push_documents(account: Account, requests: list[PushRequest], ctx: Context) 
         raise ConfigError(f"account {account.name!r} has no Business Central company; "
                           "run `invoicesync connect` and pick one, or set `company_id`")
     bc = BusinessCentral.for_context(ctx, client_secret(ctx, ask=False))
-    yield from Exporter(bc, company, ctx).push(requests)
+    try:
+        yield from Exporter(bc, company, ctx).push(requests)
+    finally:
+        bc.close()
 
 
 @hookimpl

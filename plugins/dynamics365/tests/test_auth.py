@@ -1,0 +1,147 @@
+"""Connecting: real msal against the sandbox's Entra (TLS, throw-away CA), companies, wrong setups."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import httpx
+import msal
+import pytest
+from invoicesync import AuthError, ConfigError, DeliveryStatus
+from invoicesync.testing import ScriptedUI
+from invoicesync_dynamics365 import plugin
+from invoicesync_dynamics365.auth import MsalAuthenticator
+from invoicesync_dynamics365.sandbox import DEMO_CLIENT_ID, DEMO_SECRET, EntraApp
+from invoicesync_dynamics365.settings import BC_SCOPE, Dynamics365Settings
+
+TOKEN = r"/oauth2/v2\.0/token$"
+
+
+def test_real_msal_gets_a_token_from_the_sandbox(bc: Any) -> None:
+    app = msal.ConfidentialClientApplication(
+        DEMO_CLIENT_ID, client_credential=DEMO_SECRET, authority=f"{bc.running.url}/{bc.app.entra.tenant}",
+        instance_discovery=False,
+        http_client=httpx.Client(verify=ssl.create_default_context(cafile=str(bc.running.ca_file))),
+    )
+    first = app.acquire_token_for_client(scopes=[BC_SCOPE])
+    assert first.get("token_source") == "identity_provider", first
+    assert first["token_type"] == "Bearer" and first["access_token"] in bc.app.entra.tokens
+    second = app.acquire_token_for_client(scopes=[BC_SCOPE])
+    assert second["token_source"] == "cache" and bc.app.count("POST", TOKEN) == 1
+    assert bc.app.count("GET", r"/v2\.0/\.well-known/openid-configuration$") == 1
+
+
+def test_real_msal_error_for_a_wrong_secret(bc: Any) -> None:
+    app = msal.ConfidentialClientApplication(
+        DEMO_CLIENT_ID, client_credential="wrong", authority=f"{bc.running.url}/{bc.app.entra.tenant}",
+        instance_discovery=False,
+        http_client=httpx.Client(verify=ssl.create_default_context(cafile=str(bc.running.ca_file))),
+    )
+    result = app.acquire_token_for_client(scopes=[BC_SCOPE])
+    assert result["error"] == "invalid_client" and 7000215 in result["error_codes"]
+
+
+def test_msal_instance_discovery_endpoint_is_served(bc: Any) -> None:
+    response = httpx.get(f"{bc.running.url}/common/discovery/instance",
+                         params={"api-version": "1.1", "authorization_endpoint":
+                                 f"{bc.running.url}/{bc.app.entra.tenant}/oauth2/v2.0/authorize"},
+                         verify=ssl.create_default_context(cafile=str(bc.running.ca_file)))
+    assert response.json()["tenant_discovery_endpoint"].endswith(
+        f"/{bc.app.entra.tenant}/v2.0/.well-known/openid-configuration")
+
+
+def test_auth_lists_companies_and_stores_a_prompted_secret(bc: Any) -> None:
+    bc.company  # noqa: B018 - the fixture's company
+    other = bc.app.add_company("CRONUS BE Subsidiary")
+    bc.workspace.secrets("bc").delete("client_secret")
+    ui = ScriptedUI(answers={"client secret": DEMO_SECRET})
+    ctx = bc.context(ui=ui)
+    companies = plugin.auth(bc.account, ctx)
+    assert {c.name for c in companies} == {"CRONUS BE", "CRONUS BE Subsidiary"}
+    assert {c.id for c in companies} == {bc.company.id, other.id}
+    assert bc.workspace.secrets("bc").get("client_secret") == DEMO_SECRET
+    assert not any(DEMO_SECRET in line for line in ui.output)
+    chosen = plugin.auth(bc.account, bc.context(options={"company": "CRONUS BE Subsidiary"}))
+    assert [c.id for c in chosen] == [other.id]
+    with pytest.raises(ConfigError, match="no company 'Nope'"):
+        plugin.auth(bc.account, bc.context(options={"company": "Nope"}))
+
+
+def test_wrong_secret_says_what_to_fix_and_is_not_stored(bc: Any) -> None:
+    bc.workspace.secrets("bc").delete("client_secret")
+    ui = ScriptedUI(answers={"client secret": "not-the-secret"})
+    with pytest.raises(AuthError, match=r"AADSTS7000215.*client secret is wrong") as err:
+        plugin.auth(bc.account, bc.context(ui=ui))
+    assert "not-the-secret" not in str(err.value)
+    assert bc.workspace.secrets("bc").get("client_secret") is None
+
+
+def test_unknown_client_id(bc: Any) -> None:
+    bc.set(client_id="00000000-1111-2222-3333-444444444444")
+    with pytest.raises(AuthError, match=r"AADSTS700016.*client_id"):
+        plugin.auth(bc.account, bc.context())
+
+
+def test_unknown_tenant(bc: Any) -> None:
+    bc.set(tenant="nobody.onmicrosoft.com")
+    with pytest.raises(AuthError, match="tenant"):
+        plugin.auth(bc.account, bc.context())
+
+
+def test_app_not_registered_in_business_central(bc: Any) -> None:
+    bc.app.entra.apps[DEMO_CLIENT_ID].registered_in_bc = False
+    with pytest.raises(AuthError, match=r"Microsoft Entra Applications.*State = Enabled"):
+        plugin.auth(bc.account, bc.context())
+
+
+def test_missing_permission(bc: Any) -> None:
+    bc.app.entra.apps[DEMO_CLIENT_ID].roles = set()
+    with pytest.raises(AuthError, match="permission"):
+        plugin.auth(bc.account, bc.context())
+
+
+def test_setup_error_during_export_stops_the_batch(bc: Any) -> None:
+    bc.app.entra.apps[DEMO_CLIENT_ID].registered_in_bc = False
+    with pytest.raises(AuthError, match="Microsoft Entra Applications"):
+        bc.push(bc.document())
+
+
+def test_unknown_environment(bc: Any) -> None:
+    bc.set(environment="staging")
+    with pytest.raises(ConfigError, match="no environment 'staging'"):
+        plugin.auth(bc.account, bc.context())
+
+
+def test_refused_token_is_replaced(bc: Any) -> None:
+    assert bc.push(bc.document())[0].status is DeliveryStatus.DELIVERED
+    settings = Dynamics365Settings.model_validate(bc.account.settings)
+    authenticator = MsalAuthenticator(settings, DEMO_SECRET)
+    first = authenticator.token()
+    assert authenticator.token() == first  # msal's cache
+    bc.app.entra.revoke_all()  # BC will now answer 401 to that token
+    ctx = bc.context()
+    from invoicesync_dynamics365.client import BusinessCentral
+
+    client = BusinessCentral(ctx.http(settings.api_base, auth=authenticator))
+    assert [c["id"] for c in client.companies()] == [bc.company.id]
+    assert authenticator.token() != first
+    ctx.close()
+    authenticator.close()
+
+
+def test_http_authority_is_refused(bc: Any) -> None:
+    bc.set(authority_host=bc.running.url.replace("https://", "http://"))
+    with pytest.raises(ConfigError, match="https"):
+        plugin.auth(bc.account, bc.context())
+
+
+def test_plugin_info_declares_the_limits() -> None:
+    info = plugin.plugin_info()
+    assert (info.budget_requests, info.budget_period) == (6000, 300.0)
+    assert info.concurrency <= 5 and "client_secret" in info.secrets
+
+
+def test_secret_unknown_app_registration(bc: Any) -> None:
+    bc.app.entra.apps["other"] = EntraApp("other", "x")  # a second app does not confuse the first
+    assert plugin.auth(bc.account, bc.context())

@@ -1,0 +1,42 @@
+"""End to end through the core runner: memory source → library → Business Central sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from invoicesync import NonInteractiveUI, PluginKind
+from invoicesync.accounts import connect
+from invoicesync.pipeline import EXIT_OK, run_sync
+from invoicesync.plugins import Plugins
+from invoicesync.sandbox import RunningSandbox
+from invoicesync.testing import MemorySource
+from invoicesync.workspace import Workspace
+from invoicesync_dynamics365 import plugin
+from invoicesync_dynamics365.sandbox import DEMO_SECRET, BusinessCentralSandbox
+
+
+def test_sync_exports_each_purchase_invoice_once(workspace_factory: Callable[..., Workspace],
+                                                  serve_sandbox: Callable[..., RunningSandbox]) -> None:
+    app = BusinessCentralSandbox()
+    company = app.add_company("CRONUS BE")
+    company.add_vendor("Supplier NV", "BE 0999.999.999")
+    running = serve_sandbox(app, tls=True)
+    app.ca_file = str(running.ca_file)
+    source = MemorySource(12)
+    workspace = workspace_factory(plugins=Plugins.from_objects({
+        "memory": (PluginKind.SOURCE, source), "dynamics365": (PluginKind.TARGET, plugin)}))
+    connect(workspace, "memory", ui=NonInteractiveUI(), name="src", companies=("*",))
+    workspace.secrets("bc").set("client_secret", DEMO_SECRET)
+    settings = {k: v for k, v in app.account_settings(running.url).items() if k != "create_missing_vendors"}
+    connect(workspace, "dynamics365", ui=NonInteractiveUI(), name="bc", settings=settings, companies=("*",))
+
+    report = run_sync(workspace)
+    assert report.exit_code == EXIT_OK, report
+    invoices = company.documents["purchaseInvoices"].values()
+    assert sorted(i["vendorInvoiceNumber"] for i in invoices) == [f"INV-{i:04d}" for i in range(12)]
+    assert len(company.attachments["documentAttachments"]) == 12
+    writes = app.count("POST", r"/api/v2\.0/")
+
+    again = run_sync(workspace, full=True)
+    assert again.exit_code == EXIT_OK, again
+    assert app.count("POST", r"/api/v2\.0/") == writes and company.posted == 0
