@@ -1,0 +1,86 @@
+"""Faults: rate limits (429 JSON and plain text, Retry-After), 5xx, and namespace lock contention
+(``too_many_write_operations``) both injected and provoked for real by concurrent writers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from invoicesync import DeliveryStatus
+
+
+def _pdf(i: int) -> bytes:
+    return f"%PDF fault {i}".encode()
+
+
+def test_429_with_retry_after_is_honoured(env: Any) -> None:
+    env.configure(batch_commit=False)
+    env.app.add_fault("status:status=429,code=too_many_requests,path=/2/files/upload$,headers.Retry-After=1")
+    started = time.monotonic()
+    [delivery] = env.push([env.document("F-1", pdf=_pdf(1))])
+    assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+    assert time.monotonic() - started >= 1.0  # waited as told, not an immediate resend
+    assert [s for m, p, s in env.app.requests if p == "/2/files/upload"] == [429, 200]
+
+
+def test_retry_after_only_in_the_json_body_is_honoured(env: Any) -> None:
+    env.configure(batch_commit=False)
+    body = {"error_summary": "too_many_requests/..", "error": {"reason": {".tag": "too_many_requests"},
+                                                                "retry_after": 1}}
+    env.app.add_fault({"status": 429, "path": r"/2/files/upload$", "body": body})
+    started = time.monotonic()
+    [delivery] = env.push([env.document("F-2", pdf=_pdf(2))])
+    assert delivery.status is DeliveryStatus.DELIVERED
+    assert time.monotonic() - started >= 1.0
+
+
+def test_plain_text_429_is_retried(env: Any) -> None:
+    env.app.add_fault("status:status=429,code=text,path=finish_batch_v2$")
+    deliveries = env.push([env.document("F-3", pdf=_pdf(3)), env.document("F-4", pdf=_pdf(4))])
+    assert [d.status for d in deliveries] == [DeliveryStatus.DELIVERED] * 2
+    assert env.app.count("POST", "finish_batch_v2$") == 2
+
+
+def test_server_errors_back_off_and_retry(env: Any) -> None:
+    env.configure(batch_commit=False)
+    env.app.add_fault({"status": 503, "path": r"/2/files/upload$", "times": 2})
+    env.app.add_fault({"status": 500, "path": r"/2/files/get_metadata$", "times": 1})
+    [delivery] = env.push([env.document("F-5", pdf=_pdf(5))])
+    assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+    assert [s for m, p, s in env.app.requests if p == "/2/files/upload"] == [503, 503, 200]
+
+
+def test_too_many_write_operations_inside_a_409_is_retried(env: Any) -> None:
+    env.configure(batch_commit=False)
+    env.app.add_fault({"status": 409, "path": r"/2/files/upload$", "code": "path/too_many_write_operations"})
+    [delivery] = env.push([env.document("F-6", pdf=_pdf(6))])
+    assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+    assert [s for m, p, s in env.app.requests if p == "/2/files/upload"] == [409, 200]
+
+
+def test_persistent_rate_limit_fails_documents_not_the_run(env: Any) -> None:
+    env.configure(batch_commit=False)
+    env.app.add_fault({"status": 429, "path": r"/2/files/upload$", "times": None, "code": "too_many_write_operations"})
+    deliveries = env.push([env.document("F-7", pdf=_pdf(7)), env.document("F-8", pdf=_pdf(8))])
+    assert [d.status for d in deliveries] == [DeliveryStatus.FAILED] * 2
+    assert all("rate limited" in (d.message or "") for d in deliveries)
+
+
+def test_real_lock_contention_between_concurrent_writers_is_survived(make_env: Any) -> None:
+    # One write at a time, each holding the namespace lock a while: parallel uploads must collide.
+    env = make_env(write_limit=1, write_hold=0.1, retry_after=1)
+    env.configure(batch_commit=False)
+    results: list[Any] = []
+
+    def worker(n: int) -> None:
+        results.extend(env.push([env.document(f"W-{n}-{i}", pdf=f"%PDF {n} {i}".encode()) for i in range(2)]))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert env.app.namespace.contended >= 1  # the sandbox did refuse some writes...
+    assert [d.status for d in results] == [DeliveryStatus.DELIVERED] * 4  # ...and every one got through
+    assert len([e for e in env.app.namespace.entries.values() if e.kind == "file"]) == 4
