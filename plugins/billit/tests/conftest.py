@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-
 from invoicesync import Account, AccountDirection, Checkpoint, Company, Deletion, Document, DocumentRef, PluginKind
 from invoicesync.context import Context
 from invoicesync.plugins import Plugins
@@ -79,6 +78,15 @@ class Harness:
 
     def secret(self, key: str) -> str | None:
         return self.workspace.secrets(self.account.name).get(key)
+
+
+@pytest.fixture(autouse=True)
+def _no_nagle(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Core's loopback server writes headers and body separately; with Nagle + delayed ACK every
+    # small answer then waits ~40 ms. TCP_NODELAY (a core one-liner, reported) avoids that.
+    from invoicesync.sandbox import _server
+
+    monkeypatch.setattr(_server._Handler, "disable_nagle_algorithm", True, raising=False)
 
 
 @pytest.fixture

@@ -89,6 +89,7 @@ class Cursor:
     last_modified: str | None = None
     ids: list[int] = field(default_factory=list)
     deleted_since: str | None = None
+    deleted_ids: list[int] = field(default_factory=list)  # deletions reported at that instant
 
     @classmethod
     def parse(cls, text: str | None) -> Cursor:
@@ -101,7 +102,8 @@ class Cursor:
         if not isinstance(data, dict):
             return cls()
         ids = [i for i in data.get("ids") or [] if isinstance(i, int)]
-        return cls(data.get("lm"), ids, data.get("del"))
+        deleted_ids = [i for i in data.get("dids") or [] if isinstance(i, int)]
+        return cls(data.get("lm"), ids, data.get("del"), deleted_ids)
 
     def dump(self) -> str:
         data: dict[str, Any] = {"lm": self.last_modified}
@@ -109,6 +111,8 @@ class Cursor:
             data["ids"] = sorted(self.ids)
         if self.deleted_since:
             data["del"] = self.deleted_since
+            if self.deleted_ids and len(self.deleted_ids) <= MAX_CURSOR_IDS:
+                data["dids"] = sorted(self.deleted_ids)
         return json.dumps(data, separators=(",", ":"))
 
 
@@ -225,6 +229,7 @@ class OrderLister:
         both a page envelope and a bare array, of objects or of bare ids, are understood."""
         since = parse_timestamp(cursor.deleted_since)
         newest = since
+        at_newest = set(cursor.deleted_ids)
         request: tuple[str, dict[str, Any] | None] | None = (DELETED, None)
         pages = 0
         while request is not None and pages < 10_000:
@@ -236,12 +241,16 @@ class OrderLister:
                 if isinstance(order_id, bool) or not isinstance(order_id, int):
                     continue
                 stamp = parse_timestamp(item.get("LastModified")) if isinstance(item, dict) else None
-                if stamp is not None and since is not None and stamp < since:
+                if stamp is not None and since is not None and (
+                        stamp < since or (stamp == since and order_id in cursor.deleted_ids)):
                     continue  # reported by an earlier run
+                if stamp is not None and (newest is None or stamp > newest):
+                    newest, at_newest = stamp, set()
+                    cursor.deleted_since = str(item["LastModified"])
+                if stamp is not None and stamp == newest:
+                    at_newest.add(order_id)
                 if isinstance(item, dict) and not self._wanted(item):
                     continue
-                if stamp is not None and (newest is None or stamp > newest):
-                    newest = stamp
-                    cursor.deleted_since = str(item["LastModified"])
                 yield Deletion(source_id=str(order_id), deleted_at=localize(stamp))
             request = (next_link, None) if next_link else None
+        cursor.deleted_ids = sorted(at_newest)

@@ -54,6 +54,7 @@ class BillitSandbox(SandboxApp):
         self.files: dict[str, StoredFile] = {}
         self.api_keys = {DEMO_API_KEY}
         self.unreachable: set[int] = set()  # PartyIDs the user lost access to
+        self.order_queries: list[dict[str, str]] = []  # query options of each GET /v1/orders
         self.oauth = OAuthState(clients=[OAuthClient(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)],
                                 users={DEMO_USER[0]: DEMO_USER[1]}, token_lifetime=token_lifetime)
         self._last_stamp = datetime(2025, 1, 1)
@@ -260,6 +261,7 @@ class BillitSandbox(SandboxApp):
             return company
         with self.data_lock:
             rows = list(company.orders.values())
+            self.order_queries.append({k: v[0] for k, v in request.query.items()})
         return self._page(request, rows, "/v1/orders")
 
     def _deleted(self, request: Request) -> Response:
