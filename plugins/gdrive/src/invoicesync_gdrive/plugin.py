@@ -13,7 +13,7 @@ from .client import DriveClient
 from .export import Exporter
 from .folders import FolderTree
 from .sandbox import DriveSandbox
-from .settings import SECRETS, GDriveSettings
+from .settings import SECRET_TOKEN, SECRETS, GDriveSettings
 
 
 @hookimpl
@@ -37,8 +37,11 @@ def auth(account: Account, ctx: Context) -> list[Company]:
     settings.check_mode()
     if settings.auth_mode == "service_account":
         connect_service_account(ctx, settings)
-    else:
+    elif ctx.ui.interactive or not ctx.secrets.get(SECRET_TOKEN):
         connect_user(ctx, settings)
+    else:
+        # Scripts and the demo connect without a person: reuse the stored login (checked below).
+        ctx.ui.echo("Using the stored Google login.")
     if not ctx.dry_run:
         client = DriveClient(ctx, settings, build_auth(ctx, settings))
         root = FolderTree(client, ctx.kv, account.name).root(refresh=True)
