@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from invoicesync import Context
+from invoicesync import Context, RemoteError
 from invoicesync.http import Authenticator, iter_pages
 
 from .errors import SERVICE, DriveError, classify, is_not_found, parse_error
@@ -46,8 +46,11 @@ class UploadProgress:
     file: dict[str, Any] | None = None
 
 
-class SessionGoneError(Exception):
-    """The resumable session URI is unknown or expired (404/410): start a new session."""
+class SessionGoneError(RemoteError):
+    """The resumable session URI is unknown or expired (404/410): start a new session.
+
+    A ``RemoteError``, so a session lost mid-upload fails only its document; the next attempt's
+    status query sees it gone and opens a new session."""
 
 
 class DriveClient:
@@ -146,7 +149,8 @@ class DriveClient:
         if response.status_code == 308:
             return UploadProgress(received=_range_end(response.headers.get("Range")))
         if response.status_code in (404, 410):
-            raise SessionGoneError(f"upload session is gone ({response.status_code})")
+            raise SessionGoneError("the upload session is gone (expired or unknown)", status=response.status_code,
+                                   service=SERVICE)
         self.upload.raise_for_status(response)
         body = response.json()
         return UploadProgress(received=int(body.get("size") or 0), file=body)
