@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from invoicesync import Settings
+from invoicesync import ConfigError, Settings
 from invoicesync.naming import validate_template
 from pydantic import Field, field_validator
 
@@ -42,7 +42,10 @@ class DropboxSettings(Settings):
     def _template_is_usable(cls, value: str) -> str:
         if not value.startswith("/"):
             value = "/" + value
-        validate_template(value.lstrip("/"))
+        try:
+            validate_template(value.lstrip("/"))
+        except ConfigError as exc:  # pydantic reports ValueErrors, with the field name
+            raise ValueError(str(exc)) from None
         return value
 
     @field_validator("chunk_size")

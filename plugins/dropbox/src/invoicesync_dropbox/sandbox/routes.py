@@ -16,7 +16,7 @@ from typing import Any
 from invoicesync.sandbox import Request, Response
 
 from .sessions import Session, SessionError, Sessions, lookup_failed
-from .store import BadInputError, Entry, Namespace, RouteError, TooManyWritesError, check_path
+from .store import BadInputError, Entry, Namespace, RouteError, TooManyWritesError, check_names, check_path
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 MAX_BATCH = 1000
@@ -200,7 +200,7 @@ class DropboxRoutes:
                 found = next((e for e in self.namespace.entries.values() if e.id == path), None)
         else:
             try:
-                check_path(path, route)
+                check_names(check_path(path, route))
             except RouteError:
                 raise RouteError({".tag": "path", "path": {".tag": "malformed_path"}}) from None
             found = self.namespace.get(str(path))

@@ -57,13 +57,18 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_path(path: Any, route: str, *, field: str = "path") -> str:
-    """Validate a write path like the API: the pattern (400) and each name (409 WriteError)."""
+    """Validate a path argument against the API's pattern (a 400 when it does not match)."""
     if not isinstance(path, str):
         raise BadInputError(f'Error in call to API function "{route}": {field}: '
                             f"expected string, got {type(path).__name__}")
     if not path.startswith("/") and not path.startswith(("id:", "ns:")):
         raise BadInputError(f"Error in call to API function \"{route}\": {field}: '{path}' did not match pattern "
                        "'(/(.|[\\r\\n])*)|(ns:[0-9]+(/.*)?)|(id:.*)'")
+    return unicodedata.normalize("NFC", path)
+
+
+def check_names(path: str) -> None:
+    """The names in a write path (a WriteError, which each route wraps in its own union)."""
     if not path.startswith("/"):
         raise RouteError(write_error("malformed_path"))  # ids and namespaces are not emulated
     names = path[1:].split("/")
@@ -72,7 +77,6 @@ def check_path(path: Any, route: str, *, field: str = "path") -> str:
     for name in names:
         if "\\" in name or _CONTROL.search(name) or len(name.encode()) > 255:
             raise RouteError(write_error("disallowed_name"))
-    return unicodedata.normalize("NFC", path)
 
 
 def _now() -> str:
@@ -187,6 +191,7 @@ class Namespace:
     def commit(self, path: str, mode: dict[str, Any], data: Path, size: int, *, autorename: bool = False,
                strict_conflict: bool = False, client_modified: str | None = None) -> Entry:
         """Store ``data`` (a file on disk, moved in) at ``path`` under ``mode``'s rules."""
+        check_names(path)
         digest = _hash_file(data, size)
         with self.lock:
             self._ancestors_ok(path)
@@ -238,6 +243,7 @@ class Namespace:
         raise RouteError(conflict("file"))
 
     def create_folder(self, path: str, autorename: bool) -> Entry:
+        check_names(path)
         with self.lock:
             self._ancestors_ok(path)
             existing = self.entries.get(normalize_key(path))
