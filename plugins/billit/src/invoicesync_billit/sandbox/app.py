@@ -133,8 +133,8 @@ class BillitSandbox(SandboxApp):
         bump LastModified (to ``at`` if given); the PDF/UBL are re-rendered like Billit does."""
         with self.data_lock:
             _, order = self._find(order_id)
-            order.update(changes)
             order["LastModified"] = wire_time(at or self.next_stamp())
+            order.update(changes)  # after the stamp: a test may break LastModified itself
             if at is not None:
                 self._last_stamp = max(self._last_stamp, at)
             if regenerate and isinstance(order.get("OrderNumber"), str):
