@@ -1,0 +1,55 @@
+"""End to end through core's runner: Billit sandbox → library → a memory target, run after run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from invoicesync import NonInteractiveUI, PluginKind
+from invoicesync.accounts import connect
+from invoicesync.pipeline import EXIT_OK, EXIT_PARTIAL, run_sync
+from invoicesync.plugins import Plugins
+from invoicesync.testing import MemoryTarget
+from invoicesync.workspace import Workspace
+from invoicesync_billit import plugin
+from invoicesync_billit.sandbox import BillitSandbox
+
+
+def test_sync_imports_every_wanted_order_once_and_follows_changes(
+        workspace_factory: Callable[..., Workspace], serve_sandbox: Any) -> None:
+    app = BillitSandbox(documents=150, companies=2, seed=4)
+    running = serve_sandbox(app)
+    target = MemoryTarget()
+    workspace = workspace_factory(plugins=Plugins.from_objects({
+        "billit": (PluginKind.SOURCE, plugin), "memory": (PluginKind.TARGET, target)}))
+    for key, value in app.account_secrets().items():
+        workspace.secrets("books").set(key, value)
+    account = connect(workspace, "billit", ui=NonInteractiveUI(), name="books",
+                      settings=app.account_settings(running.url), companies=("*",))
+    connect(workspace, "memory", ui=NonInteractiveUI(), name="archive")
+    assert len(account.companies) == 2
+    wanted = sum(1 for c in app.companies for o in c.orders.values() if o["OrderType"] in ("Invoice", "CreditNote"))
+
+    first = run_sync(workspace)
+    assert first.exit_code == EXIT_OK, first.as_dict()
+    assert first.imported["new"] == wanted
+    assert target.writes == wanted
+
+    # Edits, a deletion and one malformed order: the bad one alone fails, named.
+    orders = sorted(o for o in app.company().orders if app.company().orders[o]["OrderType"] == "Invoice")
+    app.edit_order(orders[0], Paid=True, OrderStatus="Paid")
+    app.delete_order(orders[1])
+    app.edit_order(orders[2], regenerate=False, TotalIncl="12,50")
+    bad_number = app.company().orders[orders[2]]["OrderNumber"]
+
+    second = run_sync(workspace)
+    assert second.exit_code == EXIT_PARTIAL
+    assert second.imported["updated"] == 1 and second.imported["deleted"] == 1
+    assert [p for p in second.problems if bad_number in (p.document or "") + p.message]
+    assert target.writes == wanted + 1
+
+    app.edit_order(orders[2], regenerate=False, TotalIncl=99.0)
+    third = run_sync(workspace)
+    assert third.exit_code == EXIT_OK, third.as_dict()
+    assert third.imported["updated"] == 1 and not third.imported["new"]
+    assert target.writes == wanted + 2
