@@ -1,7 +1,9 @@
 """Test helpers for invoicesync and for connector authors (published as a pytest plugin).
 
-    pytest fixtures: ``invoicesync_home``, ``workspace_factory``, ``serve_sandbox``, ``cli``
-    helpers:         ``ScriptedUI``, ``memory_source``, ``memory_target``
+    pytest fixtures: ``invoicesync_home``, ``workspace_factory``, ``serve_sandbox``,
+                     ``invoicesync_cli``, ``memory_source``, ``memory_target``
+    helpers:         ``ScriptedUI``, ``MemorySource``, ``MemoryTarget``
+    conformance:     ``invoicesync.testing.conformance`` (``SourceConformance``, ``TargetConformance``)
 """
 
 from ._ui import ScriptedUI

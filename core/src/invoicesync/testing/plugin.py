@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ..plugins import Plugins
 from ..sandbox import RunningSandbox, SandboxApp, serve
 from ..workspace import Workspace
+from .memory import MemorySource, MemoryTarget
+
+if TYPE_CHECKING:
+    from click.testing import Result
 
 
 @pytest.fixture
@@ -52,3 +56,37 @@ def serve_sandbox() -> Iterator[Callable[..., RunningSandbox]]:
     yield start
     for server in running:
         server.stop()
+
+
+@pytest.fixture
+def invoicesync_cli(invoicesync_home: Path) -> Callable[..., Result]:
+    """``invoicesync_cli(*args, plugins=None, input=None)``: run the ``invoicesync`` command on the
+    isolated home and return click's ``Result``. With ``plugins`` (e.g. ``Plugins.from_objects``),
+    the command sees those instead of the installed ones."""
+    from click.testing import CliRunner
+
+    from .. import plugins as plugins_module
+    from ..cli import cli
+
+    def run(*args: object, plugins: Plugins | None = None, input: str | None = None) -> Result:
+        previous = plugins_module._installed
+        if plugins is not None:
+            plugins_module._installed = plugins
+        try:
+            return CliRunner().invoke(cli, [str(a) for a in args], input=input, catch_exceptions=False)
+        finally:
+            plugins_module._installed = previous
+
+    return run
+
+
+@pytest.fixture
+def memory_source() -> MemorySource:
+    """An in-memory source with five documents (register it with ``Plugins.from_objects``)."""
+    return MemorySource(5)
+
+
+@pytest.fixture
+def memory_target() -> MemoryTarget:
+    """An in-memory target that counts its writes."""
+    return MemoryTarget()

@@ -244,12 +244,13 @@ class TargetConformance:
         report = env.sync()
         assert report.exit_code == EXIT_OK, [p.message for p in report.problems]
         self._assert_settled(env, documents)
+        self._assert_each_once(env, documents)
+        assert sorted(self.stored_objects(env), key=repr) == before, "the re-push rewrote or added objects"
+        assert self.write_count(env) == writes, "the re-push sent writes to the target"
         assert report.exported[TARGET].get("delivered", 0) == 0, (
             f"a re-push of unchanged documents reported {report.exported[TARGET]['delivered']} as delivered "
             "(written now); a target that finds its object should report 'unchanged'"
         )
-        assert sorted(self.stored_objects(env), key=repr) == before, "the re-push rewrote or added objects"
-        assert self.write_count(env) == writes, "the re-push sent writes to the target"
 
     def test_colliding_names_both_land_distinct(self, target_env: TargetEnv) -> None:
         skip_if_declared(self.skip_checks, "collisions")

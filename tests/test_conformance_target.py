@@ -1,0 +1,64 @@
+"""The target conformance suite: localfs and a reference folder target pass it, and each check
+fails on a reference target with the one bug that check is about."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from invoicesync import Document
+from invoicesync.naming import DEFAULT_TEMPLATE
+from invoicesync.testing.conformance import StoredObject, TargetConformance, TargetEnv, objects_in_folder
+
+sys.path.insert(0, str(Path(__file__).parent))  # the reference connectors in conformance_fixtures/
+
+from conformance_fixtures.foldertarget import FolderTargetSuite, block_path, unblock
+
+pytest_plugins = ["pytester"]
+
+
+class TestLocalFs(TargetConformance):
+    """The built-in local folder target, as installed (entry point ``localfs``)."""
+
+    plugin = "localfs"
+
+    def account_settings(self, env: TargetEnv) -> dict[str, object]:
+        return {"root": str(env.tmp_path / "out")}
+
+    def stored_objects(self, env: TargetEnv) -> list[StoredObject]:
+        return objects_in_folder(env.tmp_path / "out")
+
+    def break_one_document(self, env: TargetEnv, documents: list[Document]) -> str | None:
+        return block_path(env.tmp_path / "out", documents[1], DEFAULT_TEMPLATE)
+
+    def repair(self, env: TargetEnv) -> None:
+        unblock(env.tmp_path / "out")
+
+
+class TestReferenceFolder(FolderTargetSuite):
+    """The whole suite, on the reference folder target with no bug switched on."""
+
+
+BROKEN = [
+    ("write_blind", "test_repush_after_lost_ledger_writes_nothing", "copies of its PDF"),
+    ("write_blind", "test_crash_between_write_and_ledger_leaves_no_duplicate", "copies of its PDF"),
+    ("overwrite_collisions", "test_colliding_names_both_land_distinct", "copies of its PDF"),
+    ("read_whole_file", "test_large_file_streams_with_bounded_memory", "stream it in chunks"),
+    ("fail_whole_batch", "test_partial_failure_is_reported_per_document", "expected exactly one failed"),
+]
+
+
+@pytest.mark.parametrize(("knob", "check", "says"), BROKEN, ids=[f"{b[0]}-{b[1][5:]}" for b in BROKEN])
+def test_each_check_fails_on_a_target_with_that_bug(pytester: pytest.Pytester, knob: str, check: str,
+                                                    says: str) -> None:
+    pytester.syspathinsert(Path(__file__).parent)
+    pytester.makepyfile(test_broken=f"""
+        from conformance_fixtures.foldertarget import FolderTargetSuite
+
+        class TestBroken(FolderTargetSuite):
+            knobs = {{{knob!r}: True}}
+    """)
+    result = pytester.runpytest_inprocess("-k", check, "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*{says}*"])
