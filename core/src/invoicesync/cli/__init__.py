@@ -12,6 +12,7 @@ from ._accounts import accounts, connect, disconnect
 from ._common import State, setup_logging
 from ._dev import demo, sandbox
 from ._documents import documents
+from ._new_plugin import new_plugin
 from ._plugins import plugins
 from ._sync import sync
 
@@ -37,7 +38,7 @@ def cli(ctx: click.Context, home: Path | None, config: Path | None, verbose: int
     ctx.obj = State(home, config)
 
 
-for command in (plugins, connect, accounts, disconnect, sync, documents, sandbox, demo):
+for command in (plugins, connect, accounts, disconnect, sync, documents, sandbox, demo, new_plugin):
     cli.add_command(command)
 
 
