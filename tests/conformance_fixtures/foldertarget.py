@@ -40,7 +40,7 @@ class FolderTarget:
     write_blind: bool = False  #: never looks up: every push writes a new file
     overwrite_collisions: bool = False  #: a taken name is overwritten, whoever's file it was
     read_whole_file: bool = False  #: loads the PDF into memory before writing it
-    fail_whole_batch: bool = False  #: one failing document raises, failing its whole batch
+    hide_failures: bool = False  #: a write that failed is reported as delivered
 
     @hookimpl
     def plugin_info(self) -> PluginInfo:
@@ -59,8 +59,10 @@ class FolderTarget:
             try:
                 status, path = self._push(ctx, document)
             except OSError as exc:
-                if self.fail_whole_batch:
-                    raise
+                if self.hide_failures:
+                    yield Delivery(document_id=document.id, target=account.name, version=document.version,
+                                   status=DeliveryStatus.DELIVERED, target_path=render_path(TEMPLATE, document))
+                    continue
                 yield Delivery(document_id=document.id, target=account.name, version=document.version,
                                status=DeliveryStatus.FAILED, message=f"{type(exc).__name__}: {exc}")
                 continue
