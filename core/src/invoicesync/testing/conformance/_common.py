@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ...accounts import connect
-from ...context import NonInteractiveUI, PluginKind
+from ...context import UI, NonInteractiveUI, PluginKind
 from ...models import Account, Document
 from ...plugins import Plugins
 from ...sandbox import RunningSandbox
@@ -44,12 +44,12 @@ def sandbox_settings(plugins: Plugins, plugin: str, running: RunningSandbox | No
 
 
 def connect_account(workspace: Workspace, plugin: str, name: str, settings: dict[str, Any],
-                    running: RunningSandbox | None) -> Account:
-    """Connect non-interactively: the sandbox's demo secrets first, then ``auth``, every company."""
+                    running: RunningSandbox | None, ui: UI | None = None) -> Account:
+    """Connect without a person: the sandbox's demo secrets first, then ``auth``, every company."""
     if running is not None:
         for key, value in running.app.account_secrets().items():
             workspace.secrets(name).set(key, value)
-    return connect(workspace, plugin, ui=NonInteractiveUI(), name=name, settings=settings, companies=("*",))
+    return connect(workspace, plugin, ui=ui or NonInteractiveUI(), name=name, settings=settings, companies=("*",))
 
 
 def library(workspace: Workspace) -> dict[str, Document]:

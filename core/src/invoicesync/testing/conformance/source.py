@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ...context import PluginKind
+from ...context import UI, NonInteractiveUI, PluginKind
 from ...models import Account, Checkpoint, Company, DocumentRef
 from ...pipeline import EXIT_OK, EXIT_PARTIAL, SyncReport, run_sync
 from ...plugins import Plugins
@@ -125,8 +125,23 @@ class SourceConformance:
             pytest.fail(f"{self.plugin}'s sandbox hook returned {type(app).__name__}, not a SandboxApp")
         return app
 
+    def account_settings(self, app: SandboxApp, running: RunningSandbox, plugins: Plugins) -> dict[str, Any]:
+        """Settings for the account: the sandbox's ``account_settings(url)``, its CA when the plugin
+        takes a ``ca_bundle``, then ``settings``. Override to connect another way (e.g. OAuth)."""
+        return sandbox_settings(plugins, self.plugin, running, self.settings)
+
+    def account_secrets(self, app: SandboxApp) -> dict[str, str]:
+        """Secrets stored before ``auth`` runs: by default the sandbox's ``account_secrets()``."""
+        return dict(app.account_secrets())
+
+    def connect_ui(self, running: RunningSandbox) -> UI:
+        """The UI ``auth`` gets while connecting: by default one that never asks (the sandbox's
+        secrets should be enough). A ``ScriptedUI`` with a ``browser`` can finish an OAuth flow."""
+        return NonInteractiveUI()
+
     def expected_source_ids(self, app: SandboxApp, company: Company) -> set[str]:
-        """The source ids of every live document of ``company`` in the sandbox: the ground truth."""
+        """The source ids of every live document of ``company`` the plugin should import with the
+        suite's settings (leave out what those settings filter away): the ground truth."""
         raise NotImplementedError("override expected_source_ids(app, company): what the sandbox holds")
 
     def corrupt_document(self, app: SandboxApp, company: Company) -> str:
@@ -150,8 +165,10 @@ class SourceConformance:
         running = serve_sandbox(app, tls=getattr(app, "tls", False), tls_dir=tmp_path / "sandbox-ca")
         observer = RequestObserver(app)
         workspace = workspace_factory(plugins=plugins)
-        settings = sandbox_settings(plugins, self.plugin, running, self.settings)
-        account = connect_account(workspace, self.plugin, ACCOUNT, settings, running)
+        for key, value in self.account_secrets(app).items():
+            workspace.secrets(ACCOUNT).set(key, value)
+        account = connect_account(workspace, self.plugin, ACCOUNT, self.account_settings(app, running, plugins), None,
+                                  self.connect_ui(running))
         assert account.companies, f"{self.plugin}'s auth returned no companies for the sandbox login"
         yield SourceEnv(self.plugin, plugins, workspace, app, running, observer, account)
 

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ...context import PluginKind
+from ...context import UI, NonInteractiveUI, PluginKind
 from ...models import Delivery, DeliveryStatus, Document
 from ...pipeline import EXIT_OK, EXIT_PARTIAL, SyncReport, run_sync
 from ...plugins import Plugins
@@ -83,6 +83,7 @@ class TargetEnv:
     running: RunningSandbox | None
     observer: RequestObserver | None
     settings: dict[str, Any] = field(default_factory=dict)
+    ui: UI | None = None
     homes: list[Workspace] = field(default_factory=list)
 
     @property
@@ -102,7 +103,7 @@ class TargetEnv:
         return sorted(library(self.workspace).values(), key=lambda d: d.source_id)
 
     def connect_target(self) -> None:
-        connect_account(self.workspace, self.plugin, TARGET, self.settings, self.running)
+        connect_account(self.workspace, self.plugin, TARGET, self.settings, self.running, self.ui)
 
     def sync(self) -> SyncReport:
         return run_sync(self.workspace)
@@ -155,6 +156,11 @@ class TargetConformance:
         """Settings for the target account: the sandbox's own, plus ``settings``."""
         return sandbox_settings(env.plugins, self.plugin, env.running, self.settings)
 
+    def connect_ui(self, env: TargetEnv) -> UI:
+        """The UI ``auth`` gets while connecting: by default one that never asks (the sandbox's
+        secrets should be enough). A ``ScriptedUI`` with a ``browser`` can finish an OAuth flow."""
+        return NonInteractiveUI()
+
     def stored_objects(self, env: TargetEnv) -> list[StoredObject]:
         """Every object the target holds now (read it from the sandbox, or the folder)."""
         raise NotImplementedError("override stored_objects(env): list what the target holds")
@@ -192,6 +198,7 @@ class TargetConformance:
                         RequestObserver(app) if app else None)
         try:
             env.settings = self.account_settings(env)
+            env.ui = self.connect_ui(env)
             env.new_home()
             yield env
         finally:
