@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -119,6 +120,8 @@ class Context:
     #: CA bundle (path) or ``False``/``True`` for TLS verification, e.g. a sandbox's throw-away CA.
     verify: str | bool = True
     budget: Budget | None = None
+    #: How HTTP retries wait; tests inject a recorder so backoff costs no wall time.
+    sleep: Callable[[float], None] = time.sleep
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("invoicesync.plugin"))
     _clients: list[HttpClient] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -148,6 +151,7 @@ class Context:
             timeout=timeout,
             max_attempts=max_attempts,
             headers=headers,
+            sleep=self.sleep,
         )
         with self._lock:
             self._clients.append(client)

@@ -14,6 +14,7 @@ Routing keeps pluggy's argument matching and tracing while making the one-plugin
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -207,12 +208,17 @@ def _env_allow_list() -> set[str] | None:
     return {n.strip() for n in value.split(",") if n.strip()}
 
 
+@functools.cache
+def _packages_distributions() -> dict[str, list[str]]:
+    return dict(metadata.packages_distributions())  # slow (reads every dist's metadata): once
+
+
 def _distribution(entry_point: Any) -> tuple[str | None, str | None]:
     """The distribution that ships an entry point (stevedore's cached entry points carry no dist)."""
     if entry_point is None:
         return None, None
     top = entry_point.value.split(":")[0].split(".")[0]
-    for name in metadata.packages_distributions().get(top, []):
+    for name in _packages_distributions().get(top, []):
         try:
             return name, metadata.version(name)
         except metadata.PackageNotFoundError:

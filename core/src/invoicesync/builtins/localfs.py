@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -58,7 +58,9 @@ def auth(account: Account, ctx: Context) -> list[Company]:
 @hookimpl
 def push_documents(account: Account, requests: list[PushRequest], ctx: Context) -> Iterator[Delivery]:
     settings: LocalFsSettings = ctx.settings
-    root = settings.root.expanduser()
+    # Plain strings, not Path objects, per document: pathlib interns every part it parses, which
+    # would make memory grow with the number of documents written.
+    root = str(settings.root.expanduser())
     for request in requests:
         document = request.document
         try:
@@ -68,17 +70,17 @@ def push_documents(account: Account, requests: list[PushRequest], ctx: Context) 
                            status=DeliveryStatus.FAILED, message=f"{type(exc).__name__}: {exc.strerror or exc}")
 
 
-def _push_one(root: Path, settings: LocalFsSettings, request: PushRequest, ctx: Context) -> Delivery:
+def _push_one(root: str, settings: LocalFsSettings, request: PushRequest, ctx: Context) -> Delivery:
     document = request.document
     main = document.pdf or document.ubl
     ext = "pdf" if document.pdf else "xml"
     planned = render_path(settings.template, document, ext=ext)
     # Documents that render to the same name choose among the same candidates: one at a time.
-    with _name_lock(root / planned):
+    with _name_lock(os.path.join(root, planned)):
         return _place_and_write(root, settings, request, ctx, main, planned)
 
 
-def _place_and_write(root: Path, settings: LocalFsSettings, request: PushRequest, ctx: Context,
+def _place_and_write(root: str, settings: LocalFsSettings, request: PushRequest, ctx: Context,
                      main: FileRef | None, planned: str) -> Delivery:
     document = request.document
     # Files to write: (relative path, content source). The first one names the delivery.
@@ -99,7 +101,7 @@ def _place_and_write(root: Path, settings: LocalFsSettings, request: PushRequest
                        message="would write " + ", ".join(p for p, _ in writes))
     changed = False
     for rel, ref in writes:
-        target = root / rel
+        target = os.path.join(root, rel)
         if ref is not None:
             changed |= _write_if_different(target, ref.sha256, lambda ref=ref: ctx.blobs.iter_chunks(ref.sha256))
         else:
@@ -114,7 +116,7 @@ def _place_and_write(root: Path, settings: LocalFsSettings, request: PushRequest
 _LOCKS = [threading.Lock() for _ in range(64)]
 
 
-def _name_lock(path: Path) -> threading.Lock:
+def _name_lock(path: str) -> threading.Lock:
     return _LOCKS[hash(path) % len(_LOCKS)]
 
 
@@ -122,23 +124,23 @@ def _expected_sha(document: Document, main: FileRef | None) -> str:
     return main.sha256 if main else hashlib.sha256(_data_json(document)).hexdigest()
 
 
-def _place(root: Path, planned: str, previous: str | None, sha: str, on_change: str) -> str | None:
+def _place(root: str, planned: str, previous: str | None, sha: str, on_change: str) -> str | None:
     """Choose the path: our earlier path if we have one, else the first free or identical name."""
     if previous:
-        current = _sha_of(root / previous)
+        current = _sha_of(os.path.join(root, previous))
         if current in (None, sha) or on_change == "overwrite":
             return previous
         if on_change == "skip":
             return None
     candidate, n = planned, 1
-    while (existing := _sha_of(root / candidate)) is not None and existing != sha:
+    while (existing := _sha_of(os.path.join(root, candidate))) is not None and existing != sha:
         n += 1
         candidate = with_suffix_number(planned, n)
     return candidate
 
 
-def _sha_of(path: Path) -> str | None:
-    if not path.is_file():
+def _sha_of(path: str) -> str | None:
+    if not os.path.isfile(path):
         return None
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -147,14 +149,15 @@ def _sha_of(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def _write_if_different(target: Path, sha: str, chunks: object) -> bool:
+def _write_if_different(target: str, sha: str, chunks: Callable[[], Iterable[bytes]]) -> bool:
     if _sha_of(target) == sha:
         return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".invoicesync-", suffix=".part")
+    folder = os.path.dirname(target)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".invoicesync-", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks():  # type: ignore[operator]
+            for chunk in chunks():
                 handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import httpx
 import tenacity
 
-from ..errors import OutcomeUnknown, RateLimited, RemoteError, ServerError
+from ..errors import InvoiceSyncError, OutcomeUnknown, RateLimited, RemoteError, ServerError
 from ._budget import Budget
 from ._retry_after import retry_after_seconds
 
@@ -48,7 +48,9 @@ class Authenticator(Protocol):
         ...
 
 
-ErrorParser = Callable[[httpx.Response], RemoteError]
+#: Turns an error answer into the exception to raise: usually a ``RemoteError``, but a plugin may
+#: recognise a setup problem and return an ``AuthError`` or ``ConfigError`` that says what to fix.
+ErrorParser = Callable[[httpx.Response], InvoiceSyncError]
 Content = bytes | str | Callable[[], Iterable[bytes]] | None
 
 
@@ -275,7 +277,7 @@ class HttpClient:
         exc = state.outcome.exception() if state.outcome else None
         log.info("%s: retrying (attempt %d): %s", self.service, state.attempt_number, exc)
 
-    def _exhausted(self, method: str, url: str, exc: _Transient) -> RemoteError:
+    def _exhausted(self, method: str, url: str, exc: _Transient) -> InvoiceSyncError:
         response = exc.response
         if response is None:
             return ServerError(f"{method} {url}: {exc.cause}", service=self.service)

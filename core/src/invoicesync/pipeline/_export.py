@@ -85,7 +85,7 @@ class TargetWorkers:
             documents = [d for d in batch if isinstance(d, Document)]
             try:
                 self._push(documents)
-            except Exception as exc:  # noqa: BLE001 - a dead worker would stall the queue and hang the run
+            except Exception as exc:
                 log.exception("%s: export worker error", self.account.name)
                 for document in documents:
                     self.report.problem(self.account.name, document.id, f"internal error: {exc}")

@@ -23,6 +23,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; without this, Nagle + delayed ACK adds ~40 ms
+        # to every response and the sandbox, not the client, would set the pace of every test.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _handle(self) -> None:
         headers = httpx.Headers(list(self.headers.items()))
         request = Request(self.command, self.path, headers, self._body_stream(headers), self.server.base_url)
@@ -109,7 +115,9 @@ class RunningSandbox:
         self.url = server.base_url
         self.ca_file = ca_file
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name=f"sandbox-{app.name}", daemon=True)
+        # A short poll interval: tests start and stop many sandboxes, and stop() waits one interval.
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"sandbox-{app.name}", daemon=True)
         self._thread.start()
 
     @property

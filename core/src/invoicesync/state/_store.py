@@ -3,7 +3,7 @@ and no plugin notices: plugins only ever see ``KeyValue`` and ``BlobStore``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal, Protocol
@@ -41,6 +41,10 @@ class KeyValue(Protocol):
     def set(self, key: str, value: Any) -> None: ...
 
     def delete(self, key: str) -> None: ...
+
+    def update(self, key: str, fn: Callable[[Any], Any], default: Any = None) -> Any:
+        """Read-modify-write atomically (e.g. a folder-id cache shared by threads); returns the new value."""
+        ...
 
 
 class StateStore(Protocol):
