@@ -118,8 +118,11 @@ class OAuth2Client:
         )
         body = _json_or_empty(response)
         if not response.is_success:
-            reason = body.get("error_description") or body.get("error") or response.reason_phrase
-            raise AuthError(f"{self.http.service}: the token endpoint refused the request ({reason})")
+            reason = body.get("error_description") or body.get("error")
+            if not reason and self.http.error_parser is not None:
+                reason = str(self.http.error_parser(response))  # the service's own error shape
+            raise AuthError(f"{self.http.service}: the token endpoint refused the request "
+                            f"({reason or response.reason_phrase})")
         return body
 
 
@@ -142,8 +145,10 @@ class TokenAuth:
         self.header = header
         self.scheme = scheme
         self.early = early
-        self._lock = threading.Lock()
-        self._last_refresh = 0.0
+        # Shared by every TokenAuth over the same secret: two of them must never both spend one
+        # single-use refresh token.
+        self._lock = _slot_lock(slot, key)
+        self._used = threading.local()  # the access token this thread last sent
 
     def current(self) -> TokenSet:
         raw = self.slot.get(self.key)
@@ -157,24 +162,33 @@ class TokenAuth:
     def apply(self, request: httpx.Request) -> None:
         token = self.current()
         if token.expires_within(self.early):
-            token = self._renew(force=False)
+            token = self._renew(refused=None)
+        self._used.token = token.access_token
         request.headers[self.header] = f"{self.scheme} {token.access_token}".strip()
 
     def refresh(self) -> bool:
-        self._renew(force=True)
+        self._renew(refused=getattr(self._used, "token", None))
         return True
 
-    def _renew(self, *, force: bool) -> TokenSet:
+    def _renew(self, *, refused: str | None) -> TokenSet:
+        """Refresh once per refused (or expiring) token, however many threads notice it."""
         with self._lock:
             token = self.current()
-            # Another thread may have renewed while we waited for the lock.
-            fresh = time.monotonic() - self._last_refresh < 2.0
-            if fresh or (not force and not token.expires_within(self.early)):
+            if refused is not None and token.access_token != refused:
+                return token  # another thread already replaced the refused token
+            if refused is None and not token.expires_within(self.early):
                 return token
             new = self._refresh(token)
             self.store(new)  # durable before first use: the old refresh token is spent now
-            self._last_refresh = time.monotonic()
             return new
+
+
+_SLOT_LOCKS = [threading.Lock() for _ in range(64)]
+
+
+def _slot_lock(slot: SecretSlot, key: str) -> threading.Lock:
+    owner = getattr(slot, "account", None) or id(slot)
+    return _SLOT_LOCKS[hash((owner, key)) % len(_SLOT_LOCKS)]
 
 
 class _CallbackHandler(http.server.BaseHTTPRequestHandler):
@@ -222,7 +236,7 @@ def authorize_in_browser(
     redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/callback"
     state = pysecrets.token_urlsafe(24)
     url = build_url(redirect_uri, state)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         if not no_browser and ui.open_url(url):
