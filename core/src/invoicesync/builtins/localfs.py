@@ -8,6 +8,7 @@ overwrite of someone else's file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -103,10 +104,10 @@ def _place_and_write(root: str, settings: LocalFsSettings, request: PushRequest,
     for rel, ref in writes:
         target = os.path.join(root, rel)
         if ref is not None:
-            changed |= _write_if_different(target, ref.sha256, lambda ref=ref: ctx.blobs.iter_chunks(ref.sha256))
+            changed |= _write_if_different(target, ref.sha256, functools.partial(ctx.blobs.iter_chunks, ref.sha256))
         else:
             data = _data_json(document)
-            changed |= _write_if_different(target, hashlib.sha256(data).hexdigest(), lambda data=data: iter([data]))
+            changed |= _write_if_different(target, hashlib.sha256(data).hexdigest(), functools.partial(iter, [data]))
     status = DeliveryStatus.DELIVERED if changed else DeliveryStatus.UNCHANGED
     return _result(request, ctx.account.name, status, base, content_hash=main.sha256 if main else None,
                    extra={"files": [p for p, _ in writes]})
