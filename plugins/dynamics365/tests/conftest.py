@@ -44,10 +44,11 @@ class BC:
     def context(self, **kwargs: Any) -> Context:
         return self.workspace.context(self.account, **kwargs)
 
-    def push(self, *documents: Document, **kwargs: Any) -> list[Delivery]:
+    def push(self, *documents: Document, previous: Delivery | None = None, **kwargs: Any) -> list[Delivery]:
         ctx = self.context(**kwargs)
+        requests = [PushRequest(document=d, previous=previous) for d in documents]
         try:
-            return list(plugin.push_documents(self.account, [PushRequest(document=d) for d in documents], ctx))
+            return list(plugin.push_documents(self.account, requests, ctx))
         finally:
             ctx.close()
 

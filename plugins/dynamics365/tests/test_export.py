@@ -243,3 +243,54 @@ def test_posted_invoice_is_recorded_not_touched(bc: Any) -> None:
     invoice["status"] = "Open"  # someone posted it in BC
     [delivery] = bc.push(document)
     assert delivery.status is DeliveryStatus.UNCHANGED and delivery.target_id == invoice["id"]
+
+
+def _twin(bc: Any, source_id: str, pdf: bytes, **kwargs: Any) -> Any:
+    """Another source document with the same vendor invoice number (its own id and PDF)."""
+    document = bc.document(pdf=pdf, **kwargs)
+    return document.model_copy(update={"id": f"{document.id}#{source_id}", "source_id": source_id})
+
+
+def test_same_number_from_one_vendor_gets_a_draft_each_and_stays_idempotent(bc: Any) -> None:
+    # Equal sizes on purpose: only the bytes tell the two PDFs apart.
+    first, second = _twin(bc, "a", b"%PDF-1.7 first  copy\n"), _twin(bc, "b", b"%PDF-1.7 second copy\n")
+    assert [d.status for d in bc.push(first, second)] == [DeliveryStatus.DELIVERED] * 2
+    drafts = bc.invoices()
+    assert len(drafts) == 2 and {d["vendorInvoiceNumber"] for d in drafts} == {"INV-2026-001"}
+    by_parent = {a["parentId"]: bc.app.content.read(a["id"]) for a in bc.attachments()}
+    assert sorted(by_parent.values()) == sorted([b"%PDF-1.7 first  copy\n", b"%PDF-1.7 second copy\n"])
+    assert set(by_parent) == {d["id"] for d in drafts}
+    # No ledger, no notes (a fresh push): each finds its own draft by its PDF and writes nothing.
+    writes = sum(bc.app.count(m, r"/api/v2\.0/") for m in ("POST", "PATCH", "DELETE"))
+    again = bc.push(second, first)
+    assert [d.status for d in again] == [DeliveryStatus.UNCHANGED] * 2, [d.message for d in again]
+    assert {d.target_id for d in again} == {d["id"] for d in drafts}
+    assert sum(bc.app.count(m, r"/api/v2\.0/") for m in ("POST", "PATCH", "DELETE")) == writes
+
+
+def test_same_number_from_two_vendors_gets_two_drafts(bc: Any) -> None:
+    ours = bc.push(bc.document(), bc.document(supplier="Office Supplies BV", vat=None).model_copy(
+        update={"id": "other-vendor", "source_id": "other"}))
+    assert [d.status for d in ours] == [DeliveryStatus.DELIVERED] * 2, [d.message for d in ours]
+    assert sorted(i["vendorName"] for i in bc.invoices()) == ["Brouwerij De Klok NV", "Office Supplies BV"]
+
+
+def test_lost_answer_claims_the_new_draft_not_a_twins(bc: Any) -> None:
+    assert bc.push(_twin(bc, "a", b"%PDF-1.7 first\n"))[0].status is DeliveryStatus.DELIVERED
+    bc.app.add_fault({"action": "drop_after", "method": "POST", "path": INVOICES})
+    [delivery] = bc.push(_twin(bc, "b", b"%PDF-1.7 second\n"))
+    assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+    assert len(bc.invoices()) == 2 and len(bc.attachments()) == 2
+    [mine] = [a for a in bc.attachments() if a["parentId"] == delivery.target_id]
+    assert bc.app.content.read(mine["id"]) == b"%PDF-1.7 second\n"
+
+
+def test_changed_pdf_of_the_same_size_replaces_the_drafts_content(bc: Any) -> None:
+    [first] = bc.push(bc.document(pdf=b"%PDF-1.7 version 1\n"))
+    changed = bc.document(pdf=b"%PDF-1.7 version 2\n")
+    [delivery] = bc.push(changed, previous=first)  # the ledger knows its draft
+    assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+    [invoice] = bc.invoices()
+    [attachment] = bc.attachments()
+    assert delivery.target_id == invoice["id"]
+    assert bc.app.content.read(attachment["id"]) == b"%PDF-1.7 version 2\n"

@@ -4,7 +4,11 @@ Step one POSTs the metadata (``parentId``, ``parentType``, ``fileName``) and get
 ``byteSize`` 0; step two PATCHes the raw bytes into ``…({id})/attachmentContent`` with
 ``If-Match: *``. Before either step the document's attachments are listed: a file already there
 with the right size is left alone, and a record left empty by an interrupted upload gets its
-content, so a repeat never adds a second copy.
+content, so a repeat never adds a second copy. A file whose size matches is compared by
+content too (its SHA-256, downloaded as a stream), so a same-sized change is not missed.
+
+``ownership`` tells whose a draft is when several documents share a vendor and a vendor invoice
+number: BC has no field to carry our document id, but the files we attached identify it.
 
 ``documentAttachments`` (the Attachments FactBox) is the default; a tenant that answers
 "resource not found" for it gets ``attachments`` (the Incoming Document) instead, remembered
@@ -13,10 +17,11 @@ per account.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from invoicesync import Context, FileRef, OutcomeUnknown
+from invoicesync import Context, Document, FileRef, OutcomeUnknown
 
 from .client import BusinessCentral, NotFoundError
 from .documents import Kind
@@ -33,6 +38,12 @@ class AttachmentError(Exception):
     """An attachment cannot be made for a reason no retry will fix."""
 
 
+class Ownership(enum.Enum):
+    MINE = "mine"  #: it carries this document's PDF, byte for byte
+    UNFINISHED = "unfinished"  #: no complete file of anyone else: a draft whose upload was cut short
+    OTHER = "other"  #: it carries another document's file
+
+
 class Attacher:
     def __init__(self, bc: BusinessCentral, company: str, ctx: Context, preferred: str) -> None:
         self.bc = bc
@@ -40,6 +51,8 @@ class Attacher:
         self.ctx = ctx
         remembered = ctx.kv.get(_FALLBACK_KEY)
         self.entity = remembered if preferred == DOCUMENT_ATTACHMENTS and remembered else preferred
+        #: SHA-256 of attachment contents already read, by (attachment id, etag).
+        self._hashes: dict[tuple[str, str], str] = {}
 
     def check_supported(self, kind: Kind) -> None:
         """Refuse before creating a draft that could never get its file attached."""
@@ -59,12 +72,33 @@ class Attacher:
             if record is None:
                 record = self._create(kind, parent_id, file.name)
                 wrote = True
-            if int(record.get("byteSize") or 0) != file.size:
+            if not self._holds(record, file):
                 self.bc.upload_content(self.company, self.entity, record["id"], file.media_type,
                                        self._chunks(file))
                 wrote = True
             ids[file.name] = str(record["id"])
         return ids, wrote
+
+    def ownership(self, parent_id: str, document: Document) -> Ownership:
+        """Whose draft ``parent_id`` is, judged by what is attached to it."""
+        existing = self._list(parent_id)
+        pdf = document.pdf or (document.files[0] if document.files else None)
+        if pdf is not None and pdf.name in existing and self._holds(existing[pdf.name], pdf):
+            return Ownership.MINE
+        # Anything complete that is not ours (or our file name with other bytes) is someone else's.
+        ours = {f.name for f in document.files} - ({pdf.name} if pdf else set())
+        if any(int(a.get("byteSize") or 0) > 0 for name, a in existing.items() if name not in ours):
+            return Ownership.OTHER
+        return Ownership.UNFINISHED
+
+    def _holds(self, record: dict[str, Any], file: FileRef) -> bool:
+        """Whether the attachment already has exactly this file's bytes (size first, then hash)."""
+        if int(record.get("byteSize") or 0) != file.size:
+            return False
+        key = (str(record["id"]), str(record.get("@odata.etag", "")))
+        if key not in self._hashes:
+            self._hashes[key] = self.bc.content_sha256(self.company, self.entity, key[0])
+        return self._hashes[key] == file.sha256
 
     def _chunks(self, file: FileRef) -> Callable[[], Iterator[bytes]]:
         # Re-callable, so a retried PATCH streams the file again from the start.

@@ -7,6 +7,7 @@ token renewal on 401 all come from core; this module knows BC's URLs, OData conv
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -130,6 +131,15 @@ class BusinessCentral:
 
     def lines(self, company: str, entity: str, document_id: str, lines_entity: str) -> list[dict[str, Any]]:
         return list(self.collection(f"companies({company})/{entity}({document_id})/{lines_entity}"))
+
+    def content_sha256(self, company: str, entity: str, attachment_id: str) -> str:
+        """The SHA-256 of an attachment's content, read as a stream (it may be hundreds of MB)."""
+        digest = hashlib.sha256()
+        with self.http.stream("GET", f"companies({company})/{entity}({attachment_id})/attachmentContent",
+                              headers={"Accept": "*/*"}) as response:
+            for chunk in response.iter_bytes():
+                digest.update(chunk)
+        return digest.hexdigest()
 
     # -- writing -----------------------------------------------------------------------------
 

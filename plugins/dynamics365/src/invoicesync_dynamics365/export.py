@@ -1,7 +1,8 @@
 """Export purchase documents as Business Central drafts, exactly once.
 
 For each document: find its vendor, then look for a draft that vendor already has with this
-vendor invoice number. Found → record it and finish what an earlier, interrupted run left
+vendor invoice number and that is this document's (see ``_own_draft``: another document may share
+the number). Found → record it and finish what an earlier, interrupted run left
 undone (the comment line, the attachments). Not found → create the draft, then attach the files;
 if attaching fails, the draft just made is deleted again so nothing half-done stays behind (and
 should even the delete fail, the next run finds the draft and repairs it). A create whose answer
@@ -29,7 +30,7 @@ from invoicesync import (
 )
 
 from . import documents
-from .attachments import Attacher, AttachmentError
+from .attachments import Attacher, AttachmentError, Ownership
 from .client import BusinessCentral, SetupError, odata_string
 from .documents import KINDS, Kind
 from .settings import Dynamics365Settings
@@ -76,7 +77,7 @@ class Exporter:
         vendor = self._vendor(document)
         if vendor is None:
             return self._delivery(request, DeliveryStatus.FAILED, message=_not_found(document))
-        existing = self._lookup(kind, vendor, number)
+        existing = self._own_draft(request, kind, vendor, number)
         if self.ctx.dry_run:
             what = (f"already in Business Central as {kind.label} {existing.get('number')}" if existing
                     else f"would create a draft {kind.label} for vendor {vendor.get('number')}")
@@ -94,29 +95,57 @@ class Exporter:
             vendor = self.vendors.create(document.counterparty)
         return vendor
 
-    def _lookup(self, kind: Kind, vendor: dict[str, Any], number: str) -> dict[str, Any] | None:
-        """The vendor's document with this number, if BC has one (drafts and posted alike)."""
+    def _own_draft(self, request: PushRequest, kind: Kind, vendor: dict[str, Any],
+                   number: str) -> dict[str, Any] | None:
+        """This document's BC document (draft or posted), if BC has one.
+
+        BC keys a vendor's invoices by vendor invoice number, but two source documents can share
+        one (a supplier's numbering slip, the same bill received twice). Each gets its own draft,
+        and BC's own duplicate check at posting leaves the choice to a person. So a hit counts as
+        ours only when we know its id (the ledger, or this account's note of a create in flight),
+        when it carries this document's PDF byte for byte, or, failing those, when it is an
+        unfinished draft that carries nobody else's file (an upload cut short).
+        """
+        candidates = self._lookup(kind, vendor, number)
+        if not candidates:
+            return None
+        known = {str(i) for i in (request.previous.target_id if request.previous else None,
+                                  (self.ctx.kv.get(f"export:{request.document.id}") or {}).get("id")) if i}
+        for candidate in candidates:
+            if str(candidate["id"]) in known:
+                return candidate
+        unfinished = None
+        for candidate in candidates:
+            verdict = self.attacher.ownership(str(candidate["id"]), request.document)
+            if verdict is Ownership.MINE:
+                return candidate
+            if verdict is Ownership.UNFINISHED and unfinished is None:
+                unfinished = candidate
+        return unfinished
+
+    def _lookup(self, kind: Kind, vendor: dict[str, Any], number: str) -> list[dict[str, Any]]:
+        """The vendor's documents with this number (drafts and posted alike)."""
         vendor_clause = (f"vendorNumber eq {odata_string(vendor['number'])}" if vendor.get("number")
                          else f"vendorId eq {vendor['id']}")
-        found = self.bc.find(self.company, kind.entity, f"{vendor_clause} and {kind.number_field} eq "
-                                                         f"{odata_string(number)}")
-        return found[0] if found else None
+        return self.bc.find(self.company, kind.entity, f"{vendor_clause} and {kind.number_field} eq "
+                                                        f"{odata_string(number)}")
 
     def _create(self, request: PushRequest, kind: Kind, vendor: dict[str, Any], number: str) -> Delivery:
         document = request.document
         self.attacher.check_supported(kind)
         state_key = f"export:{document.id}"
         self.ctx.kv.set(state_key, {"state": "creating", "entity": kind.entity, "number": number})
+        fresh = True
         try:
             draft = self.bc.create(self.company, kind.entity, documents.header(document, kind, vendor, number))
         except OutcomeUnknown:
-            found = self._lookup(kind, vendor, number)
+            found = self._own_draft(request, kind, vendor, number)
             if found is None:
                 raise
-            draft = found
+            draft, fresh = found, False
         self.ctx.kv.set(state_key, {"state": "created", "entity": kind.entity, "id": draft["id"]})
         try:
-            attachments, _ = self._finish(kind, draft, document, fresh=True)
+            attachments, _ = self._finish(kind, draft, document, fresh=fresh)
         except (RemoteError, AttachmentError) as exc:
             if isinstance(exc, SetupError):
                 raise

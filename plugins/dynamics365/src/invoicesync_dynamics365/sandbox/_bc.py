@@ -291,7 +291,8 @@ class BcApi:
 
     def download_content(self, request: Request, company: CompanyData) -> Response:
         attachment = self._attachment(company, request.params["att"], request.params["id"])
-        return Response(200, self.sandbox.content.read(attachment["id"]), {"Content-Type": "application/octet-stream"})
+        return Response(200, self.sandbox.content.chunks(attachment["id"]),  # streamed: files may be large
+                        {"Content-Type": "application/octet-stream"})
 
     def delete_attachment(self, request: Request, company: CompanyData) -> Response:
         attachment = self._attachment(company, request.params["att"], request.params["id"])

@@ -10,6 +10,7 @@ import base64
 import itertools
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,6 +107,15 @@ class ContentStore:
                 handle.write(chunk)
                 size += len(chunk)
         return size
+
+    def chunks(self, attachment_id: str, size: int = 1024 * 1024) -> Iterator[bytes]:
+        """The content a chunk at a time, so a large download never sits in memory."""
+        path = self.path(attachment_id)
+        if not path.exists():
+            return
+        with open(path, "rb") as handle:
+            while chunk := handle.read(size):
+                yield chunk
 
     def read(self, attachment_id: str) -> bytes:
         path = self.path(attachment_id)
