@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from invoicesync import (
@@ -55,7 +56,7 @@ class Exporter:
         *folders, name = path.split("/")
         specs = [FileSpec(document.id, "pdf" if document.pdf else "ubl", name, main)]
         if document.pdf and document.ubl and self.settings.write_ubl:
-            specs.append(FileSpec(document.id, "ubl", sibling(name, "xml"), document.ubl))
+            specs.append(FileSpec(document.id, "ubl", sibling(name, "xml"), document.ubl, keep_apart=False))
         if self.ctx.dry_run:
             return self._delivery(request, DeliveryStatus.PLANNED, path=path,
                                   message="would upload " + ", ".join(s.name for s in specs))
@@ -70,7 +71,8 @@ class Exporter:
             self.tree.forget(folders)
             results = self._upload_all(specs, folders, known)
         written = any(r.written for r in results)
-        files = {spec.role: {"id": r.file["id"], "name": spec.name, "md5": r.file.get("md5Checksum")}
+        path = "/".join([*folders, results[0].file["name"]])  # with its collision suffix, if it got one
+        files = {spec.role: {"id": r.file["id"], "name": r.file["name"], "md5": r.file.get("md5Checksum")}
                  for spec, r in zip(specs, results, strict=True)}
         return self._delivery(request, DeliveryStatus.DELIVERED if written else DeliveryStatus.UNCHANGED, path=path,
                               target_id=results[0].file["id"], content_hash=main.sha256,
@@ -78,7 +80,12 @@ class Exporter:
 
     def _upload_all(self, specs: list[FileSpec], folders: list[str], known: dict[str, Any]) -> list[FileResult]:
         folder_id = self.tree.ensure(folders)
-        return [self.uploader.sync(spec, folder_id, (known.get(spec.role) or {}).get("id")) for spec in specs]
+        results: list[FileResult] = []
+        for spec in specs:
+            if results:  # the UBL goes beside the PDF under the name the PDF actually got
+                spec = replace(spec, name=sibling(results[0].file["name"], "xml"))
+            results.append(self.uploader.sync(spec, folder_id, (known.get(spec.role) or {}).get("id")))
+        return results
 
     def _delivery(self, request: PushRequest, status: DeliveryStatus, *, path: str | None = None,
                   message: str | None = None, target_id: str | None = None, content_hash: str | None = None,

@@ -18,6 +18,7 @@ from typing import Any
 from invoicesync import Context, DocumentError, FileRef, OutcomeUnknown
 
 from .client import DriveClient, RangeReader, SessionGoneError, UploadProgress, app_property, quote
+from .names import free_name, is_variant, name_lock
 
 APP_DOCUMENT = "invoicesync_document"
 APP_ROLE = "invoicesync_role"
@@ -31,8 +32,11 @@ _READ = 1024 * 1024
 class FileSpec:
     document_id: str
     role: str  #: "pdf" or "ubl": two files of one document share a folder
-    name: str
+    name: str  #: the planned name
     ref: FileRef
+    #: Give it a `` (n)`` suffix when another file holds the planned name (the main file). The UBL
+    #: does not: its name follows wherever the PDF landed.
+    keep_apart: bool = True
 
     @property
     def document_key(self) -> str:
@@ -69,26 +73,45 @@ class Uploader:
     def sync(self, spec: FileSpec, folder_id: str, known_id: str | None) -> FileResult:
         md5 = self.md5(spec.ref.sha256)
         existing = self.find(spec, folder_id, known_id)
-        if (existing is not None and _holds(existing, spec, md5) and existing.get("name") == spec.name
-                and folder_id in (existing.get("parents") or [])):
-            return FileResult(existing, written=False)
-        metadata: dict[str, Any] = {
-            "name": spec.name, "mimeType": spec.ref.media_type,
-            "appProperties": {APP_DOCUMENT: spec.document_key, APP_ROLE: spec.role, APP_SHA256: spec.ref.sha256},
-        }
-        if existing is None:
-            file = self._create(spec, metadata, folder_id, md5)
+        if existing is not None and self._placed(existing, spec, folder_id):
+            if _holds(existing, spec, md5):
+                return FileResult(existing, written=False)
+            # Changed content, same place: replace it in the file we have (same id, same name).
+            file = self._write(spec, self._metadata(spec, existing["name"]), md5, file_id=existing["id"], params={})
         else:
-            params = {}
-            old_parents = [p for p in existing.get("parents") or [] if p != folder_id]
-            if old_parents or folder_id not in (existing.get("parents") or []):
-                params = {"addParents": folder_id, "removeParents": ",".join(old_parents)}
-            file = self._write(spec, metadata, md5, file_id=existing["id"], params=params)
+            # A new file, or one that must move or be renamed: its name is chosen and taken under
+            # one lock, so two threads never settle on the same free name.
+            with name_lock(self.ctx.account.name, folder_id, spec.name):
+                name = spec.name
+                if spec.keep_apart:
+                    name = free_name(self.client, folder_id, spec.name, self._owner(spec), spec.document_id)
+                metadata = self._metadata(spec, name)
+                if existing is None:
+                    file = self._create(spec, metadata, folder_id, md5)
+                else:
+                    old_parents = [p for p in existing.get("parents") or [] if p != folder_id]
+                    params = {"addParents": folder_id, "removeParents": ",".join(old_parents)}
+                    file = self._write(spec, metadata, md5, file_id=existing["id"], params=params)
         if file.get("md5Checksum") != md5:
-            raise DocumentError(f"Drive holds different bytes than were sent for {spec.name} "
+            raise DocumentError(f"Drive holds different bytes than were sent for {file.get('name')} "
                                 f"(md5 {file.get('md5Checksum')} ≠ {md5}); it will be sent again next run",
                                 document=spec.document_id, field=spec.role)
         return FileResult(file, written=True)
+
+    @staticmethod
+    def _placed(file: dict[str, Any], spec: FileSpec, folder_id: str) -> bool:
+        """In the right folder under the planned name, or under a collision suffix it got earlier."""
+        name = str(file.get("name") or "")
+        fits = is_variant(name, spec.name) if spec.keep_apart else name == spec.name
+        return fits and folder_id in (file.get("parents") or [])
+
+    @staticmethod
+    def _owner(spec: FileSpec) -> dict[str, str]:
+        return {APP_DOCUMENT: spec.document_key, APP_ROLE: spec.role}
+
+    def _metadata(self, spec: FileSpec, name: str) -> dict[str, Any]:
+        return {"name": name, "mimeType": spec.ref.media_type,
+                "appProperties": {**self._owner(spec), APP_SHA256: spec.ref.sha256}}
 
     # -- looking up --------------------------------------------------------------------------
 
