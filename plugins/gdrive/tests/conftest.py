@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -38,6 +38,8 @@ class DriveEnv:
     server: RunningSandbox
     workspace: Workspace
     account: Account
+    #: Waits core's retries asked for: recorded, not slept, so backoff costs no wall time.
+    sleeps: list[float] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -47,7 +49,9 @@ class DriveEnv:
         self.account = self.account.model_copy(update={"settings": {**self.account.settings, **settings}})
 
     def context(self, **kwargs: Any) -> Context:
-        return self.workspace.context(self.account, **kwargs)
+        ctx = self.workspace.context(self.account, **kwargs)
+        ctx.sleep = self.sleeps.append
+        return ctx
 
     def document(self, n: int, pdf: bytes | Iterable[bytes] | None = None, *, ubl: bytes | None = None,
                  counterparty: str = "Supplier NV", number: str | None = None) -> Document:

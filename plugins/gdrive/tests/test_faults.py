@@ -18,6 +18,7 @@ def test_transient_errors_are_retried(drive: Any, fault: dict[str, Any]) -> None
     injected = drive.app.add_fault(fault)
     [delivery] = drive.push([drive.document(1)])
     assert injected.seen >= 2  # it fired, and the request came again
+    assert drive.sleeps, "the retry should have backed off first"
     assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
     assert len(drive.files_named(delivery.target_path.rsplit("/", 1)[1])) == 1
 
