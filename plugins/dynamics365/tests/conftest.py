@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -23,12 +23,28 @@ from invoicesync import (
     PluginKind,
     PushRequest,
 )
+from invoicesync.http import Budget
 from invoicesync.plugins import Plugins
 from invoicesync.sandbox import RunningSandbox
 from invoicesync.workspace import Workspace
 from invoicesync_dynamics365 import plugin
 from invoicesync_dynamics365.sandbox import DEMO_SECRET, BusinessCentralSandbox
 from invoicesync_dynamics365.sandbox._store import CompanyData
+
+
+@dataclass
+class FakeClock:
+    """A monotonic clock that only moves when something sleeps on it."""
+
+    at: float = 1000.0
+    waits: list[float] = field(default_factory=list)
+
+    def now(self) -> float:
+        return self.at
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.at += seconds
 
 
 @dataclass
@@ -44,8 +60,16 @@ class BC:
     def context(self, **kwargs: Any) -> Context:
         return self.workspace.context(self.account, **kwargs)
 
-    def push(self, *documents: Document, previous: Delivery | None = None, **kwargs: Any) -> list[Delivery]:
+    def push(self, *documents: Document, previous: Delivery | None = None, clock: FakeClock | None = None,
+             **kwargs: Any) -> list[Delivery]:
         ctx = self.context(**kwargs)
+        if clock is not None:
+            # Retries and the account budget (which holds a Retry-After pause) both wait on the
+            # fake clock: the waits are recorded and cost no wall time.
+            ctx.sleep = clock.sleep
+            plugin_info = plugin.plugin_info()
+            ctx.budget = Budget(plugin_info.budget_requests, plugin_info.budget_period, clock=clock.now,
+                                sleep=clock.sleep)
         requests = [PushRequest(document=d, previous=previous) for d in documents]
         try:
             return list(plugin.push_documents(self.account, requests, ctx))

@@ -8,6 +8,8 @@ import pytest
 from invoicesync import DeliveryStatus, Direction, DocumentKind
 from invoicesync_dynamics365.attachments import Attacher
 
+from .conftest import FakeClock
+
 INVOICES = r"/purchaseInvoices$"
 
 
@@ -157,16 +159,18 @@ def test_vendor_invoice_number_over_35_characters_fails_clearly(bc: Any) -> None
 
 
 def test_throttling_retry_after_is_honoured(bc: Any) -> None:
-    bc.app.add_fault("status:status=429,headers.Retry-After=1,times=2,path=/vendors$")
-    [delivery] = bc.push(bc.document())
+    bc.app.add_fault("status:status=429,headers.Retry-After=3,times=2,path=/vendors$")
+    clock = FakeClock()
+    [delivery] = bc.push(bc.document(), clock=clock)
     assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
     throttled = [r for r in bc.app.requests if r[2] == 429]
     assert len(throttled) == 2 and len(bc.invoices()) == 1
+    assert clock.at - 1000.0 >= 6, clock.waits  # both retries waited the 3 s BC asked for
 
 
 def test_throttling_by_rate_limit_without_retry_after(make_bc: Any) -> None:
     bc = make_bc(rate_limit=4, rate_window=1.0)
-    [delivery] = bc.push(bc.document())
+    [delivery] = bc.push(bc.document())  # real waits: the sandbox's window is wall-clock time
     assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
     assert any(status == 429 for _, _, status in bc.app.requests)
     assert len(bc.invoices()) == 1

@@ -47,7 +47,7 @@ class Exporter:
         self.company = company
         self.ctx = ctx
         self.settings: Dynamics365Settings = ctx.settings
-        self.vendors = VendorDirectory(bc, company)
+        self.vendors = VendorDirectory(bc, company, self.settings.api_base)
         self.attacher = Attacher(bc, company, ctx, self.settings.attachment_entity)
 
     def push(self, requests: list[PushRequest]) -> Iterator[Delivery]:

@@ -8,13 +8,23 @@ vendor list read once per batch (``$select`` keeps it small) and compared normal
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
-from invoicesync import Party
+from invoicesync import OutcomeUnknown, Party
 
 from .client import BusinessCentral, odata_string
 
 _SELECT = "id,number,displayName,taxRegistrationNumber,blocked"
+#: One lock per company for "find, else create" a vendor: batches are exported concurrently, and
+#: two of them meeting the same new supplier must not both create it.
+_CREATE_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_CREATE_LOCKS_GUARD = threading.Lock()
+
+
+def _create_lock(api: str, company: str) -> threading.Lock:
+    with _CREATE_LOCKS_GUARD:
+        return _CREATE_LOCKS.setdefault((api, company), threading.Lock())
 
 
 def normalise_vat(value: str | None) -> str:
@@ -38,9 +48,10 @@ def same_vat(a: str, b: str) -> bool:
 class VendorDirectory:
     """Vendor look-ups for one batch; the full list is read at most once, and only on a miss."""
 
-    def __init__(self, bc: BusinessCentral, company: str) -> None:
+    def __init__(self, bc: BusinessCentral, company: str, api: str = "") -> None:
         self.bc = bc
         self.company = company
+        self.api = api  #: which environment (``settings.api_base``): companies are per environment
         self._all: list[dict[str, Any]] | None = None
 
     def find(self, party: Party) -> dict[str, Any] | None:
@@ -62,10 +73,22 @@ class VendorDirectory:
         return None
 
     def create(self, party: Party) -> dict[str, Any]:
+        """Create the party's vendor, unless another batch did since we looked (then use that one)."""
         body: dict[str, Any] = {"displayName": party.name.strip()[:100]}
         if party.vat_number:
             body["taxRegistrationNumber"] = normalise_vat(party.vat_number)
-        vendor = self.bc.create(self.company, "vendors", body)
+        with _create_lock(self.api, self.company):
+            self._all = None  # what we read before waiting for the lock may be stale
+            vendor = self.find(party)
+            if vendor is not None:
+                return vendor
+            try:
+                vendor = self.bc.create(self.company, "vendors", body)
+            except OutcomeUnknown:
+                # The vendor may exist now: look before anyone creates another.
+                vendor = self.find(party)
+                if vendor is None:
+                    raise
         if self._all is not None:
             self._all.append(vendor)
         return vendor
