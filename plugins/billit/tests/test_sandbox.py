@@ -7,6 +7,7 @@ import json
 import random
 import re
 import xml.etree.ElementTree as ET
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from invoicesync.plugins import Plugins
 from invoicesync_billit.filejson import FileFormatError, FileJsonScanner
 from invoicesync_billit.sandbox import DEMO_API_KEY, BillitSandbox
 from invoicesync_billit.sandbox.files import make_pdf
+from invoicesync_billit.settings import BillitSettings
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?$")
 
@@ -65,6 +67,35 @@ def test_list_items_are_summaries_with_billit_timestamps(api: Any) -> None:
     assert "FileName" in full.get("OrderPDF", {"FileName": ""}) and "OrderLines" in full
 
 
+def test_amounts_are_json_numbers_with_billits_scale(api: Any) -> None:
+    """Billit writes .NET decimals with their scale: 864.00, 21.00, 1.00000 — never 864.0."""
+    item = api.get("/v1/orders", params={"$top": 1}).json()["Items"][0]
+    full = api.get(f"/v1/orders/{item['OrderID']}")
+    text = full.text
+    for total in ("TotalExcl", "TotalVAT", "TotalIncl", "ToPay"):
+        assert re.search(rf'"{total}":\d+\.\d\d[,}}]', text), (total, text[:400])
+    assert '"FXRateToForeign":1.00000' in text
+    order = json.loads(full.content, parse_float=Decimal)
+    line = order["OrderLines"][0]
+    assert line["VATPercentage"].as_tuple().exponent == -2 and line["Quantity"].as_tuple().exponent == -1
+    # The VAT groups add up to the order's totals, to the cent.
+    for total in ("TotalExcl", "TotalVAT", "TotalIncl"):
+        assert sum(g[total] for g in order["VatGroups"]) == order[total]
+    listed = api.get("/v1/orders", params={"$top": 5}).text
+    assert not re.search(r'"Total(Excl|VAT|Incl)":\d+\.\d[,}]', listed)  # no one-decimal amounts anywhere
+
+
+def test_an_order_with_a_malformed_amount_still_serves_its_files(api: Any) -> None:
+    """Only the order's JSON is broken; its re-rendered PDF and UBL download whole."""
+    order = next(o for o in api.app.company().orders.values()
+                 if o.get("ExternalProvider") == "Peppol" and "OrderPDF" in o)
+    api.app.edit_order(order["OrderID"], TotalIncl="not a number")
+    assert '"TotalIncl":"not a number"' in api.get(f"/v1/orders/{order['OrderID']}").text
+    for entry in (order["OrderPDF"], order["Attachments"][0]):
+        answer = api.get(f"/v1/files/{entry['FileID']}")
+        assert answer.status_code == 200 and base64.b64decode(answer.json()["FileContent"])
+
+
 def test_headers_are_case_insensitive_and_party_id_selects_the_company(api: Any) -> None:
     second = api.app.companies[1]
     answer = api.get("/v1/orders", params={"$top": 1}, headers={"PARTYID": str(second.party_id)})
@@ -93,7 +124,8 @@ def test_files_are_json_with_base64_content_real_pdf_and_ubl(api: Any) -> None:
 def test_seeded_data_is_realistic_and_deterministic() -> None:
     one, two = BillitSandbox(documents=300, seed=9, companies=1), BillitSandbox(documents=300, seed=9, companies=1)
     orders = list(one.company().orders.values())
-    assert json.dumps(orders, sort_keys=True) == json.dumps(list(two.company().orders.values()), sort_keys=True)
+    assert json.dumps(orders, sort_keys=True, default=str) == \
+        json.dumps(list(two.company().orders.values()), sort_keys=True, default=str)
     assert {o["OrderDirection"] for o in orders} == {"Income", "Cost"}
     assert {"Invoice", "CreditNote"} <= {o["OrderType"] for o in orders}
     assert any("OrderPDF" not in o for o in orders)
@@ -107,7 +139,8 @@ def test_sandbox_hook_and_demo_settings_through_the_entry_point(serve_sandbox: A
     app = plugins.call("billit", "sandbox", options={"documents": 7, "seed": 2, "companies": 1})
     assert isinstance(app, BillitSandbox) and len(app.company().orders) == 7
     server = serve_sandbox(app)
-    settings = plugins.get("billit").info.settings.model_validate(app.account_settings(server.url))
+    assert plugins.get("billit").info.settings is BillitSettings
+    settings = BillitSettings.model_validate(app.account_settings(server.url))
     assert settings.auth == "api_key" and settings.api_base() == server.url
     assert set(app.account_secrets()) == {"api_key"}
 

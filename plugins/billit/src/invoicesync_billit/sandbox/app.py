@@ -18,6 +18,7 @@ import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from invoicesync.sandbox import Request, Response, SandboxApp
@@ -25,6 +26,7 @@ from invoicesync.sandbox import Request, Response, SandboxApp
 from .data import CompanyData, Seeder, StoredFile, attach_files, summary, wire_time
 from .oauth import OAuthClient, OAuthState
 from .odata import ODataError, parse_filter, sort_orders
+from .wire_json import dumps
 
 PAGE_SIZE = 120
 DEMO_API_KEY = "sandbox-demo-api-key-0f6c1e"
@@ -33,8 +35,9 @@ DEMO_CLIENT_SECRET = "sandbox-client-secret-7d2a"
 DEMO_USER = ("demo@billit.test", "demo")
 
 
-def _json_bytes(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
+def _json(data: Any, status: int = 200) -> Response:
+    """A JSON answer with amounts written the way Billit writes them (``864.00``)."""
+    return Response(status, dumps(data), {"Content-Type": "application/json; charset=utf-8"})
 
 
 def _wire(order: dict[str, Any]) -> dict[str, Any]:
@@ -183,6 +186,12 @@ class BillitSandbox(SandboxApp):
     def expire_access_tokens(self) -> None:
         self.oauth.expire_all()
 
+    def issue_login(self, client_id: str = DEMO_CLIENT_ID) -> dict[str, Any]:
+        """A token answer as if the demo user had approved ``client_id`` on the logon page, for
+        tests and scripts that start from a stored OAuth login instead of driving the browser."""
+        with self.oauth.lock:
+            return self.oauth.issue(client_id)
+
     # -- authentication and company selection ------------------------------------------------
 
     def _authenticate(self, request: Request) -> Response | None:
@@ -234,7 +243,7 @@ class BillitSandbox(SandboxApp):
             rows = [r for r in rows if parse_filter(request.arg("$filter"))(r)]
             search = (request.arg("fullTextSearch") or "").strip().lower()
             if search:
-                rows = [r for r in rows if search in json.dumps(summary(r)).lower()]
+                rows = [r for r in rows if search in dumps(summary(r)).decode().lower()]
             rows = sort_orders(rows, request.arg("$orderby"))
             top = min(int(request.arg("$top") or PAGE_SIZE), PAGE_SIZE)
             skip = int(request.arg("$skip") or 0)
@@ -253,7 +262,7 @@ class BillitSandbox(SandboxApp):
             body["NextPageLink"] = f"{request.base_url}{path}?{urllib.parse.urlencode(query, safe='$,/')}"
         if (request.arg("$inlinecount") or "").lower() == "allpages":
             body["Count"] = len(rows)
-        return Response.json(body)
+        return _json(body)
 
     def _orders(self, request: Request) -> Response:
         company = self._company_for(request)
@@ -278,7 +287,7 @@ class BillitSandbox(SandboxApp):
             return company
         with self.data_lock:
             order = company.orders.get(int(request.params["order_id"]))
-            body = _json_bytes(_wire(order)) if order is not None else None
+            body = dumps(_wire(order)) if order is not None else None
         if body is None:  # Billit answers an unknown or foreign OrderID with 401
             return self.error(401, "Unauthorized", f"You have no access to order {request.params['order_id']}.")
         return Response(200, body, {"Content-Type": "application/json; charset=utf-8"})
@@ -299,7 +308,7 @@ class BillitSandbox(SandboxApp):
     def _file_json(stored: StoredFile) -> Iterator[bytes]:
         """The File object, with FileContent base64-encoded on the fly in 3-byte-aligned pieces."""
         head = {"FileID": stored.file_id, "FileName": stored.name, "MimeType": stored.mime}
-        yield _json_bytes(head)[:-1] + b',"FileContent":"'
+        yield dumps(head)[:-1] + b',"FileContent":"'
         carry = b""
         for chunk in _chunks(stored.render()):
             data = carry + chunk
@@ -363,7 +372,8 @@ class BillitSandbox(SandboxApp):
 
     def _admin_edit(self, request: Request) -> Response:
         try:
-            order = self.edit_order(int(request.params["order_id"]), **(request.json() or {}))
+            changes = json.loads(request.body or b"{}", parse_float=Decimal)  # amounts keep their digits
+            order = self.edit_order(int(request.params["order_id"]), **(changes or {}))
         except KeyError:
             return self.error(404, "NotFound", "no such order")
         return Response.json({"OrderID": order["OrderID"], "LastModified": order["LastModified"]})

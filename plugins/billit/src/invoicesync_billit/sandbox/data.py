@@ -1,7 +1,8 @@
 """Seeded, deterministic Billit data: companies, counterparties, orders in both directions, files.
 
 Orders are kept in wire form (the JSON Billit sends: timestamps without offset, amounts as
-doubles rounded to the cent, null fields omitted). Files are rendered from their order when
+numbers with Billit's fixed scale — ``864.00``, ``21.00``, ``1.00000`` — kept as ``Decimal`` so
+they go on the wire with those digits, null fields omitted). Files are rendered from their order when
 downloaded, so thousands of orders cost little memory.
 """
 
@@ -18,6 +19,10 @@ from typing import Any
 from .files import order_pdf, order_ubl
 
 CENT = Decimal("0.01")
+#: Billit's own scales on the wire: money and VAT rates to the cent, quantities to one decimal
+#: (``2.0``), exchange rates to five (``1.00000``).
+QUANTITY = Decimal("0.0")
+FX_RATE = Decimal("1.00000")
 SUMMARY_OMITS = ("Customer", "Supplier", "OrderLines", "Attachments", "VatGroups", "Messages", "Comments",
                  "OrderTitle", "PeriodFrom", "PeriodTill", "CustomFields", "Tags", "ExternalProviderReferences",
                  "PaymentLinks", "PaidDate")
@@ -51,8 +56,22 @@ def wire_time(moment: datetime) -> str:
     return text + (f".{millis:03d}".rstrip("0") if millis else "")
 
 
-def money(value: Decimal) -> float:
-    return float(value.quantize(CENT, rounding=ROUND_HALF_UP))
+def money(value: Decimal | int) -> Decimal:
+    """An amount as Billit writes it: to the cent, always two decimals (``864.00``)."""
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def vat_groups(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-rate totals Billit adds to every order (``Mtvh`` is the VAT base)."""
+    groups: dict[Decimal, dict[str, Any]] = {}
+    for line in lines:
+        group = groups.setdefault(line["VATPercentage"], {
+            "VentilationCode": "1", "VATPercentage": line["VATPercentage"], "TotalExcl": money(0),
+            "TotalVAT": money(0), "TotalIncl": money(0), "Mtvh": money(0), "FinancialReductionAmount": money(0)})
+        for key, source in (("TotalExcl", "TotalExcl"), ("TotalVAT", "TotalVAT"), ("TotalIncl", "TotalIncl"),
+                            ("Mtvh", "TotalExcl")):
+            group[key] += line[source]
+    return list(groups.values())
 
 
 def structured_reference(rng: random.Random) -> str:
@@ -159,9 +178,10 @@ class Seeder:
             line_excl = (unit * quantity).quantize(CENT)
             line_vat = (line_excl * rate / 100).quantize(CENT, rounding=ROUND_HALF_UP)
             excl, vat = excl + line_excl, vat + line_vat
-            lines.append({"Quantity": float(quantity), "UnitPriceExcl": money(unit), "Description": label,
-                          "TotalExcl": money(line_excl), "TotalVAT": money(line_vat), "VATPercentage": float(rate),
-                          "TotalIncl": money(line_excl + line_vat), "VentilationCode": "1"})
+            lines.append({"Quantity": quantity.quantize(QUANTITY), "UnitPriceExcl": money(unit),
+                          "Description": label, "TotalExcl": money(line_excl), "TotalVAT": money(line_vat),
+                          "VATPercentage": money(rate), "TotalIncl": money(line_excl + line_vat),
+                          "VentilationCode": "1"})
         prefix = {"Invoice": "INV", "CreditNote": "CN", "Offer": "OFF", "DeliveryNote": "DN", "OrderForm": "OF"}[kind]
         order_number = (f"{prefix}-{moment.year}-{number:05d}" if direction == "Income"
                         else f"{other['Name'].split()[0][:3].upper()}/{moment.year}/{rng.randrange(1000, 99999)}")
@@ -175,10 +195,10 @@ class Seeder:
             "OrderType": kind, "OrderDirection": direction,
             "LastModified": wire_time(moment), "Created": wire_time(moment - timedelta(seconds=rng.randrange(1, 900))),
             "OrderLines": lines, "TotalExcl": money(excl), "TotalVAT": money(vat), "TotalIncl": money(excl + vat),
-            "VatGroups": [], "Tags": [], "PaymentReference": structured_reference(rng), "Paid": paid,
+            "VatGroups": vat_groups(lines), "Tags": [], "PaymentReference": structured_reference(rng), "Paid": paid,
             "Currency": "EUR", "IsSent": direction == "Income", "Invoiced": False, "RemindersSent": 0,
-            "ToPay": 0.0 if paid else money(excl + vat), "OrderStatus": "Paid" if paid else "ToPay",
-            "Overdue": False, "DaysOverdue": 0, "FXRateToForeign": 1.0, "DeliveryDate": wire_time(order_date),
+            "ToPay": money(0) if paid else money(excl + vat), "OrderStatus": "Paid" if paid else "ToPay",
+            "Overdue": False, "DaysOverdue": 0, "FXRateToForeign": FX_RATE, "DeliveryDate": wire_time(order_date),
             "ExportedToConnector": False, "AccountantVerificationNeeded": False,
             "CurrentDocumentDeliveryDetails": {"IsDocumentDelivered": direction == "Income"},
             "Attachments": [], "Messages": [], "CustomFields": {},

@@ -7,6 +7,14 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 
+def _amount(value: Any) -> str:
+    """An amount to the cent; a malformed one (a test's broken payload) as its own text, so its
+    files still download and only the order's JSON is wrong."""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return f"{Decimal(str(value)):.2f}"
+    return str(value)
+
+
 def _pdf_text(value: str) -> str:
     safe = value.encode("latin-1", "replace").decode("latin-1")
     return safe.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
@@ -51,10 +59,10 @@ def order_pdf(order: dict[str, Any]) -> bytes:
         "",
     ]
     for line in order.get("OrderLines") or []:
-        lines.append(f"{line.get('Quantity')} x {line.get('Description')}  {line.get('TotalExcl'):.2f} "
+        lines.append(f"{line.get('Quantity')} x {line.get('Description')}  {_amount(line.get('TotalExcl'))} "
                      f"+ VAT {line.get('VATPercentage')}%")
-    lines += ["", f"Total excl. VAT: {order.get('TotalExcl'):.2f} {order.get('Currency')}",
-              f"VAT: {order.get('TotalVAT'):.2f}", f"Total: {order.get('TotalIncl'):.2f}",
+    lines += ["", f"Total excl. VAT: {_amount(order.get('TotalExcl'))} {order.get('Currency')}",
+              f"VAT: {_amount(order.get('TotalVAT'))}", f"Total: {_amount(order.get('TotalIncl'))}",
               f"Structured communication: {order.get('PaymentReference', '')}"]
     return make_pdf(lines)
 
@@ -78,7 +86,7 @@ def order_ubl(order: dict[str, Any]) -> bytes:
     currency = escape(str(order.get("Currency", "EUR")))
 
     def amount(tag: str, value: Any) -> str:
-        return f"<cbc:{tag} currencyID=\"{currency}\">{Decimal(str(value)):.2f}</cbc:{tag}>"
+        return f"<cbc:{tag} currencyID=\"{currency}\">{escape(_amount(value))}</cbc:{tag}>"
 
     body = (
         f"<{root} xmlns=\"{ns}\" "

@@ -124,9 +124,10 @@ class OAuthState:
             else:
                 return 400, _oauth_error("unsupported_grant_type", "UnsupportedGrantType",
                                          "grant_type must be authorization_code or refresh_token.")
-            return 200, self._issue(client.client_id)
+            return 200, self.issue(client.client_id)
 
-    def _issue(self, client_id: str) -> dict[str, Any]:
+    def issue(self, client_id: str) -> dict[str, Any]:
+        """A fresh access + refresh token pair for ``client_id`` (call with ``lock`` held)."""
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         self.refresh_tokens[refresh] = client_id
         self.access_tokens[access] = AccessToken(time.time() + self.token_lifetime, refresh)

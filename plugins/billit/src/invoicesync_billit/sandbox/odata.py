@@ -144,7 +144,7 @@ class _Parser:
 def compare(actual: Any, op: str, literal: Any) -> bool:
     if isinstance(literal, datetime):
         actual = parse_datetime(actual) if isinstance(actual, str) else None
-    elif isinstance(literal, Decimal) and not isinstance(actual, bool) and isinstance(actual, int | float):
+    elif isinstance(literal, Decimal) and not isinstance(actual, bool) and isinstance(actual, int | float | Decimal):
         actual = Decimal(str(actual))
     if op == "eq":
         return bool(actual == literal)
