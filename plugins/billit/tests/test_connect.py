@@ -9,10 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
-from invoicesync import AuthError
+from invoicesync import AuthError, DocumentRef, NonInteractiveUI, PluginKind
 from invoicesync.http import TokenSet
+from invoicesync.plugins import Plugins
 from invoicesync.testing import ScriptedUI
-from invoicesync_billit.sandbox import DEMO_API_KEY, DEMO_CLIENT_SECRET, DEMO_USER
+from invoicesync_billit import plugin as billit_plugin
+from invoicesync_billit.sandbox import DEMO_API_KEY, DEMO_CLIENT_SECRET, DEMO_USER, BillitSandbox
+from invoicesync_billit.settings import ENVIRONMENTS, BillitSettings
+from pydantic import ValidationError
 
 
 def browser(email: str = DEMO_USER[0], password: str = DEMO_USER[1], decision: str = "approve",
@@ -140,3 +144,61 @@ def test_company_out_of_reach_is_named(billit: Any) -> None:
         h.list(company=gone)
     assert gone.id in str(info.value)
     assert h.list().refs  # the other company still works
+
+
+def test_connect_with_sandbox_flag_stores_it_and_later_syncs_use_billits_sandbox(
+        invoicesync_cli: Any, workspace_factory: Any, serve_sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`invoicesync connect billit --sandbox` is a setting: it is saved with the account, and a
+    later context (a later sync) still talks to Billit's sandbox hosts, not production."""
+    app = BillitSandbox(documents=6, companies=1)
+    running = serve_sandbox(app)
+    # Billit's real hosts are out of reach in tests: point the host table at loopback (production
+    # at a closed port). What is under test is which entry is chosen, and that the choice sticks.
+    monkeypatch.setitem(ENVIRONMENTS, "sandbox", {"api": running.url, "login": running.url})
+    monkeypatch.setitem(ENVIRONMENTS, "production", {"api": "http://127.0.0.1:9", "login": "http://127.0.0.1:9"})
+    monkeypatch.setenv("INVOICESYNC_BILLIT_API_KEY", DEMO_API_KEY)
+    plugins = Plugins.from_objects({"billit": (PluginKind.SOURCE, billit_plugin)})
+
+    result = invoicesync_cli("connect", "billit", "--sandbox", "--auth", "api_key", plugins=plugins)
+    assert result.exit_code == 0, result.output
+
+    workspace = workspace_factory(plugins)
+    account = workspace.account("billit")
+    assert account.settings == {"sandbox": True, "auth": "api_key"}  # stored, not a one-off option
+    ctx = workspace.context(account)  # what a later `invoicesync sync` builds
+    assert ctx.settings.environment == "sandbox" and ctx.settings.api_base() == running.url
+    before = len(app.requests)
+    items = list(plugins.call("billit", "list_documents", account=account, company=account.companies[0],
+                              cursor=None, ctx=ctx))
+    assert [i for i in items if isinstance(i, DocumentRef)]
+    assert len(app.requests) > before  # the listing went to the sandbox host
+
+
+def test_sandbox_setting_and_environment_are_one_choice() -> None:
+    assert BillitSettings(sandbox=True).api_base() == "https://api.sandbox.billit.be"
+    assert BillitSettings(sandbox=True).login_base() == "https://my.sandbox.billit.be"
+    assert BillitSettings(environment="sandbox").sandbox is True
+    assert BillitSettings().api_base() == "https://api.billit.be" and BillitSettings().sandbox is False
+    with pytest.raises(ValidationError, match="contradicts"):
+        BillitSettings(sandbox=True, environment="production")
+
+
+def test_connect_without_a_person_reuses_a_stored_oauth_login(billit: Any) -> None:
+    """Scripts and the demo: a stored token set is checked against Billit, no browser is needed."""
+    h = billit(documents=3, oauth=True, companies=1)
+    secrets = h.workspace.secrets(h.account.name)
+    secrets.set("client_secret", DEMO_CLIENT_SECRET)
+    secrets.set("oauth_token", TokenSet.from_response(h.app.issue_login()).model_dump_json())
+    assert h.connect(NonInteractiveUI())
+    assert h.list().refs
+
+
+def test_connect_without_a_person_refuses_a_dead_stored_login_clearly(billit: Any) -> None:
+    h = billit(documents=1, oauth=True, companies=1)
+    secrets = h.workspace.secrets(h.account.name)
+    secrets.set("client_secret", DEMO_CLIENT_SECRET)
+    token = TokenSet.from_response(h.app.issue_login())
+    h.app.oauth.revoke(token.access_token)
+    secrets.set("oauth_token", token.model_dump_json())
+    with pytest.raises(AuthError, match="refused the login"):
+        h.connect(NonInteractiveUI())

@@ -113,8 +113,8 @@ class ApiKeyAuth:
         return False
 
 
-def _token_client(ctx: Context, settings: BillitSettings, environment: str) -> OAuth2Client:
-    http = ctx.http(settings.api_base(environment), service=SERVICE, error_parser=parse_error,
+def _token_client(ctx: Context, settings: BillitSettings) -> OAuth2Client:
+    http = ctx.http(settings.api_base(), service=SERVICE, error_parser=parse_error,
                     max_attempts=3)
     if not settings.client_id:
         raise ConfigError("Billit OAuth needs `client_id` in the account settings (Billit support issues "
@@ -123,10 +123,10 @@ def _token_client(ctx: Context, settings: BillitSettings, environment: str) -> O
     return OAuth2Client(http, token_url=TOKEN_PATH, client_id=settings.client_id, client_secret=secret)
 
 
-def token_auth(ctx: Context, settings: BillitSettings, environment: str) -> TokenAuth:
+def token_auth(ctx: Context, settings: BillitSettings) -> TokenAuth:
     """The OAuth authenticator: refreshes through ``POST /OAuth2/token`` with
     ``grant_type=refresh_token, refresh_token, client_id, client_secret``."""
-    oauth = _token_client(ctx, settings, environment)
+    oauth = _token_client(ctx, settings)
 
     def refresh(token: TokenSet) -> TokenSet:
         try:
@@ -139,15 +139,15 @@ def token_auth(ctx: Context, settings: BillitSettings, environment: str) -> Toke
     return TokenAuth(ctx.secrets, refresh, key="oauth_token", early=60.0)
 
 
-def login_with_browser(ctx: Context, settings: BillitSettings, environment: str) -> None:
+def login_with_browser(ctx: Context, settings: BillitSettings) -> None:
     """The authorization-code flow: Billit's logon page, loopback redirect, code exchange."""
     if not ctx.secrets.get("client_secret"):
         secret = ctx.ui.prompt("Billit OAuth client secret (from Billit support)", secret=True).strip()
         if not secret:
             raise AuthError("no Billit client secret given")
         ctx.secrets.set("client_secret", secret)
-    oauth = _token_client(ctx, settings, environment)
-    logon = settings.login_base(environment) + LOGON_PATH
+    oauth = _token_client(ctx, settings)
+    logon = settings.login_base() + LOGON_PATH
 
     def build_url(redirect_uri: str, state: str) -> str:
         # Billit takes exactly these three; its own params may not ride on redirect_uri.
@@ -166,10 +166,8 @@ def login_with_browser(ctx: Context, settings: BillitSettings, environment: str)
 class BillitClient:
     """Billit's REST API for one account; every call names the company by its ``PartyID``."""
 
-    def __init__(self, ctx: Context, settings: BillitSettings, *, environment: str | None = None,
-                 api_key: str | None = None) -> None:
+    def __init__(self, ctx: Context, settings: BillitSettings, *, api_key: str | None = None) -> None:
         self.settings = settings
-        environment = environment or settings.environment
         auth: ApiKeyAuth | TokenAuth
         if settings.auth == "api_key":
             key = api_key or ctx.secrets.get("api_key")
@@ -178,11 +176,11 @@ class BillitClient:
                                 "run `invoicesync connect` (or set INVOICESYNC_<ACCOUNT>_API_KEY)")
             auth = ApiKeyAuth(key)
         else:
-            auth = token_auth(ctx, settings, environment)
+            auth = token_auth(ctx, settings)
         headers = {"Accept": "application/json"}
         if settings.context_party_id is not None:
             headers["ContextPartyID"] = str(settings.context_party_id)
-        self.http: HttpClient = ctx.http(settings.api_base(environment), service=SERVICE, auth=auth,
+        self.http: HttpClient = ctx.http(settings.api_base(), service=SERVICE, auth=auth,
                                          classify=classify, error_parser=parse_error, headers=headers)
 
     @staticmethod

@@ -35,17 +35,12 @@ _clients: dict[int, BillitClient] = {}
 _clients_lock = threading.Lock()
 
 
-def _environment(ctx: Context) -> str:
-    # `connect --sandbox` picks Billit's sandbox for this call even if the settings say otherwise.
-    return "sandbox" if ctx.options.get("sandbox") else str(ctx.settings.environment)
-
-
 def client_for(ctx: Context) -> BillitClient:
     """One client per Context, shared by the worker threads (and so one token refresher)."""
     with _clients_lock:
         client = _clients.get(id(ctx))
         if client is None:
-            client = BillitClient(ctx, ctx.settings, environment=_environment(ctx))
+            client = BillitClient(ctx, ctx.settings)
             _clients[id(ctx)] = client
             weakref.finalize(ctx, _clients.pop, id(ctx), None)
         return client
@@ -66,16 +61,19 @@ def plugin_info() -> PluginInfo:
 @hookimpl
 def auth(account: Account, ctx: Context) -> list[Company]:
     settings: BillitSettings = ctx.settings
-    environment = _environment(ctx)
     api_key: str | None = None
     if settings.auth == "api_key":
         api_key = ctx.secrets.get("api_key") or ctx.ui.prompt(
             "Billit API key (MyBillit > My profile > Users & API key)", secret=True).strip()
         if not api_key:
             raise AuthError("no Billit API key given")
+    elif ctx.ui.interactive or not ctx.secrets.get("oauth_token"):
+        login_with_browser(ctx, settings)
     else:
-        login_with_browser(ctx, settings, environment)
-    client = BillitClient(ctx, settings, environment=environment, api_key=api_key)
+        # Scripts and the demo connect without a person: reuse the stored login. The call below
+        # proves it still works (renewing it if need be) before the account is saved.
+        ctx.ui.echo("Using the stored Billit login.")
+    client = BillitClient(ctx, settings, api_key=api_key)
     try:
         info = client.account_information()
     except RemoteError as exc:

@@ -6,10 +6,10 @@ live in ``ctx.secrets`` under the names in ``SECRETS``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
 from invoicesync import Settings
-from pydantic import Field
+from pydantic import Field, model_validator
 
 OrderType = Literal["Invoice", "CreditNote", "Offer", "DeliveryNote", "OrderForm"]
 OrderDirection = Literal["Income", "Cost"]
@@ -35,8 +35,13 @@ def _default_directions() -> list[OrderDirection]:
 
 
 class BillitSettings(Settings):
-    #: ``production`` (api.billit.be) or ``sandbox`` (api.sandbox.billit.be).
+    #: ``production`` (api.billit.be) or ``sandbox`` (api.sandbox.billit.be). The one source of
+    #: truth for the hosts; ``sandbox`` below is only a way of setting it.
     environment: Literal["production", "sandbox"] = "production"
+    #: ``invoicesync connect billit --sandbox``: shorthand for ``environment = "sandbox"``. It is a
+    #: setting (not a connect-only option) so the choice is stored with the account and every
+    #: later sync talks to Billit's sandbox too.
+    sandbox: bool = False
     #: ``oauth`` (Billit's login page; required for anything distributed) or ``api_key`` (personal use).
     auth: Literal["oauth", "api_key"] = "oauth"
     #: Override of the API base URL (``https://api.billit.be``), e.g. for a local emulator.
@@ -50,10 +55,10 @@ class BillitSettings(Settings):
     #: Income = sales, Cost = purchases. Both by default.
     directions: list[OrderDirection] = Field(default_factory=_default_directions, min_length=1)
     #: Orders per listing request; Billit never returns more than 120.
-    page_size: int = Field(MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    page_size: int = Field(default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     #: Re-read this many seconds before the stored cursor on each run (server commit lag, DST
     #: fall-back: Billit's timestamps carry no offset). Re-read orders are deduplicated by the library.
-    lookback_seconds: int = Field(0, ge=0)
+    lookback_seconds: int = Field(default=0, ge=0)
     #: An accountant acting for a client company sends its own company id as ``ContextPartyID``.
     context_party_id: int | None = None
     #: Also report soft-deleted orders (``GET /v1/orders/deleted``) as deletions.
@@ -61,12 +66,24 @@ class BillitSettings(Settings):
     #: A CA bundle to trust (a TLS test server); core uses it as ``verify``.
     ca_bundle: str | None = None
 
-    def api_base(self, environment: str | None = None) -> str:
+    @model_validator(mode="after")
+    def _sandbox_selects_environment(self) -> Self:
+        given = self.model_fields_set
+        if "sandbox" in given and "environment" in given and self.sandbox != (self.environment == "sandbox"):
+            raise ValueError(f"sandbox = {str(self.sandbox).lower()} contradicts environment = "
+                             f"{self.environment!r}; set only one of them")
+        if self.sandbox:
+            self.environment = "sandbox"
+        # Read back consistently whichever of the two was given.
+        self.sandbox = self.environment == "sandbox"
+        return self
+
+    def api_base(self) -> str:
         if self.api_url:
             return self.api_url.rstrip("/")
-        return ENVIRONMENTS[environment or self.environment]["api"]
+        return ENVIRONMENTS[self.environment]["api"]
 
-    def login_base(self, environment: str | None = None) -> str:
+    def login_base(self) -> str:
         if self.login_url:
             return self.login_url.rstrip("/")
-        return ENVIRONMENTS[environment or self.environment]["login"]
+        return ENVIRONMENTS[self.environment]["login"]
