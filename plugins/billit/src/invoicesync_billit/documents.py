@@ -61,9 +61,11 @@ def fetch_order(client: BillitClient, account: Account, company: Company, ref: D
     )
     document.files = [download(client, company.id, entry, reader, blobs) for entry in entries]
     if document.pdf is None:
-        # Still imported (a draft may have no PDF yet), but visibly so: targets and logs see it.
+        # Still imported (a draft may have no PDF yet), but marked: `invoicesync documents` shows
+        # "[no PDF]" and targets see the flag. INFO, not WARNING: a first sync of a company with
+        # many drafts would otherwise bury the progress bars under one warning per order.
         document.raw["pdf_missing"] = True
-        log.warning("billit: %s has no OrderPDF; imported without a PDF", reader.label)
+        log.info("billit: %s has no OrderPDF; imported without a PDF", reader.label)
     return document
 
 
