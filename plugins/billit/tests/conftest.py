@@ -74,19 +74,10 @@ class Harness:
 
     def fetch(self, source_id: str, ctx: Context | None = None, company: Company | None = None) -> Document:
         ref = DocumentRef(source_id=source_id)
-        return self.call("fetch_document", ctx, company=company or self.company, ref=ref)  # type: ignore[no-any-return]
+        return self.call("fetch_document", ctx, company=company or self.company, ref=ref)
 
     def secret(self, key: str) -> str | None:
         return self.workspace.secrets(self.account.name).get(key)
-
-
-@pytest.fixture(autouse=True)
-def _no_nagle(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Core's loopback server writes headers and body separately; with Nagle + delayed ACK every
-    # small answer then waits ~40 ms. TCP_NODELAY (a core one-liner, reported) avoids that.
-    from invoicesync.sandbox import _server
-
-    monkeypatch.setattr(_server._Handler, "disable_nagle_algorithm", True, raising=False)
 
 
 @pytest.fixture
