@@ -13,17 +13,13 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from invoicesync import Context, RemoteError
+from invoicesync import AuthError, Context, InvoiceSyncError, RemoteError
 from invoicesync.http import HttpClient, iter_pages, next_link
 
 from .auth import MsalAuthenticator
 from .settings import Dynamics365Settings
 
 SERVICE = "dynamics365"
-
-
-class SetupError(RemoteError):
-    """BC refused the app itself (not registered, no permission): no document can succeed."""
 
 
 class NotFoundError(RemoteError):
@@ -39,8 +35,12 @@ _SETUP_FIXES = {
 }
 
 
-def parse_error(response: httpx.Response) -> RemoteError:
-    """BC's error body → a ``RemoteError`` whose message says what went wrong (and what to fix)."""
+def parse_error(response: httpx.Response) -> InvoiceSyncError:
+    """BC's error body → an error whose message says what went wrong (and what to fix).
+
+    BC refusing the app itself (not registered, no permission) is an ``AuthError``: no document
+    can succeed, so core stops the account's batch with the fix instead of failing each document.
+    """
     code, message = None, ""
     try:
         body = response.json()
@@ -54,15 +54,13 @@ def parse_error(response: httpx.Response) -> RemoteError:
     message = message.strip() or response.reason_phrase or "error"
     status = response.status_code
     if code in _SETUP_FIXES:
-        return SetupError(f"{_SETUP_FIXES[code]} ({message})", status=status, code=code, service=SERVICE)
+        return AuthError(f"{_SETUP_FIXES[code]} ({message})")
     if status == 401:
-        return SetupError(f"Business Central refused the token: {message}", status=status, code=code,
-                          service=SERVICE)
+        return AuthError(f"Business Central refused the token: {message}")
     if status == 403 or (code or "").startswith("Authorization_"):
-        return SetupError(
+        return AuthError(
             "the app lacks a Business Central permission: on the 'Microsoft Entra Applications' page give it "
-            f"permission sets that can read vendors and write purchase documents ({message})",
-            status=status, code=code, service=SERVICE)
+            f"permission sets that can read vendors and write purchase documents ({message})")
     if status == 404 or code in {"BadRequest_ResourceNotFound", "BadRequest_NotFound", "Internal_RecordNotFound"}:
         return NotFoundError(message, status=status, code=code, service=SERVICE)
     return RemoteError(message, status=status, code=code, service=SERVICE)

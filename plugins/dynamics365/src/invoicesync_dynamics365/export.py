@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from invoicesync import (
-    AuthError,
     Context,
     Delivery,
     DeliveryStatus,
@@ -31,7 +30,7 @@ from invoicesync import (
 
 from . import documents
 from .attachments import Attacher, AttachmentError, Ownership
-from .client import BusinessCentral, SetupError, odata_string
+from .client import BusinessCentral, odata_string
 from .documents import KINDS, Kind
 from .settings import Dynamics365Settings
 from .vendors import VendorDirectory, normalise_vat
@@ -52,11 +51,10 @@ class Exporter:
 
     def push(self, requests: list[PushRequest]) -> Iterator[Delivery]:
         for request in requests:
+            # An AuthError (BC refusing the app itself) is not caught: every document would fail the
+            # same way, so it stops the batch with what to fix.
             try:
                 yield self._push_one(request)
-            except SetupError as exc:
-                # Every document would fail the same way: stop the batch with what to fix.
-                raise AuthError(str(exc)) from None
             except (DocumentError, AttachmentError) as exc:
                 yield self._delivery(request, DeliveryStatus.FAILED, message=str(exc))
             except RemoteError as exc:
@@ -147,8 +145,6 @@ class Exporter:
         try:
             attachments, _ = self._finish(kind, draft, document, fresh=fresh)
         except (RemoteError, AttachmentError) as exc:
-            if isinstance(exc, SetupError):
-                raise
             return self._roll_back(request, kind, draft, exc)
         self.ctx.kv.delete(state_key)
         return self._delivery(request, DeliveryStatus.DELIVERED, draft=draft, kind=kind, attachments=attachments,

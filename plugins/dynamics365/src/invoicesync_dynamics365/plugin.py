@@ -19,7 +19,7 @@ from invoicesync import (
     hookimpl,
 )
 
-from .client import BusinessCentral, NotFoundError, SetupError
+from .client import BusinessCentral, NotFoundError
 from .export import Exporter
 from .settings import SECRET_KEY, Dynamics365Settings
 
@@ -61,8 +61,6 @@ def auth(account: Account, ctx: Context) -> list[Company]:
     ctx.ui.echo(f"Business Central environment: {settings.environment} (tenant {settings.tenant})")
     try:
         companies = [_company(c) for c in bc.companies()]
-    except SetupError as exc:
-        raise AuthError(str(exc)) from None
     except NotFoundError as exc:
         raise ConfigError(f"Business Central has no environment {settings.environment!r} in tenant "
                           f"{settings.tenant!r}; check the `environment` setting ({exc})") from None
