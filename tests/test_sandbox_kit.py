@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 
 import httpx
@@ -63,4 +64,5 @@ def test_unknown_routes_use_the_apps_error_shape(serve_sandbox: Callable[..., Ru
 def test_tls_sandboxes_are_trusted_through_their_ca(serve_sandbox: Callable[..., RunningSandbox]) -> None:
     running = serve_sandbox(Counter(), tls=True)
     assert running.url.startswith("https://")
-    assert httpx.post(f"{running.url}/items", verify=running.verify).status_code == 201
+    trust = ssl.create_default_context(cafile=str(running.ca_file))
+    assert httpx.post(f"{running.url}/items", verify=trust).status_code == 201

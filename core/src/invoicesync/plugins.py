@@ -84,7 +84,7 @@ class Plugins:
             manager: ExtensionManager[Any] = (
                 ExtensionManager(namespace=group, on_load_failure_callback=plugins._on_load_failure)
                 if allowed is None else
-                NamedExtensionManager(namespace=group, names=sorted(allowed),
+                NamedExtensionManager(namespace=group, names=sorted(allowed), warn_on_missing_entrypoint=False,
                                       on_load_failure_callback=plugins._on_load_failure)
             )
             for extension in manager:
