@@ -84,7 +84,7 @@ class Plugins:
             manager: ExtensionManager[Any] = (
                 ExtensionManager(namespace=group, on_load_failure_callback=plugins._on_load_failure)
                 if allowed is None else
-                NamedExtensionManager(namespace=group, names=sorted(allowed), warn_on_missing_entrypoint=False,
+                NamedExtensionManager(namespace=group, names=sorted(allowed), on_missing_entrypoints_callback=_ignore,
                                       on_load_failure_callback=plugins._on_load_failure)
             )
             for extension in manager:
@@ -195,6 +195,10 @@ class Plugins:
 
     def of_kind(self, kind: PluginKind) -> list[LoadedPlugin]:
         return [p for p in self.loaded.values() if p.kind is kind]
+
+
+def _ignore(names: Any) -> None:
+    """A name missing from one group is expected: it may be in the other."""
 
 
 def _spec_names() -> list[str]:
