@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ class Workspace:
     #: Injected into every Context (tests point plugins at in-process transports).
     transport: httpx.BaseTransport | None = None
     verify: str | bool = True
+    #: How waits happen (HTTP backoff and the request budget); tests inject a recorder.
+    sleep: Callable[[float], None] = time.sleep
     _budgets: dict[str, Budget] = field(default_factory=dict)
 
     @classmethod
@@ -108,7 +112,7 @@ class Workspace:
         budget = self._budgets.get(account.name)
         if budget is None:
             budget = Budget(plugin.info.budget_requests, plugin.info.budget_period,
-                            concurrency=max(4, plugin.info.concurrency * 2))
+                            concurrency=max(4, plugin.info.concurrency * 2), sleep=self.sleep)
             self._budgets[account.name] = budget
         settings = self.settings_for(account)
         # A plugin may declare a `ca_bundle` setting to trust a TLS test server's private CA.
@@ -125,6 +129,7 @@ class Workspace:
             transport=self.transport,
             verify=verify,
             budget=budget,
+            sleep=self.sleep,
             log=logging.getLogger(f"invoicesync.plugin.{account.plugin}"),
         )
 
