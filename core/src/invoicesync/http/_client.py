@@ -280,7 +280,9 @@ class HttpClient:
     def _exhausted(self, method: str, url: str, exc: _Transient) -> InvoiceSyncError:
         response = exc.response
         if response is None:
-            return ServerError(f"{method} {url}: {exc.cause}", service=self.service)
+            where = self._client.base_url.join(url)
+            return ServerError(f"{method} {where}: no connection after {self.max_attempts} attempts ({exc.cause})",
+                               service=self.service)
         if not response.is_stream_consumed:
             try:
                 response.read()
