@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from invoicesync import AuthError, ConfigError, DeliveryStatus
+from invoicesync.context import NonInteractiveUI
 from invoicesync.http import TokenSet
 from invoicesync.testing import ScriptedUI
 
@@ -22,9 +23,14 @@ def _browser(url: str) -> None:
 
 def _connect(env: Any, ui: Any, **options: Any) -> list[Any]:
     env.workspace.secrets(env.account.name).delete("oauth_token")
+    return _auth(env, ui, **options)
+
+
+def _auth(env: Any, ui: Any, **options: Any) -> list[Any]:
+    """``auth`` over whatever login is stored (the env fixture stores the sandbox's demo token set)."""
     ctx = env.context(ui=ui, options=options)
     try:
-        return env.workspace.plugins.call("dropbox", "auth", account=env.account, ctx=ctx)  # type: ignore[no-any-return]
+        return env.workspace.plugins.call("dropbox", "auth", account=env.account, ctx=ctx)
     finally:
         ctx.close()
 
@@ -122,3 +128,62 @@ def test_a_revoked_login_fails_the_batch_with_an_auth_error(env: Any) -> None:
 def test_demo_secret_is_a_token_set(env: Any) -> None:
     token = json.loads(env.app.account_secrets()["oauth_token"])
     assert set(token) >= {"access_token", "refresh_token", "expires_at"}
+
+
+def _no_browser(url: str) -> None:
+    raise AssertionError(f"the browser was opened although a working login is stored: {url}")
+
+
+@pytest.mark.parametrize("ui", [NonInteractiveUI(), ScriptedUI(browser=_no_browser)], ids=["script", "terminal"])
+def test_a_working_stored_login_is_reused_without_a_browser(env: Any, ui: Any) -> None:
+    """What `invoicesync demo` and scripts do: store the token set, then connect unattended."""
+    before = _stored(env)
+    assert _auth(env, ui) == []
+    assert _stored(env) == before
+    assert env.app.count("POST", r"/2/files/get_metadata$") == 1  # the login was tried, not assumed
+    assert not any(status == 401 for _, _, status in env.app.requests)
+
+
+def test_a_stored_login_whose_access_token_expired_is_refreshed_and_reused(env: Any) -> None:
+    env.app.oauth.expire_access_tokens()
+    _auth(env, NonInteractiveUI())
+    assert env.app.oauth.refreshes == 1
+
+
+@pytest.mark.parametrize("flag", [True, "yes"])
+def test_relogin_runs_the_browser_even_with_a_working_login(env: Any, flag: object) -> None:
+    before = _stored(env)
+    ui = ScriptedUI(browser=_browser)
+    _auth(env, ui, relogin=flag)
+    assert len(ui.opened) == 1
+    assert _stored(env).refresh_token != before.refresh_token
+
+
+def test_relogin_no_keeps_the_stored_login(env: Any) -> None:
+    _auth(env, ScriptedUI(browser=_no_browser), relogin="no")
+
+
+def test_a_revoked_stored_login_logs_in_again_when_someone_is_there(env: Any) -> None:
+    env.app.oauth.revoke_all()
+    ui = ScriptedUI(browser=_browser)
+    _auth(env, ui)
+    assert len(ui.opened) == 1
+    assert any("does not work" in line for line in ui.output)
+    [delivery] = env.push([env.document("L-1", pdf=b"%PDF l")])
+    assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+
+
+def test_a_revoked_stored_login_is_a_clear_error_when_no_one_is_there(env: Any) -> None:
+    env.app.oauth.revoke_all()
+    with pytest.raises(AuthError, match="--relogin"):
+        _auth(env, NonInteractiveUI())
+
+
+def test_a_stored_login_without_the_needed_scopes_is_not_reused(env: Any) -> None:
+    narrow = _stored(env).model_copy(update={"scope": "files.metadata.read"})
+    env.workspace.secrets(env.account.name).set("oauth_token", narrow.model_dump_json())
+    with pytest.raises(AuthError, match=r"files\.content\.write"):
+        _auth(env, NonInteractiveUI())
+    ui = ScriptedUI(browser=_browser)
+    _auth(env, ui)
+    assert len(ui.opened) == 1 and "files.content.write" in (_stored(env).scope or "")

@@ -10,7 +10,6 @@ from invoicesync.sandbox import SandboxApp
 
 from . import auth as _auth
 from .auth import TOKEN_KEY
-from .client import DropboxClient
 from .export import push
 from .settings import DropboxSettings
 
@@ -35,10 +34,7 @@ def plugin_info() -> PluginInfo:
 @hookimpl
 def auth(account: Account, ctx: Context) -> list[Company]:
     settings: DropboxSettings = ctx.settings
-    _auth.connect(ctx, settings)
-    # Prove the new login works for the calls a sync makes (get_metadata needs files.metadata.read).
-    client = DropboxClient(ctx, settings, _auth.token_auth(ctx, settings))
-    client.get_metadata(settings.template.split("{", 1)[0].rstrip("/") or "/Invoices")
+    _auth.login(ctx, settings)
     ctx.ui.echo("Connected to Dropbox.")
     return []
 
