@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Iterator
+import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,10 +25,11 @@ from invoicesync import (
     PushRequest,
 )
 from invoicesync.plugins import Plugins
-from invoicesync.sandbox import RunningSandbox, serve
+from invoicesync.sandbox import RunningSandbox
 from invoicesync.workspace import Workspace
 from invoicesync_dropbox import plugin as dropbox_plugin
 from invoicesync_dropbox.sandbox import DropboxSandbox
+from invoicesync_dropbox.sandbox.store import Entry
 
 WRITE_ROUTES = r"^/2/files/(upload|upload_session/(start|append_v2|finish|finish_batch_v2)|create_folder_v2)$"
 COMPANY = Company(id="c1", name="Acme BV")
@@ -79,44 +81,28 @@ class DropboxEnv:
     def writes(self) -> int:
         return self.app.count("POST", WRITE_ROUTES)
 
+    def files(self) -> list[Entry]:
+        return [e for e in self.app.namespace.entries.values() if e.kind == "file"]
+
+    def occupy(self, path: str, data: bytes, mode: dict[str, str] | None = None) -> None:
+        """Someone else's file at ``path``, written straight into the sandbox's store."""
+        handle, name = tempfile.mkstemp(dir=self.app.root)
+        with open(handle, "wb") as out:
+            out.write(data)
+        self.app.namespace.commit(path, mode or {".tag": "add"}, Path(name), len(data))
+
     def stored(self, path: str) -> bytes:
         entry = self.app.namespace.get(path)
         assert entry is not None and entry.blob is not None, f"nothing stored at {path}"
         return entry.blob.read_bytes()
 
 
-@pytest.fixture(autouse=True)
-def _no_nagle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The core sandbox server writes headers and body separately; with Nagle's algorithm on,
-    every answer then waits ~40 ms for a delayed ACK. TCP_NODELAY makes the suite ~20x faster.
-    (Reported to the lead as a one-line core change; harmless once core sets it itself.)"""
-    from invoicesync.sandbox import _server
-
-    monkeypatch.setattr(_server._Handler, "disable_nagle_algorithm", True, raising=False)
-
-
 @pytest.fixture
-def quick_serve() -> Iterator[Callable[[DropboxSandbox], RunningSandbox]]:
-    """Like core's ``serve_sandbox``, but stops servers in the background: ``shutdown`` waits out
-    the server's 0.5 s poll interval, which would otherwise add 0.5 s to every test."""
-    running: list[RunningSandbox] = []
-
-    def start(app: DropboxSandbox) -> RunningSandbox:
-        server = serve(app)
-        running.append(server)
-        return server
-
-    yield start
-    for server in running:
-        threading.Thread(target=server.stop, daemon=True).start()
-
-
-@pytest.fixture
-def make_env(quick_serve: Callable[[DropboxSandbox], RunningSandbox],
+def make_env(serve_sandbox: Callable[[DropboxSandbox], RunningSandbox],
              workspace_factory: Callable[..., Workspace]) -> Callable[..., DropboxEnv]:
     def make(**sandbox_options: Any) -> DropboxEnv:
         app = DropboxSandbox(**{"retry_after": 0, **sandbox_options})
-        server = quick_serve(app)
+        server = serve_sandbox(app)
         plugins = Plugins.from_objects({"dropbox": (PluginKind.TARGET, dropbox_plugin)})
         workspace = workspace_factory(plugins=plugins)
         account = Account(name="dbx", plugin="dropbox", direction=AccountDirection.EXPORT,

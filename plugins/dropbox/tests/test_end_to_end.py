@@ -22,10 +22,10 @@ def _browser(url: str) -> None:
     assert httpx.get(url, follow_redirects=True, timeout=10).status_code == 200
 
 
-def test_connect_then_sync_delivers_each_document_once(quick_serve: Callable[[DropboxSandbox], Any],
+def test_connect_then_sync_delivers_each_document_once(serve_sandbox: Callable[[DropboxSandbox], Any],
                                                        workspace_factory: Callable[..., Any]) -> None:
     app = DropboxSandbox(retry_after=0)
-    server = quick_serve(app)
+    server = serve_sandbox(app)
     source = MemorySource(23, page=7)
     plugins = Plugins.from_objects({"memory": (PluginKind.SOURCE, source),
                                     "dropbox": (PluginKind.TARGET, dropbox_plugin)})

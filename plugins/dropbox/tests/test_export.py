@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from invoicesync import DeliveryStatus, PushRequest
 from invoicesync_dropbox.content_hash import content_hash
 
@@ -82,22 +83,11 @@ def test_lost_answer_of_a_batch_commit_is_looked_up(env: Any) -> None:
     assert len([e for e in env.app.namespace.entries.values() if e.kind == "file"]) == 2
 
 
-def _occupy(env: Any, path: str, data: bytes) -> None:
-    """Someone else's file at our path, written straight into the sandbox's store."""
-    import tempfile
-    from pathlib import Path
-
-    handle, name = tempfile.mkstemp(dir=env.app.root)
-    with open(handle, "wb") as out:
-        out.write(data)
-    env.app.namespace.commit(path, {".tag": "add"}, Path(name), len(data))
-
-
 PATH8 = "/Invoices/Acme BV/2026/purchase/2026-01-15_Supplier NV_INV-9.pdf"
 
 
 def test_keep_both_puts_different_content_beside_it(env: Any) -> None:
-    _occupy(env, PATH8, b"someone else's file")
+    env.occupy(PATH8, b"someone else's file")
     [delivery] = env.push([env.document("INV-9", pdf=PDF)])
     assert delivery.status is DeliveryStatus.DELIVERED
     assert delivery.target_path == PATH8.replace(".pdf", " (2).pdf")
@@ -110,22 +100,46 @@ def test_keep_both_puts_different_content_beside_it(env: Any) -> None:
 
 def test_overwrite_replaces_exactly_the_revision_seen(env: Any) -> None:
     env.configure(on_change="overwrite")
-    _occupy(env, PATH8, b"old version")
+    [first] = env.push([env.document("INV-9", pdf=b"%PDF old version")])
     old = env.app.namespace.get(PATH8)
     old_id, old_rev = old.id, old.rev
-    [delivery] = env.push([env.document("INV-9", pdf=PDF)])
+    [delivery] = env.push([PushRequest(document=env.document("INV-9", pdf=PDF), previous=first)])
     assert delivery.status is DeliveryStatus.DELIVERED and delivery.target_path == PATH8
     assert env.stored(PATH8) == PDF
     assert delivery.target_id == old_id and delivery.extra["rev"] != old_rev
+    assert env.app.count("POST", r"/2/files/upload$") == 2 and len(env.files()) == 1
 
 
-def test_skip_leaves_different_content_alone(env: Any) -> None:
+def test_overwrite_never_replaces_a_file_someone_changed_since(env: Any) -> None:
+    env.configure(on_change="overwrite")
+    [first] = env.push([env.document("INV-9", pdf=b"%PDF old version")])
+    env.occupy(PATH8, b"edited by a person", mode={".tag": "overwrite"})
+    [delivery] = env.push([PushRequest(document=env.document("INV-9", pdf=PDF), previous=first)])
+    assert delivery.status is DeliveryStatus.DELIVERED
+    assert delivery.target_path == PATH8.replace(".pdf", " (2).pdf")
+    assert env.stored(PATH8) == b"edited by a person"
+
+
+def test_skip_leaves_the_earlier_version_alone_and_remembers_it(env: Any) -> None:
     env.configure(on_change="skip")
-    _occupy(env, PATH8, b"old version")
-    [delivery] = env.push([env.document("INV-9", pdf=PDF)])
+    [first] = env.push([env.document("INV-9", pdf=b"%PDF old version")])
+    [delivery] = env.push([PushRequest(document=env.document("INV-9", pdf=PDF), previous=first)])
     assert delivery.status is DeliveryStatus.SKIPPED and "on_change=skip" in (delivery.message or "")
-    assert env.stored(PATH8) == b"old version"
-    assert env.writes() == 0
+    assert env.stored(PATH8) == b"%PDF old version"
+    writes = env.writes()
+    # A later version is still measured against that same file: skipped again, nothing beside it.
+    [later] = env.push([PushRequest(document=env.document("INV-9", pdf=b"%PDF third"), previous=delivery)])
+    assert later.status is DeliveryStatus.SKIPPED and env.writes() == writes and len(env.files()) == 1
+
+
+@pytest.mark.parametrize("policy", ["keep_both", "overwrite", "skip"])
+def test_someone_elses_file_at_the_path_is_kept_whatever_the_policy(env: Any, policy: str) -> None:
+    env.configure(on_change=policy)
+    env.occupy(PATH8, b"someone else's file")
+    [delivery] = env.push([env.document("INV-9", pdf=PDF)])
+    assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+    assert delivery.target_path == PATH8.replace(".pdf", " (2).pdf")
+    assert env.stored(PATH8) == b"someone else's file"
 
 
 def test_a_changed_document_updates_its_own_file(env: Any) -> None:
@@ -170,7 +184,7 @@ def test_dry_run_plans_paths_and_sends_nothing(env: Any) -> None:
 
 
 def test_existing_folders_keep_their_case_and_lookups_ignore_case(env: Any) -> None:
-    _occupy(env, "/INVOICES/acme bv/readme.txt", b"hello")
+    env.occupy("/INVOICES/acme bv/readme.txt", b"hello")
     [delivery] = env.push([env.document("INV-12", pdf=PDF)])
     assert delivery.target_path == "/INVOICES/acme bv/2026/purchase/2026-01-15_Supplier NV_INV-12.pdf"
     writes = env.writes()

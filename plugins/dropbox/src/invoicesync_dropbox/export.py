@@ -18,7 +18,6 @@ from invoicesync import (
     Document,
     DocumentError,
     FileRef,
-    FileRole,
     PushRequest,
     RemoteError,
 )
@@ -28,7 +27,7 @@ from .auth import token_auth
 from .client import DropboxClient
 from .content_hash import content_hash_of_chunks
 from .paths import document_path
-from .placement import place
+from .placement import Earlier, Placer
 from .settings import DropboxSettings
 from .uploads import FileTask, Uploader
 
@@ -40,6 +39,8 @@ class DocumentWork:
     tasks: list[FileTask] = field(default_factory=list)
     error: str | None = None
     skipped: str | None = None
+    #: When skipped by policy: the earlier version's file, which stays this document's own.
+    kept: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def document(self) -> Document:
@@ -53,12 +54,26 @@ def push(requests: list[PushRequest], ctx: Context) -> Iterator[Delivery]:
             yield _planned(request, settings, ctx)
         return
     client = DropboxClient(ctx, settings, token_auth(ctx, settings))
-    works = [_plan(request, settings, client, ctx) for request in requests]
+    placer = Placer(client, ctx.account.name, settings.on_change)
     uploader = Uploader(ctx, client, chunk_size=settings.chunk_size, threshold=settings.upload_threshold,
                         batch_commit=settings.batch_commit)
-    uploader.run([task for work in works if work.error is None and not work.skipped for task in work.tasks])
+    try:
+        works = [_plan(request, settings, placer, ctx) for request in requests]
+        uploader.run(_to_upload(works))
+        # A name we found free was taken before our commit (another process delivering a document
+        # with the same name): look again, once, and take the next free name.
+        again = [i for i, work in enumerate(works) if any(task.name_taken for task in work.tasks)]
+        for i in again:
+            works[i] = _plan(works[i].request, settings, placer, ctx)
+        uploader.run(_to_upload([works[i] for i in again]))
+    finally:
+        placer.release()
     for work in works:
         yield _delivery(work, ctx)
+
+
+def _to_upload(works: list[DocumentWork]) -> list[FileTask]:
+    return [task for work in works if work.error is None and not work.skipped for task in work.tasks]
 
 
 def _files(document: Document) -> list[tuple[FileRef, str]]:
@@ -84,39 +99,47 @@ def _planned(request: PushRequest, settings: DropboxSettings, ctx: Context) -> D
     return _result(request, ctx, DeliveryStatus.PLANNED, path=main, message="would upload " + " and ".join(paths))
 
 
-def _previous_paths(request: PushRequest) -> dict[str, str]:
+def _earlier(request: PushRequest) -> dict[str, Earlier]:
+    """Where the ledger says this document's files are, by role: only files Dropbox confirmed
+    (they have an id), so a failed attempt's path never counts as ours."""
     previous = request.previous
     if previous is None:
         return {}
-    paths = {}
+    earlier = {}
     for item in previous.extra.get("files", []):
-        if isinstance(item, dict) and item.get("path") and item.get("role"):
-            paths[str(item["role"])] = str(item["path"])
-    if previous.target_path and FileRole.PDF.value not in paths and FileRole.UBL.value not in paths:
-        paths["main"] = previous.target_path
-    return paths
+        if isinstance(item, dict) and item.get("path") and item.get("role") and item.get("id"):
+            earlier[str(item["role"])] = Earlier(str(item["path"]), item.get("content_hash"))
+    settled = previous.status in (DeliveryStatus.DELIVERED, DeliveryStatus.UNCHANGED)
+    if not earlier and settled and previous.target_path and previous.content_hash:
+        earlier["main"] = Earlier(previous.target_path, previous.content_hash)
+    return earlier
 
 
-def _plan(request: PushRequest, settings: DropboxSettings, client: DropboxClient, ctx: Context) -> DocumentWork:
+def _plan(request: PushRequest, settings: DropboxSettings, placer: Placer, ctx: Context) -> DocumentWork:
     work = DocumentWork(request)
     document = request.document
     files = _files(document)
     if not files:
         work.skipped = "the document has no PDF or UBL file"
         return work
-    previous = _previous_paths(request)
+    earlier = _earlier(request)
     try:
         planned = document_path(settings.template, document, ext=files[0][1])
         for index, (ref, ext) in enumerate(files):
             # The UBL goes beside wherever the main file actually went (suffix included).
             want = planned if index == 0 else sibling(work.main_path, ext)
-            earlier = previous.get(ref.role.value) or (previous.get("main") if index == 0 else None)
+            before = earlier.get(ref.role.value) or (earlier.get("main") if index == 0 else None)
             digest = _dropbox_hash(ref, ctx)
-            placement = place(client, want, earlier, digest, settings.on_change)
+            placement = placer.place(want, before, digest)
             if index == 0:
                 work.main_path = placement.path
             if placement.skipped:
                 work.skipped = placement.skipped
+                # The earlier version stays our file: keep its lineage for the next version.
+                meta = placement.existing or {}
+                work.kept = [{"role": ref.role.value, "path": meta.get("path_display") or placement.path,
+                              "id": meta.get("id"), "rev": meta.get("rev"),
+                              "content_hash": meta.get("content_hash")}]
                 return work
             task = FileTask(role=ref.role, ref=ref, path=placement.path, content_hash=digest, mode=placement.mode,
                             metadata=placement.existing if placement.mode is None else None)
@@ -135,7 +158,8 @@ def _delivery(work: DocumentWork, ctx: Context) -> Delivery:
     if work.error is not None:
         return _result(request, ctx, DeliveryStatus.FAILED, path=work.main_path or None, message=work.error)
     if work.skipped is not None:
-        return _result(request, ctx, DeliveryStatus.SKIPPED, path=work.main_path or None, message=work.skipped)
+        return _result(request, ctx, DeliveryStatus.SKIPPED, path=work.main_path or None, message=work.skipped,
+                       extra={"files": work.kept} if work.kept else None)
     failures = [task.error for task in work.tasks if task.error]
     files: list[dict[str, Any]] = []
     for task in work.tasks:

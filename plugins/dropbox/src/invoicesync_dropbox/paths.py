@@ -8,6 +8,8 @@ bytes; the whole path is kept under Dropbox's 260-character guidance, where an e
 
 from __future__ import annotations
 
+import unicodedata
+
 from invoicesync import Document, DocumentError
 from invoicesync.naming import NameRules, render_path
 
@@ -46,5 +48,5 @@ def document_path(template: str, document: Document, *, ext: str) -> str:
 
 
 def path_key(path: str) -> str:
-    """How Dropbox compares paths: case-insensitively (``path_lower``)."""
-    return path.lower()
+    """How Dropbox compares paths: NFC-normalised and case-insensitively (``path_lower``)."""
+    return unicodedata.normalize("NFC", path).lower()

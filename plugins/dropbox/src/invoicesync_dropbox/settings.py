@@ -25,8 +25,9 @@ class DropboxSettings(Settings):
     template: str = Field(DEFAULT_TEMPLATE, description="Dropbox path of each document, from the root")
     on_change: Literal["keep_both", "overwrite", "skip"] = Field(
         "keep_both",
-        description="When the path already holds different content: upload beside it with a ' (2)' suffix, "
-        "replace it (only the exact revision seen), or leave it and skip the document",
+        description="When a document already delivered changes: upload the new version beside its file with "
+        "a ' (2)' suffix, replace that file (only the exact revision seen), or leave it and skip the new "
+        "version. Other documents' files at the same name are always kept",
     )
     upload_threshold: int = Field(
         8 * MIB, ge=1, le=MAX_REQUEST_BODY,

@@ -49,10 +49,14 @@ class FileTask:
     metadata: Metadata | None = None
     written: bool = False
     error: str | None = None
+    #: The write was refused because the name was taken meanwhile (by another process): worth
+    #: placing again, unlike every other failure.
+    name_taken: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str, tags: list[str] | None = None) -> None:
         self.error = f"{self.role.value} {self.path}: {message}"
+        self.name_taken = bool(tags) and "conflict" in (tags or []) and (self.mode or {}).get(".tag") == "add"
 
 
 class Uploader:
@@ -83,7 +87,7 @@ class Uploader:
         try:
             action(task)
         except (RemoteError, OSError) as exc:
-            task.fail(_reason(exc))
+            task.fail(_reason(exc), _tags(exc))
 
     # -- bodies ------------------------------------------------------------------------------
 
@@ -154,14 +158,14 @@ class Uploader:
             return
         except RemoteError as exc:
             for task, _ in started:
-                task.fail(_reason(exc))
+                task.fail(_reason(exc), _tags(exc))
             return
         for (task, _), result in zip(started, results, strict=True):
             if result.get(".tag") == "success":
                 self._guard(task, functools.partial(self._accept, meta=result))
             else:
                 failure = result.get("failure")
-                task.fail(describe(tag_chain(failure), failure))
+                task.fail(describe(tag_chain(failure), failure), tag_chain(failure))
 
     def _batch_lock(self) -> threading.Lock:
         with _batch_locks_guard:
@@ -230,6 +234,10 @@ class Uploader:
 def _session_gone(exc: DropboxApiError) -> bool:
     tags = exc.tags
     return bool(tags) and tags[-1] == "not_found" and tags[0] in ("not_found", "lookup_failed")
+
+
+def _tags(exc: BaseException) -> list[str]:
+    return exc.tags if isinstance(exc, DropboxApiError) else []
 
 
 def _reason(exc: BaseException) -> str:
