@@ -11,7 +11,7 @@ from invoicesync.pipeline import EXIT_OK
 from invoicesync.plugins import Plugins
 
 
-def test_the_demo_syncs_the_billit_sandbox_to_every_target_and_a_rerun_is_refused_safely(
+def test_the_demo_syncs_the_billit_sandbox_to_every_target(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INVOICESYNC_SECRETS", "file")
     plugins = Plugins.discover()
