@@ -41,7 +41,7 @@ class FileRole(StrEnum):
 class FileRef(BaseModel):
     """One file of a document. ``sha256`` is the key into the blob store."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, cache_strings="keys")
 
     name: str
     media_type: str
@@ -73,6 +73,10 @@ class Document(BaseModel):
     ``id`` is stable across runs and unique across sources:
     ``"{source}:{account}:{company}:{source_id}"`` (see :meth:`make_id`).
     """
+
+    # Cache only keys when parsing JSON: values are mostly unique per document, and a value cache
+    # would fill with them as a long sync goes on.
+    model_config = ConfigDict(cache_strings="keys")
 
     id: str
     source: str

@@ -17,19 +17,25 @@ CHUNK = 1024 * 1024
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = str(root)
         (root / "tmp").mkdir(parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
-        return self.root / sha256[:2] / sha256[2:]
+        return Path(self._file(sha256))
+
+    def _file(self, sha256: str) -> str:
+        # A plain string: pathlib interns every part it parses, and every blob name is unique, so
+        # Path objects here would make memory grow with the number of documents.
+        return os.path.join(self._root, sha256[:2], sha256[2:])
 
     def exists(self, sha256: str) -> bool:
-        return self.path(sha256).is_file()
+        return os.path.isfile(self._file(sha256))
 
     def write(self, chunks: Iterable[bytes]) -> tuple[str, int]:
         """Stream ``chunks`` into the store; return ``(sha256, size)``. Memory stays one chunk."""
         digest = hashlib.sha256()
         size = 0
-        fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp")
+        fd, tmp_name = tempfile.mkstemp(dir=os.path.join(self._root, "tmp"))
         try:
             with os.fdopen(fd, "wb") as handle:
                 for chunk in chunks:
@@ -39,8 +45,8 @@ class BlobStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             sha = digest.hexdigest()
-            final = self.path(sha)
-            final.parent.mkdir(exist_ok=True)
+            final = self._file(sha)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
             os.replace(tmp_name, final)  # same content, same name: a second write is harmless
             return sha, size
         except BaseException:
@@ -62,7 +68,7 @@ class BlobStore:
 
     def open(self, sha256: str) -> BinaryIO:
         try:
-            return open(self.path(sha256), "rb")
+            return open(self._file(sha256), "rb")
         except FileNotFoundError:
             raise FileNotFoundError(f"blob {sha256} is missing from the store at {self.root}") from None
 

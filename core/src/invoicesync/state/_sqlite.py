@@ -210,7 +210,7 @@ class SqliteStore:
             clauses.append("deleted = 0")
         where = " AND ".join(clauses) or "1"
         yield from self._keyset(f"SELECT rowid, body FROM documents WHERE {where} AND rowid > ? "
-                                "ORDER BY rowid LIMIT 500", params)
+                                "ORDER BY rowid LIMIT 100", params)
 
     def _keyset(self, sql: str, params: list[Any]) -> Iterator[Document]:
         # Page by rowid so a long export never holds the lock, or the whole library, at once.
@@ -277,7 +277,7 @@ class SqliteStore:
                LEFT JOIN deliveries l ON l.document_id = d.id AND l.target = ?
                WHERE d.deleted = 0 AND (l.status IS NULL OR l.version != d.version
                      OR l.status IN ('failed', 'pending', 'planned'))
-                 AND d.rowid > ? ORDER BY d.rowid LIMIT 500""",
+                 AND d.rowid > ? ORDER BY d.rowid LIMIT 100""",
             [target],
         )
 
