@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import threading
 from pathlib import Path
@@ -42,8 +43,11 @@ def sandbox(state: State, plugin: str, port: int, documents: int, seed: int, fau
     click.echo(f"{plugin} sandbox on {running.url}")
     if running.ca_file:
         click.echo(f"  trust this CA: {running.ca_file}")
-    for key, value in app.account_settings(running.url).items():
-        click.echo(f"  setting {key} = {value}")
+    settings = app.account_settings(running.url)
+    if running.ca_file and "ca_bundle" in workspace.plugins.get(plugin).info.settings.model_fields:
+        settings = {**settings, "ca_bundle": str(running.ca_file)}
+    flags = " ".join(f"--{key.replace('_', '-')} {shlex.quote(str(value))}" for key, value in settings.items())
+    click.echo(f"Point an account at it:\n  invoicesync connect {plugin} --name {plugin}-sandbox {flags}")
     click.echo("Press Ctrl-C to stop.")
     try:
         threading.Event().wait()
