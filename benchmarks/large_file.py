@@ -48,7 +48,7 @@ class BigFileSource:
 
     @hookimpl
     def plugin_info(self) -> PluginInfo:
-        return PluginInfo(kind=PluginKind.SOURCE, title="Big file")
+        return PluginInfo(kind=PluginKind.SOURCE, title="Big file", api_version=(1, 1))
 
     @hookimpl
     def auth(self, account: Account, ctx: Context) -> list[Company]:

@@ -46,6 +46,12 @@ class TooNew(MemoryTarget):
         return PluginInfo(kind=PluginKind.TARGET, title="future", api_version=(7, 9))
 
 
+class Unversioned(MemoryTarget):
+    @hookimpl
+    def plugin_info(self) -> PluginInfo:
+        return PluginInfo(kind=PluginKind.TARGET, title="says nothing of its API")  # type: ignore[call-arg]
+
+
 class WrongArgs(MemoryTarget):
     @hookimpl
     def auth(self, account, ctx, password):  # type: ignore[no-untyped-def]  # not in the spec
@@ -58,6 +64,7 @@ def test_broken_plugins_are_refused_with_a_reason_and_the_rest_keep_working() ->
         "typo": (PluginKind.TARGET, Misspelled()),
         "future": (PluginKind.TARGET, TooNew()),
         "args": (PluginKind.TARGET, WrongArgs()),
+        "unversioned": (PluginKind.TARGET, Unversioned()),
         "wrongkind": (PluginKind.SOURCE, MemoryTarget()),
     })
     assert list(plugins.loaded) == ["good"]
@@ -65,6 +72,7 @@ def test_broken_plugins_are_refused_with_a_reason_and_the_rest_keep_working() ->
     assert "unknown hook 'push_document' (misspelled?)" in errors["typo"]
     assert "supports invoicesync plugin API 7..9" in errors["future"]
     assert "does not match its spec" in errors["args"]
+    assert "invalid PluginInfo: api_version (field required)" in errors["unversioned"]
     assert "is a target but is registered as a source" in errors["wrongkind"]
     # A refused plugin leaves nothing behind in the hook manager.
     assert [plugins.pm.get_name(p) for p in plugins.pm.get_plugins()] == ["good"]

@@ -23,7 +23,7 @@ class LeakySource(MemorySource):
 
     @hookimpl
     def plugin_info(self) -> PluginInfo:
-        return PluginInfo(kind=PluginKind.SOURCE, title="Leaky", secrets=("api_key",))
+        return PluginInfo(kind=PluginKind.SOURCE, title="Leaky", api_version=(1, 1), secrets=("api_key",))
 
     @hookimpl
     def auth(self, account: Account, ctx: Context) -> list[Company]:

@@ -44,7 +44,7 @@ class FolderTarget:
 
     @hookimpl
     def plugin_info(self) -> PluginInfo:
-        return PluginInfo(kind=PluginKind.TARGET, title="Reference folder", settings=FolderSettings,
+        return PluginInfo(kind=PluginKind.TARGET, title="Reference folder", api_version=(1, 1), settings=FolderSettings,
                           batch_size=8, concurrency=1)
 
     @hookimpl

@@ -67,7 +67,7 @@ class RefSource:
 
     @hookimpl
     def plugin_info(self) -> PluginInfo:
-        return PluginInfo(kind=PluginKind.SOURCE, title="Reference source", settings=RefSettings,
+        return PluginInfo(kind=PluginKind.SOURCE, title="Reference source", api_version=(1, 1), settings=RefSettings,
                           secrets=("oauth_token",), concurrency=2)
 
     @hookimpl

@@ -41,7 +41,8 @@ class PluginInfo(BaseModel):
     title: str
     description: str = ""
     #: Inclusive range of core API versions (``invoicesync.API_VERSION``) the plugin supports.
-    api_version: tuple[int, int] = (1, 1)
+    #: Required: a plugin states what it was written for, and a mismatch is refused at load time.
+    api_version: tuple[int, int]
     #: The pydantic model that validates an account's settings.
     settings: type[Settings] = Settings
     #: Names of secrets the plugin keeps (for ``accounts`` output and redaction); never values.

@@ -24,6 +24,7 @@ from importlib import metadata
 from typing import Any
 
 import pluggy
+from pydantic import ValidationError
 from stevedore import ExtensionManager, NamedExtensionManager
 
 from . import hookspecs
@@ -143,7 +144,11 @@ class Plugins:
             hooks.append(caller.name)
         if "plugin_info" not in hooks:
             raise PluginError("does not implement plugin_info()")
-        info = self._call(name, "plugin_info")
+        try:
+            info = self._call(name, "plugin_info")
+        except ValidationError as exc:
+            fields = ", ".join(".".join(map(str, e["loc"])) + f" ({e['msg'].lower()})" for e in exc.errors())
+            raise PluginError(f"plugin_info() returned an invalid PluginInfo: {fields}") from exc
         if not isinstance(info, PluginInfo):
             raise PluginError("plugin_info() must return an invoicesync.PluginInfo")
         if info.kind is not kind:

@@ -63,7 +63,7 @@ class MemorySource:
 
     @hookimpl
     def plugin_info(self) -> PluginInfo:
-        return PluginInfo(kind=PluginKind.SOURCE, title="Memory source", settings=Settings)
+        return PluginInfo(kind=PluginKind.SOURCE, title="Memory source", settings=Settings, api_version=(1, 1))
 
     @hookimpl
     def auth(self, account: Account, ctx: Context) -> list[Company]:
@@ -116,7 +116,8 @@ class MemoryTarget:
 
     @hookimpl
     def plugin_info(self) -> PluginInfo:
-        return PluginInfo(kind=PluginKind.TARGET, title="Memory target", batch_size=5, concurrency=2)
+        return PluginInfo(kind=PluginKind.TARGET, title="Memory target", batch_size=5, concurrency=2,
+                          api_version=(1, 1))
 
     @hookimpl
     def auth(self, account: Account, ctx: Context) -> list[Company]:
