@@ -115,3 +115,25 @@ def test_full_resync_imports_nothing_twice(memory_workspace: Workspace,
     report = run_sync(memory_workspace, full=True)
     assert report.imported["unchanged"] == 25 and report.imported["new"] == 0
     assert memory_plugins[2].writes == 25
+
+
+def test_an_account_whose_plugin_is_gone_is_reported_and_the_rest_sync(
+        memory_workspace: Workspace, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget]) -> None:
+    from invoicesync import Account, AccountDirection
+
+    memory_workspace.state.save_account(Account(name="old", plugin="uninstalled", direction=AccountDirection.EXPORT))
+    report = run_sync(memory_workspace)
+    assert report.exit_code == EXIT_PARTIAL and not report.fatal
+    assert [p.where for p in report.problems] == ["old"]
+    assert "no plugin called 'uninstalled'" in report.problems[0].message
+    assert memory_plugins[2].writes == 25
+
+
+def test_a_bug_in_a_source_fails_that_company_not_the_run(
+        memory_workspace: Workspace, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget]) -> None:
+    _, source, target = memory_plugins
+    source.records[7].source_id = None  # type: ignore[assignment]  # the plugin will trip over it
+    report = run_sync(memory_workspace)
+    assert report.exit_code == EXIT_PARTIAL
+    assert "company Acme BV (c1)" in report.problems[0].message
+    assert target.writes > 0  # what was listed before the failure still went through

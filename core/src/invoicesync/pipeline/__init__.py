@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 
 from ..context import PluginKind
-from ..errors import InvoiceSyncError
+from ..errors import InvoiceSyncError, PluginError
 from ..models import Account, AccountDirection, Document
 from ..secrets import redact
 from ..workspace import Workspace
@@ -43,7 +43,7 @@ def run_sync(
     report = SyncReport(dry_run=dry_run)
     progress = progress or NoProgress()
     try:
-        sources, targets = _select(workspace, accounts)
+        sources, targets = _select(workspace, accounts, report)
     except InvoiceSyncError as exc:
         report.fatal.append(redact(str(exc)))
         return report
@@ -56,8 +56,10 @@ def run_sync(
             contexts.append(ctx)
             workers.append(TargetWorkers(account, ctx, workspace.plugins, workspace.state, report, progress,
                                          dry_run=dry_run))
-        except InvoiceSyncError as exc:
-            report.fatal.append(redact(f"target {account.name}: {exc}"))
+        except InvoiceSyncError as exc:  # one misconfigured target must not stop the others
+            report.problem(account.name, None, str(exc))
+    if targets and not workers and not sources:
+        report.fatal.append("no target could be started; see the problems above")
 
     def deliver(document: Document) -> None:
         for worker in workers:
@@ -89,18 +91,28 @@ def run_sync(
     return report
 
 
-def _select(workspace: Workspace, names: Sequence[str]) -> tuple[list[Account], list[Account]]:
+def _select(workspace: Workspace, names: Sequence[str],
+            report: SyncReport) -> tuple[list[Account], list[Account]]:
+    """The accounts to run. One whose plugin is missing or broken is reported and left out."""
     everything = workspace.accounts()
-    chosen = [workspace.account(n) for n in names] if names else everything
-    for account in chosen:
-        workspace.plugins.get(account.plugin,
-                              PluginKind.SOURCE if account.direction is AccountDirection.IMPORT else PluginKind.TARGET)
-    sources = [a for a in chosen if a.direction is AccountDirection.IMPORT]
-    targets = [a for a in chosen if a.direction is AccountDirection.EXPORT]
-    if names and not targets:
-        targets = [a for a in everything if a.direction is AccountDirection.EXPORT]
-    if not sources and not targets:
+    if not everything:
         raise InvoiceSyncError("no accounts to sync; add one with `invoicesync connect PLUGIN`")
+    chosen = [workspace.account(n) for n in names] if names else everything
+    if names and not any(a.direction is AccountDirection.EXPORT for a in chosen):
+        chosen += [a for a in everything if a.direction is AccountDirection.EXPORT]
+    usable = []
+    for account in chosen:
+        kind = PluginKind.SOURCE if account.direction is AccountDirection.IMPORT else PluginKind.TARGET
+        try:
+            workspace.plugins.get(account.plugin, kind)
+        except PluginError as exc:
+            report.problem(account.name, None, str(exc))
+            continue
+        usable.append(account)
+    if not usable:
+        raise InvoiceSyncError("none of the accounts can be synced; see `invoicesync plugins` for load failures")
+    sources = [a for a in usable if a.direction is AccountDirection.IMPORT]
+    targets = [a for a in usable if a.direction is AccountDirection.EXPORT]
     return sources, targets
 
 

@@ -91,9 +91,10 @@ class ImportStage:
             for company in account.companies:
                 try:
                     self._company(account, company, ctx, pool, concurrency)
-                except InvoiceSyncError as exc:
+                except Exception as exc:  # noqa: BLE001 - one unreachable company must not stop the others
+                    reason = str(exc) if isinstance(exc, InvoiceSyncError) else f"{type(exc).__name__}: {exc}"
                     self.report.problem(f"{account.name}/{company.name or company.id}", None,
-                                        f"company {company.name} ({company.id}): {exc}")
+                                        f"company {company.name} ({company.id}): {reason}")
         if not self.dry_run:
             self.state.record_sync(account.name, self.report.account_result(account.name))
 
