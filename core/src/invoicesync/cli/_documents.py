@@ -18,9 +18,12 @@ from ._common import State, handle_errors, json_option, pass_state, print_json
 STATUSES = ("delivered", "unchanged", "pending", "failed", "skipped", "undelivered")
 
 
-def _row(workspace: Workspace, document: Document) -> dict[str, Any]:
+def _targets(workspace: Workspace) -> list[str]:
+    return [a.name for a in workspace.accounts() if a.direction.value == "export"]
+
+
+def _row(workspace: Workspace, document: Document, targets: list[str]) -> dict[str, Any]:
     deliveries = {d.target: d for d in workspace.state.deliveries_for(document.id)}
-    targets = [a.name for a in workspace.accounts() if a.direction.value == "export"]
     return {
         "id": document.id,
         "number": document.number,
@@ -59,7 +62,8 @@ def documents(ctx: click.Context, account: str | None, company: str | None, sinc
     workspace = ctx.find_object(State).workspace()  # type: ignore[union-attr]
     filters = DocumentFilter(account=account, company=company, direction=direction, kind=kind,
                              since=_day(since), until=_day(until))
-    rows = (_row(workspace, d) for d in workspace.state.find_documents(filters))
+    targets = _targets(workspace)
+    rows = (_row(workspace, d, targets) for d in workspace.state.find_documents(filters))
     if status:
         rows = (r for r in rows if status in r["deliveries"].values())
     selected = list(itertools.islice(rows, limit)) if limit else list(rows)
