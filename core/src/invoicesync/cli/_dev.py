@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -57,6 +58,23 @@ def sandbox(state: State, plugin: str, port: int, documents: int, seed: int, fau
         running.stop()
 
 
+def _shown(path: Path) -> str:
+    """A path as short as it can be said from here."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _command() -> str:
+    """How the user called us (``.venv/bin/invoicesync`` after ``make demo``), to repeat it back."""
+    invoked = Path(sys.argv[0]).absolute()
+    on_path = shutil.which("invoicesync")
+    if invoked.name == "invoicesync" and (on_path is None or Path(on_path).absolute() != invoked):
+        return _shown(invoked)
+    return "invoicesync"
+
+
 @click.command()
 @click.option("--dir", "folder", type=click.Path(path_type=Path), default=Path("invoicesync-demo"), show_default=True,
               help="Where the demo keeps its home and writes the invoices (recreated each run).")
@@ -74,6 +92,6 @@ def demo(folder: Path, documents: int) -> None:
     for name, reason in result.skipped.items():
         click.echo(f"  skipped {name}: {reason}")
     print_summary(result.report)
-    click.echo(f"\nThe invoices are in {result.folder}")
-    click.echo(f"Look around:  INVOICESYNC_HOME={result.home} invoicesync documents")
+    click.echo(f"\nThe invoices are in {_shown(result.folder)}")
+    click.echo(f"Look around:  {_command()} --home {_shown(result.home)} documents")
     sys.exit(result.report.exit_code)
