@@ -77,9 +77,9 @@ def documents(ctx: click.Context, account: str | None, company: str | None, sinc
         flags = "" if row["pdf"] else " [no PDF]"
         flags += " [deleted]" if row["deleted"] else ""
         status_text = " ".join(f"{t}:{s}" for t, s in row["deliveries"].items())
-        click.echo(f"{row['issue_date'] or '-':<10} {row['direction']:<8} {row['kind']:<11} {row['number']:<14} "
-                   f"{(row['counterparty'] or '')[:24]:<24} {row['total'] or '':>12} {row['currency']}  "
-                   f"{status_text}{flags}")
+        click.echo(f"{row['id']}  {row['issue_date'] or '-':<10} {row['direction']:<8} {row['kind']:<11} "
+                   f"{row['number']:<14} {(row['counterparty'] or '')[:24]:<24} {row['total'] or '':>12} "
+                   f"{row['currency']}  {status_text}{flags}")
     click.echo(f"{len(selected)} document(s). `invoicesync documents show ID` for details.", err=True)
 
 
