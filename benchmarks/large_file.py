@@ -30,7 +30,7 @@ from invoicesync import (
     PluginKind,
     hookimpl,
 )
-from invoicesync.accounts import connect
+from invoicesync.accounts import connect, connect_to_sandbox
 from invoicesync.context import NonInteractiveUI
 from invoicesync.pipeline import run_sync
 from invoicesync.plugins import Plugins
@@ -80,18 +80,13 @@ def measure(target: str, size_mib: int) -> dict[str, Any]:
         workspace = stack.enter_context(Workspace.open(Path(tmp) / "home", plugins=plugins))
         connect(workspace, "big", ui=NonInteractiveUI(), name="big", companies=("*",))
         run_sync(workspace, accounts=["big"])  # import first (no target yet): the file lands in the blob store
-        settings: dict[str, Any] = {"root": str(Path(tmp) / "out")} if target == "localfs" else {}
-        if target != "localfs":
+        if target == "localfs":
+            connect(workspace, target, ui=NonInteractiveUI(), name=target, settings={"root": str(Path(tmp) / "out")})
+        else:
             app = plugins.call(target, "sandbox", options={"documents": 0, "seed": 1})
             running = stack.enter_context(serve(app, tls=app.tls, tls_dir=Path(tmp) / "ca"))
-            settings = dict(app.account_settings(running.url))
-            if running.ca_file and "ca_bundle" in plugins.get(target).info.settings.model_fields:
-                settings["ca_bundle"] = str(running.ca_file)
-            if target == "dynamics365":
-                settings["create_missing_vendors"] = True
-            for key, value in app.account_secrets().items():
-                workspace.secrets(target).set(key, value)
-        connect(workspace, target, ui=NonInteractiveUI(), name=target, settings=settings, companies=("*",))
+            extra = {"create_missing_vendors": True} if target == "dynamics365" else {}  # a new supplier
+            connect_to_sandbox(workspace, target, running, name=target, settings=extra)
         run_sync(workspace, accounts=[target], dry_run=True)  # warm up imports outside the measurement
         tracemalloc.start()
         started = time.perf_counter()

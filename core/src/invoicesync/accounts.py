@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .context import UI, PluginKind
+from .context import UI, NonInteractiveUI, PluginKind
 from .errors import ConfigError, PluginError
 from .models import Account, AccountDirection, Company
+from .sandbox import RunningSandbox
 from .workspace import Workspace
 
 
@@ -77,3 +78,22 @@ def disconnect(workspace: Workspace, name: str) -> Account:
         secrets.delete(key)
     workspace.state.delete_account(name)
     return account
+
+
+def sandbox_settings(workspace: Workspace, plugin: str, running: RunningSandbox) -> dict[str, Any]:
+    """Settings that point an account of ``plugin`` at a running sandbox, with the sandbox's CA
+    when the plugin's settings take a ``ca_bundle``."""
+    settings = dict(running.app.account_settings(running.url))
+    if running.ca_file and "ca_bundle" in workspace.plugins.get(plugin).info.settings.model_fields:
+        settings.setdefault("ca_bundle", str(running.ca_file))
+    return settings
+
+
+def connect_to_sandbox(workspace: Workspace, plugin: str, running: RunningSandbox, *, name: str,
+                       settings: dict[str, Any] | None = None, ui: UI | None = None) -> Account:
+    """Connect without a person (demo, conformance suites, benchmarks): the sandbox's own demo
+    secrets, its settings plus ``settings``, every company the login reaches."""
+    for key, value in running.app.account_secrets().items():
+        workspace.secrets(name).set(key, value)
+    merged = {**sandbox_settings(workspace, plugin, running), **(settings or {})}
+    return connect(workspace, plugin, ui=ui or NonInteractiveUI(), name=name, settings=merged, companies=("*",))

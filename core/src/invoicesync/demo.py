@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .accounts import connect
+from .accounts import connect, connect_to_sandbox
 from .context import NonInteractiveUI, PluginKind
 from .errors import ConfigError, InvoiceSyncError
 from .pipeline import Progress, SyncReport, run_sync
@@ -77,11 +77,4 @@ def _start_sandbox(workspace: Workspace, name: str, documents: int) -> RunningSa
 
 
 def _connect_to_sandbox(workspace: Workspace, name: str, running: RunningSandbox) -> None:
-    account = f"demo-{name}"
-    settings = dict(running.app.account_settings(running.url))
-    model = workspace.plugins.get(name).info.settings
-    if running.ca_file and "ca_bundle" in model.model_fields:
-        settings.setdefault("ca_bundle", str(running.ca_file))
-    for key, value in running.app.account_secrets().items():
-        workspace.secrets(account).set(key, value)
-    connect(workspace, name, ui=NonInteractiveUI(), name=account, settings=settings, companies=("*",))
+    connect_to_sandbox(workspace, name, running, name=f"demo-{name}")

@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from ..accounts import sandbox_settings
 from ..demo import run_demo
 from ..sandbox import Fault, serve
 from ._common import State, handle_errors, pass_state
@@ -44,9 +45,7 @@ def sandbox(state: State, plugin: str, port: int, documents: int, seed: int, fau
     click.echo(f"{plugin} sandbox on {running.url}")
     if running.ca_file:
         click.echo(f"  trust this CA: {running.ca_file}")
-    settings = app.account_settings(running.url)
-    if running.ca_file and "ca_bundle" in workspace.plugins.get(plugin).info.settings.model_fields:
-        settings = {**settings, "ca_bundle": str(running.ca_file)}
+    settings = sandbox_settings(workspace, plugin, running)
     flags = " ".join(f"--{key.replace('_', '-')} {shlex.quote(str(value))}" for key, value in settings.items())
     click.echo(f"Point an account at it:\n  invoicesync connect {plugin} --name {plugin}-sandbox {flags}")
     click.echo("Press Ctrl-C to stop.")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ...accounts import connect
+from ...accounts import connect, connect_to_sandbox
 from ...context import UI, NonInteractiveUI, PluginKind
 from ...models import Account, Document
 from ...plugins import Plugins
@@ -36,8 +36,7 @@ def sandbox_settings(plugins: Plugins, plugin: str, running: RunningSandbox | No
     settings: dict[str, Any] = {}
     if running is not None:
         settings.update(running.app.account_settings(running.url))
-        model = plugins.get(plugin).info.settings
-        if running.ca_file and "ca_bundle" in model.model_fields:
+        if running.ca_file and "ca_bundle" in plugins.get(plugin).info.settings.model_fields:
             settings.setdefault("ca_bundle", str(running.ca_file))
     settings.update(extra)
     return settings
@@ -47,8 +46,8 @@ def connect_account(workspace: Workspace, plugin: str, name: str, settings: dict
                     running: RunningSandbox | None, ui: UI | None = None) -> Account:
     """Connect without a person: the sandbox's demo secrets first, then ``auth``, every company."""
     if running is not None:
-        for key, value in running.app.account_secrets().items():
-            workspace.secrets(name).set(key, value)
+        # The caller's settings already hold the sandbox's own (see sandbox_settings).
+        return connect_to_sandbox(workspace, plugin, running, name=name, settings=settings, ui=ui)
     return connect(workspace, plugin, ui=ui or NonInteractiveUI(), name=name, settings=settings, companies=("*",))
 
 
