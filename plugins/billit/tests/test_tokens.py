@@ -100,3 +100,25 @@ def test_revoked_token_is_not_refreshed_blindly(billit: Any) -> None:
     with pytest.raises(AuthError, match="AccessTokenRevoked"):
         h.list()
     assert h.app.oauth.refreshes == 0  # a single-use refresh token is not burnt on a revoked login
+
+
+def test_token_requests_are_json_bodies_without_an_authorization_header(billit: Any) -> None:
+    """Billit's OAuth page: "body type is set to Application/json", "Do not include
+    authorisation in header", parameters in the JSON body (the code exchange and the refresh)."""
+    h = connected(billit, documents=5)
+    h.app.expire_access_tokens()
+    assert h.list().ids  # forces a refresh through the token endpoint
+    assert h.app.oauth.refreshes == 1
+    assert len(h.app.token_requests) == 2  # the code exchange, then the refresh
+    assert all(kind.startswith("application/json") and not authorized
+               for kind, authorized in h.app.token_requests), h.app.token_requests
+
+
+def test_a_token_endpoint_refusing_json_gets_the_form_once(billit: Any) -> None:
+    h = connected(billit, documents=5)
+    h.app.add_fault({"status": 415, "path": r"^/OAuth2/token$", "times": 1})
+    h.app.expire_access_tokens()
+    assert h.list().ids
+    assert h.app.oauth.refreshes == 1 and h.violations == []
+    kinds = [kind for kind, _ in h.app.token_requests]
+    assert kinds[-1].startswith("application/x-www-form-urlencoded")

@@ -58,6 +58,9 @@ class BillitSandbox(SandboxApp):
         self.api_keys = {DEMO_API_KEY}
         self.unreachable: set[int] = set()  # PartyIDs the user lost access to
         self.order_queries: list[dict[str, str]] = []  # query options of each GET /v1/orders
+        #: ``(Content-Type, sent an Authorization header)`` of each token request: Billit's docs
+        #: ask for a JSON body and no Authorization header (the emulator accepts a form too).
+        self.token_requests: list[tuple[str, bool]] = []
         self.oauth = OAuthState(clients=[OAuthClient(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)],
                                 users={DEMO_USER[0]: DEMO_USER[1]}, token_lifetime=token_lifetime)
         self._last_stamp = datetime(2025, 1, 1)
@@ -349,6 +352,7 @@ class BillitSandbox(SandboxApp):
 
     def _token(self, request: Request) -> Response:
         content_type = (request.headers.get("content-type") or "").lower()
+        self.token_requests.append((content_type, request.headers.get("authorization") is not None))
         try:
             if "json" in content_type:
                 params = request.json()
