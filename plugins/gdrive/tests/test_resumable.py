@@ -100,7 +100,7 @@ def test_large_changed_file_replaces_content_with_a_resumable_patch(drive: Any) 
 @pytest.mark.slow
 def test_big_upload_streams_with_bounded_memory(drive: Any) -> None:
     size = 48 * MIB
-    drive.configure(resumable_threshold=8 * MIB, chunk_size=8 * MIB)
+    drive.configure(resumable_threshold=4 * MIB, chunk_size=8 * MIB)
     doc = drive.document(5, _data(size, seed=6))
     tracemalloc.start()
     try:

@@ -131,13 +131,18 @@ class DriveClient:
         location = response.headers.get("Location")
         if not location:
             raise _no_location(response)
-        return location
+        # Google sends an absolute URI; a relative one is resolved against the request we sent,
+        # not joined to the upload base (which would double ``/upload/drive/v3``).
+        return str(response.url.join(location))
 
     def put_chunk(self, session: str, start: int, end: int, total: int, reader: RangeReader) -> UploadProgress:
-        """Send bytes ``[start, end)`` of ``total``; the server says how much it now holds."""
+        """Send bytes ``[start, end)`` of ``total``; the server says how much it now holds.
+
+        Not resent blind after a lost answer (``OutcomeUnknown``): the documented recovery of an
+        interrupted upload is a status query, then the bytes from where the server's Range ends."""
         headers = {"Content-Length": str(end - start), "Content-Range": f"bytes {start}-{end - 1}/{total}"}
         response = self.upload.request("PUT", session, content=lambda: reader(start, end), headers=headers,
-                                       check=False)
+                                       idempotent=False, check=False)
         return self._progress(response)
 
     def upload_status(self, session: str, total: int) -> UploadProgress:

@@ -37,8 +37,10 @@ class GDriveSettings(Settings):
     )
     template: str = Field(DEFAULT_TEMPLATE, description="Path template under the root folder")
     write_ubl: bool = Field(True, description="Also upload the UBL XML beside the PDF")
+    # Google meant multipart for "5 MB or less" without saying MB or MiB, and whether the
+    # metadata counts: 4 MiB stays under every reading.
     resumable_threshold: int = Field(
-        5 * 1024 * 1024, ge=0, description="Files larger than this (bytes) use a resumable upload"
+        4 * 1024 * 1024, ge=0, le=5_000_000, description="Files larger than this (bytes) use a resumable upload"
     )
     chunk_size: int = Field(8 * 1024 * 1024, description="Resumable chunk size, a multiple of 256 KiB")
     page_size: int = Field(100, ge=1, le=1000, description="files.list page size")

@@ -89,14 +89,22 @@ class Uploader:
                 if existing is None:
                     file = self._create(spec, metadata, folder_id, md5)
                 else:
-                    old_parents = [p for p in existing.get("parents") or [] if p != folder_id]
-                    params = {"addParents": folder_id, "removeParents": ",".join(old_parents)}
-                    file = self._write(spec, metadata, md5, file_id=existing["id"], params=params)
-        if file.get("md5Checksum") != md5:
+                    file = self._write(spec, metadata, md5, file_id=existing["id"],
+                                       params=_move(existing, folder_id))
+        file = self._complete(file)
+        if str(file.get("md5Checksum") or "").lower() != md5:
             raise DocumentError(f"Drive holds different bytes than were sent for {file.get('name')} "
                                 f"(md5 {file.get('md5Checksum')} ≠ {md5}); it will be sent again next run",
                                 document=spec.document_id, field=spec.role)
         return FileResult(file, written=True)
+
+    def _complete(self, file: dict[str, Any]) -> dict[str, Any]:
+        """The written file with the fields we check. An upload answer should carry them (we ask
+        with ``fields``), but one that came back with only the default ``kind,id,name,mimeType``
+        is read again rather than taken for a failed write."""
+        if all(key in file for key in ("md5Checksum", "parents", "appProperties")) or "id" not in file:
+            return file
+        return self.client.get_file(str(file["id"])) or file
 
     @staticmethod
     def _placed(file: dict[str, Any], spec: FileSpec, folder_id: str) -> bool:
@@ -179,7 +187,11 @@ class Uploader:
         while progress.file is None:
             start = progress.received
             end = min(start + self.settings.chunk_size, total)
-            progress = self.client.put_chunk(session, start, end, total, reader)
+            try:
+                progress = self.client.put_chunk(session, start, end, total, reader)
+            except OutcomeUnknown:
+                # The chunk may have arrived in whole or in part: ask, then go on from there.
+                progress = self.client.upload_status(session, total)
             stalls = stalls + 1 if progress.file is None and progress.received <= start else 0
             if stalls >= 3:
                 raise DocumentError(f"the upload session of {spec.name} accepts no more bytes (stuck at {start})",
@@ -202,7 +214,19 @@ class Uploader:
 
 def _holds(file: dict[str, Any], spec: FileSpec, md5: str) -> bool:
     props = file.get("appProperties") or {}
-    return file.get("md5Checksum") == md5 and props.get(APP_SHA256) == spec.ref.sha256
+    return str(file.get("md5Checksum") or "").lower() == md5 and props.get(APP_SHA256) == spec.ref.sha256
+
+
+def _move(file: dict[str, Any], folder_id: str) -> dict[str, str]:
+    """``addParents``/``removeParents`` for a PATCH that puts ``file`` in ``folder_id``: only the
+    changes, never an empty parameter (a rename within its folder sends neither)."""
+    parents = [str(p) for p in file.get("parents") or []]
+    params: dict[str, str] = {}
+    if folder_id not in parents:
+        params["addParents"] = folder_id
+    if old := [p for p in parents if p != folder_id]:
+        params["removeParents"] = ",".join(old)
+    return params
 
 
 def _without_parents(metadata: dict[str, Any]) -> dict[str, Any]:
