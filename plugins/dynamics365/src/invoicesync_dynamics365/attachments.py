@@ -52,7 +52,7 @@ class Attacher:
         remembered = ctx.kv.get(_FALLBACK_KEY)
         self.entity = remembered if preferred == DOCUMENT_ATTACHMENTS and remembered else preferred
         #: SHA-256 of attachment contents already read, by (attachment id, etag).
-        self._hashes: dict[tuple[str, str], str] = {}
+        self._hashes: dict[tuple[str, str], str | None] = {}
 
     def check_supported(self, kind: Kind) -> None:
         """Refuse before creating a draft that could never get its file attached."""
@@ -83,7 +83,8 @@ class Attacher:
         """Whose draft ``parent_id`` is, judged by what is attached to it."""
         existing = self._list(parent_id)
         pdf = document.pdf or (document.files[0] if document.files else None)
-        if pdf is not None and pdf.name in existing and self._holds(existing[pdf.name], pdf):
+        # Where the service cannot show the content, our file name with our size is the best evidence.
+        if pdf is not None and pdf.name in existing and self._holds(existing[pdf.name], pdf, unreadable=True):
             return Ownership.MINE
         # Anything complete that is not ours (or our file name with other bytes) is someone else's.
         ours = {f.name for f in document.files} - ({pdf.name} if pdf else set())
@@ -91,14 +92,19 @@ class Attacher:
             return Ownership.OTHER
         return Ownership.UNFINISHED
 
-    def _holds(self, record: dict[str, Any], file: FileRef) -> bool:
-        """Whether the attachment already has exactly this file's bytes (size first, then hash)."""
+    def _holds(self, record: dict[str, Any], file: FileRef, *, unreadable: bool = False) -> bool:
+        """Whether the attachment already has exactly this file's bytes (size first, then hash).
+
+        ``unreadable`` is the answer when the service does not serve the content back: ``False``
+        (upload again: the PATCH replaces the content, so that is safe) unless told otherwise.
+        """
         if int(record.get("byteSize") or 0) != file.size:
             return False
         key = (str(record["id"]), str(record.get("@odata.etag", "")))
         if key not in self._hashes:
             self._hashes[key] = self.bc.content_sha256(self.company, self.entity, key[0])
-        return self._hashes[key] == file.sha256
+        digest = self._hashes[key]
+        return unreadable if digest is None else digest == file.sha256
 
     def _chunks(self, file: FileRef) -> Callable[[], Iterator[bytes]]:
         # Re-callable, so a retried PATCH streams the file again from the start.
@@ -116,7 +122,9 @@ class Attacher:
             self.entity = INCOMING_ATTACHMENTS
             self.ctx.kv.set(_FALLBACK_KEY, INCOMING_ATTACHMENTS)
             found = self.bc.find(self.company, self.entity, f"parentId eq {parent_id}")
-        return {str(a.get("fileName")): a for a in found if str(a.get("parentId", parent_id)) == parent_id}
+        # GUIDs compare case-insensitively: services differ in the case they write them in.
+        return {str(a.get("fileName")): a for a in found
+                if str(a.get("parentId", parent_id)).lower() == parent_id.lower()}
 
     def _create(self, kind: Kind, parent_id: str, file_name: str) -> dict[str, Any]:
         body = {"parentId": parent_id, "parentType": kind.parent_type, "fileName": file_name}

@@ -47,8 +47,13 @@ def vendor_document_number(document: Document) -> str:
     return number
 
 
-def header(document: Document, kind: Kind, vendor: dict[str, Any], number: str) -> dict[str, Any]:
-    """The draft's header; only fields BC documents as writable."""
+def header(document: Document, kind: Kind, vendor: dict[str, Any], number: str,
+           local_currency: str | None = None) -> dict[str, Any]:
+    """The draft's header; only fields BC documents as writable. Dates are ``YYYY-MM-DD``.
+
+    ``currencyCode`` is left out for the company's local currency: BC writes LCY as a blank code
+    (its currency table holds foreign currencies only).
+    """
     # vendorNumber where BC gave us one (what Therefore and most clients send), else the GUID.
     body: dict[str, Any] = (
         {"vendorNumber": vendor["number"]} if vendor.get("number") else {"vendorId": vendor["id"]}
@@ -58,8 +63,9 @@ def header(document: Document, kind: Kind, vendor: dict[str, Any], number: str) 
         body[kind.date_field] = document.issue_date.isoformat()
     if document.due_date:
         body["dueDate"] = document.due_date.isoformat()
-    if document.currency:
-        body["currencyCode"] = document.currency.upper()
+    currency = (document.currency or "").strip().upper()
+    if currency and currency != (local_currency or "").strip().upper():
+        body["currencyCode"] = currency
     return body
 
 

@@ -107,10 +107,11 @@ class Exporter:
         candidates = self._lookup(kind, vendor, number)
         if not candidates:
             return None
-        known = {str(i) for i in (request.previous.target_id if request.previous else None,
-                                  (self.ctx.kv.get(f"export:{request.document.id}") or {}).get("id")) if i}
+        # GUIDs compare case-insensitively: services differ in the case they write them in.
+        known = {str(i).lower() for i in (request.previous.target_id if request.previous else None,
+                                          (self.ctx.kv.get(f"export:{request.document.id}") or {}).get("id")) if i}
         for candidate in candidates:
-            if str(candidate["id"]) in known:
+            if str(candidate["id"]).lower() in known:
                 return candidate
         unfinished = None
         for candidate in candidates:
@@ -135,7 +136,7 @@ class Exporter:
         self.ctx.kv.set(state_key, {"state": "creating", "entity": kind.entity, "number": number})
         fresh = True
         try:
-            draft = self.bc.create(self.company, kind.entity, documents.header(document, kind, vendor, number))
+            draft = self._create_header(kind, document, vendor, number)
         except OutcomeUnknown:
             found = self._own_draft(request, kind, vendor, number)
             if found is None:
@@ -149,6 +150,33 @@ class Exporter:
         self.ctx.kv.delete(state_key)
         return self._delivery(request, DeliveryStatus.DELIVERED, draft=draft, kind=kind, attachments=attachments,
                               message=f"draft {kind.label} {draft.get('number')} created")
+
+    def _create_header(self, kind: Kind, document: Document, vendor: dict[str, Any], number: str) -> dict[str, Any]:
+        """POST the draft's header. A refused ``currencyCode`` may be the company's local currency
+        (BC keeps LCY blank, and not every service takes its code): then the header goes again
+        without it, and the draft is kept only if BC reports this very currency for it."""
+        lcy_key = f"local_currency:{self.company}"
+        known_lcy = self.settings.local_currency or self.ctx.kv.get(lcy_key)
+        body = documents.header(document, kind, vendor, number, known_lcy)
+        try:
+            return self.bc.create(self.company, kind.entity, body)
+        except RemoteError as exc:
+            currency = body.get("currencyCode")
+            if not currency or not _currency_refused(exc):
+                raise
+            refused = exc
+        draft = self.bc.create(self.company, kind.entity, {k: v for k, v in body.items() if k != "currencyCode"})
+        if str(draft.get("currencyCode") or "").strip().upper() == currency:
+            self.ctx.kv.set(lcy_key, currency)
+            return draft
+        problem = (f"Business Central has no currency {currency} set up (and it is not the company's local "
+                   "currency); add it under Currencies and run again "
+                   f"(BC said: {refused})")
+        try:
+            self.bc.delete(self.company, f"{kind.entity}({draft['id']})")
+        except RemoteError as exc:
+            problem += f"; the trial draft {draft.get('number')} could not be removed ({exc})"
+        raise DocumentError(problem, document=document.id, field="currency")
 
     def _complete_existing(self, request: PushRequest, kind: Kind, existing: dict[str, Any]) -> Delivery:
         document = request.document
@@ -180,7 +208,7 @@ class Exporter:
 
     def _roll_back(self, request: PushRequest, kind: Kind, draft: dict[str, Any], cause: Exception) -> Delivery:
         try:
-            self.bc.delete(self.company, f"{kind.entity}({draft['id']})", draft.get("@odata.etag"))
+            self.bc.delete(self.company, f"{kind.entity}({draft['id']})")
         except RemoteError as exc:
             return self._delivery(
                 request, DeliveryStatus.FAILED, draft=draft, kind=kind,
@@ -215,6 +243,11 @@ class Exporter:
 
 def _label(document: Document) -> str:
     return f"{document.kind.value} {document.number or document.source_id} ({document.counterparty.name})"
+
+
+def _currency_refused(exc: RemoteError) -> bool:
+    """BC's answer to a currency code missing from its Currency table (a 400 table-relation error)."""
+    return exc.status == 400 and (exc.code == "Internal_InvalidTableRelation" or "currency" in str(exc).lower())
 
 
 def _not_found(document: Document) -> str:

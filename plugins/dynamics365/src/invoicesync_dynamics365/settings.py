@@ -25,6 +25,10 @@ class Dynamics365Settings(Settings):
         description="documentAttachments (the Attachments FactBox) or attachments (Incoming Document); "
         "documentAttachments falls back to attachments when the tenant lacks it",
     )
+    local_currency: str | None = Field(
+        None, description="The company's local currency (LCY), e.g. EUR: sent as a blank currencyCode, which is "
+        "how BC means it. Optional: learnt by itself when BC refuses the code",
+    )
     attach_ubl: bool = Field(True, description="Attach the UBL XML too, when the document has one")
     create_missing_vendors: bool = Field(False, description="Create a vendor when none matches (off: fail)")
     lines: Literal["none", "comment"] = Field(

@@ -4,6 +4,8 @@ Served over TLS (msal accepts only https authorities), e.g. ``invoicesync sandbo
 Tenant, app and data are generated; ``account_settings``/``account_secrets`` point an account at
 it. Knobs for tests: ``page_size`` (server paging), ``rate_limit``/``rate_window``/``retry_after``
 (429 throttling), ``document_attachments=False`` (an older tenant without that entity),
+``lcy_code_accepted=False`` (a service that refuses the local currency's code, taking only a
+blank ``currencyCode`` for it), ``next_links="path"|"relative"`` (relative ``@odata.nextLink``s),
 ``Entra.apps`` (setup mistakes: unknown app, not registered in BC, missing permission), plus the
 core fault injection (``add_fault``).
 """
@@ -50,7 +52,8 @@ class BusinessCentralSandbox(SandboxApp):
                  environments: tuple[str, ...] = ("production", "sandbox"), page_size: int = 20000,
                  document_attachments: bool = True, rate_limit: int | None = None, rate_window: float = 300.0,
                  retry_after: float | None = None, token_lifetime: int = 3599,
-                 content_dir: Path | None = None) -> None:
+                 content_dir: Path | None = None, lcy_code_accepted: bool = True,
+                 next_links: str = "absolute") -> None:
         super().__init__()
         self.entra = Entra(tenant, domain, token_lifetime)
         self.entra.apps[DEMO_CLIENT_ID] = EntraApp(DEMO_CLIENT_ID, DEMO_SECRET)
@@ -58,6 +61,12 @@ class BusinessCentralSandbox(SandboxApp):
         self.companies: dict[str, CompanyData] = {}
         self.page_size = page_size
         self.document_attachments = document_attachments
+        #: Real BC takes the LCY code and stores it blank; some services only take the blank.
+        self.lcy_code_accepted = lcy_code_accepted
+        #: "absolute" (BC), "path" (host-relative) or "relative" (to the collection's own path).
+        self.next_links = next_links
+        #: Content-Type of every attachmentContent upload, for tests of what clients send.
+        self.upload_content_types: list[str] = []
         self.rate_limit, self.rate_window, self.retry_after = rate_limit, rate_window, retry_after
         self.content = ContentStore(content_dir)
         #: The CA file clients must trust; whoever serves the app may set it (see ``account_settings``).
@@ -69,7 +78,8 @@ class BusinessCentralSandbox(SandboxApp):
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> BusinessCentralSandbox:
-        known = {"page_size", "document_attachments", "rate_limit", "rate_window", "retry_after", "token_lifetime"}
+        known = {"page_size", "document_attachments", "rate_limit", "rate_window", "retry_after", "token_lifetime",
+                 "lcy_code_accepted", "next_links"}
         app = cls(**{k: v for k, v in options.items() if k in known})
         app.seed(random.Random(options.get("seed", 1)))
         return app

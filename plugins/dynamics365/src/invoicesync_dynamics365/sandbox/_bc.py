@@ -69,7 +69,9 @@ class BcApi:
             params = [(k, v[0]) for k, v in request.query.items() if k != "$skiptoken"]
             params.append(("$skiptoken", str(offset + page_size)))
             query = "&".join(f"{quote(k, safe='$')}={quote(v, safe=chr(39) + '(),:$')}" for k, v in params)
-            body["@odata.nextLink"] = f"{request.base_url}{request.raw_path}?{query}"
+            link = {"absolute": f"{request.base_url}{request.raw_path}", "path": request.raw_path,
+                    "relative": request.raw_path.rsplit("/", 1)[-1]}[self.sandbox.next_links]
+            body["@odata.nextLink"] = f"{link}?{query}"
         return Response(200, json.dumps(body).encode(), {"Content-Type": JSON_TYPE, "OData-Version": "4.0"})
 
     def entity(self, request: Request, entity: dict[str, Any], context: str, status: int = 200) -> Response:
@@ -136,7 +138,8 @@ class BcApi:
         vendor_number = str(body.get(number_field, ""))
         _max_length(vendor_number, 35, number_field)
         currency = str(body.get("currencyCode", "") or "")
-        if currency and currency != company.local_currency and currency not in company.currencies:
+        known = company.currencies | ({company.local_currency} if self.sandbox.lcy_code_accepted else set())
+        if currency and currency not in known:
             raise BcError(400, "Internal_InvalidTableRelation",
                           f"The field Currency Code of table Purchase Header contains a value ({currency}) that "
                           "cannot be found in the related table (Currency).")
@@ -239,6 +242,8 @@ class BcApi:
                 "lineObjectNumber": body.get("lineObjectNumber", ""), "description": description,
                 "quantity": body.get("quantity", 0), "unitCost": body.get("unitCost", 0)}
         lines.append(line)
+        # A new line changes the document's totals, so its etag moves on (as BC's does).
+        document.update({"@odata.etag": new_etag(), "lastModifiedDateTime": now()})
         return line
 
     # -- attachments -------------------------------------------------------------------------------
@@ -285,6 +290,10 @@ class BcApi:
     def upload_content(self, request: Request, company: CompanyData) -> Response:
         attachment = self._attachment(company, request.params["att"], request.params["id"])
         _check_if_match(request, attachment)
+        content_type = request.headers.get("content-type") or ""
+        self.sandbox.upload_content_types.append(content_type)
+        if content_type.split(";")[0].strip().lower() == "application/json":
+            raise BcError(400, "BadRequest", "The attachment content must be the raw file, not JSON.")
         size = self.sandbox.content.write(attachment["id"], request.iter_body())
         attachment.update({"byteSize": size, "@odata.etag": new_etag(), "lastModifiedDateTime": now()})
         return Response(204)
