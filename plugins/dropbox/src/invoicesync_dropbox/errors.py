@@ -53,7 +53,12 @@ _CONFLICTS = {
 
 
 def tag_chain(error: Any) -> list[str]:
-    """The tags from the outermost union inwards: ``["path", "conflict", "file"]``."""
+    """The tags from the outermost union inwards: ``["path", "conflict", "file"]``.
+
+    Dropbox writes a void member as ``{".tag": "not_found"}``; the JSON-encoding rules also allow
+    the bare string ``"not_found"`` for one, so both are read."""
+    if isinstance(error, str):
+        return [error] if error else []
     tags: list[str] = []
     node = error
     while isinstance(node, dict):
@@ -64,9 +69,27 @@ def tag_chain(error: Any) -> list[str]:
             if isinstance(inner, dict):
                 node = inner
                 continue
+            if isinstance(inner, str) and inner:
+                tags.append(inner)  # the shorthand form of a void member
+                break
         # A struct-valued member (or RateLimitError, which has no tag): follow the nested union.
         node = next((v for k, v in node.items() if k != ".tag" and isinstance(v, dict) and ".tag" in v), None)
     return tags
+
+
+def summary_tags(summary: Any) -> list[str]:
+    """The tags spelled in ``error_summary`` (``"path/not_found/.."``): only a fallback, for an
+    answer whose ``error`` union is missing or unreadable."""
+    if not isinstance(summary, str):
+        return []
+    return [part for part in summary.split("/") if part and not part.startswith(".")]
+
+
+def error_tags(body: dict[str, Any] | None) -> list[str]:
+    """The tag chain of an error body: from ``error``, else from ``error_summary``."""
+    if not body:
+        return []
+    return tag_chain(body.get("error")) or summary_tags(body.get("error_summary"))
 
 
 class DropboxApiError(RemoteError):
@@ -74,7 +97,7 @@ class DropboxApiError(RemoteError):
 
     def __init__(self, message: str, *, status: int, error: Any = None, summary: str | None = None) -> None:
         self.error = error
-        self.tags = tag_chain(error) if error is not None else []
+        self.tags = (tag_chain(error) if error is not None else []) or summary_tags(summary)
         self.summary = summary
         code = "/".join(self.tags) or (summary.rstrip("./") if summary else None)
         super().__init__(message, status=status, code=code, service=SERVICE)
@@ -108,11 +131,17 @@ def describe(tags: list[str], error: Any = None) -> str:
 
 
 def _json(response: httpx.Response) -> dict[str, Any] | None:
-    if "json" not in response.headers.get("Content-Type", ""):
+    """The JSON object of an error answer, or ``None`` for a plain-text one. Dropbox labels JSON
+    ``application/json``; a body that is plainly a JSON object is read even if it is mislabelled."""
+    try:
+        raw = response.content
+    except httpx.ResponseNotRead:
+        return None
+    if "json" not in response.headers.get("Content-Type", "") and not raw.lstrip().startswith(b"{"):
         return None
     try:
-        body = response.json()
-    except (ValueError, httpx.ResponseNotRead):
+        body = json.loads(raw)
+    except ValueError:
         return None
     return body if isinstance(body, dict) else None
 
@@ -130,7 +159,7 @@ def parse_error(response: httpx.Response) -> DropboxApiError:
         return DropboxApiError(text[:300] or response.reason_phrase or "error", status=status)
     error = body.get("error")
     summary = body.get("error_summary")
-    tags = tag_chain(error)
+    tags = error_tags(body)
     message = describe(tags, error)
     user_message = body.get("user_message")
     if isinstance(user_message, dict) and user_message.get("text"):
@@ -145,8 +174,7 @@ def classify(response: httpx.Response) -> Verdict | None:
         _retry_after_from_body(response)
         return Verdict.RETRY
     if status in (401, 409):
-        body = _json(response)
-        tags = tag_chain(body.get("error")) if body else []
+        tags = error_tags(_json(response))
         if status == 401:
             if "expired_access_token" in tags:
                 return Verdict.REFRESH
@@ -165,10 +193,13 @@ def _retry_after_from_body(response: httpx.Response) -> None:
     ``Retry-After`` header, so copy the body's value there when the header is missing."""
     if response.headers.get("Retry-After"):
         return
-    body = _json(response)
-    error = body.get("error") if body else None
+    body = _json(response) or {}
+    error = body.get("error")
+    # RateLimitError puts it in ``error``; accept it beside ``error`` as well.
     wait = error.get("retry_after") if isinstance(error, dict) else None
-    if isinstance(wait, int | float) and wait >= 0:
+    if wait is None:
+        wait = body.get("retry_after")
+    if isinstance(wait, int | float) and not isinstance(wait, bool) and wait >= 0:
         response.headers["Retry-After"] = str(wait)
 
 

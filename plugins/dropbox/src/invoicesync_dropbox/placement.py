@@ -24,7 +24,7 @@ from typing import Literal
 
 from invoicesync.naming import with_suffix_number
 
-from .client import DropboxClient, Metadata, write_mode
+from .client import DropboxClient, Metadata, file_hash, is_file, write_mode
 from .paths import path_key
 
 #: How many " (n)" names to try before giving up on keeping both.
@@ -137,21 +137,22 @@ class Placer:
         meta = self.client.get_metadata(path)
         if _holds(meta, content_hash):
             return Placement(path, None, meta)
-        ours = meta is not None and meta.get(".tag", "file") == "file" and (
-            earlier.content_hash is None or meta.get("content_hash") == earlier.content_hash)
+        ours = is_file(meta) and (earlier.content_hash is None or file_hash(meta) == earlier.content_hash)
         if meta is not None and ours:
             # An earlier version of this very document: the policy decides.
-            if self.policy == "overwrite":
+            rev = meta.get("rev")
+            if self.policy == "overwrite" and isinstance(rev, str) and rev:
                 # Only the revision we just saw: a concurrent change becomes a conflict, not a loss.
-                return Placement(path, write_mode(str(meta["rev"])), meta)
+                return Placement(path, write_mode(rev), meta)
             if self.policy == "skip":
                 return Placement(path, None, meta, skipped=f"{path} holds an earlier version; "
                                  "on_change=skip keeps it")
-        # Gone, replaced by a folder, changed by someone since, or keep_both: the document goes
+        # Gone, replaced by a folder, changed by someone since, keep_both, or no rev to pin an
+        # overwrite to (never a blind replace): the document goes
         # to the planned name, or the next free one beside it.
         self._drop(path)
         return None
 
 
 def _holds(meta: Metadata | None, content_hash: str) -> bool:
-    return meta is not None and meta.get(".tag", "file") == "file" and meta.get("content_hash") == content_hash
+    return is_file(meta) and file_hash(meta) == content_hash

@@ -22,7 +22,7 @@ from typing import Any
 
 from invoicesync import Context, FileRef, FileRole, OutcomeUnknown, RemoteError
 
-from .client import DropboxClient, Metadata, commit_info
+from .client import DropboxClient, Metadata, commit_info, file_hash, file_size
 from .content_hash import content_hash_of_chunks, read_range
 from .errors import DropboxApiError, describe, tag_chain
 
@@ -30,7 +30,6 @@ from .errors import DropboxApiError, describe, tag_chain
 SESSION_MAX_AGE = 6 * 24 * 3600
 #: incorrect_offset corrections accepted for one file before it is reported as failed.
 MAX_OFFSET_CORRECTIONS = 5
-_EMPTY_HASH = content_hash_of_chunks([])
 
 # Dropbox asks for batch commits of one account to run one after another.
 _batch_locks: dict[str, threading.Lock] = {}
@@ -105,7 +104,10 @@ class Uploader:
     # -- outcomes ----------------------------------------------------------------------------
 
     def _accept(self, task: FileTask, meta: Metadata) -> None:
-        if meta.get("content_hash") != task.content_hash or meta.get("size") != task.ref.size:
+        # content_hash is optional in FileMetadata: without it, the server already checked the
+        # content_hash we sent with the bytes, so the size is what is left to compare.
+        stored_hash = file_hash(meta)
+        if (stored_hash is not None and stored_hash != task.content_hash) or file_size(meta) != task.ref.size:
             raise DropboxApiError(
                 f"Dropbox stored {meta.get('size')} bytes hashing to {meta.get('content_hash')}, "
                 f"but {task.ref.size} bytes hashing to {task.content_hash} were sent", status=200)
@@ -115,7 +117,7 @@ class Uploader:
     def _confirm(self, task: FileTask, cause: OutcomeUnknown) -> None:
         """The write may or may not have happened: look, rather than write again."""
         meta = self.client.get_metadata(task.path)
-        if meta is not None and meta.get("content_hash") == task.content_hash:
+        if meta is not None and file_hash(meta) == task.content_hash:
             self.ctx.log.info("dropbox: %s was written although the answer was lost", task.path)
             self._accept(task, meta)
             return
@@ -205,7 +207,7 @@ class Uploader:
                     offset += length
                     save()
                 meta = self.client.session_finish(session, offset, commit_info(task.path, task.mode),
-                                                  b"", 0, _EMPTY_HASH)
+                                                  b"", 0, "")
             except OutcomeUnknown as exc:
                 if offset >= size:  # it was the finish: the file may be committed already
                     self._confirm(task, exc)
