@@ -123,3 +123,13 @@ def test_error_bodies_read_tolerantly() -> None:
     assert "Bad literal" in str(legacy)
     assert error(502, None).status == 502
     assert type(error(404, {"error": {"code": "BadRequest_NotFound", "message": "x"}})).__name__ == "NotFoundError"
+
+
+def test_authority_with_only_plain_oidc_discovery(bc: Any) -> None:
+    # A stand-in Entra that serves {authority}/.well-known/openid-configuration but not msal's
+    # Entra-style {authority}/v2.0/.well-known/openid-configuration.
+    bc.app.add_fault({"method": "GET", "path": r"/v2\.0/\.well-known/openid-configuration$", "status": 404,
+                      "times": None})
+    [delivery] = bc.push(bc.document())
+    assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+    assert bc.app.count("GET", r"^/[^/]+/\.well-known/openid-configuration$") == 1

@@ -85,22 +85,30 @@ class MsalAuthenticator:
         # Entra's own hosts are validated by msal; any other host (a proxy, the local sandbox)
         # is trusted as configured, so msal goes straight to its OIDC discovery document.
         known = urlsplit(settings.authority_host).hostname in msal.authority.WELL_KNOWN_AUTHORITY_HOSTS
-        try:
-            self._app = msal.ConfidentialClientApplication(
-                settings.client_id,
-                client_credential=self._secret,
-                authority=settings.authority,
-                instance_discovery=None if known else False,
-                # msal's default (requests) lets REQUESTS_CA_BUNDLE override `verify`; an httpx
-                # client honours the configured CA exactly. msal accepts it as is.
-                http_client=self._http,
-            )
-        except ValueError as exc:  # msal's word for "the authority's discovery document is unreachable"
-            raise AuthError(f"cannot use the Entra authority {settings.authority}: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - connection and TLS errors from requests
-            raise AuthError(f"cannot reach the Entra authority {settings.authority}: "
-                            f"{type(exc).__name__}: {exc}") from None
-        return self._app
+        # Any other host: msal's Entra-style discovery ({authority}/v2.0/.well-known/...) first,
+        # then plain OIDC discovery ({authority}/.well-known/...), which some stand-ins serve instead.
+        attempts: list[dict[str, Any]] = [{"authority": settings.authority,
+                                           "instance_discovery": None if known else False}]
+        if not known:
+            attempts.append({"oidc_authority": settings.authority})
+        first_error: ValueError | None = None
+        for where in attempts:
+            try:
+                self._app = msal.ConfidentialClientApplication(
+                    settings.client_id,
+                    client_credential=self._secret,
+                    # msal's default (requests) lets REQUESTS_CA_BUNDLE override `verify`; an httpx
+                    # client honours the configured CA exactly. msal accepts it as is.
+                    http_client=self._http,
+                    **where,
+                )
+                return self._app
+            except ValueError as exc:  # msal's word for "the discovery document is unreachable"
+                first_error = first_error or exc
+            except Exception as exc:  # noqa: BLE001 - connection and TLS errors
+                raise AuthError(f"cannot reach the Entra authority {settings.authority}: "
+                                f"{type(exc).__name__}: {exc}") from None
+        raise AuthError(f"cannot use the Entra authority {settings.authority}: {first_error}") from None
 
 
 def explain_entra_error(result: dict[str, Any]) -> str:
