@@ -19,6 +19,7 @@ Billit's facts this module encodes:
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -221,12 +222,29 @@ class BillitClient:
         return {"PartyID": party_id} if party_id else {}
 
     def get_json(self, url: str, *, party_id: str | None = None, params: dict[str, Any] | None = None) -> Any:
+        return self.get_page(url, party_id=party_id, params=params)[0]
+
+    def get_page(self, url: str, *, party_id: str | None = None, params: dict[str, Any] | None = None
+                 ) -> tuple[Any, str]:
+        """The JSON answer and the URL it came from (a relative ``NextPageLink`` is relative to it)."""
         response = self.http.get(url, params=params, headers=self._party(party_id))
         try:
-            return loads(response.content)
+            return loads(response.content), str(response.request.url)
         except ValueError as exc:
             raise RemoteError(f"GET {response.request.url.path}: the answer is not JSON ({exc})",
                               status=response.status_code, service=SERVICE) from None
+
+    def follow(self, link: str, came_from: str) -> str:
+        """Where a ``NextPageLink`` points, on the configured API host.
+
+        Billit does not document whether the link is absolute or relative. A relative one is
+        resolved against the page it came with (RFC 3986). An absolute one keeps its path and
+        query but is sent to the configured API origin: behind a TLS-terminating proxy a server
+        may write ``http://`` or an internal host name into it, and the credentials must never go
+        anywhere but the API host this account was set up for."""
+        target = urllib.parse.urlsplit(urllib.parse.urljoin(came_from, link.strip()))
+        origin = urllib.parse.urlsplit(self.settings.api_base())
+        return urllib.parse.urlunsplit((origin.scheme, origin.netloc, target.path, target.query, ""))
 
     @contextmanager
     def stream(self, url: str, *, party_id: str | None = None) -> Iterator[httpx.Response]:

@@ -19,9 +19,11 @@ that moves while we read it: when an order on an earlier page is edited it jumps
 every later order shifts one place forward, so the order at the page boundary is never seen —
 and the cursor would then move past it for good. So each page is a fresh keyset query from the
 last instant seen (``ge`` that instant, skipping the ids already listed), which no edit can
-shift. ``NextPageLink`` is followed only when a whole page shares one instant (a bulk import),
-the one case a keyset on ``LastModified`` cannot step over; the end of the list is where Billit
-stops giving a ``NextPageLink``. Sorting by ``LastModified asc, OrderID asc`` makes the order
+shift. An offset is used only when a page brought nothing new (a bulk import sharing one
+instant, the one case a keyset on ``LastModified`` cannot step over): the ``NextPageLink``
+(absolute or relative, see ``BillitClient.follow``), or ``$skip`` on the same query when the
+answer has no link (the Swagger declares a bare array). The listing ends on a page with no
+``NextPageLink`` that is not full. Sorting by ``LastModified asc, OrderID asc`` makes the order
 of equal instants stable.
 
 Only documented, whitelisted filter properties are used (``LastModified``, ``OrderType``,
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -79,9 +82,27 @@ def localize(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=BILLIT_TZ)
 
 
-def odata_datetime(value: datetime) -> str:
-    """An OData v3 literal, millisecond precision like Billit's own timestamps."""
-    return "DateTime'" + value.isoformat(timespec="milliseconds") + "'"
+def odata_datetime(value: datetime, *, date_only: bool = False) -> str:
+    """An OData v3 ``DateTime'...'`` literal: no offset (Billit's timestamps have none, and OData
+    v3 ``DateTime`` is offset-free; ``+01:00`` would even turn into a space in a query), whole
+    seconds (floored). Billit's docs only show ``DateTime'2025-04-01'``; a time part is standard
+    OData v3, and whole seconds are the form every DateTime parser reads. Flooring only re-reads a
+    few orders of that second, which the cursor skips. ``date_only`` is the fallback for a server
+    that takes nothing but the documented date form."""
+    if date_only:
+        return f"DateTime'{value.date().isoformat()}'"
+    return "DateTime'" + value.replace(microsecond=0, tzinfo=None).isoformat(timespec="seconds") + "'"
+
+
+SAFE_IN_QUERY = "$',:/()"
+
+
+def encode_query(params: dict[str, Any]) -> str:
+    """The query string as Billit's docs write it: ``$filter=OrderType+eq+'Invoice'`` (``$``,
+    quotes, commas and colons literal, spaces as ``+``), rather than ``%24filter=...%27``."""
+    return "&".join(f"{urllib.parse.quote_plus(str(k), safe='$')}="
+                    f"{urllib.parse.quote_plus(str(v), safe=SAFE_IN_QUERY)}" for k, v in params.items())
+
 
 
 @dataclass
@@ -125,14 +146,35 @@ def base_filters(settings: BillitSettings) -> list[str]:
     return filters
 
 
+ITEMS_KEYS = ("Items", "items", "value", "Value")
+NEXT_KEYS = ("NextPageLink", "nextPageLink", "odata.nextLink", "@odata.nextLink", "__next")
+
+
 def page_items(body: Any) -> tuple[list[Any], str | None]:
-    """``{"Items": [...], "NextPageLink": ...}`` (what Billit sends), or a bare array."""
+    """A page of ``GET /v1/orders``: ``{"Items": [...], "NextPageLink": ..., "Count": ...}`` is what
+    Billit's docs and clients show; its Swagger declares a bare array. Both are read (and the
+    OData spellings ``value`` / ``odata.nextLink``, should a server use them)."""
     if isinstance(body, list):
         return body, None
-    if isinstance(body, dict) and isinstance(body.get("Items"), list):
-        link = body.get("NextPageLink")
-        return body["Items"], link if isinstance(link, str) and link else None
-    raise RemoteError(f"{ORDERS}: expected {{'Items': [...]}}, got {type(body).__name__}", service=SERVICE)
+    if isinstance(body, dict):
+        for key in ITEMS_KEYS:
+            if isinstance(body.get(key), list):
+                links = [body.get(k) for k in NEXT_KEYS]
+                link = next((v for v in links if isinstance(v, str) and v.strip()), None)
+                return body[key], link
+    raise RemoteError(f"{ORDERS}: expected {{'Items': [...]}} or an array, got {type(body).__name__}",
+                      service=SERVICE)
+
+
+def as_order_id(value: Any) -> int | None:
+    """An OrderID: an int32 per the Swagger; a string of digits is read too."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
 
 
 class OrderLister:
@@ -144,6 +186,7 @@ class OrderLister:
         self.settings = settings
         self.party_id = party_id
         self.log = log
+        self.date_only = False  # set when the server refuses a DateTime with a time of day
 
     def changes(self, cursor_text: str | None) -> Iterator[DocumentRef | Deletion | Checkpoint]:
         cursor = Cursor.parse(cursor_text)
@@ -159,26 +202,51 @@ class OrderLister:
         start = parse_timestamp(since) if since else None
         if start is not None:
             start -= timedelta(seconds=self.settings.lookback_seconds)
-            filters.insert(0, f"LastModified ge {odata_datetime(start)}")
-        params: dict[str, Any] = {"$orderby": ORDER_BY, "$top": self.settings.page_size}
+            filters.insert(0, f"LastModified ge {odata_datetime(start, date_only=self.date_only)}")
+        params: dict[str, Any] = {}
         if filters:
             params["$filter"] = " and ".join(filters)
+        params["$orderby"] = ORDER_BY
+        params["$top"] = self.settings.page_size
         return params
+
+    def _get(self, query: dict[str, Any] | None, link: str | None) -> tuple[Any, str]:
+        url = link or f"{ORDERS}?{encode_query(query or {})}"
+        return self.client.get_page(url, party_id=self.party_id)
+
+    def _first_page(self, query: dict[str, Any], since: str | None) -> tuple[Any, str, dict[str, Any]]:
+        """A keyset query. Should the server refuse a ``DateTime`` with a time part (400), the
+        documented date-only form is used from then on: more re-reading, nothing lost."""
+        try:
+            body, url = self._get(query, None)
+            return body, url, query
+        except RemoteError as exc:
+            if exc.status != 400 or self.date_only or "DateTime'" not in str(query.get("$filter")):
+                raise
+        self.log.warning("billit: company %s: Billit refused a DateTime with a time of day; filtering "
+                         "on the date alone", self.party_id)
+        self.date_only = True
+        query = self._query(since)
+        body, url = self._get(query, None)
+        return body, url, query
 
     def _orders(self, cursor: Cursor) -> Iterator[DocumentRef | Checkpoint]:
         boundary = parse_timestamp(cursor.last_modified)
         seen: set[int] = set(cursor.ids)  # OrderIDs already listed at the boundary instant
-        request: tuple[str, dict[str, Any] | None] = (ORDERS, self._query(cursor.last_modified))
+        body, came_from, query = self._first_page(self._query(cursor.last_modified), cursor.last_modified)
+        offset = 0  # how far into the current keyset query the pages so far reached
+        previous_page: list[int] | None = None
         while True:
-            body = self.client.get_json(request[0], party_id=self.party_id, params=request[1])
             items, next_link = page_items(body)
             fresh = 0  # orders this page added; a page that adds none cannot be keyset-requeried
+            page_ids = []
             for item in items:
                 order_id, stamp, text = self._key(item)
                 if order_id is None:
                     continue
+                page_ids.append(order_id)
                 if stamp is not None and boundary is not None and stamp < boundary:
-                    continue  # only with lookback: older than the cursor, already covered
+                    continue  # already covered: lookback, or the filter's whole-second floor
                 if stamp is not None and stamp == boundary:
                     if order_id in seen:
                         continue
@@ -192,12 +260,27 @@ class OrderLister:
             cursor.ids = sorted(seen)
             if items and cursor.last_modified:
                 yield Checkpoint(cursor=cursor.dump())
-            if not next_link:
+            offset += len(items)
+            # Billit gives a NextPageLink while records are left. A page without one that is
+            # full (a bare array, as the Swagger declares, carries no link at all) may still
+            # have a successor: ask again; an empty answer ends the listing.
+            if not next_link and len(items) < self.settings.page_size:
                 return
             if fresh == 0 or len(seen) >= self.settings.page_size:
-                request = (next_link, None)  # a whole page at one instant: only $skip gets past it
+                # Only an offset gets past a page that brought nothing new (a bulk import at
+                # one instant): the NextPageLink, or $skip on the same query.
+                if fresh == 0 and previous_page == page_ids:
+                    raise RemoteError(f"{ORDERS}: the next page repeats the previous one; the server "
+                                      "does not page ($skip / NextPageLink)", service=SERVICE)
+                previous_page = page_ids
+                if next_link:
+                    body, came_from = self._get(None, self.client.follow(next_link, came_from))
+                else:
+                    body, came_from = self._get({**query, "$skip": offset}, None)
             else:
-                request = (ORDERS, self._query(cursor.last_modified))
+                previous_page, offset = None, 0
+                query = self._query(cursor.last_modified)
+                body, came_from = self._get(query, None)
 
     def _key(self, item: Any) -> tuple[int | None, datetime | None, str | None]:
         if not isinstance(item, dict) or isinstance(item.get("OrderID"), bool) \
@@ -230,15 +313,15 @@ class OrderLister:
         since = parse_timestamp(cursor.deleted_since)
         newest = since
         at_newest = set(cursor.deleted_ids)
-        request: tuple[str, dict[str, Any] | None] | None = (DELETED, None)
+        url: str | None = DELETED
         pages = 0
-        while request is not None and pages < 10_000:
+        while url is not None and pages < 10_000:
             pages += 1
-            body = self.client.get_json(request[0], party_id=self.party_id, params=request[1])
+            body, came_from = self.client.get_page(url, party_id=self.party_id)
             items, next_link = page_items(body)
             for item in items:
-                order_id: Any = item.get("OrderID") if isinstance(item, dict) else item
-                if isinstance(order_id, bool) or not isinstance(order_id, int):
+                order_id = as_order_id(item.get("OrderID") if isinstance(item, dict) else item)
+                if order_id is None:
                     continue
                 stamp = parse_timestamp(item.get("LastModified")) if isinstance(item, dict) else None
                 if stamp is not None and since is not None and (
@@ -252,5 +335,5 @@ class OrderLister:
                 if isinstance(item, dict) and not self._wanted(item):
                     continue
                 yield Deletion(source_id=str(order_id), deleted_at=localize(stamp))
-            request = (next_link, None) if next_link else None
+            url = self.client.follow(next_link, came_from) if next_link else None
         cursor.deleted_ids = sorted(at_newest)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator
@@ -58,6 +59,15 @@ class BillitSandbox(SandboxApp):
         self.api_keys = {DEMO_API_KEY}
         self.unreachable: set[int] = set()  # PartyIDs the user lost access to
         self.order_queries: list[dict[str, str]] = []  # query options of each GET /v1/orders
+        self.raw_order_queries: list[str] = []  # the same, as sent on the wire
+        # Variants of what Billit leaves undocumented, for tolerance tests: the list shape
+        # ("envelope" as the docs show, or "bare" as the Swagger declares: an array, no links),
+        # the NextPageLink form ("absolute", "relative" path+query, "foreign": absolute on another
+        # origin, as a server behind a proxy may write it, "none"), and a server that takes only
+        # the documented date-only DateTime literal.
+        self.list_shape = "envelope"
+        self.next_links = "absolute"
+        self.date_only_literals = False
         #: ``(Content-Type, sent an Authorization header)`` of each token request: Billit's docs
         #: ask for a JSON body and no Authorization header (the emulator accepts a form too).
         self.token_requests: list[tuple[str, bool]] = []
@@ -242,6 +252,8 @@ class BillitSandbox(SandboxApp):
                                                    for c in companies]})
 
     def _page(self, request: Request, rows: list[dict[str, Any]], path: str) -> Response:
+        if self.date_only_literals and re.search(r"[Dd]ate[Tt]ime'[^']*T", request.arg("$filter") or ""):
+            return self.error(400, "GenericError", "The DateTime literal must be a date.")
         try:
             rows = [r for r in rows if parse_filter(request.arg("$filter"))(r)]
             search = (request.arg("fullTextSearch") or "").strip().lower()
@@ -257,12 +269,20 @@ class BillitSandbox(SandboxApp):
         except ValueError:
             return self.error(400, "GenericError", "$top and $skip must be integers.")
         items = [_wire(summary(r)) for r in rows[skip:skip + top]]
+        if self.list_shape == "bare":
+            return _json(items)
         body: dict[str, Any] = {"Items": items, "NextPageLink": None, "Count": None}
-        if skip + top < len(rows) and top > 0:
+        if skip + top < len(rows) and top > 0 and self.next_links != "none":
             query = {k: v[0] for k, v in request.query.items()}
             query["$skip"] = str(skip + top)
             query["$top"] = str(top)
-            body["NextPageLink"] = f"{request.base_url}{path}?{urllib.parse.urlencode(query, safe='$,/')}"
+            link = f"{path}?{urllib.parse.urlencode(query, safe='$,/')}"
+            body["NextPageLink"] = {
+                "absolute": request.base_url + link,
+                "relative": link,  # /v1/orders?...
+                "relative-path": link.rsplit("/", 1)[1],  # orders?... (relative to the page's URL)
+                "foreign": "http://billit-internal.invalid:8080" + link,
+            }[self.next_links]
         if (request.arg("$inlinecount") or "").lower() == "allpages":
             body["Count"] = len(rows)
         return _json(body)
@@ -274,6 +294,7 @@ class BillitSandbox(SandboxApp):
         with self.data_lock:
             rows = list(company.orders.values())
             self.order_queries.append({k: v[0] for k, v in request.query.items()})
+            self.raw_order_queries.append(request.query_string)
         return self._page(request, rows, "/v1/orders")
 
     def _deleted(self, request: Request) -> Response:

@@ -1,0 +1,99 @@
+"""What Billit leaves undocumented, read tolerantly; what it documents, sent exactly.
+
+The list answer: the docs show ``{"Items", "NextPageLink"}``, the Swagger a bare array. The
+NextPageLink: absolute or relative is not documented. The DateTime literal: the docs only show a
+date. Each variant is served by the sandbox and the real client must list everything, once."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import pytest
+from invoicesync_billit.listing import odata_datetime, page_items
+
+WANTED = ("Invoice", "CreditNote")
+
+
+def wanted_ids(h: Any) -> set[str]:
+    return {str(o["OrderID"]) for o in h.app.company().orders.values() if o["OrderType"] in WANTED}
+
+
+def bulk_import(h: Any, count: int) -> None:
+    """``count`` orders sharing one LastModified: only an offset (link or $skip) gets past them."""
+    for order_id in sorted(h.app.company().orders)[:count]:
+        h.app.edit_order(order_id, at=datetime(2025, 7, 1, 8, 30), regenerate=False, OrderType="Invoice")
+
+
+def assert_complete(h: Any, ids: list[str]) -> None:
+    assert len(ids) == len(set(ids)), "an order was listed twice"
+    assert set(ids) == wanted_ids(h)
+
+
+def test_a_bare_array_answer_is_paged_to_the_end(billit: Any) -> None:
+    h = billit(documents=300, companies=1)
+    h.app.list_shape = "bare"  # the Swagger's declared shape: no NextPageLink at all
+    h.connect()
+    first = h.list()
+    assert_complete(h, first.ids)
+    assert len(first.ids) > 120
+    deleted = int(first.ids[5])
+    h.app.delete_order(deleted)
+    assert [d.source_id for d in h.list(first.cursor).deletions] == [str(deleted)]
+
+
+def test_a_bare_array_with_a_bulk_import_pages_on_with_skip(billit: Any) -> None:
+    h = billit(documents=30, companies=1, settings={"page_size": 5})
+    h.app.list_shape = "bare"
+    bulk_import(h, 17)
+    h.connect()
+    assert_complete(h, h.list().ids)
+    assert any("$skip" in q for q in h.app.order_queries)
+
+
+@pytest.mark.parametrize("style", ["absolute", "relative", "relative-path", "foreign", "none"])
+def test_every_next_page_link_form_is_followed_on_the_api_host(billit: Any, style: str) -> None:
+    h = billit(documents=40, companies=1, settings={"page_size": 5})
+    h.app.next_links = style
+    bulk_import(h, 17)
+    h.connect()
+    assert_complete(h, h.list().ids)
+    # Every page came from the sandbox (a foreign origin is rewritten to the configured API).
+    assert all(path.startswith(("/v1/", "/__sandbox__")) for _, path, _ in h.app.requests)
+
+
+def test_the_query_is_sent_in_the_documented_form(billit: Any) -> None:
+    h = billit(documents=20, companies=1, settings={"order_types": ["Invoice"], "directions": ["Cost"]})
+    h.connect()
+    h.list(h.list().cursor)
+    raw = h.app.raw_order_queries[-1]
+    # Billit's docs: $filter=LastModified+ge+DateTime'2025-04-01'+and+OrderType+eq+'Invoice'...
+    assert re.search(r"(^|&)\$filter=LastModified\+ge\+DateTime'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d'"
+                     r"\+and\+OrderType\+eq\+'Invoice'\+and\+OrderDirection\+eq\+'Cost'(&|$)", raw), raw
+    assert "$orderby=LastModified+asc,OrderID+asc" in raw and "$top=120" in raw
+
+
+def test_datetime_literals_carry_no_offset_and_whole_seconds() -> None:
+    assert odata_datetime(datetime(2024, 3, 10, 15, 0, 49, 720_000)) == "DateTime'2024-03-10T15:00:49'"
+    assert odata_datetime(datetime(2024, 3, 10, 15, 0, 49), date_only=True) == "DateTime'2024-03-10'"
+
+
+def test_a_server_taking_only_date_literals_still_lists_incrementally(
+        billit: Any, caplog: pytest.LogCaptureFixture) -> None:
+    h = billit(documents=60, companies=1)
+    h.connect()
+    first = h.list()
+    h.app.date_only_literals = True
+    changed = int(first.ids[3])
+    h.app.edit_order(changed, Reference="edited")
+    assert h.list(first.cursor).ids == [str(changed)]
+    assert "date alone" in caplog.text
+    assert re.search(r"DateTime'\d{4}-\d\d-\d\d'", h.app.order_queries[-1]["$filter"])
+
+
+def test_page_shapes_are_read_tolerantly() -> None:
+    assert page_items([{"OrderID": 1}]) == ([{"OrderID": 1}], None)
+    assert page_items({"Items": [], "NextPageLink": None, "Count": None}) == ([], None)
+    assert page_items({"Items": [1], "NextPageLink": "/v1/orders?$skip=1"}) == ([1], "/v1/orders?$skip=1")
+    assert page_items({"value": [1], "odata.nextLink": "x"}) == ([1], "x")
