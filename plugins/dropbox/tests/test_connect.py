@@ -187,3 +187,9 @@ def test_a_stored_login_without_the_needed_scopes_is_not_reused(env: Any) -> Non
     ui = ScriptedUI(browser=_browser)
     _auth(env, ui)
     assert len(ui.opened) == 1 and "files.content.write" in (_stored(env).scope or "")
+
+
+def test_the_token_endpoint_takes_only_form_encoded_requests(env: Any) -> None:
+    as_json = httpx.post(f"{env.url}/oauth2/token", json={"grant_type": "refresh_token", "refresh_token": "x",
+                                                          "client_id": "sandbox-app-key"})
+    assert as_json.status_code == 400 and as_json.json()["error"] == "invalid_request"

@@ -101,3 +101,43 @@ def test_sdk_reads_auth_and_rate_limit_errors(env: Any, dbx: Any) -> None:
     with pytest.raises(dropbox.exceptions.RateLimitError) as limited:
         dbx.files_upload(b"x", "/r.bin")
     assert limited.value.error.reason.is_too_many_write_operations() and limited.value.backoff == 0
+
+
+def _redirecting_session(base: str) -> Any:
+    """A requests session that sends the SDK's https://api|content.dropboxapi.com calls to the sandbox."""
+    import requests
+
+    class Redirect(requests.adapters.HTTPAdapter):
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            for host in ("https://api.dropboxapi.com", "https://content.dropboxapi.com"):
+                request.url = request.url.replace(host, base)
+            return super().send(request, **kwargs)
+
+    session = requests.Session()
+    for host in ("https://api.dropboxapi.com", "https://content.dropboxapi.com"):
+        session.mount(host, Redirect())
+    return session
+
+
+def test_sdk_pkce_login_and_refresh_against_the_sandbox_oauth(env: Any) -> None:
+    """The SDK's own PKCE flow (public client, no secret) and its refresh: the sandbox's token
+    endpoint reads the same form fields our client sends, and answers what the SDK expects."""
+    import urllib.parse
+
+    import httpx
+
+    flow = dropbox.DropboxOAuth2FlowNoRedirect(env.app.oauth.app_key, use_pkce=True,
+                                               token_access_type="offline")
+    flow.requests_session = _redirecting_session(env.url)
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(flow.start()).query))
+    assert query["code_challenge_method"] == "S256" and query["token_access_type"] == "offline"
+    shown = httpx.get(f"{env.url}/oauth2/authorize", params=query)  # no redirect_uri: the code is shown
+    code = shown.text.rsplit(":", 1)[-1].strip()
+    result = flow.finish(code)
+    assert result.access_token.startswith("sl.") and result.refresh_token
+    with dropbox.Dropbox(oauth2_refresh_token=result.refresh_token, app_key=env.app.oauth.app_key,
+                         session=_redirecting_session(env.url), max_retries_on_rate_limit=0) as client:
+        client.refresh_access_token()
+        assert env.app.oauth.refreshes == 1
+        client.files_upload(b"via sdk", "/sdk/refreshed.txt")
+        assert client.files_get_metadata("/SDK/refreshed.txt").size == 7

@@ -131,6 +131,10 @@ class OAuthServer:
         return Response.redirect(_add_query(redirect, params))
 
     def token(self, request: Request) -> Response:
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            # OAuth 2 token requests are form-encoded (RFC 6749 §4.1.3), never JSON.
+            return _token_error("invalid_request", "the token request must be application/x-www-form-urlencoded")
         form = dict(urllib.parse.parse_qsl(request.body.decode("utf-8", "replace")))
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         basic = request.headers.get("Authorization", "")
