@@ -14,9 +14,10 @@ import httpx
 import pytest
 from invoicesync import AuthError, DeliveryStatus, RateLimited, ServerError
 from invoicesync.http import Verdict
-from invoicesync_gdrive.errors import classify, parse_error
-from invoicesync_gdrive.sandbox import DriveSandbox
-from invoicesync_gdrive.sandbox.store import DriveFile
+from invoicesync_gdrive.client import _range_end
+from invoicesync_gdrive.errors import DriveError, classify, parse_error
+from invoicesync_gdrive.sandbox import SHARED_DRIVE_ID, DriveSandbox
+from invoicesync_gdrive.sandbox.store import DriveFile, DriveStore
 from invoicesync_gdrive.sandbox.uploads import Uploads
 from invoicesync_gdrive.settings import GDriveSettings
 from pydantic import ValidationError
@@ -154,3 +155,35 @@ def test_multipart_threshold_stays_within_drives_limit() -> None:
     assert GDriveSettings(client_id="x").resumable_threshold <= 5_000_000
     with pytest.raises(ValidationError):
         GDriveSettings(client_id="x", resumable_threshold=8 * MIB)
+
+
+@pytest.mark.parametrize(("header", "received"), [
+    (None, 0), ("", 0), ("bytes=0-262143", 262144), ("Bytes = 0-9", 10), ("0-99", 100),
+])
+def test_308_range_header_is_read_leniently(header: str | None, received: int) -> None:
+    assert _range_end(header) == received
+
+
+def test_308_range_not_starting_at_zero_is_refused() -> None:
+    with pytest.raises(DriveError):
+        _range_end("bytes=5-9")
+
+
+def test_root_folder_in_a_shared_drive_confines_lookups_to_that_drive(drive: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    root = drive.app.store.create({"name": "Team invoices", "mimeType": "application/vnd.google-apps.folder",
+                                   "parents": [SHARED_DRIVE_ID]}, None, None, all_drives=True)
+    drive.configure(root_folder_id=root.id)  # a user login, no shared_drive_id set
+    searched: list[str | None] = []
+    real = DriveStore.search
+
+    def recording(self: DriveStore, predicate: Any, *, include_shared: bool, drive_id: str | None) -> Any:
+        searched.append(drive_id)
+        return real(self, predicate, include_shared=include_shared, drive_id=drive_id)
+
+    monkeypatch.setattr(DriveStore, "search", recording)
+    for _ in range(2):  # the second run reads the drive from the cached root
+        [delivery] = drive.push([drive.document(7)])
+        assert delivery.status in {DeliveryStatus.DELIVERED, DeliveryStatus.UNCHANGED}, delivery.message
+    assert searched and set(searched) == {SHARED_DRIVE_ID}  # corpora=drive&driveId=... on every list
+    assert drive.app.find_path("Team invoices/" + delivery.target_path, start=SHARED_DRIVE_ID) is not None

@@ -56,6 +56,9 @@ class SessionGoneError(RemoteError):
 class DriveClient:
     def __init__(self, ctx: Context, settings: GDriveSettings, auth: Authenticator | None) -> None:
         self.settings = settings
+        #: The shared drive lookups are confined to (``corpora=drive``): the configured one, or the
+        #: one the root folder turned out to live in (``FolderTree.root`` sets it).
+        self.drive_id = settings.shared_drive_id
         common = {"service": SERVICE, "auth": auth, "classify": classify, "error_parser": parse_error}
         self.api = ctx.http(settings.api_url, **common)  # type: ignore[arg-type]
         self.upload = ctx.http(settings.upload_url, timeout=300.0, **common)  # type: ignore[arg-type]
@@ -67,8 +70,8 @@ class DriveClient:
             "q": q, "fields": f"nextPageToken,files({fields})", "pageSize": self.settings.page_size,
             "supportsAllDrives": "true", "includeItemsFromAllDrives": "true",
         }
-        if self.settings.shared_drive_id:
-            params.update(corpora="drive", driveId=self.settings.shared_drive_id)
+        if self.drive_id:
+            params.update(corpora="drive", driveId=self.drive_id)
 
         def next_page(body: Any) -> tuple[str, dict[str, Any] | None] | None:
             token = body.get("nextPageToken") if isinstance(body, dict) else None
@@ -162,10 +165,13 @@ class DriveClient:
 
 
 def _range_end(header: str | None) -> int:
-    """``Range: bytes=0-N`` → N+1 bytes received; no header means nothing arrived yet."""
-    if not header:
+    """``Range: bytes=0-N`` → N+1 bytes received; no header means nothing arrived yet.
+
+    Read leniently (any case, spaces, the ``bytes=`` unit left out); anything not starting at 0
+    is refused rather than guessed at."""
+    if not header or not header.strip():
         return 0
-    match = re.fullmatch(r"\s*bytes=0-(\d+)\s*", header)
+    match = re.fullmatch(r"\s*(?:bytes\s*=\s*)?0\s*-\s*(\d+)\s*", header, re.IGNORECASE)
     if not match:
         raise DriveError(f"unexpected Range header in a 308 answer: {header!r}", status=308, reason="badRange")
     return int(match.group(1)) + 1

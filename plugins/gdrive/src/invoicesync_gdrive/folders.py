@@ -37,20 +37,33 @@ class FolderTree:
         """The root folder id: the configured id (checked once), or the configured path, made."""
         settings = self.client.settings
         if not refresh and (cached := self.kv.get("root_id")):
+            self.client.drive_id = self.client.drive_id or self.kv.get("root_drive_id")
             return str(cached)
         if settings.root_folder_id:
-            folder = self.client.get_file(settings.root_folder_id, "id,mimeType,trashed")
+            folder = self.client.get_file(settings.root_folder_id, "id,mimeType,trashed,driveId")
             if folder is None or folder.get("trashed"):
                 raise ConfigError(f"root_folder_id {settings.root_folder_id} is gone, trashed, or not visible "
                                   "to this login (with the drive.file scope, create it through invoicesync)")
             if folder.get("mimeType") != FOLDER_MIME:
                 raise ConfigError(f"root_folder_id {settings.root_folder_id} is not a folder")
             root_id = str(folder["id"])
+            self._note_drive(folder.get("driveId"))
         else:
             segments = [s for s in settings.root_folder_path.split("/") if s.strip()]
             root_id = self.ensure(segments, start=settings.root_parent)
         self.kv.set("root_id", root_id)
         return root_id
+
+    def _note_drive(self, drive_id: str | None) -> None:
+        """A root folder inside a shared drive, with no ``shared_drive_id`` set: search that drive
+        (``corpora=drive``). The default ``user`` corpus is not documented to reach into it."""
+        if self.client.settings.shared_drive_id:
+            return
+        if drive_id:
+            self.kv.set("root_drive_id", drive_id)
+        else:
+            self.kv.delete("root_drive_id")
+        self.client.drive_id = drive_id or None
 
     # -- paths -------------------------------------------------------------------------------
 
