@@ -97,3 +97,37 @@ def test_page_shapes_are_read_tolerantly() -> None:
     assert page_items({"Items": [], "NextPageLink": None, "Count": None}) == ([], None)
     assert page_items({"Items": [1], "NextPageLink": "/v1/orders?$skip=1"}) == ([1], "/v1/orders?$skip=1")
     assert page_items({"value": [1], "odata.nextLink": "x"}) == ([1], "x")
+
+
+def test_a_file_answered_as_raw_bytes_is_stored_as_is(billit: Any) -> None:
+    h = billit(documents=20, companies=1)
+    h.connect()
+    h.app.file_shape = "raw"  # one public client expects this; Billit documents the File JSON
+    order = next(o for o in h.app.company().orders.values()
+                 if o["OrderType"] in WANTED and o.get("ExternalProvider") == "Peppol" and "OrderPDF" in o)
+    document = h.fetch(str(order["OrderID"]))
+    assert document.pdf is not None and document.pdf.media_type == "application/pdf"
+    assert h.workspace.blobs.path(document.pdf.sha256).read_bytes().startswith(b"%PDF-1.4")
+    assert document.ubl is not None
+    assert h.workspace.blobs.path(document.ubl.sha256).read_bytes().startswith(b"<?xml")
+
+
+def test_error_bodies_and_company_ids_are_read_in_every_seen_form() -> None:
+    import httpx
+    from invoicesync_billit.client import error_fields
+    from invoicesync_billit.plugin import companies_of
+
+    def answer(body: bytes) -> httpx.Response:
+        return httpx.Response(400, content=body, request=httpx.Request("GET", "https://api.billit.be/v1/orders"))
+
+    documented = b'{"errors":[{"Code":"GenericError","Description":"Could not find a property"}]}'
+    assert error_fields(answer(documented)) == ("GenericError", "Could not find a property")
+    assert error_fields(answer(b'{"Code":"AccessTokenExpired"}')) == ("AccessTokenExpired", None)
+    assert error_fields(answer(b'[{"Code":"InvalidAccessToken"}]')) == ("InvalidAccessToken", None)
+    assert error_fields(answer(b'{"Message":"An error has occurred."}')) == (None, "An error has occurred.")
+
+    companies = companies_of({"Companies": [{"PartyID": 574991, "Name": "VILBOX BV", "VATNumber": "BE0437295202"},
+                                            {"PartyID": "12", "TabNameAlias": "TWO"}, {"Name": "no id"}]},
+                             ctx=None)  # type: ignore[arg-type]
+    assert [(c.id, c.name, c.vat_number) for c in companies] == [
+        ("574991", "VILBOX BV", "BE0437295202"), ("12", "TWO", None)]

@@ -48,6 +48,8 @@ def error_fields(response: httpx.Response) -> tuple[str | None, str | None]:
         body = json.loads(response.content or b"null")
     except (ValueError, httpx.ResponseNotRead):
         return None, None
+    if isinstance(body, list):  # a bare list of errors
+        body = {"errors": body}
     if isinstance(body, dict):
         errors = body.get("errors") or body.get("Errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import mimetypes
+from collections.abc import Iterator
 
 import httpx
 from invoicesync import (
@@ -73,9 +75,11 @@ def download(client: BillitClient, party_id: str, entry: FileEntry, reader: Orde
              blobs: BlobStore) -> FileRef:
     """Stream one file's JSON answer, base64-decoding ``FileContent`` straight into the blob store."""
     scanner = FileJsonScanner()
+    raw_type: str | None = None  # set when the answer is the file itself, not the File JSON
     try:
         with client.stream(f"/v1/files/{entry.file_id}", party_id=party_id) as response:
-            sha, size = blobs.write(scanner.decode(response.iter_bytes()))
+            chunks, raw_type = file_body(response)
+            sha, size = blobs.write(chunks if raw_type is not None else scanner.decode(chunks))
     except FileFormatError as exc:
         raise DocumentError(f"file {entry.file_id}: {exc}", document=reader.label,
                             field=f"{entry.field}/{exc.field}") from None
@@ -87,6 +91,11 @@ def download(client: BillitClient, party_id: str, entry: FileEntry, reader: Orde
     except httpx.HTTPError as exc:  # the body broke off after the headers: try again next run
         raise ServerError(f"GET /v1/files/{entry.file_id}: download interrupted ({type(exc).__name__})",
                           service=SERVICE) from exc
+    if raw_type is not None:
+        raw_name = (entry.name or "").strip() or f"{entry.file_id}.bin"
+        raw_media = raw_type or mimetypes.guess_type(raw_name)[0] or "application/octet-stream"
+        return FileRef(name=raw_name, media_type=raw_media, size=size, sha256=sha,
+                       role=entry.role, source_id=entry.file_id)
     if not scanner.content_found:
         raise DocumentError(f"file {entry.file_id} came without FileContent", document=reader.label,
                             field=f"{entry.field}/FileContent")
@@ -97,3 +106,21 @@ def download(client: BillitClient, party_id: str, entry: FileEntry, reader: Orde
         media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return FileRef(name=name.strip(), media_type=media_type.strip(), size=size, sha256=sha,
                    role=entry.role, source_id=entry.file_id)
+
+
+def file_body(response: httpx.Response) -> tuple[Iterator[bytes], str | None]:
+    """The answer's chunks, and ``None`` if it is Billit's documented File JSON, else the media
+    type of a raw file body. Billit documents JSON with base64 ``FileContent`` (and so does its
+    Swagger); one public client reads the answer as the raw file, so a body that is not JSON (it
+    does not start with ``{`` and is not labelled JSON) is stored as the file itself."""
+    chunks = response.iter_bytes()
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if head.strip() or len(head) > 4096:
+            break
+    rest = itertools.chain([head], chunks)
+    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if head.lstrip().startswith(b"{") or "json" in content_type or not head:
+        return rest, None
+    return rest, "" if content_type in ("", "application/octet-stream") else content_type

@@ -166,8 +166,8 @@ def page_items(body: Any) -> tuple[list[Any], str | None]:
                       service=SERVICE)
 
 
-def as_order_id(value: Any) -> int | None:
-    """An OrderID: an int32 per the Swagger; a string of digits is read too."""
+def as_int_id(value: Any) -> int | None:
+    """An OrderID or PartyID: an int32 per the Swagger; a string of digits is read too."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -320,7 +320,7 @@ class OrderLister:
             body, came_from = self.client.get_page(url, party_id=self.party_id)
             items, next_link = page_items(body)
             for item in items:
-                order_id = as_order_id(item.get("OrderID") if isinstance(item, dict) else item)
+                order_id = as_int_id(item.get("OrderID") if isinstance(item, dict) else item)
                 if order_id is None:
                     continue
                 stamp = parse_timestamp(item.get("LastModified")) if isinstance(item, dict) else None

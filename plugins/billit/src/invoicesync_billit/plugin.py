@@ -25,7 +25,7 @@ from invoicesync import (
 
 from .client import BillitClient, login_with_browser
 from .documents import fetch_order
-from .listing import OrderLister
+from .listing import OrderLister, as_int_id
 from .settings import SECRETS, BillitSettings
 
 if TYPE_CHECKING:
@@ -89,15 +89,16 @@ def auth(account: Account, ctx: Context) -> list[Company]:
 def companies_of(info: dict[str, Any], ctx: Context) -> list[Company]:
     companies = []
     for entry in info.get("Companies") or []:
-        if not isinstance(entry, dict) or isinstance(entry.get("PartyID"), bool) \
-                or not isinstance(entry.get("PartyID"), int):
+        # PartyID is an int32 in the Swagger; a string of digits is read too.
+        party_id = as_int_id(entry.get("PartyID")) if isinstance(entry, dict) else None
+        if party_id is None:
             continue
         name = entry.get("Name") or entry.get("CommercialName") or entry.get("TabNameAlias") \
-            or f"PartyID {entry['PartyID']}"
+            or f"PartyID {party_id}"
         if entry.get("APIAllowed") is False:
-            ctx.ui.echo(f"Note: Billit reports API access as disabled for {name} (PartyID {entry['PartyID']}).")
+            ctx.ui.echo(f"Note: Billit reports API access as disabled for {name} (PartyID {party_id}).")
         vat = entry.get("VATNumber")
-        companies.append(Company(id=str(entry["PartyID"]), name=str(name),
+        companies.append(Company(id=str(party_id), name=str(name),
                                  vat_number=vat if isinstance(vat, str) and vat else None))
     if not companies:
         raise AuthError("this Billit login reaches no company (accountInformation lists none)")

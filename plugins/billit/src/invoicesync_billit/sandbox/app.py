@@ -68,6 +68,8 @@ class BillitSandbox(SandboxApp):
         self.list_shape = "envelope"
         self.next_links = "absolute"
         self.date_only_literals = False
+        #: "json" (documented: File object with base64 FileContent) or "raw" (the bytes themselves).
+        self.file_shape = "json"
         #: ``(Content-Type, sent an Authorization header)`` of each token request: Billit's docs
         #: ask for a JSON body and no Authorization header (the emulator accepts a form too).
         self.token_requests: list[tuple[str, bool]] = []
@@ -326,6 +328,8 @@ class BillitSandbox(SandboxApp):
             owned = stored is not None and stored.order_id in company.orders
         if stored is None or not owned:
             return self.error(401, "Unauthorized", f"You have no access to file {file_id}.")
+        if self.file_shape == "raw":
+            return Response(200, _chunks(stored.render()), {"Content-Type": stored.mime})
         return Response(200, self._file_json(stored), {"Content-Type": "application/json; charset=utf-8"})
 
     @staticmethod
