@@ -223,14 +223,16 @@ def authorize_in_browser(
     *,
     no_browser: bool = False,
     timeout: float = 300.0,
+    port: int = 0,
 ) -> tuple[str, str]:
     """Run the browser step of the authorization-code flow and return ``(code, redirect_uri)``.
 
     ``build_url(redirect_uri, state)`` makes the authorize URL. The code arrives on a loopback
     redirect (RFC 8252); with ``no_browser`` the user pastes the URL they were redirected to.
-    ``state`` is checked either way.
+    ``state`` is checked either way. ``port`` fixes the loopback port for services that want the
+    redirect URI registered exactly (0: any free port).
     """
-    server = _CallbackServer(("127.0.0.1", 0), _CallbackHandler)
+    server = _CallbackServer(("127.0.0.1", port), _CallbackHandler)
     server.done = threading.Event()
     server.result = {}
     redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/callback"
