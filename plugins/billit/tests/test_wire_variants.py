@@ -131,3 +131,28 @@ def test_error_bodies_and_company_ids_are_read_in_every_seen_form() -> None:
                              ctx=None)  # type: ignore[arg-type]
     assert [(c.id, c.name, c.vat_number) for c in companies] == [
         ("574991", "VILBOX BV", "BE0437295202"), ("12", "TWO", None)]
+
+
+def test_documented_headers_are_sent_on_every_api_call(billit: Any) -> None:
+    """ApiKey (or Bearer), PartyID naming the company, ContextPartyID for an accountant,
+    Accept: application/json."""
+    h = billit(documents=10, companies=2, settings={"context_party_id": 424242})
+    h.connect()
+    company = h.account.companies[1]
+    ids = h.list(company=company).ids
+    h.fetch(ids[0], company=company)
+    sent = h.app.api_headers
+    assert sent and all(s["accept"] == "application/json" and s["apikey"] and s["authorization"] is None
+                        and s["contextpartyid"] == "424242" for s in sent)
+    assert sent[0]["partyid"] is None  # accountInformation: every company, not one
+    assert all(s["partyid"] == company.id for s in sent[1:])
+
+
+def test_a_timestamp_with_an_offset_keeps_it_and_one_without_is_belgian_time() -> None:
+    from invoicesync_billit.listing import localize, parse_timestamp
+
+    plain = "2024-03-10T15:00:49.72"
+    assert localize(parse_timestamp(plain), plain).isoformat() == "2024-03-10T15:00:49.720000+01:00"
+    zulu = "2024-03-10T15:00:49Z"
+    assert parse_timestamp(zulu) == datetime(2024, 3, 10, 15, 0, 49)  # the cursor stays naive
+    assert localize(parse_timestamp(zulu), zulu).isoformat() == "2024-03-10T15:00:49+00:00"

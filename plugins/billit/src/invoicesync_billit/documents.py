@@ -58,7 +58,7 @@ def fetch_order(client: BillitClient, account: Account, company: Company, ref: D
         amount_excl_vat=reader.decimal("TotalExcl"), amount_vat=reader.decimal("TotalVAT"),
         amount_incl_vat=reader.decimal("TotalIncl"),
         counterparty=reader.counterparty(direction), paid=reader.boolean("Paid"),
-        modified_at=localize(reader.timestamp("LastModified")),
+        modified_at=localize(reader.timestamp("LastModified"), order.get("LastModified")),
         raw=reader.raw(),
     )
     document.files = [download(client, company.id, entry, reader, blobs) for entry in entries]

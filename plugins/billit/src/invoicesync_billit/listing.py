@@ -58,8 +58,7 @@ except ZoneInfoNotFoundError:  # no tz database: keep Billit's naive local time
     BILLIT_TZ = None
 
 
-def parse_timestamp(value: Any) -> datetime | None:
-    """Billit's ``2024-03-10T15:00:49.72`` (no offset, 0-7 fraction digits) as a datetime."""
+def _parse(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     text = value.strip()
@@ -69,14 +68,26 @@ def parse_timestamp(value: Any) -> datetime | None:
         tail = frac[len(digits):]
         text = f"{head}.{(digits + '000000')[:6]}{tail}"
     try:
-        parsed = datetime.fromisoformat(text)
+        return datetime.fromisoformat(text)
     except ValueError:
         return None
-    return parsed.replace(tzinfo=None)
 
 
-def localize(value: datetime | None) -> datetime | None:
-    """Billit's naive local time, made aware (Belgian time) for the library."""
+def parse_timestamp(value: Any) -> datetime | None:
+    """Billit's ``2024-03-10T15:00:49.72`` (no offset, 0-7 fraction digits) as a naive datetime,
+    on Billit's own clock: the cursor compares and filters on exactly what Billit wrote (an
+    offset, should one ever come, is dropped rather than converted, so a filter built from it
+    still names the instant as the server wrote it)."""
+    parsed = _parse(value)
+    return parsed.replace(tzinfo=None) if parsed is not None else None
+
+
+def localize(value: datetime | None, text: Any = None) -> datetime | None:
+    """An aware instant for the library: Billit's offset-free local time is Belgian time; a
+    timestamp that does carry an offset (``Z``, ``+01:00``) keeps it."""
+    explicit = _parse(text)
+    if explicit is not None and explicit.tzinfo is not None:
+        return explicit
     if value is None or BILLIT_TZ is None:
         return value
     return value.replace(tzinfo=BILLIT_TZ)
@@ -256,7 +267,7 @@ class OrderLister:
                 seen.add(order_id)
                 fresh += 1
                 if self._wanted(item):
-                    yield DocumentRef(source_id=str(order_id), modified_at=localize(stamp), summary=item)
+                    yield DocumentRef(source_id=str(order_id), modified_at=localize(stamp, text), summary=item)
             cursor.ids = sorted(seen)
             if items and cursor.last_modified:
                 yield Checkpoint(cursor=cursor.dump())
@@ -334,6 +345,7 @@ class OrderLister:
                     at_newest.add(order_id)
                 if isinstance(item, dict) and not self._wanted(item):
                     continue
-                yield Deletion(source_id=str(order_id), deleted_at=localize(stamp))
+                yield Deletion(source_id=str(order_id), deleted_at=localize(
+                    stamp, item.get("LastModified") if isinstance(item, dict) else None))
             url = self.client.follow(next_link, came_from) if next_link else None
         cursor.deleted_ids = sorted(at_newest)

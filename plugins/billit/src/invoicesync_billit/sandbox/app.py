@@ -60,6 +60,8 @@ class BillitSandbox(SandboxApp):
         self.unreachable: set[int] = set()  # PartyIDs the user lost access to
         self.order_queries: list[dict[str, str]] = []  # query options of each GET /v1/orders
         self.raw_order_queries: list[str] = []  # the same, as sent on the wire
+        #: The Billit headers of each API request (Accept, PartyID, ContextPartyID, credentials).
+        self.api_headers: list[dict[str, str | None]] = []
         # Variants of what Billit leaves undocumented, for tolerance tests: the list shape
         # ("envelope" as the docs show, or "bare" as the Swagger declares: an array, no links),
         # the NextPageLink form ("absolute", "relative" path+query, "foreign": absolute on another
@@ -210,6 +212,9 @@ class BillitSandbox(SandboxApp):
     # -- authentication and company selection ------------------------------------------------
 
     def _authenticate(self, request: Request) -> Response | None:
+        with self.data_lock:
+            self.api_headers.append({name: request.headers.get(name) for name in
+                                     ("accept", "partyid", "contextpartyid", "apikey", "authorization")})
         key = request.headers.get("apikey")
         if key is not None:
             if key in self.api_keys:
