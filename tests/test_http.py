@@ -137,3 +137,21 @@ def test_paging_follows_next_links_and_refuses_loops() -> None:
     looping = client(lambda r: httpx.Response(200, json={"Items": [], "NextPageLink": "/p1"}))
     with pytest.raises(RuntimeError, match="loops"):
         list(iter_pages(looping, "/p1", next_page=next_link("NextPageLink")))
+
+
+def test_token_requests_can_be_json_and_fall_back_to_a_form_on_415() -> None:
+    seen: list[str] = []
+
+    def endpoint(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["Content-Type"])
+        if request.headers["Content-Type"] == "application/json":
+            assert json.loads(request.content) == {"grant_type": "refresh_token", "refresh_token": "r1",
+                                                   "client_id": "app", "client_secret": "s3cret-value"}
+            return httpx.Response(415)
+        return httpx.Response(200, json={"access_token": "a2", "refresh_token": "r2", "expires_in": 60})
+
+    oauth = OAuth2Client(client(endpoint), token_url="/token", client_id="app", client_secret="s3cret-value",
+                         json_body=True)
+    token = oauth.refresh(TokenSet(access_token="a1", refresh_token="r1"))
+    assert (token.access_token, token.refresh_token) == ("a2", "r2")
+    assert seen == ["application/json", "application/x-www-form-urlencoded"]

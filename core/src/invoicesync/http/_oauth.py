@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import http.server
+import json
 import secrets as pysecrets
 import threading
 import time
@@ -77,6 +78,7 @@ class OAuth2Client:
         client_id: str,
         client_secret: str | None = None,
         basic_auth: bool = False,
+        json_body: bool = False,
         extra_refresh_params: dict[str, str] | None = None,
     ) -> None:
         self.http = http
@@ -84,6 +86,9 @@ class OAuth2Client:
         self.client_id = client_id
         self.client_secret = client_secret
         self.basic_auth = basic_auth
+        #: Send the token request as JSON (some services, e.g. Billit, document that) instead of a
+        #: form. A 415 answer means nothing was processed, so the form is then sent once.
+        self.json_body = json_body
         self.extra_refresh_params = extra_refresh_params or {}
 
     def authorization_url(self, authorize_url: str, **params: str | None) -> str:
@@ -109,13 +114,9 @@ class OAuth2Client:
             data = {**data, "client_id": self.client_id}
             if self.client_secret:
                 data["client_secret"] = self.client_secret
-        # Token calls are never resent blind: a lost answer may have consumed a refresh token.
-        response = self.http.request(
-            "POST", self.token_url, content=urllib.parse.urlencode(data),
-            headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json",
-                     **_basic(auth)},
-            idempotent=False, check=False,
-        )
+        response = self._send(data, auth, as_json=self.json_body)
+        if self.json_body and response.status_code == 415:
+            response = self._send(data, auth, as_json=False)
         body = _json_or_empty(response)
         if not response.is_success:
             reason = body.get("error_description") or body.get("error")
@@ -124,6 +125,17 @@ class OAuth2Client:
             raise AuthError(f"{self.http.service}: the token endpoint refused the request "
                             f"({reason or response.reason_phrase})")
         return body
+
+
+    def _send(self, data: dict[str, str], auth: tuple[str, str] | None, *, as_json: bool) -> httpx.Response:
+        content, content_type = ((json.dumps(data).encode(), "application/json") if as_json
+                                 else (urllib.parse.urlencode(data).encode(), "application/x-www-form-urlencoded"))
+        # Token calls are never resent blind: a lost answer may have consumed a refresh token.
+        return self.http.request(
+            "POST", self.token_url, content=content,
+            headers={"Content-Type": content_type, "Accept": "application/json", **_basic(auth)},
+            idempotent=False, check=False,
+        )
 
 
 class TokenAuth:
