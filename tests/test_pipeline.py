@@ -137,3 +137,18 @@ def test_a_bug_in_a_source_fails_that_company_not_the_run(
     assert report.exit_code == EXIT_PARTIAL
     assert "company Acme BV (c1)" in report.problems[0].message
     assert target.writes > 0  # what was listed before the failure still went through
+
+
+def test_transient_failures_are_retried_in_the_same_run_a_few_times(
+        memory_workspace: Workspace, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget]) -> None:
+    _, _, target = memory_plugins
+    target.transient = {"m3": 2, "m4": 9}  # m3 gets through on its third try; m4 never does
+    report = run_sync(memory_workspace)
+    assert report.exported["memtarget"]["delivered"] == 24
+    assert report.exported["memtarget"]["failed"] == 1
+    assert [(p.document, p.message) for p in report.problems] == [
+        (Document.make_id("memory", "memory", "c1", "m4"), "too_many_write_operations")]
+    assert target.transient == {"m3": 0, "m4": 6}  # 1 try + 2 retries each, no more
+    assert report.exit_code == EXIT_PARTIAL
+    target.transient = {}
+    assert run_sync(memory_workspace).exported["memtarget"]["delivered"] == 1  # the next run settles it

@@ -23,6 +23,8 @@ from ._report import Progress, SyncReport
 log = logging.getLogger("invoicesync.sync")
 
 SETTLED = {DeliveryStatus.DELIVERED, DeliveryStatus.UNCHANGED, DeliveryStatus.SKIPPED}
+#: How often one document is offered again in one run after a transient failure (``retry_after``).
+RETRIES_PER_RUN = 2
 _DONE = object()
 
 
@@ -42,6 +44,10 @@ class TargetWorkers:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=self.batch_size * self.concurrency * 2)
         self._lock = threading.Lock()
         self._queued: set[str] = set()
+        # In-run retries of transient failures: how many each document had, and how many are waiting.
+        self._retries: dict[str, int] = {}
+        self._waiting = 0
+        self._retry_wait = threading.Condition()
         self._task = progress.add_task(f"export → {account.name}", total=0)
         self._total = 0
         self._threads = [threading.Thread(target=self._work, name=f"push-{account.name}-{i}", daemon=True)
@@ -60,6 +66,13 @@ class TargetWorkers:
         self._queue.put(document)
 
     def close(self) -> None:
+        """Stop once every queued document is settled and no in-run retry is still waiting."""
+        while True:
+            self._queue.join()
+            with self._retry_wait:
+                if self._waiting == 0 and self._queue.unfinished_tasks == 0:
+                    break
+                self._retry_wait.wait(timeout=0.5)
         for _ in self._threads:
             self._queue.put(_DONE)
         for thread in self._threads:
@@ -90,6 +103,9 @@ class TargetWorkers:
                 for document in documents:
                     self.report.problem(self.account.name, document.id, f"internal error: {exc}")
                     self._finish(document.id)
+            finally:
+                for _ in documents:
+                    self._queue.task_done()
 
     def _push(self, documents: list[Document]) -> None:
         requests = []
@@ -112,11 +128,17 @@ class TargetWorkers:
                     extra=request.previous.extra if request.previous else {},
                 ))
         outcomes: dict[str, Delivery] = {}
+        retry: list[tuple[Document, float]] = []
+        by_id = {r.document.id: r.document for r in requests}
         try:
             for delivery in self.plugins.call(self.account.plugin, "push_documents", account=self.account,
                                               requests=requests, ctx=self.ctx):
                 outcomes[delivery.document_id] = delivery
-                self._record(delivery)
+                if delivery.document_id in by_id and self._retry_soon(delivery):
+                    retry.append((by_id[delivery.document_id], delivery.retry_after or 0.0))
+                    self._record(delivery, count=False)
+                else:
+                    self._record(delivery)
         except Exception as exc:  # noqa: BLE001 - a failing batch fails its documents, not the run
             message = f"{type(exc).__name__}: {exc}"
             log.warning("%s: push failed: %s", self.account.name, redact(message))
@@ -127,14 +149,48 @@ class TargetWorkers:
             if request.document.id not in outcomes:
                 self._record(self._failed(request.document, "the target plugin reported no outcome"))
             self._finish(request.document.id)
+        for document, delay in retry:  # after _finish, so the offer is not taken for a duplicate
+            self._schedule_retry(document, delay)
+
+    def _retry_soon(self, delivery: Delivery) -> bool:
+        if delivery.status is not DeliveryStatus.FAILED or delivery.retry_after is None or self.dry_run:
+            return False
+        with self._retry_wait:
+            tries = self._retries.get(delivery.document_id, 0)
+            if tries >= RETRIES_PER_RUN:
+                self._retries.pop(delivery.document_id, None)
+                return False
+            self._retries[delivery.document_id] = tries + 1
+            return True
+
+    def _schedule_retry(self, document: Document, delay: float) -> None:
+        with self._retry_wait:
+            self._waiting += 1  # before this batch's task_done: close() cannot slip through
+
+        def fire() -> None:
+            self.offer(document)
+            with self._retry_wait:
+                self._waiting -= 1
+                self._retry_wait.notify_all()
+
+        timer = threading.Timer(min(delay, 60.0), fire)
+        timer.daemon = True
+        timer.start()
 
     def _failed(self, document: Document, message: str) -> Delivery:
         return Delivery(document_id=document.id, target=self.account.name, version=document.version,
                         status=DeliveryStatus.FAILED, message=message)
 
-    def _record(self, delivery: Delivery) -> Delivery:
+    def _record(self, delivery: Delivery, *, count: bool = True) -> Delivery:
         delivery = delivery.model_copy(update={"target": self.account.name, "at": datetime.now(UTC),
                                                "message": redact(delivery.message) if delivery.message else None})
+        if delivery.status is not DeliveryStatus.FAILED:
+            with self._retry_wait:
+                self._retries.pop(delivery.document_id, None)
+        if not count:  # a transient failure about to be retried: ledger only, the report waits
+            if not self.dry_run:
+                self.state.record_delivery(delivery)
+            return delivery
         status = delivery.status.value
         self.report.count_export(self.account.name, status, reason=delivery.message)
         if delivery.status is DeliveryStatus.FAILED:

@@ -112,6 +112,8 @@ class MemoryTarget:
     stored: dict[str, str] = field(default_factory=dict)
     writes: int = 0
     fail_ids: set[str] = field(default_factory=set)
+    #: source_id -> how many more pushes fail transiently (``retry_after``), like lock contention
+    transient: dict[str, int] = field(default_factory=dict)
     batches: list[int] = field(default_factory=list)
 
     @hookimpl
@@ -128,6 +130,11 @@ class MemoryTarget:
         self.batches.append(len(requests))
         for request in requests:
             document = request.document
+            if self.transient.get(document.source_id, 0) > 0:
+                self.transient[document.source_id] -= 1
+                yield Delivery(document_id=document.id, target=account.name, version=document.version,
+                               status=DeliveryStatus.FAILED, message="too_many_write_operations", retry_after=0.01)
+                continue
             if document.source_id in self.fail_ids:
                 yield Delivery(document_id=document.id, target=account.name, version=document.version,
                                status=DeliveryStatus.FAILED, message="injected failure")
