@@ -108,7 +108,8 @@ def push_documents(account: Account, requests: list[PushRequest], ctx: Context) 
     delivered; status ``pending`` if an earlier run may have crashed mid-write). Before writing,
     look the document up on the target, so a retry, crash or unknown outcome never duplicates.
     When ``ctx.dry_run`` is set, write nothing and yield ``planned`` deliveries with the path.
-    A per-document problem becomes a ``failed`` delivery; raising fails the whole batch.
+    A per-document problem becomes a ``failed`` delivery; raising fails the whole batch. A
+    transient one may set ``retry_after`` (seconds): the runner retries it in the same run.
     """
 
 
