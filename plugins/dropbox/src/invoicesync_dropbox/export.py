@@ -2,7 +2,11 @@
 return one ``Delivery`` per document with the path, id, rev and content_hash Dropbox confirmed.
 
 One document failing (a refused name, no space, a lost answer that turned out not to be a
-write) becomes a ``failed`` delivery; the other documents of the batch carry on.
+write) becomes a ``failed`` delivery; the other documents of the batch carry on. When every
+failure of a document is transient (lock contention on its entry of a batch commit, or a rate
+limit that outlasted the core client's retries), the delivery carries ``retry_after`` and the
+runner offers the document again in the same run. That is safe because every push looks up first:
+a file that did land despite the failure is found by its ``content_hash`` and never written twice.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ from .paths import document_path
 from .placement import Earlier, Placer
 from .settings import DropboxSettings
 from .uploads import FileTask, Uploader
+
+#: Seconds before a transiently failed document is offered again in this run. A failed batch
+#: entry carries no wait of its own (only a whole 429 answer has ``Retry-After``, and the core
+#: client has honoured that already), so a short pause lets the other writer finish.
+ENTRY_RETRY_AFTER = 1.0
 
 
 @dataclass
@@ -171,18 +180,31 @@ def _delivery(work: DocumentWork, ctx: Context) -> Delivery:
     main_meta = main.metadata or {}
     extra: dict[str, Any] = {"rev": main_meta.get("rev"), "files": files}
     if failures:
+        transient = all(task.transient for task in work.tasks if task.error)
         return _result(request, ctx, DeliveryStatus.FAILED, path=work.main_path, message="; ".join(failures),
-                       extra=extra)
+                       extra={**extra, "files": _keep_lineage(files, request)},
+                       retry_after=ENTRY_RETRY_AFTER if transient else None)
     written = any(task.written for task in work.tasks)
     return _result(request, ctx, DeliveryStatus.DELIVERED if written else DeliveryStatus.UNCHANGED,
                    path=main_meta.get("path_display") or work.main_path, target_id=main_meta.get("id"),
                    content_hash=main.content_hash, extra=extra)
 
 
+def _keep_lineage(files: list[dict[str, Any]], request: PushRequest) -> list[dict[str, Any]]:
+    """The files of a failed attempt, for the ledger. A file Dropbox did not confirm (no id) is
+    replaced by the confirmed file the previous row had for that role, so the next attempt (in
+    this run or a later one) still knows the earlier version is ours: ``overwrite`` then still
+    replaces it, instead of putting the new version beside it."""
+    previous = request.previous.extra.get("files", []) if request.previous else []
+    confirmed = {str(item["role"]): item for item in previous
+                 if isinstance(item, dict) and item.get("role") and item.get("path") and item.get("id")}
+    return [item if item.get("id") or item["role"] not in confirmed else confirmed[item["role"]] for item in files]
+
+
 def _result(request: PushRequest, ctx: Context, status: DeliveryStatus, *, path: str | None = None,
             target_id: str | None = None, content_hash: str | None = None, message: str | None = None,
-            extra: dict[str, Any] | None = None) -> Delivery:
+            extra: dict[str, Any] | None = None, retry_after: float | None = None) -> Delivery:
     document = request.document
     return Delivery(document_id=document.id, target=ctx.account.name, version=document.version, status=status,
                     target_path=path, target_id=target_id, content_hash=content_hash, message=message,
-                    extra=extra or {})
+                    extra=extra or {}, retry_after=retry_after)

@@ -9,6 +9,10 @@
 
 After a write whose outcome is unknown (``OutcomeUnknown``) the path is looked up; if it holds
 our ``content_hash`` the write happened, and nothing is sent again.
+
+A file refused for lock contention (``too_many_write_operations``, on the whole request or on
+one entry of a batch commit) or still rate limited after the core client's retries is marked
+``transient``: the document is worth offering again in the same run.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from invoicesync import Context, FileRef, FileRole, OutcomeUnknown, RemoteError
+from invoicesync import Context, FileRef, FileRole, OutcomeUnknown, RateLimited, RemoteError
 
 from .client import DropboxClient, Metadata, commit_info, file_hash, file_size
 from .content_hash import content_hash_of_chunks, read_range
@@ -30,6 +34,8 @@ from .errors import DropboxApiError, describe, tag_chain
 SESSION_MAX_AGE = 6 * 24 * 3600
 #: incorrect_offset corrections accepted for one file before it is reported as failed.
 MAX_OFFSET_CORRECTIONS = 5
+#: Failure tags Dropbox uses for "try again shortly": namespace lock contention and throttling.
+TRANSIENT_TAGS = frozenset({"too_many_write_operations", "too_many_requests"})
 
 # Dropbox asks for batch commits of one account to run one after another.
 _batch_locks: dict[str, threading.Lock] = {}
@@ -51,11 +57,17 @@ class FileTask:
     #: The write was refused because the name was taken meanwhile (by another process): worth
     #: placing again, unlike every other failure.
     name_taken: bool = False
+    #: The failure is lock contention or throttling: the same write may well pass in a moment.
+    transient: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def fail(self, message: str, tags: list[str] | None = None) -> None:
+    def fail(self, message: str, tags: list[str] | None = None, *, rate_limited: bool = False) -> None:
         self.error = f"{self.role.value} {self.path}: {message}"
         self.name_taken = bool(tags) and "conflict" in (tags or []) and (self.mode or {}).get(".tag") == "add"
+        self.transient = rate_limited or not TRANSIENT_TAGS.isdisjoint(tags or [])
+
+    def fail_with(self, exc: BaseException) -> None:
+        self.fail(_reason(exc), _tags(exc), rate_limited=isinstance(exc, RateLimited))
 
 
 class Uploader:
@@ -86,7 +98,7 @@ class Uploader:
         try:
             action(task)
         except (RemoteError, OSError) as exc:
-            task.fail(_reason(exc), _tags(exc))
+            task.fail_with(exc)
 
     # -- bodies ------------------------------------------------------------------------------
 
@@ -144,7 +156,7 @@ class Uploader:
                 session = self.client.session_start(self._body(task.ref, 0, size), size, task.content_hash,
                                                     close=True)
             except (RemoteError, OSError) as exc:
-                task.fail(_reason(exc))
+                task.fail_with(exc)
                 continue
             started.append((task, session))
         if not started:
@@ -160,12 +172,14 @@ class Uploader:
             return
         except RemoteError as exc:
             for task, _ in started:
-                task.fail(_reason(exc), _tags(exc))
+                task.fail_with(exc)
             return
         for (task, _), result in zip(started, results, strict=True):
             if result.get(".tag") == "success":
                 self._guard(task, functools.partial(self._accept, meta=result))
             else:
+                # One entry refused: too_many_write_operations may come as the entry's own tag or
+                # inside its WriteError (path/too_many_write_operations); tag_chain finds both.
                 failure = result.get("failure")
                 task.fail(describe(tag_chain(failure), failure), tag_chain(failure))
 

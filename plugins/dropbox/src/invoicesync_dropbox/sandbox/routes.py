@@ -16,7 +16,16 @@ from typing import Any
 from invoicesync.sandbox import Request, Response
 
 from .sessions import Session, SessionError, Sessions, lookup_failed
-from .store import BadInputError, Entry, Namespace, RouteError, TooManyWritesError, check_names, check_path
+from .store import (
+    BadInputError,
+    Entry,
+    Namespace,
+    PathContendedError,
+    RouteError,
+    TooManyWritesError,
+    check_names,
+    check_path,
+)
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 MAX_BATCH = 1000
@@ -190,6 +199,11 @@ class DropboxRoutes:
                     results.append({".tag": "failure", "failure": lookup_failed(exc).error})
                 except RouteError as exc:
                     results.append({".tag": "failure", "failure": {".tag": "path", "path": exc.error}})
+                except PathContendedError as exc:
+                    # The session stays closed and committable, as after any failed entry.
+                    busy = {".tag": "too_many_write_operations"}
+                    results.append({".tag": "failure",
+                                    "failure": {".tag": "path", "path": busy} if exc.nested else busy})
         return Response.json({"entries": results})
 
     def _lookup(self, path: Any, route: str) -> Entry:

@@ -40,6 +40,25 @@ class TooManyWritesError(Exception):
     """Namespace lock contention: answered 429 ``too_many_write_operations``."""
 
 
+class PathContendedError(TooManyWritesError):
+    """Another writer holds the lock where this file would go (a busy shared folder, say). A lone
+    write gets the 429; in a batch commit only this entry fails, with ``too_many_write_operations``
+    as the entry's own tag, or inside its WriteError when ``nested``."""
+
+    def __init__(self, nested: bool) -> None:
+        super().__init__("too_many_write_operations")
+        self.nested = nested
+
+
+@dataclass
+class Contention:
+    """Commits to paths matching ``pattern`` are refused ``times`` more times (``None``: always)."""
+
+    pattern: re.Pattern[str]
+    times: int | None
+    nested: bool = False
+
+
 def write_error(tag: str, **value: Any) -> dict[str, Any]:
     return {".tag": tag, **value}
 
@@ -121,6 +140,9 @@ class Namespace:
         self._writers = 0
         self._rev = 0
         self.contended = 0
+        self._contentions: list[Contention] = []
+        #: Commits refused by ``contend``, per path (lower-cased): what a test asserts on.
+        self.refused: dict[str, int] = {}
 
     # -- the write lock ------------------------------------------------------------------------
 
@@ -138,6 +160,25 @@ class Namespace:
         finally:
             with self.lock:
                 self._writers -= 1
+
+    def contend(self, pattern: str, *, times: int | None = None, nested: bool = False) -> None:
+        """Hold the write lock on paths matching ``pattern`` (a regex searched in the lower-cased
+        path) for the next ``times`` commits to them, or for good."""
+        with self.lock:
+            self._contentions.append(Contention(re.compile(pattern), times, nested))
+
+    def uncontend(self) -> None:
+        with self.lock:
+            self._contentions.clear()
+
+    def _check_contention(self, path: str) -> None:
+        key = normalize_key(path)
+        for rule in self._contentions:
+            if rule.pattern.search(key) and (rule.times is None or rule.times > 0):
+                if rule.times is not None:
+                    rule.times -= 1
+                self.refused[key] = self.refused.get(key, 0) + 1
+                raise PathContendedError(rule.nested)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -194,6 +235,7 @@ class Namespace:
         check_names(path)
         digest = _hash_file(data, size)
         with self.lock:
+            self._check_contention(path)
             self._ancestors_ok(path)
             target = path
             existing = self.entries.get(normalize_key(target))
