@@ -79,6 +79,31 @@ class Attacher:
             ids[file.name] = str(record["id"])
         return ids, wrote
 
+    def outdated(self, parent_id: str, files: list[FileRef]) -> list[str]:
+        """Names of the files the document's attachments do not hold as they are now (read only)."""
+        existing = self._list(parent_id)
+        # A service that cannot show the content back: the same size counts as the same file here,
+        # since this only decides what to report, never what to overwrite.
+        return [f.name for f in files if f.name not in existing
+                or not self._holds(existing[f.name], f, unreadable=True)]
+
+    def remove(self, parent_id: str, attachment_ids: set[str]) -> int:
+        """Delete those of ``parent_id``'s attachments whose id is given (records we made earlier for
+        files the document no longer has). Only records still hanging on this parent are touched."""
+        wanted = {i.lower() for i in attachment_ids}
+        if not wanted:
+            return 0
+        removed = 0
+        for record in self.bc.find(self.company, self.entity, f"parentId eq {parent_id}"):
+            if str(record.get("id", "")).lower() in wanted \
+                    and str(record.get("parentId", parent_id)).lower() == parent_id.lower():
+                try:
+                    self.bc.delete(self.company, f"{self.entity}({record['id']})")
+                except NotFoundError:
+                    pass  # already gone: a run before us got that far
+                removed += 1
+        return removed
+
     def ownership(self, parent_id: str, document: Document) -> Ownership:
         """Whose draft ``parent_id`` is, judged by what is attached to it."""
         existing = self._list(parent_id)

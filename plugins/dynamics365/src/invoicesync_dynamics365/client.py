@@ -170,6 +170,11 @@ class BusinessCentral:
     def lines(self, company: str, entity: str, document_id: str, lines_entity: str) -> list[dict[str, Any]]:
         return list(self.collection(f"companies({company})/{entity}({document_id})/{lines_entity}"))
 
+    def get(self, company: str, path: str) -> dict[str, Any]:
+        """One entity, with its current ``@odata.etag``."""
+        result: dict[str, Any] = self.http.get(f"companies({company})/{path}").json()
+        return result
+
     def content_sha256(self, company: str, entity: str, attachment_id: str) -> str | None:
         """The SHA-256 of an attachment's content, read as a stream (it may be hundreds of MB).
 
@@ -193,6 +198,17 @@ class BusinessCentral:
     def create(self, company: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = self.http.post(f"companies({company})/{path}", json=body)
         result: dict[str, Any] = response.json()
+        return result
+
+    def patch(self, company: str, path: str, body: dict[str, Any], etag: str) -> dict[str, Any]:
+        """Change fields of an entity, only if it is still the version read (``If-Match: <etag>``).
+
+        A 412 ``Request_EntityChanged`` means someone changed it since: the caller reads it again.
+        Resending after a lost answer is safe: the same values again, or a 412 if they landed.
+        """
+        response = self.http.request("PATCH", f"companies({company})/{path}", json=body,
+                                     headers={"If-Match": etag}, idempotent=True)
+        result: dict[str, Any] = response.json() if response.content else {}
         return result
 
     def delete(self, company: str, path: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from invoicesync import Document, DocumentError, DocumentKind
+from invoicesync import Document, DocumentError, DocumentKind, RemoteError
 
 #: BC's "Vendor Invoice No." / "Vendor Cr. Memo No." are Code[35].
 MAX_VENDOR_DOCUMENT_NUMBER = 35
@@ -83,3 +83,8 @@ def comment_line(document: Document) -> dict[str, Any]:
 
 def is_our_comment(line: dict[str, Any]) -> bool:
     return line.get("lineType") == "Comment" and str(line.get("description", "")).startswith(COMMENT_MARKER)
+
+
+def currency_refused(exc: RemoteError) -> bool:
+    """BC's answer to a currency code missing from its Currency table (a 400 table-relation error)."""
+    return exc.status == 400 and (exc.code == "Internal_InvalidTableRelation" or "currency" in str(exc).lower())

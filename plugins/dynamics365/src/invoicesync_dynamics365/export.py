@@ -2,8 +2,10 @@
 
 For each document: find its vendor, then look for a draft that vendor already has with this
 vendor invoice number and that is this document's (see ``_own_draft``: another document may share
-the number). Found → record it and finish what an earlier, interrupted run left
-undone (the comment line, the attachments). Not found → create the draft, then attach the files;
+the number; a document the ledger already names is read by its id, so a corrected number still
+finds it). Found → bring it up to date (``update``: a newer version's header fields, comment line
+and files go into the draft; a posted one is left alone and the change reported as skipped) and
+finish what an earlier, interrupted run left undone. Not found → create the draft, then attach the files;
 if attaching fails, the draft just made is deleted again so nothing half-done stays behind (and
 should even the delete fail, the next run finds the draft and repairs it). A create whose answer
 was lost (``OutcomeUnknown``) is looked up at once, and again by every later run, before anything
@@ -30,14 +32,13 @@ from invoicesync import (
 
 from . import documents
 from .attachments import Attacher, AttachmentError, Ownership
-from .client import BusinessCentral, odata_string
+from .client import BusinessCentral, NotFoundError, odata_string
 from .documents import KINDS, Kind
 from .settings import Dynamics365Settings
+from .update import DraftUpdater
 from .vendors import VendorDirectory, normalise_vat
 
 SALES_SKIPPED = "sales documents are not exported to Business Central"
-#: BC statuses of a document that is still an unposted draft (and so may still be completed).
-_DRAFT_STATUSES = {"Draft", "", " ", "In Review"}
 
 
 class Exporter:
@@ -48,6 +49,7 @@ class Exporter:
         self.settings: Dynamics365Settings = ctx.settings
         self.vendors = VendorDirectory(bc, company, self.settings.api_base)
         self.attacher = Attacher(bc, company, ctx, self.settings.attachment_entity)
+        self.updater = DraftUpdater(bc, company, ctx, self.attacher)
 
     def push(self, requests: list[PushRequest]) -> Iterator[Delivery]:
         for request in requests:
@@ -71,6 +73,14 @@ class Exporter:
             return self._delivery(request, DeliveryStatus.SKIPPED,
                                   message=f"{document.kind.value} documents are not exported; "
                                   "only invoices and credit notes")
+        # The document's BC record by id, when we know it: found even if its number changed since.
+        existing = self._known_draft(request, kind)
+        if existing is not None:
+            if self.ctx.dry_run:
+                return self._delivery(request, DeliveryStatus.PLANNED, draft=existing, kind=kind,
+                                      message=f"already in Business Central as {existing.get('number')}; "
+                                      "would be brought up to date")
+            return self._bring_up_to_date(request, kind, existing)
         number = documents.vendor_document_number(document)
         vendor = self._vendor(document)
         if vendor is None:
@@ -81,8 +91,27 @@ class Exporter:
                     else f"would create a draft {kind.label} for vendor {vendor.get('number')}")
             return self._delivery(request, DeliveryStatus.PLANNED, path=f"{kind.entity}/{number}", message=what)
         if existing is not None:
-            return self._complete_existing(request, kind, existing)
+            return self._bring_up_to_date(request, kind, existing)
         return self._create(request, kind, vendor, number)
+
+    def _known_draft(self, request: PushRequest, kind: Kind) -> dict[str, Any] | None:
+        """The BC document the ledger (or this account's note of a write in flight) names, if it exists.
+
+        A ``pending`` ledger row (a crash) has no ``target_id`` but keeps the last delivery's
+        ``extra``, which carries the id too.
+        """
+        previous = request.previous
+        note = self.ctx.kv.get(f"export:{request.document.id}") or {}
+        ids = [note.get("id") if note.get("entity", kind.entity) == kind.entity else None]
+        if previous is not None and previous.extra.get("entity", kind.entity) == kind.entity \
+                and previous.extra.get("company", self.company) == self.company:
+            ids += [previous.target_id, previous.extra.get("id")]
+        for known in dict.fromkeys(str(i) for i in ids if i):
+            try:
+                return self.bc.get(self.company, f"{kind.entity}({known})")
+            except NotFoundError:
+                continue  # deleted in BC since: look it up by number, or make it again
+        return None
 
     def _vendor(self, document: Document) -> dict[str, Any] | None:
         vendor = self.vendors.find(document.counterparty)
@@ -162,7 +191,7 @@ class Exporter:
             return self.bc.create(self.company, kind.entity, body)
         except RemoteError as exc:
             currency = body.get("currencyCode")
-            if not currency or not _currency_refused(exc):
+            if not currency or not documents.currency_refused(exc):
                 raise
             refused = exc
         draft = self.bc.create(self.company, kind.entity, {k: v for k, v in body.items() if k != "currencyCode"})
@@ -178,31 +207,15 @@ class Exporter:
             problem += f"; the trial draft {draft.get('number')} could not be removed ({exc})"
         raise DocumentError(problem, document=document.id, field="currency")
 
-    def _complete_existing(self, request: PushRequest, kind: Kind, existing: dict[str, Any]) -> Delivery:
-        document = request.document
-        status = str(existing.get("status", "Draft"))
-        if status not in _DRAFT_STATUSES:
-            return self._delivery(request, DeliveryStatus.UNCHANGED, draft=existing, kind=kind,
-                                  message=f"already in Business Central ({status}); left as it is")
-        attachments, wrote = self._finish(kind, existing, document, fresh=False)
-        self.ctx.kv.delete(f"export:{document.id}")
-        if wrote:
-            return self._delivery(request, DeliveryStatus.DELIVERED, draft=existing, kind=kind,
-                                  attachments=attachments,
-                                  message=f"completed the existing draft {existing.get('number')}")
-        return self._delivery(request, DeliveryStatus.UNCHANGED, draft=existing, kind=kind, attachments=attachments,
-                              message=f"already in Business Central as {existing.get('number')}")
+    def _bring_up_to_date(self, request: PushRequest, kind: Kind, existing: dict[str, Any]) -> Delivery:
+        outcome = self.updater.update(request, kind, existing, self._files(request.document))
+        return self._delivery(request, outcome.status, draft=outcome.draft, kind=kind,
+                              attachments=outcome.attachments, message=outcome.message)
 
     def _finish(self, kind: Kind, draft: dict[str, Any], document: Document, *,
                 fresh: bool) -> tuple[dict[str, str], bool]:
         """Add what the draft should carry besides its header; idempotent. Returns (attachments, wrote)."""
-        wrote = False
-        if self.settings.lines == "comment":
-            lines = [] if fresh else self.bc.lines(self.company, kind.entity, draft["id"], kind.lines)
-            if not any(documents.is_our_comment(line) for line in lines):
-                self.bc.create(self.company, f"{kind.entity}({draft['id']})/{kind.lines}",
-                               documents.comment_line(document))
-                wrote = True
+        wrote = self.updater.sync_comment(kind, str(draft["id"]), document, fresh=fresh)
         attachments, attached = self.attacher.attach(kind, str(draft["id"]), self._files(document))
         return attachments, wrote or attached
 
@@ -232,7 +245,9 @@ class Exporter:
         extra: dict[str, Any] = {}
         if draft is not None and kind is not None:
             path = f"{kind.entity}/{draft.get('number')}"
-            extra = {"entity": kind.entity, "number": draft.get("number"), "company": self.company,
+            # The id again in ``extra``: a ``pending`` row after a crash keeps extra, not target_id.
+            extra = {"entity": kind.entity, "id": draft.get("id"), "number": draft.get("number"),
+                     "company": self.company,
                      "vendorNumber": draft.get("vendorNumber"), "attachment_entity": self.attacher.entity}
             if attachments is not None:
                 extra["attachments"] = attachments
@@ -243,11 +258,6 @@ class Exporter:
 
 def _label(document: Document) -> str:
     return f"{document.kind.value} {document.number or document.source_id} ({document.counterparty.name})"
-
-
-def _currency_refused(exc: RemoteError) -> bool:
-    """BC's answer to a currency code missing from its Currency table (a 400 table-relation error)."""
-    return exc.status == 400 and (exc.code == "Internal_InvalidTableRelation" or "currency" in str(exc).lower())
 
 
 def _not_found(document: Document) -> str:

@@ -67,6 +67,8 @@ class BusinessCentralSandbox(SandboxApp):
         self.next_links = next_links
         #: Content-Type of every attachmentContent upload, for tests of what clients send.
         self.upload_content_types: list[str] = []
+        #: Header PATCHes of purchase documents as received: (document id, If-Match, body).
+        self.document_patches: list[tuple[str, str | None, dict[str, Any]]] = []
         self.rate_limit, self.rate_window, self.retry_after = rate_limit, rate_window, retry_after
         self.content = ContentStore(content_dir)
         #: The CA file clients must trust; whoever serves the app may set it (see ``account_settings``).
@@ -145,9 +147,11 @@ class BusinessCentralSandbox(SandboxApp):
             ("GET", _COMPANY + "/" + _DOCS, api.documents), ("POST", _COMPANY + "/" + _DOCS, api.create_document),
             ("GET", _COMPANY + "/" + _DOCS + _ID, api.document),
             ("DELETE", _COMPANY + "/" + _DOCS + _ID, api.delete_document),
+            ("PATCH", _COMPANY + "/" + _DOCS + _ID, api.update_document),
             ("POST", _COMPANY + "/" + _DOCS + _ID + r"/Microsoft\.NAV\.post", api.post_document),
             ("GET", _COMPANY + "/" + _DOCS + _ID + "/" + _LINES, api.lines),
             ("POST", _COMPANY + "/" + _DOCS + _ID + "/" + _LINES, api.create_line),
+            ("PATCH", _COMPANY + "/" + _DOCS + _ID + "/" + _LINES + r"\((?P<line>[^)]+)\)", api.update_line),
             ("GET", _COMPANY + "/" + _DOCS + _ID + "/" + _ATT, api.attachments),
             ("GET", _COMPANY + "/" + _ATT, api.attachments), ("POST", _COMPANY + "/" + _ATT, api.create_attachment),
             ("GET", _COMPANY + "/" + _ATT + _ID, api.attachment),

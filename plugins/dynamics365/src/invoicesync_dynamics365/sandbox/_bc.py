@@ -162,6 +162,41 @@ class BcApi:
             self._add_line(company, document, line)
         return self.entity(request, document, f"companies({company.id})/{entity_set}", 201)
 
+    def update_document(self, request: Request, company: CompanyData) -> Response:
+        """PATCH a draft's header: ``If-Match`` required, only writable fields, a posted one refused."""
+        entity_set = request.params["set"]
+        _, number_field, date_field, _ = DOCUMENT_SETS[entity_set]
+        document = self._document(company, entity_set, request.params["id"])
+        body = _object(request)
+        self.sandbox.document_patches.append((document["id"], request.headers.get("if-match"), body))
+        _check_if_match(request, document)
+        _known_fields(body, _DOCUMENT_FIELDS[entity_set], entity_set[:-1])
+        if document["status"] != "Draft":
+            raise BcError(400, "Application_DialogException", "Status must be equal to 'Open' in Purchase Header. "
+                          f"Current value is '{document['status']}'.")
+        changes: dict[str, Any] = {}
+        if number_field in body:
+            changes[number_field] = str(body[number_field] or "")
+            _max_length(changes[number_field], 35, number_field)
+        for field in (date_field, "postingDate", "dueDate"):
+            if field in body:
+                changes[field] = _date(body[field], field)
+        if "currencyCode" in body:
+            currency = str(body["currencyCode"] or "")
+            known = company.currencies | ({company.local_currency} if self.sandbox.lcy_code_accepted else set())
+            if currency and currency not in known:
+                raise BcError(400, "Internal_InvalidTableRelation",
+                              f"The field Currency Code of table Purchase Header contains a value ({currency}) that "
+                              "cannot be found in the related table (Currency).")
+            changes["currencyCode"] = currency or company.local_currency
+        if {"vendorId", "vendorNumber"} & body.keys():
+            vendor = self._document_vendor(company, body)
+            changes.update({"vendorId": vendor["id"], "vendorNumber": vendor["number"],
+                            "vendorName": vendor["displayName"]})
+        document.update(changes)
+        document.update({"@odata.etag": new_etag(), "lastModifiedDateTime": now()})
+        return self.entity(request, document, f"companies({company.id})/{entity_set}")
+
     def delete_document(self, request: Request, company: CompanyData) -> Response:
         entity_set = request.params["set"]
         document = self._document(company, entity_set, request.params["id"])
@@ -222,6 +257,24 @@ class BcApi:
             raise BcError(400, "Application_DialogException", "Status must be equal to 'Open' in Purchase Header.")
         line = self._add_line(company, document, _object(request))
         return self.entity(request, line, f"companies({company.id})/{request.params['lines']}", 201)
+
+    def update_line(self, request: Request, company: CompanyData) -> Response:
+        document = self._document_for_lines(request, company)
+        line = next((ln for ln in company.lines.get(document["id"], [])
+                     if ln["id"] == request.params["line"].lower()), None)
+        if line is None:
+            raise BcError(404, "Internal_RecordNotFound", f"The line {request.params['line']} does not exist.")
+        _check_if_match(request, line)
+        if document["status"] != "Draft":
+            raise BcError(400, "Application_DialogException", "Status must be equal to 'Open' in Purchase Header.")
+        body = _object(request)
+        _known_fields(body, _LINE_FIELDS, "purchaseInvoiceLine")
+        if "description" in body:
+            _max_length(str(body["description"]), 100, "description")
+        line.update({k: v for k, v in body.items() if k in _LINE_FIELDS})
+        line["@odata.etag"] = new_etag()
+        document.update({"@odata.etag": new_etag(), "lastModifiedDateTime": now()})
+        return self.entity(request, line, f"companies({company.id})/{request.params['lines']}")
 
     def _document_for_lines(self, request: Request, company: CompanyData) -> dict[str, Any]:
         entity_set = request.params["set"]
