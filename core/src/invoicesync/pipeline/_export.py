@@ -144,10 +144,10 @@ class TargetWorkers:
             log.warning("%s: push failed: %s", self.account.name, redact(message))
             for request in requests:
                 if request.document.id not in outcomes:
-                    outcomes[request.document.id] = self._record(self._failed(request.document, message))
+                    outcomes[request.document.id] = self._record(self._failed(request, message))
         for request in requests:
             if request.document.id not in outcomes:
-                self._record(self._failed(request.document, "the target plugin reported no outcome"))
+                self._record(self._failed(request, "the target plugin reported no outcome"))
             self._finish(request.document.id)
         for document, delay in retry:  # after _finish, so the offer is not taken for a duplicate
             self._schedule_retry(document, delay)
@@ -177,9 +177,11 @@ class TargetWorkers:
         timer.daemon = True
         timer.start()
 
-    def _failed(self, document: Document, message: str) -> Delivery:
-        return Delivery(document_id=document.id, target=self.account.name, version=document.version,
-                        status=DeliveryStatus.FAILED, message=message)
+    def _failed(self, request: PushRequest, message: str) -> Delivery:
+        # Keep what the plugin knew of its earlier delivery (ids, paths): the next try needs it.
+        return Delivery(document_id=request.document.id, target=self.account.name,
+                        version=request.document.version, status=DeliveryStatus.FAILED, message=message,
+                        extra=request.previous.extra if request.previous else {})
 
     def _record(self, delivery: Delivery, *, count: bool = True) -> Delivery:
         delivery = delivery.model_copy(update={"target": self.account.name, "at": datetime.now(UTC),
