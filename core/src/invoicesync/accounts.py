@@ -8,6 +8,7 @@ from typing import Any
 from .context import UI, NonInteractiveUI, PluginKind
 from .errors import ConfigError, PluginError
 from .models import Account, AccountDirection, Company
+from .plugins import Plugins
 from .sandbox import RunningSandbox
 from .workspace import Workspace
 
@@ -80,11 +81,11 @@ def disconnect(workspace: Workspace, name: str) -> Account:
     return account
 
 
-def sandbox_settings(workspace: Workspace, plugin: str, running: RunningSandbox) -> dict[str, Any]:
+def sandbox_settings(plugins: Plugins, plugin: str, running: RunningSandbox) -> dict[str, Any]:
     """Settings that point an account of ``plugin`` at a running sandbox, with the sandbox's CA
     when the plugin's settings take a ``ca_bundle``."""
     settings = dict(running.app.account_settings(running.url))
-    if running.ca_file and "ca_bundle" in workspace.plugins.get(plugin).info.settings.model_fields:
+    if running.ca_file and "ca_bundle" in plugins.get(plugin).info.settings.model_fields:
         settings.setdefault("ca_bundle", str(running.ca_file))
     return settings
 
@@ -95,5 +96,5 @@ def connect_to_sandbox(workspace: Workspace, plugin: str, running: RunningSandbo
     secrets, its settings plus ``settings``, every company the login reaches."""
     for key, value in running.app.account_secrets().items():
         workspace.secrets(name).set(key, value)
-    merged = {**sandbox_settings(workspace, plugin, running), **(settings or {})}
+    merged = {**sandbox_settings(workspace.plugins, plugin, running), **(settings or {})}
     return connect(workspace, plugin, ui=ui or NonInteractiveUI(), name=name, settings=merged, companies=("*",))

@@ -45,7 +45,7 @@ def sandbox(state: State, plugin: str, port: int, documents: int, seed: int, fau
     click.echo(f"{plugin} sandbox on {running.url}")
     if running.ca_file:
         click.echo(f"  trust this CA: {running.ca_file}")
-    settings = sandbox_settings(workspace, plugin, running)
+    settings = sandbox_settings(workspace.plugins, plugin, running)
     flags = " ".join(f"--{key.replace('_', '-')} {shlex.quote(str(value))}" for key, value in settings.items())
     click.echo(f"Point an account at it:\n  invoicesync connect {plugin} --name {plugin}-sandbox {flags}")
     click.echo("Press Ctrl-C to stop.")

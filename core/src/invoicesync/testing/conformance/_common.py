@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ...accounts import connect, connect_to_sandbox
+from ...accounts import sandbox_settings as core_sandbox_settings
 from ...context import UI, NonInteractiveUI, PluginKind
 from ...models import Account, Document
 from ...plugins import Plugins
@@ -33,11 +34,7 @@ def sandbox_settings(plugins: Plugins, plugin: str, running: RunningSandbox | No
                      extra: Mapping[str, Any]) -> dict[str, Any]:
     """Settings that point an account at the sandbox: the app's own, its CA when the plugin's
     settings take a ``ca_bundle``, then the suite's overrides (``settings = {...}``)."""
-    settings: dict[str, Any] = {}
-    if running is not None:
-        settings.update(running.app.account_settings(running.url))
-        if running.ca_file and "ca_bundle" in plugins.get(plugin).info.settings.model_fields:
-            settings.setdefault("ca_bundle", str(running.ca_file))
+    settings = core_sandbox_settings(plugins, plugin, running) if running is not None else {}
     settings.update(extra)
     return settings
 
