@@ -30,6 +30,7 @@ from .models import (
     DocumentRef,
     FileRef,
     FileRole,
+    ListingError,
     Party,
     PushRequest,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "FileRef",
     "FileRole",
     "InvoiceSyncError",
+    "ListingError",
     "NonInteractiveUI",
     "OutcomeUnknown",
     "Party",

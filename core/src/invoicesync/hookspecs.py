@@ -40,7 +40,12 @@ hookspec = pluggy.HookspecMarker("invoicesync")
 hookimpl = pluggy.HookimplMarker("invoicesync")
 
 #: The version of this contract. Plugins declare the range they support in ``PluginInfo``.
-API_VERSION = 1
+#: 2 added ``ListingError`` (list_documents), ``PushRequest.files`` and deletions handed to targets
+#: (push_documents), and ``DeliveryStatus.DELETED``.
+API_VERSION = 2
+#: The oldest contract this core still drives. A plugin written for 1 keeps working: it is never
+#: handed a deleted document (core records ``skipped`` for it) and may ignore ``PushRequest.files``.
+MIN_API_VERSION = 1
 
 # --- describe ---------------------------------------------------------------------------------
 

@@ -141,6 +141,19 @@ class Deletion(BaseModel):
     deleted_at: datetime | None = None
 
 
+class ListingError(BaseModel):
+    """Yielded by ``list_documents`` for a listed item the plugin cannot use (no id, wrong type).
+
+    The runner records it as a failure of that document and field, holds the company's cursor
+    before it (so the item is listed again next run, and imported once the source fixes it), and
+    goes on importing the items after it. ``source_id`` is ``None`` when the item has no usable id.
+    """
+
+    source_id: str | None = None
+    field: str | None = None
+    message: str
+
+
 class Checkpoint(BaseModel):
     """Yielded by ``list_documents``: every item yielded before it is covered by ``cursor``.
 
@@ -168,10 +181,17 @@ class Account(BaseModel):
 
 
 class PushRequest(BaseModel):
-    """One document handed to a target, with what the ledger knows of its last delivery."""
+    """One document handed to a target, with what the ledger knows of its last delivery.
+
+    ``files`` are the files of ``document`` this target should hold (all of them unless the
+    account narrows it with its ``files`` setting); a target writes every one of them.
+    When ``document.deleted`` is set (API 2), the target applies its deletion policy instead and
+    yields ``deleted``, ``skipped`` (kept, with the reason) or ``failed``.
+    """
 
     document: Document
     previous: Delivery | None = None
+    files: list[FileRef] = Field(default_factory=list)
 
 
 class DeliveryStatus(StrEnum):
@@ -181,6 +201,7 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
     PENDING = "pending"  #: intent recorded, outcome not yet known (a crash leaves this)
     PLANNED = "planned"  #: dry run: would be written
+    DELETED = "deleted"  #: deleted at the source, and removed (or moved aside) at the target
 
 
 class Delivery(BaseModel):

@@ -154,10 +154,10 @@ class Plugins:
         if info.kind is not kind:
             raise PluginError(f"is a {info.kind.value} but is registered as a {kind.value} ({GROUPS[kind]})")
         low, high = info.api_version
-        if not low <= hookspecs.API_VERSION <= high:
+        if high < hookspecs.MIN_API_VERSION or low > hookspecs.API_VERSION:
             raise PluginError(
-                f"supports invoicesync plugin API {low}..{high}, but this invoicesync has API "
-                f"{hookspecs.API_VERSION}; upgrade the plugin or invoicesync"
+                f"supports invoicesync plugin API {low}..{high}, but this invoicesync drives API "
+                f"{hookspecs.MIN_API_VERSION}..{hookspecs.API_VERSION}; upgrade the plugin or invoicesync"
             )
         required = {PluginKind.SOURCE: {"auth", "list_documents", "fetch_document"},
                     PluginKind.TARGET: {"auth", "push_documents"}}[kind]

@@ -38,7 +38,7 @@ class LocalFsSettings(Settings):
 @hookimpl
 def plugin_info() -> PluginInfo:
     return PluginInfo(
-        api_version=(1, 1),  # the invoicesync plugin API this was written for
+        api_version=(1, 2),  # the invoicesync plugin API this was written for
         kind=PluginKind.TARGET,
         title="Local folder",
         description="Writes PDFs, UBL XML and document data into a folder tree",

@@ -63,7 +63,7 @@ class MemorySource:
 
     @hookimpl
     def plugin_info(self) -> PluginInfo:
-        return PluginInfo(kind=PluginKind.SOURCE, title="Memory source", settings=Settings, api_version=(1, 1))
+        return PluginInfo(kind=PluginKind.SOURCE, title="Memory source", settings=Settings, api_version=(1, 2))
 
     @hookimpl
     def auth(self, account: Account, ctx: Context) -> list[Company]:
@@ -119,7 +119,7 @@ class MemoryTarget:
     @hookimpl
     def plugin_info(self) -> PluginInfo:
         return PluginInfo(kind=PluginKind.TARGET, title="Memory target", batch_size=5, concurrency=2,
-                          api_version=(1, 1))
+                          api_version=(1, 2))
 
     @hookimpl
     def auth(self, account: Account, ctx: Context) -> list[Company]:

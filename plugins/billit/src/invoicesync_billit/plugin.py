@@ -49,7 +49,7 @@ def client_for(ctx: Context) -> BillitClient:
 @hookimpl
 def plugin_info() -> PluginInfo:
     return PluginInfo(
-        api_version=(1, 1),  # the invoicesync plugin API this was written for
+        api_version=(1, 2),  # the invoicesync plugin API this was written for
         kind=PluginKind.SOURCE,
         title="Billit",
         description="Sales and purchase invoices and credit notes from Billit (billit.be), "

@@ -62,7 +62,7 @@ class KitSource:
 
     @hookimpl
     def plugin_info(self) -> PluginInfo:
-        return PluginInfo(kind=PluginKind.SOURCE, title="Conformance kit source", api_version=(1, 1))
+        return PluginInfo(kind=PluginKind.SOURCE, title="Conformance kit source", api_version=(1, 2))
 
     @hookimpl
     def auth(self) -> list[Company]:
