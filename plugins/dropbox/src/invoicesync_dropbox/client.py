@@ -85,7 +85,7 @@ class DropboxClient:
                                      headers={"Content-Type": "application/json"}, idempotent=idempotent)
         return response.json() if response.content else None
 
-    def upload_call(self, route: str, arg: Any, body: Body, length: int) -> Any:
+    def upload_call(self, route: str, arg: Any, body: Body, length: int, *, idempotent: bool = False) -> Any:
         """A content-upload route: the argument in ``Dropbox-API-Arg``, the bytes streamed."""
         headers = {
             "Content-Type": "application/octet-stream",
@@ -94,7 +94,7 @@ class DropboxClient:
             "Content-Length": str(length),
         }
         with _auth_errors():
-            response = self.content.post(f"/2/{route}", content=body, headers=headers)
+            response = self.content.post(f"/2/{route}", content=body, headers=headers, idempotent=idempotent)
         return response.json() if response.content else None
 
     # -- routes --------------------------------------------------------------------------------
@@ -117,7 +117,8 @@ class DropboxClient:
 
     def session_start(self, body: Body, length: int, content_hash: str, *, close: bool) -> str:
         arg = with_hash({"close": close}, content_hash, length)
-        result = self.upload_call("files/upload_session/start", arg, body, length)
+        # Opening a session commits nothing: a resend at worst leaves an unused session to expire.
+        result = self.upload_call("files/upload_session/start", arg, body, length, idempotent=True)
         session_id = result.get("session_id") if isinstance(result, dict) else None
         if not isinstance(session_id, str) or not session_id:
             raise DropboxApiError("upload_session/start answered without a session_id", status=200)
@@ -127,7 +128,9 @@ class DropboxClient:
                        *, close: bool = False) -> None:
         arg = with_hash({"cursor": {"session_id": session_id, "offset": offset}, "close": close},
                         content_hash, length)
-        self.upload_call("files/upload_session/append_v2", arg, body, length)
+        # The offset makes a resend harmless: bytes already received give incorrect_offset with the
+        # server's count, which the uploader carries on from.
+        self.upload_call("files/upload_session/append_v2", arg, body, length, idempotent=True)
 
     def session_finish(self, session_id: str, offset: int, commit: dict[str, Any], body: Body, length: int,
                        content_hash: str) -> Metadata:
