@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from invoicesync import Settings
+from invoicesync import ConfigError, Settings
 from invoicesync.http import DEFAULT_REDIRECT_URI, check_redirect_uri
 from pydantic import Field, field_validator, model_validator
 
@@ -74,7 +74,10 @@ class BillitSettings(Settings):
     @field_validator("redirect_uri")
     @classmethod
     def _registrable_redirect(cls, value: str) -> str:
-        return check_redirect_uri(value)
+        try:
+            return check_redirect_uri(value)
+        except ConfigError as exc:  # pydantic reports ValueErrors, with the field name
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _sandbox_selects_environment(self) -> Self:
