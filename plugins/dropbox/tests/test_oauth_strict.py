@@ -35,7 +35,8 @@ def test_only_exactly_registered_redirect_uris_get_a_code(env: Any) -> None:
 def test_the_default_registration_and_leniency_by_option() -> None:
     assert DropboxSandbox().oauth.redirects.problem(DEFAULT_REDIRECT_URI) is None
     assert DropboxSandbox().oauth.redirects.problem("http://localhost:9/") is not None
-    assert DropboxSandbox.from_options({"lenient_redirects": "1"}).oauth.redirects.problem("http://localhost:9/") is None
+    lenient = DropboxSandbox.from_options({"lenient_redirects": "1"})
+    assert lenient.oauth.redirects.problem("http://localhost:9/") is None
     custom = DropboxSandbox.from_options({"redirect_uris": ["https://example.com/dbx"]})
     assert custom.oauth.redirects.problem("https://example.com/dbx") is None
 
