@@ -66,6 +66,8 @@ def run_sync(
     control = control or RunControl()
     with stop_on_signals(control):
         try:
+            if control.stopping:  # stopped before it began (e.g. while the CLI was opening the home)
+                raise RunnerBusy(None, waited=False)
             with workspace.state.runner_lock(RunnerInfo.current(), wait=wait, should_stop=lambda: control.stopping):
                 _run(workspace, report, progress or NoProgress(), control, accounts=accounts, dry_run=dry_run,
                      full=full)
