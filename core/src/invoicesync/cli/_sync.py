@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..errors import InvoiceSyncError
 from ..pipeline import EXIT_FATAL, RunControl, SyncReport, run_sync
 from ..pipeline._control import describe, stop_on_signals
+from ..secrets import redact
 from ._common import State, handle_errors, json_option, pass_state, print_json
 
 
@@ -57,10 +58,10 @@ def sync(state: State, accounts: tuple[str, ...], dry_run: bool, full: bool, wai
             sys.exit(EXIT_FATAL)
     if as_json:
         print_json(report.as_dict())
-    elif report.busy:
-        click.secho(f"Error: {report.busy}", fg="red", err=True)
-    else:
+    elif not report.busy:
         print_summary(report)
+    if report.busy:
+        click.secho(f"Error: {redact(report.busy)}", fg="red", err=True)
     if report.interrupted is not None:
         name = signal.Signals(report.interrupted).name
         click.echo(f"Interrupted by {name}: stopped safely; the next run picks up where this one stopped.",
@@ -73,6 +74,8 @@ def print_summary(report: SyncReport) -> None:
     title = "Dry run: nothing was written" if report.dry_run else "Sync finished"
     if report.interrupted is not None:
         title = "Sync interrupted"
+    elif report.fatal and not report.dry_run:
+        title = "Sync stopped"
     echo(title)
     imported = report.imported
     echo(f"  imported: {imported['new']} new, {imported['updated']} updated, {imported['unchanged']} unchanged, "

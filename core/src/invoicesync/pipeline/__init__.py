@@ -108,8 +108,8 @@ def _run(workspace: Workspace, report: SyncReport, progress: Progress, control: 
                 contexts.append(ctx)
                 workers.append(TargetWorkers(account, ctx, workspace.plugins, workspace.state, report, progress,
                                              dry_run=dry_run, control=control))
-            except InvoiceSyncError as exc:  # one misconfigured target must not stop the others
-                report.problem(account.name, None, str(exc))
+            except Exception as exc:  # noqa: BLE001 - one misconfigured target must not stop the others
+                report.problem(account.name, None, describe(exc))
         if targets and not workers and not sources:
             report.fatal.append("no target could be started; see the problems above")
 

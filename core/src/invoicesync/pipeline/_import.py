@@ -131,7 +131,10 @@ class ImportStage:
                 try:
                     # False: not even the failure could be recorded, or a stop came first. The
                     # item stays unsettled, so the cursor is never saved past it.
-                    if not future.cancelled() and future.exception() is None and future.result():
+                    error = None if future.cancelled() else future.exception()
+                    if error is not None:  # only what _fetch does not catch (SystemExit and the like)
+                        self.control.abort(f"importing {ref.source_id} stopped the run: {describe(error)}")
+                    elif not future.cancelled() and future.result():
                         tracker.settle(seq)
                 finally:
                     slots.release()

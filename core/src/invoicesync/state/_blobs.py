@@ -60,6 +60,7 @@ class BlobStore:
         Only safe when no writer is live: the runner calls it at start-up, under the runner lock.
         """
         removed = 0
+        os.makedirs(os.path.join(self._root, "tmp"), exist_ok=True)
         with os.scandir(os.path.join(self._root, "tmp")) as entries:
             for entry in entries:
                 if entry.is_file(follow_symlinks=False):
