@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from invoicesync.pipeline import EXIT_BUSY, EXIT_OK, run_sync
+from invoicesync import Document
+from invoicesync.pipeline import EXIT_BUSY, EXIT_OK, EXIT_PARTIAL, run_sync
 from invoicesync.plugins import Plugins
 from invoicesync.state import SqliteStore
 from invoicesync.testing import MemorySource, MemoryTarget
@@ -106,6 +107,26 @@ def test_claims_are_atomic_released_by_their_owner_and_taken_over_when_expired(t
     assert store.claim("d1", "t", "run-c", lease=60)
     store.renew_claims("run-c", lease=60)
     assert not store.claim("d1", "t", "run-a", lease=60)
+
+
+def test_a_document_another_live_run_claimed_is_left_alone_and_an_expired_claim_is_taken_over(
+        memory_workspace: Workspace, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget]) -> None:
+    state, target = memory_workspace.state, memory_plugins[2]
+    live, crashed = (Document.make_id("memory", "memory", "c1", s) for s in ("m1", "m2"))
+    assert state.claim(live, "memtarget", "another-live-run", lease=600)
+    assert state.claim(crashed, "memtarget", "a-crashed-run", lease=-1)
+    report = run_sync(memory_workspace)
+    assert report.exit_code == EXIT_PARTIAL
+    assert report.exported["memtarget"]["elsewhere"] == 1 and report.exported["memtarget"]["delivered"] == 24
+    assert [(p.document, p.message) for p in report.problems] == [
+        (live, "in progress elsewhere (another run holds its claim); retried next run")]
+    assert live not in target.stored and crashed in target.stored
+    assert state.get_delivery(live, "memtarget") is None  # neither pushed nor settled: no intent either
+
+    state.release_claim(live, "memtarget", "another-live-run")
+    again = run_sync(memory_workspace)
+    assert again.exit_code == EXIT_OK and again.exported["memtarget"]["delivered"] == 1
+    assert target.writes == 25 and state._all("SELECT * FROM claims") == []  # type: ignore[attr-defined]
 
 
 def driver(home: Path, log: Path, *args: str, options: tuple[str, ...] = ()) -> list[str]:
