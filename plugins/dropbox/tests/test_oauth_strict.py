@@ -57,3 +57,9 @@ def test_a_revoked_login_names_the_relogin_command(env: Any) -> None:
     env.app.oauth.revoke_all()
     with pytest.raises(AuthError, match=re.escape(RELOGIN)):
         env.push([env.document("R-9", pdf=b"%PDF r9")])
+
+
+def test_a_login_dropbox_refuses_even_after_a_refresh_names_the_relogin_command(env: Any) -> None:
+    env.app.add_fault({"status": 401, "code": "user_suspended", "path": r"/2/files/", "times": None})
+    with pytest.raises(AuthError, match=re.escape(RELOGIN)):
+        env.push([env.document("S-1", pdf=b"%PDF s1")])

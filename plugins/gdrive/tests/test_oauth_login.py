@@ -92,3 +92,9 @@ def test_a_client_secret_given_in_the_environment_is_kept_for_later_refreshes(
     drive.app.oauth.expire_all()
     [delivery] = drive.push([drive.document(2)])
     assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+
+
+def test_a_login_google_refuses_even_after_a_refresh_names_the_relogin_command(drive: Any) -> None:
+    drive.app.add_fault({"status": 401, "path": r"^/drive/v3/files", "times": None})
+    with pytest.raises(AuthError, match=re.escape(RELOGIN)):
+        drive.push([drive.document(3)])

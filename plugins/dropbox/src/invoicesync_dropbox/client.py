@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from invoicesync import AuthError, Context
-from invoicesync.http import Authenticator, HttpClient
+from invoicesync.http import Authenticator, HttpClient, relogin_hint
 
 from .errors import DropboxApiError, classify, encode_arg, parse_error
 from .settings import DropboxSettings
@@ -75,12 +75,13 @@ class DropboxClient:
                                         classify=classify, error_parser=parse_error)
         self.content: HttpClient = ctx.http(settings.content_url, service="dropbox", auth=auth,
                                             classify=classify, error_parser=parse_error)
+        self._relogin = relogin_hint(ctx.account)
 
     # -- plumbing ------------------------------------------------------------------------------
 
     def call(self, route: str, arg: Any, *, idempotent: bool = False) -> Any:
         """An RPC route: JSON in, JSON out."""
-        with _auth_errors():
+        with _auth_errors(self._relogin):
             response = self.rpc.post(f"/2/{route}", content=json.dumps(arg).encode(),
                                      headers={"Content-Type": "application/json"}, idempotent=idempotent)
         return response.json() if response.content else None
@@ -93,7 +94,7 @@ class DropboxClient:
             # Known length: the body streams without chunked encoding, like the official SDK's.
             "Content-Length": str(length),
         }
-        with _auth_errors():
+        with _auth_errors(self._relogin):
             response = self.content.post(f"/2/{route}", content=body, headers=headers, idempotent=idempotent)
         return response.json() if response.content else None
 
@@ -169,9 +170,12 @@ def _batch_entry(item: Any) -> dict[str, Any]:
 class _auth_errors:  # noqa: N801 - used as a lowercase context manager
     """A 401 that survived the refresh is a login problem for the whole account, not one file."""
 
+    def __init__(self, relogin: str) -> None:
+        self.relogin = relogin
+
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if isinstance(exc, DropboxApiError) and exc.status == 401:
-            raise AuthError(f"Dropbox refused the login: {exc}") from exc
+            raise AuthError(f"Dropbox refused the login: {exc}; {self.relogin}") from exc
