@@ -11,11 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from invoicesync import AuthError
+from invoicesync import AuthError, PluginKind
 from invoicesync.http import DEFAULT_REDIRECT_URI, TokenSet
+from invoicesync.plugins import Plugins
 from invoicesync.sandbox import Fault
 from invoicesync.testing import ScriptedUI
-from invoicesync_billit.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USER, BillitSandbox
+from invoicesync_billit import plugin as billit_plugin
+from invoicesync_billit.sandbox import DEMO_API_KEY, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USER, BillitSandbox
 
 REGISTERED = "https://books.example.com/invoicesync/billit"
 RELOGIN = "invoicesync connect billit --name books --relogin"
@@ -59,6 +61,20 @@ def test_a_registered_https_redirect_uri_is_sent_as_is_and_the_user_pastes_the_a
     assert set(opened) == {"client_id", "redirect_uri", "state"}
     assert ui.landed[0].startswith(REGISTERED + "?code=")
     assert h.list().refs
+    assert h.app.oauth.logon_problem(DEMO_CLIENT_ID, DEFAULT_REDIRECT_URI) is not None  # nothing else passes
+
+
+def test_connect_keeps_redirect_uri_as_a_setting(invoicesync_cli: Any, workspace_factory: Any, serve_sandbox: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--redirect_uri` used to be taken as a one-off option and silently ignored."""
+    running = serve_sandbox(BillitSandbox(documents=1, companies=1))
+    monkeypatch.setenv("INVOICESYNC_BILLIT_API_KEY", DEMO_API_KEY)
+    plugins = Plugins.from_objects({"billit": (PluginKind.SOURCE, billit_plugin)})
+    result = invoicesync_cli("connect", "billit", "--auth", "api_key", "--api_url", running.url,
+                             "--redirect_uri", REGISTERED, plugins=plugins)
+    assert result.exit_code == 0, result.output
+    account = workspace_factory(plugins).account("billit")
+    assert account.settings["redirect_uri"] == REGISTERED
 
 
 def test_the_logon_page_refuses_a_redirect_uri_that_is_not_registered(billit: Any) -> None:
