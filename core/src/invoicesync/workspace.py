@@ -22,6 +22,7 @@ from .models import Account
 from .plugins import Plugins
 from .secrets import AccountSecrets, SecretBackend, choose_backend, redact
 from .state import BlobStore, StateStore, open_state
+from .workspace_files import home_is_writable, open_state_read_only, prepare_home
 
 
 def default_home() -> Path:
@@ -53,17 +54,30 @@ class Workspace:
         plugins: Plugins | None = None,
         config_file: Path | None = None,
         transport: httpx.BaseTransport | None = None,
+        writable: bool = True,
     ) -> Workspace:
+        """Open ``home``. With ``writable=False`` (commands that only read) a home this user may not
+        write, or a read-only ``state.db``, is opened read-only instead of failing."""
         home = Path(home) if home else default_home()
-        home.mkdir(parents=True, exist_ok=True)
-        os.chmod(home, 0o700)
+        config = load_config(config_file or _default_config(home))
+        if writable or home_is_writable(home):
+            prepare_home(home)
+            state = open_state(home)
+        else:
+            state = open_state_read_only(home)
+        try:
+            blobs = BlobStore(home / "blobs")
+        except OSError as exc:
+            state.close()
+            raise ConfigError(f"{home / 'blobs'}: cannot be used ({exc.strerror or exc}); "
+                              f"fix its permissions, or run invoicesync as the home's owner") from None
         return cls(
             home=home,
             plugins=plugins if plugins is not None else Plugins.installed(),
-            state=open_state(home),
-            blobs=BlobStore(home / "blobs"),
+            state=state,
+            blobs=blobs,
             secret_backend=choose_backend(home),
-            config=load_config(config_file or _default_config(home)),
+            config=config,
             transport=transport,
         )
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from ._blobs import BlobStore
+from ._problems import describe_state_error
 from ._sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from ._store import DocumentFilter, Failure, KeyValue, StateStore, UpsertOutcome
 
@@ -22,5 +23,6 @@ __all__ = [
     "SqliteStore",
     "StateStore",
     "UpsertOutcome",
+    "describe_state_error",
     "open_state",
 ]

@@ -55,23 +55,58 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Read a state this user may not write. ``mode=ro`` shares the WAL with a running writer; when
+    SQLite cannot do that (no writable -shm file), ``immutable`` reads the file as it is."""
+    if not path.is_file():
+        raise sqlite3.OperationalError("unable to open database file")
+    last: sqlite3.Error | None = None
+    for query in ("mode=ro", "immutable=1"):
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?{query}", uri=True, check_same_thread=False,
+                             isolation_level=None, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            last = exc
+    assert last is not None
+    raise last
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class SqliteStore:
-    def __init__(self, path: Path | str, *, target_version: int = SCHEMA_VERSION) -> None:
+    def __init__(self, path: Path | str, *, target_version: int = SCHEMA_VERSION, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._db = self._connect()
+            self.schema_version = self._migrate(target_version)
+        except sqlite3.DatabaseError as exc:  # not a database, damaged, read-only, unreadable
+            if hasattr(self, "_db"):
+                self._db.close()
+            from ..errors import ConfigError
+            from ._problems import describe_state_error
+
+            raise ConfigError(describe_state_error(self.path, exc)) from None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return _connect_read_only(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives any process crash; a power cut may lose the last commits,
         # which the design tolerates: a lost cursor re-lists (the library deduplicates) and a lost
         # ledger row re-pushes (targets look up before writing). FULL would fsync every row.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self.schema_version = self._migrate(target_version)
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -84,6 +119,14 @@ class SqliteStore:
                 raise ConfigError(
                     f"the state at {self.path} has schema {current}, newer than this invoicesync "
                     f"knows ({SCHEMA_VERSION}); upgrade invoicesync"
+                )
+            if self.read_only and current < target:
+                from ..errors import ConfigError
+
+                raise ConfigError(
+                    f"the state at {self.path} has schema {current}, older than this invoicesync's "
+                    f"({target}), and cannot be upgraded read-only; run `invoicesync sync` once as the "
+                    f"owner of {self.path.parent}"
                 )
             for version in range(current, target):
                 self._db.executescript(f"BEGIN; {MIGRATIONS[version]}; PRAGMA user_version = {version + 1}; COMMIT;")
