@@ -15,10 +15,10 @@ import platformdirs
 from pydantic import ValidationError
 
 from .config import Config, load_config
-from .context import UI, Context, NonInteractiveUI
-from .errors import ConfigError
+from .context import UI, Context, NonInteractiveUI, PluginKind
+from .errors import ConfigError, PluginError
 from .http import Budget
-from .models import Account
+from .models import Account, AccountDirection
 from .plugins import Plugins
 from .secrets import AccountSecrets, SecretBackend, choose_backend, redact
 from .state import BlobStore, StateStore, open_state
@@ -104,6 +104,19 @@ class Workspace:
                 return account
         known = ", ".join(a.name for a in self.accounts()) or "none"
         raise ConfigError(f"no account called {name!r} (accounts: {known}); add one with `invoicesync connect`")
+
+    def account_problem(self, account: Account) -> str | None:
+        """Why ``account`` cannot be synced now (its plugin is not installed or failed to load), or None."""
+        kind = PluginKind.SOURCE if account.direction is AccountDirection.IMPORT else PluginKind.TARGET
+        try:
+            self.plugins.get(account.plugin, None if account.name in self.config.unavailable else kind)
+        except PluginError as exc:
+            return str(exc)
+        return None
+
+    def direction_known(self, account: Account) -> bool:
+        """False for a config account whose plugin is missing: only the plugin says which way it goes."""
+        return not (account.origin == "config" and account.name in self.config.unavailable)
 
     def secrets(self, account: str) -> AccountSecrets:
         return AccountSecrets(self.secret_backend, account)

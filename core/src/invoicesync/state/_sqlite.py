@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..models import Account, Delivery, DeliveryStatus, Document, DocumentRef
+from ._library import LibraryQueries, document_where
 from ._store import DocumentFilter, Failure, UpsertOutcome
 
 # Each migration takes the schema from version i to i+1. Append only; never edit a released one.
@@ -51,6 +53,20 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (account, company, source_id)
     );
     """,
+    # 3: how long a delivery or a fetch has been failing (first failure, attempts, runs)
+    """
+    ALTER TABLE deliveries ADD COLUMN first_failed_at TEXT;
+    ALTER TABLE deliveries ADD COLUMN failed_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN failed_runs INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN failed_run TEXT;
+    UPDATE deliveries SET first_failed_at = at, failed_attempts = 1, failed_runs = 1 WHERE status = 'failed';
+    CREATE INDEX deliveries_status ON deliveries (status, target);
+    ALTER TABLE failures ADD COLUMN first_failed_at TEXT;
+    UPDATE failures SET first_failed_at = at;
+    -- set on the first failure only: a repeat is an upsert (an UPDATE), which leaves it alone
+    CREATE TRIGGER failures_first_failed_at AFTER INSERT ON failures WHEN NEW.first_failed_at IS NULL
+    BEGIN UPDATE failures SET first_failed_at = NEW.at WHERE rowid = NEW.rowid; END;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -79,11 +95,14 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class SqliteStore:
+class SqliteStore(LibraryQueries):
     def __init__(self, path: Path | str, *, target_version: int = SCHEMA_VERSION, read_only: bool = False) -> None:
         self.path = Path(path)
         self.read_only = read_only
         self._lock = threading.RLock()
+        # One opening of the store is one run (one command): failures count runs by it, so the
+        # in-run retries of one document count as one failing run.
+        self._run = uuid.uuid4().hex
         try:
             self._db = self._connect()
             self.schema_version = self._migrate(target_version)
@@ -235,24 +254,8 @@ class SqliteStore:
         return Document.model_validate_json(row["body"]) if row else None
 
     def find_documents(self, filters: DocumentFilter) -> Iterator[Document]:
-        clauses, params = [], []
-        for column, value in (
-            ("account", filters.account), ("company", filters.company),
-            ("direction", filters.direction), ("kind", filters.kind),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if filters.since:
-            clauses.append("issue_date >= ?")
-            params.append(filters.since.isoformat())
-        if filters.until:
-            clauses.append("issue_date <= ?")
-            params.append(filters.until.isoformat())
-        if not filters.include_deleted:
-            clauses.append("deleted = 0")
-        where = " AND ".join(clauses) or "1"
-        yield from self._keyset(f"SELECT rowid, body FROM documents WHERE {where} AND rowid > ? "
+        where, params = document_where(filters)
+        yield from self._keyset(f"SELECT rowid, body FROM documents d WHERE {where} AND rowid > ? "
                                 "ORDER BY rowid LIMIT 100", params)
 
     def _keyset(self, sql: str, params: list[Any]) -> Iterator[Document]:
@@ -293,19 +296,32 @@ class SqliteStore:
 
     def record_delivery(self, delivery: Delivery) -> None:
         at = (delivery.at or datetime.now(UTC)).isoformat(timespec="seconds")
+        failed = delivery.status is DeliveryStatus.FAILED
+        # A failure starts (or continues) a failing streak; an intent (pending, planned) leaves the
+        # streak as it was; any settled outcome ends it.
         self._exec(
             """INSERT INTO deliveries (document_id, target, version, status, target_id, target_path,
-                   content_hash, message, at, extra)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   content_hash, message, at, extra, first_failed_at, failed_attempts, failed_runs, failed_run)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (document_id, target) DO UPDATE SET version = excluded.version,
                    status = excluded.status, target_id = COALESCE(excluded.target_id, target_id),
                    target_path = COALESCE(excluded.target_path, target_path),
                    content_hash = COALESCE(excluded.content_hash, content_hash),
-                   message = excluded.message, at = excluded.at, extra = excluded.extra""",
+                   message = excluded.message, at = excluded.at, extra = excluded.extra,
+                   first_failed_at = CASE WHEN excluded.status = 'failed' THEN COALESCE(first_failed_at, excluded.at)
+                       WHEN excluded.status IN ('pending', 'planned') THEN first_failed_at END,
+                   failed_attempts = CASE WHEN excluded.status = 'failed' THEN failed_attempts + 1
+                       WHEN excluded.status IN ('pending', 'planned') THEN failed_attempts ELSE 0 END,
+                   failed_runs = CASE WHEN excluded.status = 'failed'
+                           THEN failed_runs + (failed_run IS NOT excluded.failed_run)
+                       WHEN excluded.status IN ('pending', 'planned') THEN failed_runs ELSE 0 END,
+                   failed_run = CASE WHEN excluded.status = 'failed' THEN excluded.failed_run
+                       WHEN excluded.status IN ('pending', 'planned') THEN failed_run END""",
             (
                 delivery.document_id, delivery.target, delivery.version, delivery.status.value,
                 delivery.target_id, delivery.target_path, delivery.content_hash, delivery.message, at,
-                json.dumps(delivery.extra),
+                json.dumps(delivery.extra), at if failed else None, int(failed), int(failed),
+                self._run if failed else None,
             ),
         )
 
@@ -328,7 +344,8 @@ class SqliteStore:
 
     def record_failure(self, account: str, company: str, ref: DocumentRef, error: str) -> None:
         self._exec(
-            """INSERT INTO failures VALUES (?, ?, ?, ?, ?, 1, ?)
+            """INSERT INTO failures (account, company, source_id, ref, error, attempts, at)
+               VALUES (?, ?, ?, ?, ?, 1, ?)
                ON CONFLICT (account, company, source_id) DO UPDATE SET ref = excluded.ref,
                    error = excluded.error, attempts = attempts + 1, at = excluded.at""",
             (account, company, ref.source_id, ref.model_dump_json(), error, _now()),
