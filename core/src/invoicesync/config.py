@@ -118,9 +118,11 @@ def load_config(path: Path | None) -> Config:
     if path is None:
         return Config()
     try:
-        return Config(path, tomllib.loads(path.read_text()))
+        config = Config(path, tomllib.loads(path.read_text()))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc}); "
                           f"check that it is a UTF-8 text file this user may read") from None
+    config._account_specs()  # a file of the wrong shape fails every command up front, in one line
+    return config

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import sys
 from contextlib import nullcontext
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..pipeline import SyncReport, run_sync
+from ..state import PersistentFailure
+from ..workspace import Workspace
 from ._common import State, handle_errors, json_option, pass_state, print_json
+from ._documents import failing_text
 
 
 @click.command()
@@ -31,14 +35,30 @@ def sync(state: State, accounts: tuple[str, ...], dry_run: bool, full: bool, as_
                          console=Console(stderr=True), transient=False) if show_bars else None)
     with progress if progress is not None else nullcontext():
         report = run_sync(workspace, accounts=accounts, dry_run=dry_run, full=full, progress=progress)
+    failing = _still_failing(workspace, report)
     if as_json:
-        print_json(report.as_dict())
+        print_json({**report.as_dict(), "failing": [_failing_dict(f) for f in failing]})
     else:
-        print_summary(report)
+        print_summary(report, failing)
     sys.exit(report.exit_code)
 
 
-def print_summary(report: SyncReport) -> None:
+def _still_failing(workspace: Workspace, report: SyncReport) -> list[PersistentFailure]:
+    """This run's failures that also failed in earlier runs: those need a person, not a retry."""
+    if report.dry_run:
+        return []
+    now_failed = {(p.where.split("/")[0], p.document) for p in report.problems if p.document}
+    return [f for f in workspace.state.persistent_failures()
+            if (f.where.split("/")[0], f.document) in now_failed]
+
+
+def _failing_dict(failure: PersistentFailure) -> dict[str, Any]:
+    return {"where": failure.where, "document": failure.document, "message": failure.message,
+            "since": failure.since.first_failed_at.isoformat(), "runs": failure.since.runs,
+            "attempts": failure.since.attempts}
+
+
+def print_summary(report: SyncReport, failing: list[PersistentFailure] | None = None) -> None:
     echo = click.echo
     title = "Dry run: nothing was written" if report.dry_run else "Sync finished"
     echo(title)
@@ -63,5 +83,11 @@ def print_summary(report: SyncReport) -> None:
             echo(f"    {problem.where}{doc}: {problem.message}")
         if len(report.problems) > 30:
             echo(f"    … and {len(report.problems) - 30} more (use --json for all)")
+    if failing:
+        click.secho(f"  still failing, run after run ({len(failing)}):", fg="red")
+        for failure in failing[:30]:
+            echo(f"    {failure.where} {failure.document}: {failing_text(failure.since)}: {failure.message}")
+        if len(failing) > 30:
+            echo(f"    … and {len(failing) - 30} more (`invoicesync documents --status failed`)")
     for message in report.fatal:
         click.secho(f"  fatal: {message}", fg="red")
