@@ -145,3 +145,20 @@ def test_a_validation_error_is_described_without_its_input() -> None:
         text = safe_error_text(exc)
     assert "access_token" in text and "refresh_token" in text
     assert "never" not in text and "12" not in text
+
+
+def test_a_traceback_in_the_log_is_redacted_too(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from invoicesync.cli._common import setup_logging
+
+    secret = "tb-secret-0123456789abcdef"
+    register_secret(secret)
+    setup_logging(1)
+    try:
+        raise RuntimeError(f"token was {secret[:14]}...")
+    except RuntimeError:
+        logging.getLogger("invoicesync.test").exception("it broke")
+    logged = capsys.readouterr().err
+    assert "RuntimeError: token was ***" in logged and "Traceback" in logged
+    assert not any(f in logged for f in fragments(secret))

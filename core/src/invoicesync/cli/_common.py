@@ -15,7 +15,7 @@ import click
 
 from ..errors import InvoiceSyncError
 from ..pipeline import EXIT_FATAL
-from ..secrets import RedactingFilter, redact, safe_error_text
+from ..secrets import RedactingFilter, RedactingFormatter, redact, safe_error_text
 from ..state import describe_state_error
 from ..workspace import Workspace, default_home
 
@@ -93,7 +93,7 @@ def setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
