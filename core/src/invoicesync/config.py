@@ -109,9 +109,9 @@ class Config:
 
 
 def _toml_kind(value: Any) -> str:
+    """What a TOML value is, in TOML's words (never the value itself: it may be a misplaced secret)."""
     kinds = {dict: "a table", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
-    return next((f"{kind} ({value!r})"[:80] for t, kind in kinds.items() if isinstance(value, t)),
-                type(value).__name__)
+    return next((kind for t, kind in kinds.items() if isinstance(value, t)), "a date or time")
 
 
 def load_config(path: Path | None) -> Config:
