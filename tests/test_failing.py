@@ -70,7 +70,8 @@ def test_the_status_filter_does_not_query_per_document(
     failed = json.loads(result.stdout)
     assert sorted(d["number"] for d in failed) == ["INV-0003", "INV-0007"]
     reads = [s for s in statements if "deliveries" in s and s.lstrip().upper().startswith("SELECT")]
-    assert len(reads) <= 2, f"{len(reads)} queries for 25 documents"  # a page of 100, then an empty page
+    # A page of up to 100 documents, its deliveries, then the empty page that ends the listing.
+    assert len(reads) <= 3, f"{len(reads)} queries for 25 documents"
 
 
 def test_the_failing_streak_counts_runs_not_in_run_retries(tmp_path: Path) -> None:

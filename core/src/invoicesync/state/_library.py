@@ -1,9 +1,8 @@
-"""Library queries for the ``documents`` view and the sync summary: documents with their ledger,
-and what keeps failing, each in one statement (per page of 100 documents) instead of one per document."""
+"""Library queries for the ``documents`` view and the sync summary: documents with their ledger
+(two statements per page of 100 documents, not one per document), and what keeps failing."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
@@ -11,13 +10,6 @@ from typing import Any
 
 from ..models import Delivery, DeliveryStatus, Document
 from ._store import DocumentFilter, FailingSince, LibraryEntry, PersistentFailure
-
-_LEDGER = """(SELECT json_group_array(json_object(
-        'target', l.target, 'version', l.version, 'status', l.status, 'target_id', l.target_id,
-        'target_path', l.target_path, 'content_hash', l.content_hash, 'message', l.message, 'at', l.at,
-        'extra', json(l.extra), 'first_failed_at', l.first_failed_at, 'failed_attempts', l.failed_attempts,
-        'failed_runs', l.failed_runs))
-    FROM deliveries l WHERE l.document_id = d.id)"""
 
 
 def document_where(filters: DocumentFilter) -> tuple[str, list[Any]]:
@@ -58,18 +50,33 @@ class LibraryQueries:
     def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         raise NotImplementedError
 
+    def _delivery(self, row: sqlite3.Row) -> Delivery:
+        raise NotImplementedError
+
     def library(self, filters: DocumentFilter) -> Iterator[LibraryEntry]:
         where, params = document_where(filters)
-        sql = (f"SELECT d.rowid, d.body, {_LEDGER} AS ledger FROM documents d WHERE {where} AND d.rowid > ? "
-               "ORDER BY d.rowid LIMIT 100")
+        sql = f"SELECT d.rowid, d.body FROM documents d WHERE {where} AND d.rowid > ? ORDER BY d.rowid LIMIT 100"
         last = 0
         while True:  # keyset pages: a big library is never held in memory, nor the lock for long
             rows = self._all(sql, (*params, last))
             if not rows:
                 return
-            for row in rows:
-                yield _entry(row)
+            documents = [Document.model_validate_json(row["body"]) for row in rows]
+            yield from self._with_ledger(documents)
             last = rows[-1]["rowid"]
+
+    def _with_ledger(self, documents: list[Document]) -> Iterator[LibraryEntry]:
+        """The page's deliveries in one query, not one per document."""
+        entries = {d.id: LibraryEntry(d, {}, {}) for d in documents}
+        marks = ", ".join("?" * len(entries))
+        for row in self._all(f"SELECT * FROM deliveries WHERE document_id IN ({marks}) ORDER BY target",
+                             tuple(entries)):
+            entry = entries[row["document_id"]]
+            entry.deliveries[row["target"]] = self._delivery(row)
+            if row["status"] == DeliveryStatus.FAILED.value and row["first_failed_at"]:
+                entry.failing[row["target"]] = FailingSince(datetime.fromisoformat(row["first_failed_at"]),
+                                                            row["failed_attempts"], row["failed_runs"])
+        yield from entries.values()
 
     def persistent_failures(self, min_runs: int = 2) -> list[PersistentFailure]:
         """Deliveries and fetches that failed in at least ``min_runs`` runs, oldest first."""
@@ -87,19 +94,3 @@ class LibraryQueries:
                                   FailingSince(datetime.fromisoformat(r["first_failed_at"]), r["attempts"], r["runs"]))
                 for r in rows]
 
-
-def _entry(row: sqlite3.Row) -> LibraryEntry:
-    deliveries: dict[str, Delivery] = {}
-    failing: dict[str, FailingSince] = {}
-    document = Document.model_validate_json(row["body"])
-    for item in json.loads(row["ledger"]):
-        deliveries[item["target"]] = Delivery(
-            document_id=document.id, target=item["target"], version=item["version"],
-            status=DeliveryStatus(item["status"]), target_id=item["target_id"], target_path=item["target_path"],
-            content_hash=item["content_hash"], message=item["message"], at=datetime.fromisoformat(item["at"]),
-            extra=item["extra"] or {},
-        )
-        if item["status"] == "failed" and item["first_failed_at"]:
-            failing[item["target"]] = FailingSince(datetime.fromisoformat(item["first_failed_at"]),
-                                                   item["failed_attempts"], item["failed_runs"])
-    return LibraryEntry(document, deliveries, failing)
