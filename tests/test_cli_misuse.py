@@ -4,6 +4,7 @@ Reading commands still work on a home this user may only read."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -87,39 +88,96 @@ def test_a_config_account_with_a_missing_plugin_is_reported_and_the_rest_still_s
     assert "account books is unavailable" in documents.output
 
 
-# -- a home this user may not write (tested as an unprivileged user: root ignores file modes) -
+# -- a home this user may not write ------------------------------------------------------------
+# Root ignores file modes, so "read-only" is made in one of two ways: by mode, for a user that is
+# not the owner (nobody when we are root, else ourselves), or by a read-only bind mount (root only),
+# which even root cannot write through.
 
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A folder an unprivileged user can reach (pytest's tmp_path is private to its owner)."""
-    path = Path(tempfile.mkdtemp(prefix="invoicesync-misuse-"))
-    path.chmod(0o755)
-    yield path
-    for root, dirs, _files in os.walk(path):  # give write access back, so it can be removed
-        for name in dirs:
-            os.chmod(os.path.join(root, name), 0o755)
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def run_as_other_user(args: list[str], home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The real ``invoicesync`` as a user who does not own ``home``: nobody when we are root,
-    else ourselves (the home is then made read-only by its mode)."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd), "INVOICESYNC_HOME": str(home),
-           "INVOICESYNC_SECRETS": "file", "INVOICESYNC_LOAD_PLUGINS": "localfs"}
-    command = [sys.executable, "-m", "invoicesync", *args]
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("needs setpriv to run as an unprivileged user")
-        command = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
-    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+@functools.cache
+def _setpriv_nobody() -> list[str] | None:
+    """The prefix that runs a command as nobody, if we are root and nobody can run this venv."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        return None
+    prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    probe = subprocess.run([*prefix, sys.executable, "-c", "import invoicesync"], capture_output=True,
+                           cwd="/", timeout=60)
+    return prefix if probe.returncode == 0 else None
 
 
-def make_home(shared_dir: Path) -> Path:
+@functools.cache
+def _can_mount() -> bool:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    probe = Path(tempfile.mkdtemp(prefix="invoicesync-mount-probe-"))
+    try:
+        if subprocess.run(["mount", "--bind", probe, probe], capture_output=True).returncode != 0:
+            return False
+        subprocess.run(["umount", probe], check=True)
+        return True
+    finally:
+        probe.rmdir()
+
+
+class ReadOnly:
+    """Makes paths read-only for the user ``run`` runs the CLI as."""
+
+    def __init__(self, how: str, shared: Path) -> None:
+        self.how = how
+        self.shared = shared
+        self.mounts: list[Path] = []
+
+    def make_read_only(self, path: Path) -> None:
+        if self.how == "mode":
+            if os.geteuid() == 0:  # nobody runs the CLI: root's own files are read-only to it
+                os.chmod(path, 0o755 if path.is_dir() else 0o644)
+            else:
+                os.chmod(path, 0o555 if path.is_dir() else 0o444)
+            return
+        subprocess.run(["mount", "--bind", path, path], check=True)
+        self.mounts.append(path)
+        subprocess.run(["mount", "-o", "remount,ro,bind", path], check=True)
+
+    def give_away(self, path: Path) -> None:
+        """``path`` (a folder) belongs to the user the CLI runs as, and is writable."""
+        if self.how == "mode" and os.geteuid() == 0:
+            os.chown(path, NOBODY, NOBODY)
+        os.chmod(path, 0o755)
+
+    def run(self, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.shared),
+               "INVOICESYNC_HOME": str(home), "INVOICESYNC_SECRETS": "file", "INVOICESYNC_LOAD_PLUGINS": "localfs"}
+        prefix = _setpriv_nobody() if self.how == "mode" else None
+        command = [*(prefix or []), sys.executable, "-m", "invoicesync", *args]
+        return subprocess.run(command, env=env, cwd=self.shared, capture_output=True, text=True, timeout=120)
+
+    def undo(self) -> None:
+        for path in reversed(self.mounts):
+            subprocess.run(["umount", path], check=False)
+        for root, dirs, _files in os.walk(self.shared):  # give write access back, so it can be removed
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o755)
+        shutil.rmtree(self.shared, ignore_errors=True)
+
+
+@pytest.fixture(params=["mode", "mount"])
+def read_only(request: pytest.FixtureRequest) -> Iterator[ReadOnly]:
+    if request.param == "mode" and os.geteuid() == 0 and _setpriv_nobody() is None:
+        pytest.skip("as root, needs setpriv and a venv that nobody (65534) can read")
+    if request.param == "mount" and not _can_mount():
+        pytest.skip("needs root and bind mounts")
+    shared = Path(tempfile.mkdtemp(prefix="invoicesync-misuse-"))  # tmp_path is private to its owner
+    shared.chmod(0o755)
+    helper = ReadOnly(request.param, shared)
+    yield helper
+    helper.undo()
+
+
+def make_home(shared: Path) -> Path:
     """A home with one target account and nothing delivered, made by its owner (us)."""
-    home = shared_dir / "home"
+    home = shared / "home"
     runner = CliRunner(env={"INVOICESYNC_HOME": str(home), "INVOICESYNC_SECRETS": "file"})
-    result = runner.invoke(cli, ["connect", "localfs", "--name", "archive", "--root", str(shared_dir / "out")])
+    result = runner.invoke(cli, ["connect", "localfs", "--name", "archive", "--root", str(shared / "out")])
     assert result.exit_code == 0, result.output
     with Workspace.open(home) as workspace:
         assert [a.name for a in workspace.accounts()] == ["archive"]
@@ -135,41 +193,38 @@ def assert_fails_in_one_line(result: subprocess.CompletedProcess[str], *expected
         assert text in lines[0], lines[0]
 
 
-def test_a_home_this_user_cannot_write_still_reads_and_refuses_writes_in_one_line(shared_dir: Path) -> None:
-    home = make_home(shared_dir)
-    os.chmod(home, 0o555 if os.geteuid() else 0o755)  # root: owned by root, so read-only for nobody
-    os.chmod(home / "state.db", 0o444 if os.geteuid() else 0o644)
+def test_a_home_this_user_cannot_write_still_reads_and_refuses_writes_in_one_line(read_only: ReadOnly) -> None:
+    home = make_home(read_only.shared)
+    read_only.make_read_only(home / "state.db")
+    read_only.make_read_only(home)
 
-    accounts = run_as_other_user(["accounts"], home, shared_dir)
+    accounts = read_only.run("accounts", home=home)
     assert accounts.returncode == 0, accounts.stderr
     assert "archive" in accounts.stdout and "Traceback" not in accounts.stderr
-    documents = run_as_other_user(["documents"], home, shared_dir)
+    documents = read_only.run("documents", home=home)
     assert documents.returncode == 0, documents.stderr
     assert "No documents" in documents.stdout
 
-    assert_fails_in_one_line(run_as_other_user(["sync"], home, shared_dir), str(home), "not writable")
-    assert_fails_in_one_line(run_as_other_user(["connect", "localfs", "--name", "b", "--root", "x"], home,
-                                               shared_dir), str(home), "not writable")
+    assert_fails_in_one_line(read_only.run("sync", home=home), str(home), "not writable")
+    assert_fails_in_one_line(read_only.run("connect", "localfs", "--name", "b", "--root", "x", home=home),
+                             str(home), "not writable")
 
 
-def test_a_read_only_state_database_in_a_writable_home(shared_dir: Path) -> None:
-    home = make_home(shared_dir)
-    if os.geteuid() == 0:
-        os.chown(home, NOBODY, NOBODY)  # nobody owns the folder, root keeps the database
-    os.chmod(home, 0o755)
-    os.chmod(home / "state.db", 0o444)
+def test_a_read_only_state_database_in_a_writable_home(read_only: ReadOnly) -> None:
+    home = make_home(read_only.shared)
+    read_only.give_away(home)
+    read_only.make_read_only(home / "state.db")
 
-    accounts = run_as_other_user(["accounts"], home, shared_dir)
+    accounts = read_only.run("accounts", home=home)
     assert accounts.returncode == 0 and "archive" in accounts.stdout, accounts.stderr
-    assert_fails_in_one_line(run_as_other_user(["sync"], home, shared_dir), str(home / "state.db"),
-                             "not writable")
-    assert_fails_in_one_line(run_as_other_user(["disconnect", "archive"], home, shared_dir),
-                             str(home / "state.db"))
+    assert_fails_in_one_line(read_only.run("sync", home=home), str(home / "state.db"), "not writable")
+    assert_fails_in_one_line(read_only.run("disconnect", "archive", home=home), str(home / "state.db"))
 
 
-def test_a_home_that_cannot_be_created_is_one_line(shared_dir: Path) -> None:
-    parent = shared_dir / "locked"
-    parent.mkdir(mode=0o555)
+def test_a_home_that_cannot_be_created_is_one_line(read_only: ReadOnly) -> None:
+    parent = read_only.shared / "locked"
+    parent.mkdir()
+    read_only.make_read_only(parent)
     home = parent / "home"
-    assert_fails_in_one_line(run_as_other_user(["sync"], home, shared_dir), str(home))
-    assert_fails_in_one_line(run_as_other_user(["accounts"], home, shared_dir), str(home))
+    assert_fails_in_one_line(read_only.run("sync", home=home), str(home))
+    assert_fails_in_one_line(read_only.run("accounts", home=home), str(home))
