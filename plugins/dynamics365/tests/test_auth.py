@@ -145,3 +145,22 @@ def test_plugin_info_declares_the_limits() -> None:
 def test_secret_unknown_app_registration(bc: Any) -> None:
     bc.app.entra.apps["other"] = EntraApp("other", "x")  # a second app does not confuse the first
     assert plugin.auth(bc.account, bc.context())
+
+
+def test_one_token_and_one_discovery_for_several_batches(bc: Any) -> None:
+    # Each push is its own batch (its own push_documents call, its own context), as a run makes them.
+    for number in ("INV-1", "INV-2", "INV-3"):
+        [delivery] = bc.push(bc.document(number))
+        assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+    assert bc.app.count("POST", TOKEN) == 1
+    assert bc.app.count("GET", r"/\.well-known/openid-configuration$") == 1
+    assert bc.app.count("GET", r"/common/discovery/instance$") == 0
+
+
+def test_another_secret_gets_its_own_application(bc: Any) -> None:
+    assert bc.push(bc.document("INV-1"))[0].status is DeliveryStatus.DELIVERED
+    bc.app.entra.apps[DEMO_CLIENT_ID].secret = "rotated-sandbox-secret"
+    bc.workspace.secrets("bc").set("client_secret", "rotated-sandbox-secret")
+    bc.app.entra.revoke_all()
+    assert bc.push(bc.document("INV-2"))[0].status is DeliveryStatus.DELIVERED
+    assert bc.app.count("POST", TOKEN) == 2

@@ -16,7 +16,7 @@ import httpx
 from invoicesync import AuthError, Context, InvoiceSyncError, RemoteError
 from invoicesync.http import HttpClient, iter_pages
 
-from .auth import MsalAuthenticator
+from .auth import MsalAuthenticator, shared_authenticator
 from .settings import Dynamics365Settings
 
 SERVICE = "dynamics365"
@@ -116,27 +116,28 @@ class BusinessCentral:
     """The entities this plugin touches, for one environment (``settings.api_base``)."""
 
     def __init__(self, http: HttpClient, authenticator: MsalAuthenticator | None = None, *,
-                 base_url: str = "") -> None:
+                 base_url: str = "", owns_authenticator: bool = True) -> None:
         self.http = http
         self.authenticator = authenticator
+        self._owns_authenticator = owns_authenticator
         #: The API root ``http`` was made for; relative next links are resolved from it.
         self.base_url = base_url.rstrip("/") + "/" if base_url else ""
 
     def close(self) -> None:
-        """Close msal's HTTP client (core closes ``http`` with the context)."""
-        if self.authenticator is not None:
+        """Close msal's HTTP client unless it is the run's shared one (core closes ``http``)."""
+        if self.authenticator is not None and self._owns_authenticator:
             self.authenticator.close()
 
     @classmethod
     def for_context(cls, ctx: Context, secret: str) -> BusinessCentral:
         settings: Dynamics365Settings = ctx.settings
-        authenticator = MsalAuthenticator(settings, secret)
+        authenticator = shared_authenticator(settings, secret)
         http = ctx.http(
             settings.api_base, service=SERVICE, auth=authenticator,
             error_parser=parse_error, timeout=settings.timeout,
             headers={"Accept": "application/json"},
         )
-        return cls(http, authenticator, base_url=settings.api_base)
+        return cls(http, authenticator, base_url=settings.api_base, owns_authenticator=False)
 
     # -- reading -----------------------------------------------------------------------------
 
