@@ -92,8 +92,8 @@ class BusinessCentralSandbox(SandboxApp):
             company.add_vendor(name, vat)
         return company
 
-    def add_company(self, name: str) -> CompanyData:
-        company = CompanyData(str(uuid.uuid4()), name)
+    def add_company(self, name: str, display_name: str = "") -> CompanyData:
+        company = CompanyData(str(uuid.uuid4()), name, display_name)
         self.companies[company.id] = company
         return company
 

@@ -48,6 +48,8 @@ def new_etag() -> str:
 class CompanyData:
     id: str
     name: str
+    #: BC's company ``name`` is its unique key; the ``displayName`` people see may repeat.
+    display_name: str = ""
     local_currency: str = "EUR"
     currencies: set[str] = field(default_factory=lambda: {"USD", "GBP", "CHF"})
     vendors: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -61,7 +63,7 @@ class CompanyData:
 
     def company_json(self) -> dict[str, Any]:
         return {"id": self.id, "systemVersion": "25.0.23364.0", "timestamp": 12345, "name": self.name,
-                "displayName": self.name, "businessProfileId": "", "systemCreatedAt": "2024-01-01T00:00:00Z",
+                "displayName": self.display_name or self.name, "businessProfileId": "", "systemCreatedAt": "2024-01-01T00:00:00Z",
                 "systemCreatedBy": "00000000-0000-0000-0000-000000000001",
                 "systemModifiedAt": "2024-01-01T00:00:00Z",
                 "systemModifiedBy": "00000000-0000-0000-0000-000000000001"}
