@@ -3,9 +3,10 @@
 msal keeps the access token in its own in-memory cache and hands it back until it is about to
 expire, so ``apply`` simply asks msal every time. One authenticator (one msal application, one
 token cache) serves every batch of an account for the whole run (``shared_authenticator``):
-a new one per batch would fetch the OIDC discovery document and a token again each time. When Business Central refuses a token anyway
-(401: revoked, or the app's registration changed) ``refresh`` drops the cached token so the next
-``acquire_token_for_client`` goes to Entra for a fresh one.
+a new one per batch would fetch the OIDC discovery document and a token again each time. When
+Business Central refuses a token anyway (401: revoked, or the app's registration changed)
+``refresh`` drops the cached token so the next ``acquire_token_for_client`` goes to Entra for a
+fresh one.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ Served over TLS (msal accepts only https authorities), e.g. ``invoicesync sandbo
 Tenant, app and data are generated; ``account_settings``/``account_secrets`` point an account at
 it. Knobs for tests: ``page_size`` (server paging), ``rate_limit``/``rate_window``/``retry_after``
 (429 throttling), ``document_attachments=False`` (an older tenant without that entity),
+the fault action ``commit_then_status`` (the write happens, the answer is a 5xx),
 ``lcy_code_accepted=False`` (a service that refuses the local currency's code, taking only a
 blank ``currencyCode`` for it), ``next_links="path"|"relative"`` (relative ``@odata.nextLink``s),
 ``Entra.apps`` (setup mistakes: unknown app, not registered in BC, missing permission), plus the
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from invoicesync.sandbox import Request, Response, SandboxApp
+from invoicesync.sandbox import Fault, Request, Response, SandboxApp
 
 from ._bc import BcApi, BcError
 from ._entra import Entra, EntraApp
@@ -31,6 +32,10 @@ DEMO_DOMAIN = "invoicesync-demo.onmicrosoft.com"
 DEMO_CLIENT_ID = "8b1d3c4e-2f6a-4e7b-9c0d-1a2b3c4d5e6f"
 DEMO_SECRET = "sandbox-only-secret-not-real"
 DEMO_COMPANY = "CRONUS BE Demo"
+
+#: Fault action: serve the request (the write is committed), then answer ``status`` instead,
+#: e.g. ``{"action": "commit_then_status", "status": 504, "method": "POST", "path": "/purchaseInvoices$"}``.
+COMMIT_THEN_STATUS = "commit_then_status"
 
 _BASE = r"/v2\.0/(?P<tenant>[^/]+)/(?P<env>[^/]+)/api/v2\.0"
 _COMPANY = _BASE + r"/companies\((?P<cid>[^)]+)\)"
@@ -210,9 +215,18 @@ class BusinessCentralSandbox(SandboxApp):
                 raise _TooManyError(self.retry_after)
             calls.append(moment)
 
+    def _fire(self, request: Request) -> Fault | None:
+        fault = super()._fire(request)
+        if fault is not None and fault.action == COMMIT_THEN_STATUS:
+            # Not a fault before handling: the request is served (the write happens), and only
+            # its answer is replaced, in ``handle``.
+            request.commit_fault = fault  # type: ignore[attr-defined]
+            return None
+        return fault
+
     def handle(self, request: Request) -> Response:
         try:
-            return super().handle(request)
+            response = super().handle(request)
         except _TooManyError as exc:
             response = self.error(429, "Application_TooManyRequests",
                                   f"Too many requests reached. Maximum ({self.rate_limit}).", request)
@@ -220,6 +234,12 @@ class BusinessCentralSandbox(SandboxApp):
                 response.headers["Retry-After"] = f"{exc.retry_after:g}"
             self._log(request, 429)
             return response
+        fault = getattr(request, "commit_fault", None)
+        if fault is not None and response.status < 400:
+            # What a gateway timeout after the commit looks like: the record exists, the answer says 5xx.
+            response = self.error(fault.status, fault.code or "Internal_ServerError", "injected fault after commit",
+                                  request)
+        return response
 
 
 class _TooManyError(Exception):
@@ -228,4 +248,4 @@ class _TooManyError(Exception):
         self.retry_after = retry_after
 
 
-__all__ = ["DEMO_CLIENT_ID", "DEMO_SECRET", "DEMO_TENANT", "BusinessCentralSandbox", "EntraApp"]
+__all__ = ["COMMIT_THEN_STATUS", "DEMO_CLIENT_ID", "DEMO_SECRET", "DEMO_TENANT", "BusinessCentralSandbox", "EntraApp"]

@@ -63,7 +63,8 @@ class CompanyData:
 
     def company_json(self) -> dict[str, Any]:
         return {"id": self.id, "systemVersion": "25.0.23364.0", "timestamp": 12345, "name": self.name,
-                "displayName": self.display_name or self.name, "businessProfileId": "", "systemCreatedAt": "2024-01-01T00:00:00Z",
+                "displayName": self.display_name or self.name, "businessProfileId": "",
+                "systemCreatedAt": "2024-01-01T00:00:00Z",
                 "systemCreatedBy": "00000000-0000-0000-0000-000000000001",
                 "systemModifiedAt": "2024-01-01T00:00:00Z",
                 "systemModifiedBy": "00000000-0000-0000-0000-000000000001"}
