@@ -151,7 +151,10 @@ class Exporter:
         return None
 
     def _vendor(self, document: Document) -> dict[str, Any] | None:
-        vendor = self.vendors.find(document.counterparty)
+        try:
+            vendor = self.vendors.find(document.counterparty)
+        except DocumentError as exc:
+            raise DocumentError(exc.reason, document=document.id, field=exc.field) from None
         if vendor is None and self.settings.create_missing_vendors and not self.ctx.dry_run:
             if not document.counterparty.name.strip():
                 raise DocumentError("the supplier has no name, so no vendor can be created",
