@@ -103,12 +103,21 @@ class ContentStore:
     def path(self, attachment_id: str) -> Path:
         return self.root / attachment_id
 
-    def write(self, attachment_id: str, chunks: Any) -> int:
+    def write(self, attachment_id: str, chunks: Any, limit: int | None = None) -> int | None:
+        """Store the content; ``None`` (and the old content kept) if it grows past ``limit`` bytes."""
         size = 0
-        with open(self.path(attachment_id), "wb") as handle:
+        part = self.path(attachment_id).with_suffix(".part")
+        with open(part, "wb") as handle:
             for chunk in chunks:
-                handle.write(chunk)
                 size += len(chunk)
+                if limit is not None and size > limit:
+                    for _ in chunks:  # read the rest of the request, so the connection stays usable
+                        pass
+                    handle.close()
+                    part.unlink()
+                    return None
+                handle.write(chunk)
+        part.replace(self.path(attachment_id))
         return size
 
     def chunks(self, attachment_id: str, size: int = 1024 * 1024) -> Iterator[bytes]:
