@@ -3,12 +3,20 @@ a run that fails: drafts and numbers are counted in the sandbox's own store."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from invoicesync import DeliveryStatus
+from invoicesync import DeliveryStatus, Document, NonInteractiveUI, PluginKind
+from invoicesync.accounts import connect
+from invoicesync.pipeline import EXIT_OK, run_sync
+from invoicesync.plugins import Plugins
+from invoicesync.sandbox import RunningSandbox
+from invoicesync.testing import MemorySource
+from invoicesync.workspace import Workspace
+from invoicesync_dynamics365 import plugin
 from invoicesync_dynamics365.client import BusinessCentral
-from invoicesync_dynamics365.sandbox import COMMIT_THEN_STATUS
+from invoicesync_dynamics365.sandbox import COMMIT_THEN_STATUS, DEMO_SECRET, BusinessCentralSandbox
 
 INVOICES = r"/purchaseInvoices$"
 FIRST_NUMBER = 108000  # the sandbox's invoice series; each draft moves it on by 10
@@ -141,3 +149,31 @@ def test_503_before_anything_was_made_is_looked_up_then_sent_on_the_next_attempt
     [delivered] = bc.push(bc.document(), previous=failed)
     assert delivered.status is DeliveryStatus.DELIVERED, delivered.message
     assert len(bc.invoices()) == 1 and numbers_spent(bc) == 1
+
+
+def test_attachment_failing_over_several_pipeline_runs_spends_one_number(
+        workspace_factory: Callable[..., Workspace], serve_sandbox: Callable[..., RunningSandbox]) -> None:
+    app = BusinessCentralSandbox()
+    company = app.add_company("CRONUS BE")
+    company.add_vendor("Supplier NV", "BE 0999.999.999")
+    running = serve_sandbox(app, tls=True)
+    app.ca_file = str(running.ca_file)
+    workspace = workspace_factory(plugins=Plugins.from_objects({
+        "memory": (PluginKind.SOURCE, MemorySource(1)), "dynamics365": (PluginKind.TARGET, plugin)}))
+    connect(workspace, "memory", ui=NonInteractiveUI(), name="src", companies=("*",))
+    workspace.secrets("bc").set("client_secret", DEMO_SECRET)
+    settings = {k: v for k, v in app.account_settings(running.url).items() if k != "create_missing_vendors"}
+    connect(workspace, "dynamics365", ui=NonInteractiveUI(), name="bc", settings=settings, companies=("*",))
+    app.add_fault({"method": "POST", "path": r"/documentAttachments$", "status": 400, "times": None})
+    for _ in range(3):
+        run_sync(workspace)
+    [draft] = company.documents["purchaseInvoices"].values()
+    assert company.numbers["purchaseInvoices"] == FIRST_NUMBER + 10
+    [row] = [d for d in workspace.state.deliveries_for(Document.make_id("memory", "src", "c1", "m0"))]
+    assert row.status is DeliveryStatus.FAILED and row.target_id == draft["id"]
+    app.clear_faults()
+    assert run_sync(workspace).exit_code == EXIT_OK
+    assert list(company.documents["purchaseInvoices"]) == [draft["id"]]
+    assert company.numbers["purchaseInvoices"] == FIRST_NUMBER + 10
+    [attachment] = company.attachments["documentAttachments"].values()
+    assert attachment["parentId"] == draft["id"] and attachment["byteSize"] > 0
