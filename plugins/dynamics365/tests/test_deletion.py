@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from invoicesync import DeliveryStatus
 from invoicesync_dynamics365.sandbox._store import new_etag
 
@@ -90,3 +91,30 @@ def test_the_draft_of_a_document_whose_attachment_kept_failing_is_removed(bc: An
     [outcome] = bc.push(bc.document().model_copy(update={"deleted": True}), previous=failed)
     assert outcome.status is DeliveryStatus.DELETED, outcome.message
     assert bc.invoices() == []
+
+
+def test_an_empty_draft_a_kill_left_is_removed_when_the_document_is_deleted(
+        bc: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from invoicesync_dynamics365.client import BusinessCentral
+
+    create = BusinessCentral.create
+
+    def create_then_die(self: BusinessCentral, company: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        create(self, company, path, body)
+        raise SystemExit("killed after the draft was made")
+
+    monkeypatch.setattr(BusinessCentral, "create", create_then_die)
+    with pytest.raises(SystemExit):
+        bc.push(bc.document())
+    monkeypatch.undo()
+    assert len(bc.invoices()) == 1
+    [outcome] = bc.push(bc.document().model_copy(update={"deleted": True}))
+    assert outcome.status is DeliveryStatus.DELETED, outcome.message
+    assert bc.invoices() == []
+
+
+def test_a_draft_without_a_kept_etag_that_holds_files_is_not_deleted(bc: Any) -> None:
+    deleted, delivery = exported(bc)
+    old = delivery.model_copy(update={"extra": {k: v for k, v in delivery.extra.items() if k != "etag"}})
+    [outcome] = bc.push(deleted, previous=old)
+    assert outcome.status is DeliveryStatus.SKIPPED and len(bc.invoices()) == 1

@@ -177,3 +177,14 @@ def test_attachment_failing_over_several_pipeline_runs_spends_one_number(
     assert company.numbers["purchaseInvoices"] == FIRST_NUMBER + 10
     [attachment] = company.attachments["documentAttachments"].values()
     assert attachment["parentId"] == draft["id"] and attachment["byteSize"] > 0
+
+
+def test_504_after_the_blank_currency_trial_is_not_delivered_as_if_right(bc: Any) -> None:
+    # The first POST (with XYZ) is refused; the trial without a currency is made, then answered 504.
+    bc.app.add_fault({**commit_then(504, INVOICES), "after": 1})
+    document = bc.document().model_copy(update={"currency": "XYZ"})
+    [delivery] = bc.push(document)
+    assert delivery.status is DeliveryStatus.FAILED and "XYZ" in delivery.message
+    for _ in range(2):
+        assert bc.push(document)[0].status is DeliveryStatus.FAILED
+    assert len(bc.invoices()) <= 1 and numbers_spent(bc) == 1

@@ -58,7 +58,7 @@ class Deleter:
         if status not in {"Draft", "", " "}:
             reason = IN_REVIEW if status == "In Review" else POSTED
             return Removal(DeliveryStatus.SKIPPED, f"{kind.label} {number} {reason} ({status})", draft, attachments)
-        if not self._unchanged(draft, extra):
+        if not self._unchanged(request, kind, draft, extra):
             return Removal(DeliveryStatus.SKIPPED, f"{kind.label} {number} {EDITED}", draft, attachments)
         if self.ctx.dry_run:
             return Removal(DeliveryStatus.PLANNED, f"would delete the draft {kind.label} {number}", draft)
@@ -71,9 +71,12 @@ class Deleter:
         self.ctx.kv.delete(f"export:{request.document.id}")
         return Removal(DeliveryStatus.DELETED, f"deleted at the source; draft {kind.label} {number} deleted")
 
-    def _unchanged(self, draft: dict[str, Any], extra: dict[str, Any]) -> bool:
-        """Whether the draft is as our last delivery left it (no etag kept: we cannot tell, so no)."""
-        if not extra.get("etag") or draft.get("@odata.etag") != extra["etag"]:
+    def _unchanged(self, request: PushRequest, kind: Kind, draft: dict[str, Any], extra: dict[str, Any]) -> bool:
+        """Whether the draft is as our last delivery left it. With no etag kept (a create cut short
+        by a kill), only an empty draft this account's note names counts: nothing of anyone's in it."""
+        if not extra.get("etag"):
+            return self._empty_orphan(request, kind, draft)
+        if draft.get("@odata.etag") != extra["etag"]:
             return False
         if extra.get("attachment_entity", self.attacher.entity) != self.attacher.entity:
             return False
@@ -84,3 +87,11 @@ class Deleter:
             return False
         return all(str(a.get("id", "")).lower() in ours for a in present
                    if str(a.get("parentId", draft["id"])).lower() == str(draft["id"]).lower())
+
+    def _empty_orphan(self, request: PushRequest, kind: Kind, draft: dict[str, Any]) -> bool:
+        note = self.ctx.kv.get(f"export:{request.document.id}") or {}
+        named = str(note.get("id", "")).lower() == str(draft["id"]).lower() or note.get("state") == "creating"
+        if not named:
+            return False
+        attachments = self.bc.find(self.company, self.attacher.entity, f"parentId eq {draft['id']}")
+        return not attachments and not self.bc.lines(self.company, kind.entity, str(draft["id"]), kind.lines)

@@ -206,17 +206,18 @@ class Exporter:
         # Before the POST: the vendor and number to look the draft up by, should the create be cut short.
         self.ctx.kv.set(state_key, {"state": "creating", "entity": kind.entity, "number": number,
                                     "vendor": {k: vendor[k] for k in ("id", "number") if vendor.get(k)}})
-        fresh = True
         try:
             draft = self._create_header(kind, document, vendor, number)
         except OutcomeUnknown:
             found = self._own_draft(request, kind, vendor, number)
             if found is None:
                 raise
-            draft, fresh = found, False
+            # Made after all (perhaps by the blank-currency trial): reconciled like any existing draft.
+            self.ctx.kv.set(state_key, {"state": "created", "entity": kind.entity, "id": found["id"]})
+            return self._bring_up_to_date(request, kind, found, chosen)
         self.ctx.kv.set(state_key, {"state": "created", "entity": kind.entity, "id": draft["id"]})
         try:
-            attachments, _ = self._finish(kind, draft, document, chosen, fresh=fresh)
+            attachments, _ = self._finish(kind, draft, document, chosen, fresh=True)
         except (RemoteError, AttachmentError) as exc:
             # The draft stays (and the note naming it): the next run attaches to it, with no new number.
             retry = UNKNOWN_OUTCOME_RETRY if isinstance(exc, OutcomeUnknown) else None
