@@ -1,7 +1,7 @@
 """Export purchase documents as Business Central drafts, exactly once, never burning a number.
 
 For each document: find its vendor, then look for a draft that vendor already has with this
-vendor invoice number and that is this document's (see ``_own_draft``: another document may share
+vendor invoice number and that is this document's (see ``finding``: another document may share
 the number; a document the ledger already names is read by its id, so a corrected number still
 finds it). Found → bring it up to date (``update``: a newer version's header fields, comment line
 and files go into the draft; a posted one is left alone and the change reported as skipped) and
@@ -34,10 +34,11 @@ from invoicesync import (
 )
 
 from . import documents, files
-from .attachments import Attacher, AttachmentError, Ownership
-from .client import BusinessCentral, NotFoundError, odata_string
+from .attachments import Attacher, AttachmentError
+from .client import BusinessCentral
 from .deletion import Deleter
 from .documents import KINDS, Kind
+from .finding import DraftFinder
 from .settings import Dynamics365Settings
 from .update import DraftUpdater
 from .vendors import VendorDirectory, normalise_vat
@@ -58,6 +59,7 @@ class Exporter:
         self.attacher = Attacher(bc, company, ctx, self.settings.attachment_entity)
         self.updater = DraftUpdater(bc, company, ctx, self.attacher)
         self.deleter = Deleter(bc, company, ctx, self.attacher)
+        self.finder = DraftFinder(bc, company, ctx, self.attacher)
 
     def push(self, requests: list[PushRequest]) -> Iterator[Delivery]:
         for request in requests:
@@ -86,7 +88,7 @@ class Exporter:
                                   message=f"{document.kind.value} documents are not exported; "
                                   "only invoices and credit notes")
         # The document's BC record by id, when we know it: found even if its number changed since.
-        existing = self._known_draft(request, kind)
+        existing = self.finder.known(request, kind)
         if document.deleted:
             outcome = self.deleter.delete(request, kind, existing)
             return self._delivery(request, outcome.status, draft=outcome.draft, kind=kind, message=outcome.message,
@@ -110,7 +112,7 @@ class Exporter:
         vendor = self._vendor(document)
         if vendor is None:
             return self._delivery(request, DeliveryStatus.FAILED, message=_not_found(document))
-        existing = self._own_draft(request, kind, vendor, number)
+        existing = self.finder.own(request, kind, vendor, number)
         if self.ctx.dry_run:
             what = (f"already in Business Central as {kind.label} {existing.get('number')}" if existing
                     else f"would create a draft {kind.label} for vendor {vendor.get('number')}")
@@ -118,37 +120,6 @@ class Exporter:
         if existing is not None:
             return self._bring_up_to_date(request, kind, existing, chosen)
         return self._create(request, kind, vendor, number, chosen)
-
-    def _known_draft(self, request: PushRequest, kind: Kind) -> dict[str, Any] | None:
-        """The BC document the ledger (or this account's note of a write in flight) names, if it exists.
-
-        A ``pending`` ledger row (a crash) has no ``target_id`` but keeps the last delivery's
-        ``extra``, which carries the id too.
-        """
-        previous = request.previous
-        note = self.ctx.kv.get(f"export:{request.document.id}") or {}
-        ids = [note.get("id") if note.get("entity", kind.entity) == kind.entity else None]
-        if previous is not None and previous.extra.get("entity", kind.entity) == kind.entity \
-                and previous.extra.get("company", self.company) == self.company:
-            ids += [previous.target_id, previous.extra.get("id")]
-        for known in dict.fromkeys(str(i) for i in ids if i):
-            try:
-                return self.bc.get(self.company, f"{kind.entity}({known})")
-            except NotFoundError:
-                continue  # deleted in BC since: look it up by number, or make it again
-        if note.get("state") == "creating" and note.get("entity", kind.entity) == kind.entity \
-                and note.get("number") and note.get("vendor"):
-            return self._cut_short(request, kind, note)
-        return None
-
-    def _cut_short(self, request: PushRequest, kind: Kind, note: dict[str, Any]) -> dict[str, Any] | None:
-        """The draft a create cut short (killed, or its answer lost) may have left, found by the vendor and
-        number the note recorded before the POST, so it is reused even if the document's number changed."""
-        for candidate in self._lookup(kind, note["vendor"], str(note["number"])):
-            if str(candidate.get("status", "Draft")) in {"Draft", "", " "} and \
-                    self.attacher.ownership(str(candidate["id"]), request.document) is not Ownership.OTHER:
-                return candidate
-        return None
 
     def _vendor(self, document: Document) -> dict[str, Any] | None:
         try:
@@ -162,42 +133,6 @@ class Exporter:
             vendor = self.vendors.create(document.counterparty)
         return vendor
 
-    def _own_draft(self, request: PushRequest, kind: Kind, vendor: dict[str, Any],
-                   number: str) -> dict[str, Any] | None:
-        """This document's BC document (draft or posted), if BC has one.
-
-        BC keys a vendor's invoices by vendor invoice number, but two source documents can share
-        one (a supplier's numbering slip, the same bill received twice). Each gets its own draft,
-        and BC's own duplicate check at posting leaves the choice to a person. So a hit counts as
-        ours only when we know its id (the ledger, or this account's note of a create in flight),
-        when it carries this document's PDF byte for byte, or, failing those, when it is an
-        unfinished draft that carries nobody else's file (an upload cut short).
-        """
-        candidates = self._lookup(kind, vendor, number)
-        if not candidates:
-            return None
-        # GUIDs compare case-insensitively: services differ in the case they write them in.
-        known = {str(i).lower() for i in (request.previous.target_id if request.previous else None,
-                                          (self.ctx.kv.get(f"export:{request.document.id}") or {}).get("id")) if i}
-        for candidate in candidates:
-            if str(candidate["id"]).lower() in known:
-                return candidate
-        unfinished = None
-        for candidate in candidates:
-            verdict = self.attacher.ownership(str(candidate["id"]), request.document)
-            if verdict is Ownership.MINE:
-                return candidate
-            if verdict is Ownership.UNFINISHED and unfinished is None:
-                unfinished = candidate
-        return unfinished
-
-    def _lookup(self, kind: Kind, vendor: dict[str, Any], number: str) -> list[dict[str, Any]]:
-        """The vendor's documents with this number (drafts and posted alike)."""
-        vendor_clause = (f"vendorNumber eq {odata_string(vendor['number'])}" if vendor.get("number")
-                         else f"vendorId eq {vendor['id']}")
-        return self.bc.find(self.company, kind.entity, f"{vendor_clause} and {kind.number_field} eq "
-                                                        f"{odata_string(number)}")
-
     def _create(self, request: PushRequest, kind: Kind, vendor: dict[str, Any], number: str,
                 chosen: list[FileRef]) -> Delivery:
         document = request.document
@@ -209,7 +144,7 @@ class Exporter:
         try:
             draft = self._create_header(kind, document, vendor, number)
         except OutcomeUnknown:
-            found = self._own_draft(request, kind, vendor, number)
+            found = self.finder.own(request, kind, vendor, number)
             if found is None:
                 raise
             # Made after all (perhaps by the blank-currency trial): reconciled like any existing draft.
