@@ -66,8 +66,12 @@ def test_fatal_errors_exit_2_with_a_helpful_message(cli_plugins: Plugins, invoic
     assert code == 2 and "no plugin called 'nosuch' is installed" in output
     code, output = run("sync")
     assert code == 2 and "no accounts to sync" in output
-    code, output = run("connect", "localfs", "--root", "x", "--colour", "blue")
-    assert code == 0  # unknown flags are plugin options, not settings
+    code, output = run("connect", "localfs", "--root", "x", "--tempalte", "{number}.{ext}")
+    # A typo is refused, naming the valid settings and export options, and nothing is stored.
+    assert code == 2 and "unknown setting tempalte" in output and "template" in output and "since" in output
+    assert run_json("accounts") == []
+    code, output = run("connect", "localfs", "--root", "x", "--relogin")
+    assert code == 0  # a connect option is handed to the plugin's login, not stored
     code, output = run("connect", "localfs", "--name", "bad", "--template", "{nope}")
     assert (code == 2 and "invalid settings" in output) or "unknown template field" in output
 
@@ -82,3 +86,4 @@ def test_plugins_install_runs_pip_in_this_same_environment(monkeypatch) -> None:
     assert code == 0
     pip = [sys.executable, "-m", "pip", "install", "--upgrade"]
     assert calls == [[*pip, "invoicesync-billit", "acme-invoicesync-foo"]]
+

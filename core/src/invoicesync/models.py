@@ -218,6 +218,9 @@ class Delivery(BaseModel):
     at: datetime | None = None
     #: Plugin-specific facts worth keeping (a Dropbox rev, the UBL's path, a BC attachment id).
     extra: dict[str, Any] = Field(default_factory=dict)
+    #: Set by the core, not the plugin: the fingerprint of the target's export options this outcome
+    #: was decided under (``ExportOptions.fingerprint``). Another fingerprint offers the document again.
+    export_options: str | None = None
     #: On a ``failed`` delivery: the failure is transient (write-lock contention, one throttled entry
     #: of a batch) and the document may be offered again after this many seconds, in this same run.
     #: Not stored; the runner retries a few times, then the failure stands until the next run.

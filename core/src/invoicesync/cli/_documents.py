@@ -15,7 +15,7 @@ from ..state import DocumentFilter
 from ..workspace import Workspace
 from ._common import State, handle_errors, json_option, pass_state, print_json
 
-STATUSES = ("delivered", "unchanged", "pending", "failed", "skipped", "undelivered")
+STATUSES = ("delivered", "unchanged", "deleted", "pending", "failed", "skipped", "undelivered")
 
 
 def _targets(workspace: Workspace) -> list[str]:
@@ -50,18 +50,20 @@ def _row(workspace: Workspace, document: Document, targets: list[str]) -> dict[s
 @click.option("--direction", type=click.Choice(["sales", "purchase"]))
 @click.option("--kind", help="invoice, credit_note, …")
 @click.option("--status", type=click.Choice(STATUSES), help="Only documents with this delivery status at some target.")
+@click.option("--deleted", is_flag=True, help="Only documents deleted at the source (and what each target did).")
 @click.option("--limit", type=int, default=None, help="Show at most this many.")
 @json_option
 @click.pass_context
 @handle_errors
 def documents(ctx: click.Context, account: str | None, company: str | None, since: Any, until: Any,
-              direction: str | None, kind: str | None, status: str | None, limit: int | None, as_json: bool) -> None:
+              direction: str | None, kind: str | None, status: str | None, deleted: bool, limit: int | None,
+              as_json: bool) -> None:
     """The Documents view: what was imported, and where each document was delivered."""
     if ctx.invoked_subcommand is not None:
         return
     workspace = ctx.find_object(State).workspace()  # type: ignore[union-attr]
     filters = DocumentFilter(account=account, company=company, direction=direction, kind=kind,
-                             since=_day(since), until=_day(until))
+                             since=_day(since), until=_day(until), include_deleted=deleted, only_deleted=deleted)
     targets = _targets(workspace)
     rows = (_row(workspace, d, targets) for d in workspace.state.find_documents(filters))
     if status:

@@ -55,7 +55,7 @@ def run_sync(
             ctx = workspace.context(account, dry_run=dry_run)
             contexts.append(ctx)
             workers.append(TargetWorkers(account, ctx, workspace.plugins, workspace.state, report, progress,
-                                         dry_run=dry_run))
+                                         dry_run=dry_run, options=workspace.export_options(account)))
         except InvoiceSyncError as exc:  # one misconfigured target must not stop the others
             report.problem(account.name, None, str(exc))
     if targets and not workers and not sources:
@@ -117,5 +117,6 @@ def _select(workspace: Workspace, names: Sequence[str],
 
 
 def _feed_backlog(workspace: Workspace, worker: TargetWorkers) -> None:
-    for document in workspace.state.undelivered(worker.account.name):
+    # Documents settled under other export options are offered again: a changed option is re-checked.
+    for document in workspace.state.undelivered(worker.account.name, worker.requests.fingerprint):
         worker.offer(document)
