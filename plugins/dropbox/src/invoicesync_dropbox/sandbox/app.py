@@ -67,7 +67,8 @@ class DropboxSandbox(DropboxRoutes, SandboxApp):
         self.route("POST", r"/oauth2/token", self.oauth.token)
         rpc = {"files/get_metadata": self.get_metadata, "files/create_folder_v2": self.create_folder,
                "files/list_folder": self.list_folder, "files/list_folder/continue": self.list_folder_continue,
-               "files/upload_session/finish_batch_v2": self.finish_batch}
+               "files/upload_session/finish_batch_v2": self.finish_batch, "files/move_v2": self.move,
+               "files/delete_v2": self.delete}
         content = {"files/upload": self.upload, "files/upload_session/start": self.session_start,
                    "files/upload_session/append_v2": self.session_append,
                    "files/upload_session/finish": self.session_finish}

@@ -235,6 +235,24 @@ class DropboxRoutes:
             raise RouteError({".tag": "path", "path": exc.error}) from None
         return Response.json({"metadata": entry.metadata(tagged=False)})
 
+    def move(self, request: Request, arg: dict[str, Any]) -> Response:
+        route = "files/move_v2"
+        from_path = check_path(arg.get("from_path"), route, field="from_path")
+        to_path = check_path(arg.get("to_path"), route, field="to_path")
+        with self.namespace.write_slot():
+            entry = self.namespace.move(from_path, to_path, bool(arg.get("autorename", False)))
+        return Response.json({"metadata": entry.metadata(tagged=True)})
+
+    def delete(self, request: Request, arg: dict[str, Any]) -> Response:
+        route = "files/delete_v2"
+        path = check_path(arg.get("path"), route)
+        parent_rev = arg.get("parent_rev")
+        if parent_rev is not None and not (isinstance(parent_rev, str) and re.fullmatch(r"[0-9a-f]{9,}", parent_rev)):
+            raise BadInputError(f'Error in call to API function "{route}": parent_rev: did not match pattern')
+        with self.namespace.write_slot():
+            entry = self.namespace.delete(path, parent_rev)
+        return Response.json({"metadata": entry.metadata(tagged=True)})
+
     def list_folder(self, request: Request, arg: dict[str, Any]) -> Response:
         path = arg.get("path", "")
         if path != "":

@@ -136,6 +136,8 @@ class Namespace:
         self.write_limit = write_limit
         self.write_hold = write_hold
         self.entries: dict[str, Entry] = {}
+        #: What ``files/delete_v2`` removed, by key: Dropbox keeps deleted files restorable.
+        self.deleted: dict[str, Entry] = {}
         self.lock = threading.RLock()
         self._writers = 0
         self._rev = 0
@@ -283,6 +285,51 @@ class Namespace:
             if existing is None or (existing.kind == "file" and existing.content_hash == digest):
                 return candidate, existing
         raise RouteError(conflict("file"))
+
+    def move(self, from_path: str, to_path: str, autorename: bool) -> Entry:
+        """``files/move_v2`` of a file (folders are not emulated). Errors are RelocationError unions."""
+        try:
+            check_names(to_path)
+        except RouteError as exc:
+            raise RouteError({".tag": "to", "to": exc.error}) from None
+        with self.lock:
+            self._check_contention(to_path)
+            source = self.entries.get(normalize_key(from_path))
+            if source is None:
+                raise RouteError({".tag": "from_lookup", "from_lookup": {".tag": "not_found"}})
+            if source.kind != "file":
+                raise RouteError({".tag": "other"})
+            try:
+                self._ancestors_ok(to_path)
+                target = to_path
+                existing = self.entries.get(normalize_key(target))
+                if existing is not None:
+                    if not autorename:
+                        raise RouteError(conflict("folder" if existing.kind == "folder" else "file"))
+                    target, _ = self._free_name(to_path, "")
+                display = self._ensure_parents(target)
+            except RouteError as exc:
+                raise RouteError({".tag": "to", "to": exc.error}) from None
+            del self.entries[normalize_key(source.display)]
+            moved = Entry("file", display, source.id, source.rev, source.size, source.content_hash, source.blob,
+                          source.client_modified, _now())
+            self.entries[normalize_key(display)] = moved
+            return moved
+
+    def delete(self, path: str, parent_rev: str | None) -> Entry:
+        """``files/delete_v2``: the entry (a folder with everything in it) goes to ``self.deleted``,
+        restorable as Dropbox keeps it. With ``parent_rev``, only that revision of a file."""
+        with self.lock:
+            self._check_contention(path)
+            entry = self.entries.get(normalize_key(path))
+            if entry is None:
+                raise RouteError({".tag": "path_lookup", "path_lookup": {".tag": "not_found"}})
+            if parent_rev is not None and (entry.kind != "file" or entry.rev != parent_rev):
+                raise RouteError({".tag": "path_write", "path_write": conflict("file")})
+            prefix = normalize_key(entry.display) + "/"
+            for key in [k for k in self.entries if k == normalize_key(entry.display) or k.startswith(prefix)]:
+                self.deleted[key] = self.entries.pop(key)
+            return entry
 
     def create_folder(self, path: str, autorename: bool) -> Entry:
         check_names(path)
