@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from invoicesync import Context, DocumentError, FileRef, OutcomeUnknown
+from invoicesync import Context, DocumentError, FileRef, FileRole, OutcomeUnknown
 
 from .client import DriveClient, RangeReader, SessionGoneError, UploadProgress, app_property, quote
 from .names import free_name, is_variant, name_lock
@@ -28,22 +28,37 @@ _PROPERTY_BYTES = 124
 _READ = 1024 * 1024
 
 
+def file_role(ref: FileRef) -> str:
+    """The role a file is found again by (``appProperties``, ledger): ``pdf``, ``ubl``, or an
+    attachment's own name — digested when it would not fit Drive's 124 bytes per property."""
+    if ref.role is not FileRole.ATTACHMENT:
+        return ref.role.value
+    role = f"attachment:{ref.name}"
+    if len(APP_ROLE.encode()) + len(role.encode()) <= _PROPERTY_BYTES:
+        return role
+    return "attachment:sha256:" + hashlib.sha256(ref.name.encode()).hexdigest()[:40]
+
+
 @dataclass(frozen=True)
 class FileSpec:
     document_id: str
-    role: str  #: "pdf" or "ubl": two files of one document share a folder
+    role: str  #: ``file_role``: the files of one document share a folder
     name: str  #: the planned name
     ref: FileRef
-    #: Give it a `` (n)`` suffix when another file holds the planned name (the main file). The UBL
-    #: does not: its name follows wherever the PDF landed.
+    #: Give it a `` (n)`` suffix when another file holds the planned name (the main file). The
+    #: others do not: their names follow wherever the main file landed.
     keep_apart: bool = True
 
     @property
     def document_key(self) -> str:
-        """The document id if it fits in an app property, else a stable digest of it."""
-        if len(APP_DOCUMENT.encode()) + len(self.document_id.encode()) <= _PROPERTY_BYTES:
-            return self.document_id
-        return "sha256:" + hashlib.sha256(self.document_id.encode()).hexdigest()[:48]
+        return document_key(self.document_id)
+
+
+def document_key(document_id: str) -> str:
+    """The document id if it fits in an app property, else a stable digest of it."""
+    if len(APP_DOCUMENT.encode()) + len(document_id.encode()) <= _PROPERTY_BYTES:
+        return document_id
+    return "sha256:" + hashlib.sha256(document_id.encode()).hexdigest()[:48]
 
 
 @dataclass
