@@ -20,6 +20,7 @@ from invoicesync.cli._sync import print_summary
 from invoicesync.context import NonInteractiveUI
 from invoicesync.pipeline import EXIT_OK, run_sync
 from invoicesync.plugins import Plugins
+from invoicesync.state import DocumentFilter
 from invoicesync.testing import MemorySource
 from invoicesync.workspace import Workspace
 
@@ -51,15 +52,9 @@ def billit_like(count: int) -> MemorySource:
 
 def expected(workspace: Workspace) -> Counter[str]:
     wanted: Counter[str] = Counter()
-    for document in workspace.state.find_documents(_all()):
+    for document in workspace.state.find_documents(DocumentFilter()):
         wanted.update(f.sha256 for f in document.files)
     return wanted
-
-
-def _all() -> Any:
-    from invoicesync.state import DocumentFilter
-
-    return DocumentFilter()
 
 
 def _sha(data: bytes) -> str:
@@ -132,8 +127,8 @@ def test_every_file_of_every_document_lands_once_on_every_file_target(
         assert again.exit_code == EXIT_OK and not again.exported
         assert on_disk(root) == in_dropbox(dropbox_app) == in_drive(drive_app) == wanted
 
-        gone = [r for r in source.records if r.source_id == "m0"][0]
-        gone_shas = Counter(f.sha256 for d in workspace.state.find_documents(_all()) if d.source_id == "m0"
+        gone = next(r for r in source.records if r.source_id == "m0")
+        gone_shas = Counter(f.sha256 for d in workspace.state.find_documents(DocumentFilter()) if d.source_id == "m0"
                             for f in d.files)
         source.touch("m0", deleted=True)
         deleted = run_sync(workspace)
