@@ -94,3 +94,12 @@ def test_a_deletion_refused_by_dropbox_fails_the_document(env: Any, policy: str)
                        "code": "path_write/no_write_permission", "times": None})
     assert _deleted(env, first, doc).status is DeliveryStatus.FAILED
     assert len(env.files()) == 1
+
+
+def test_awkward_names_land_in_the_strict_sandbox(env: Any) -> None:
+    doc = env.document("INV-7", pdf=PDF, counterparty='Müller: "Bau"? GmbH. ',
+                       attachments=[("plan <v2>|final*.pdf", "application/pdf", b"%PDF plan"),
+                                    ("\U0001F600" * 120 + ".jpg", "image/jpeg", b"\xff\xd8 long")])
+    [delivery] = env.push([doc])
+    assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+    assert len(env.files()) == 3

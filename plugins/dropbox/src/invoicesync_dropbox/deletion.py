@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from invoicesync import Context, Delivery, DeliveryStatus, PushRequest, RemoteError
+from invoicesync import Context, Delivery, DeliveryStatus, DocumentError, PushRequest, RemoteError
 
 from .client import DropboxClient
 from .errors import DropboxApiError
+from .paths import fit_path
 from .settings import DropboxSettings
 
 DELETED_FOLDER = "/_deleted"
@@ -54,7 +55,7 @@ def apply_deletions(requests: list[PushRequest], settings: DropboxSettings, clie
             continue
         try:
             yield _apply(request, settings, client, ctx)
-        except RemoteError as exc:
+        except (RemoteError, DocumentError) as exc:
             yield _result(request, ctx, DeliveryStatus.FAILED, message=str(exc))
 
 
@@ -64,7 +65,7 @@ def _apply(request: PushRequest, settings: DropboxSettings, client: DropboxClien
     for item in _recorded(request):
         path, rev = str(item["path"]), item.get("rev")
         if settings.on_delete == "move":
-            meta = _gone_is_none(lambda path=path: client.move(path, DELETED_FOLDER + path))
+            meta = _gone_is_none(lambda path=path: client.move(path, fit_path(DELETED_FOLDER + path)))
             if meta is not None:
                 after.append({**item, "path": meta.get("path_display") or DELETED_FOLDER + path,
                               "rev": meta.get("rev")})
