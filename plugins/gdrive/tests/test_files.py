@@ -76,3 +76,12 @@ def test_on_delete_move_puts_every_file_under_deleted(drive: Any) -> None:
     assert drive.app.find_path(stem + ".pdf") is not None and drive.app.find_path(stem + "_terms.pdf") is not None
     assert drive.app.find_path("invoicesync/" + (first.target_path or "")) is None
     assert len(drive.live_files()) == 2
+
+
+def test_an_attachment_with_a_long_name_keeps_its_role_within_drives_property_limit(drive: Any) -> None:
+    long = ("Algemene voorwaarden en bijlagen " * 6).strip() + ".pdf"
+    doc = drive.document(7, attachments=[(long, "application/pdf", b"%PDF long")])
+    [delivery] = drive.push([doc])
+    assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+    [again] = drive.push([doc])
+    assert again.status is DeliveryStatus.UNCHANGED and len(drive.live_files()) == 2

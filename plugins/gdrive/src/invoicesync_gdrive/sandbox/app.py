@@ -25,7 +25,7 @@ from . import fields as partial
 from .oauth import CLIENT_ID, CLIENT_SECRET, Grant, OAuthServer
 from .query import QueryError, parse
 from .store import FOLDER_MIME, MY_DRIVE_ROOT, ApiError, Content, DriveFile, DriveStore
-from .uploads import Session, Uploads
+from .uploads import SMALL_UPLOAD_LIMIT, Session, Uploads
 
 SHARED_DRIVE_ID = "0ASandboxSharedDrive"
 DEFAULT_FILE_FIELDS = "kind,id,name,mimeType"
@@ -47,7 +47,8 @@ class DriveSandbox(SandboxApp):
         options = options or {}
         self.store = DriveStore(shared_drives={SHARED_DRIVE_ID: "Invoices (shared drive)"})
         self.oauth = OAuthServer(token_ttl=float(options.get("token_ttl", 3600)))
-        self.uploads = Uploads(self.store)
+        # Strict by default; {"small_upload_limit": None} lifts Drive's 5 MB cap on simple/multipart uploads.
+        self.uploads = Uploads(self.store, small_upload_limit=options.get("small_upload_limit", SMALL_UPLOAD_LIMIT))
         self.route("GET", r"/o/oauth2(?:/v2)?/auth", self.oauth.authorize)
         self.route("POST", r"/token", self.oauth.token)
         self.route("GET", r"/drive/v3/files", self._authed(self.list_files))
