@@ -189,3 +189,13 @@ def test_deliveries_made_before_the_upgrade_are_back_filled_once(
     report = run_sync(memory_workspace)
     assert report.exported["memtarget"]["unchanged"] == 25
     assert run_sync(memory_workspace).exported == {}
+
+
+def test_export_options_can_come_from_the_environment(
+        memory_workspace: Workspace, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _, source, target = memory_plugins
+    source.records[0].direction = Direction.SALES
+    monkeypatch.setenv("INVOICESYNC_MEMTARGET_DIRECTIONS", "purchase")
+    report = run_sync(memory_workspace)
+    assert report.exported["memtarget"]["skipped"] == 1 and doc_id("m0") not in target.stored
