@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from ._blobs import BlobStore
+from ._lock import RunnerBusy, RunnerInfo
 from ._sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from ._store import DocumentFilter, Failure, KeyValue, StateStore, UpsertOutcome
 
@@ -19,6 +20,8 @@ __all__ = [
     "DocumentFilter",
     "Failure",
     "KeyValue",
+    "RunnerBusy",
+    "RunnerInfo",
     "SqliteStore",
     "StateStore",
     "UpsertOutcome",

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..models import Account, Delivery, DeliveryStatus, Document, DocumentRef
+from ._lock import FileRunnerLock, RunnerInfo
 from ._store import DocumentFilter, Failure, UpsertOutcome
 
 # Each migration takes the schema from version i to i+1. Append only; never edit a released one.
@@ -51,7 +54,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (account, company, source_id)
     );
     """,
-    # 3: the export options each delivery was decided under, so changing them re-checks it
+    # 3: failures of listed items (ListingError) beside failed fetches; per-(document, target) claims
+    """
+    ALTER TABLE failures ADD COLUMN kind TEXT NOT NULL DEFAULT 'fetch';
+    ALTER TABLE failures ADD COLUMN field TEXT;
+    CREATE TABLE claims (
+        document_id TEXT NOT NULL, target TEXT NOT NULL, owner TEXT NOT NULL, expires_at REAL NOT NULL,
+        PRIMARY KEY (document_id, target)
+    );
+    """,
+    # 4: the export options each delivery was decided under, so changing them re-checks it
     """
     ALTER TABLE deliveries ADD COLUMN export_options TEXT;
     """,
@@ -141,7 +153,7 @@ class SqliteStore:
         with self._lock:
             self._db.execute("BEGIN")
             for table in ("accounts WHERE name", "cursors WHERE account", "kv WHERE account",
-                          "failures WHERE account", "deliveries WHERE target"):
+                          "failures WHERE account", "deliveries WHERE target", "claims WHERE target"):
                 self._db.execute(f"DELETE FROM {table} = ?", (name,))
             self._db.execute("COMMIT")
 
@@ -298,23 +310,69 @@ class SqliteStore:
     # -- failed fetches ----------------------------------------------------------------------
 
     def record_failure(self, account: str, company: str, ref: DocumentRef, error: str) -> None:
+        self._record_failure(account, company, ref, error, kind="fetch", field=None)
+
+    def record_listing_failure(self, account: str, company: str, key: str, field: str | None,
+                               error: str) -> None:
+        self._record_failure(account, company, DocumentRef(source_id=key), error, kind="listing", field=field)
+
+    def _record_failure(self, account: str, company: str, ref: DocumentRef, error: str, *, kind: str,
+                        field: str | None) -> None:
         self._exec(
-            """INSERT INTO failures VALUES (?, ?, ?, ?, ?, 1, ?)
+            """INSERT INTO failures (account, company, source_id, ref, error, attempts, at, kind, field)
+               VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)
                ON CONFLICT (account, company, source_id) DO UPDATE SET ref = excluded.ref,
-                   error = excluded.error, attempts = attempts + 1, at = excluded.at""",
-            (account, company, ref.source_id, ref.model_dump_json(), error, _now()),
+                   error = excluded.error, attempts = attempts + 1, at = excluded.at,
+                   kind = excluded.kind, field = excluded.field""",
+            (account, company, ref.source_id, ref.model_dump_json(), error, _now(), kind, field),
         )
 
     def clear_failure(self, account: str, company: str, source_id: str) -> None:
         self._exec("DELETE FROM failures WHERE account = ? AND company = ? AND source_id = ?",
                    (account, company, source_id))
 
+    def clear_listing_failures(self, account: str, company: str, keep: Collection[str] = ()) -> None:
+        """Forget the company's listing failures except ``keep`` (those its latest listing saw again)."""
+        with self._lock:
+            rows = self._db.execute("SELECT source_id FROM failures WHERE account = ? AND company = ? "
+                                    "AND kind = 'listing'", (account, company)).fetchall()
+            for row in rows:
+                if row["source_id"] not in keep:
+                    self.clear_failure(account, company, row["source_id"])
+
     def failures(self, account: str, company: str) -> list[Failure]:
         rows = self._all("SELECT * FROM failures WHERE account = ? AND company = ? ORDER BY at", (account, company))
         return [
-            Failure(account, company, DocumentRef.model_validate_json(r["ref"]), r["error"], r["attempts"])
+            Failure(account, company, DocumentRef.model_validate_json(r["ref"]), r["error"], r["attempts"],
+                    kind=r["kind"], field=r["field"])
             for r in rows
         ]
+
+    # -- one runner per home, and per-(document, target) claims -------------------------------
+
+    def runner_lock(self, me: RunnerInfo, *, wait: float | None = 0.0,
+                    should_stop: Callable[[], bool] = lambda: False) -> AbstractContextManager[None]:
+        return FileRunnerLock(self.path.with_name("runner.lock")).hold(me, wait=wait, should_stop=should_stop)
+
+    def claim(self, document_id: str, target: str, owner: str, lease: float) -> bool:
+        now = time.time()
+        # One statement, so SQLite's write lock makes it atomic across processes: a claim is taken
+        # if it is free, already ours, or its owner let the lease run out (it crashed).
+        cursor = self._exec(
+            """INSERT INTO claims (document_id, target, owner, expires_at) VALUES (?, ?, ?, ?)
+               ON CONFLICT (document_id, target) DO UPDATE SET owner = excluded.owner,
+                   expires_at = excluded.expires_at
+               WHERE claims.owner = excluded.owner OR claims.expires_at < ?""",
+            (document_id, target, owner, now + lease, now),
+        )
+        return cursor.rowcount == 1
+
+    def release_claim(self, document_id: str, target: str, owner: str) -> None:
+        self._exec("DELETE FROM claims WHERE document_id = ? AND target = ? AND owner = ?",
+                   (document_id, target, owner))
+
+    def renew_claims(self, owner: str, lease: float) -> None:
+        self._exec("UPDATE claims SET expires_at = ? WHERE owner = ?", (time.time() + lease, owner))
 
     # -- plugin state ------------------------------------------------------------------------
 

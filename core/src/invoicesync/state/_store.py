@@ -3,12 +3,14 @@ and no plugin notices: plugins only ever see ``KeyValue`` and ``BlobStore``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal, Protocol
 
 from ..models import Account, Delivery, Document, DocumentRef
+from ._lock import RunnerInfo
 
 UpsertOutcome = Literal["new", "updated", "unchanged"]
 
@@ -32,6 +34,10 @@ class Failure:
     ref: DocumentRef
     error: str
     attempts: int
+    #: ``fetch``: the ref is retried first next run; ``listing``: the item was unusable as listed
+    #: (``ref.source_id`` is then the source's id, or a synthetic ``listing#N`` key when it had none)
+    kind: str = "fetch"
+    field: str | None = None
 
 
 class KeyValue(Protocol):
@@ -79,6 +85,21 @@ class StateStore(Protocol):
     def record_failure(self, account: str, company: str, ref: DocumentRef, error: str) -> None: ...
     def clear_failure(self, account: str, company: str, source_id: str) -> None: ...
     def failures(self, account: str, company: str) -> list[Failure]: ...
+    # listed items the plugin could not use (ListingError); the cursor is held before them
+    def record_listing_failure(self, account: str, company: str, key: str, field: str | None,
+                               error: str) -> None: ...
+    def clear_listing_failures(self, account: str, company: str, keep: Collection[str] = ()) -> None: ...
+
+    # one runner per home; released by the OS when the holder dies (a PostgreSQL state would use
+    # an advisory lock). Raises ``RunnerBusy`` if another runner keeps it past ``wait`` seconds.
+    def runner_lock(self, me: RunnerInfo, *, wait: float | None = 0.0,
+                    should_stop: Callable[[], bool] = ...) -> AbstractContextManager[None]: ...
+
+    # per-(document, target) claims: a push happens only under its claim, so two runners that get in
+    # at once still push a document once. ``claim`` is an atomic insert-or-take-over-if-expired.
+    def claim(self, document_id: str, target: str, owner: str, lease: float) -> bool: ...
+    def release_claim(self, document_id: str, target: str, owner: str) -> None: ...
+    def renew_claims(self, owner: str, lease: float) -> None: ...
 
     def kv(self, account: str) -> KeyValue: ...
     def close(self) -> None: ...
