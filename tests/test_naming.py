@@ -7,6 +7,7 @@ from invoicesync import Company, ConfigError, Direction, Document, FileRef, File
 from invoicesync.naming import (
     NameRules,
     file_ext,
+    file_keys,
     main_file,
     plan_files,
     render_path,
@@ -86,3 +87,8 @@ def test_an_image_only_document_is_named_by_its_image() -> None:
     assert main_file([photo]) is photo and file_ext(photo) == "jpg"
     assert main_file([ref("a.png", n=1), ref("b.pdf", "pdf", n=2)]).name == "b.pdf"  # type: ignore[union-attr]
     assert plan_files("x/INV.jpg", [photo]) == [("x/INV.jpg", photo)]
+
+
+def test_file_keys_are_stable_and_unique_within_a_document() -> None:
+    files = [ref("a.pdf", "pdf", n=1), ref("a.xml", "ubl", n=2), ref("photo.jpg", n=3), ref("photo.jpg", n=4)]
+    assert file_keys(files) == ["pdf", "ubl", "attachment:photo.jpg", "attachment:photo.jpg#2"]

@@ -212,3 +212,16 @@ def plan_files(main_path: str, files: Sequence[FileRef], rules: NameRules = LOCA
         taken.add(candidate.casefold())
         planned.append((candidate, ref))
     return planned
+
+
+def file_keys(files: Sequence[FileRef]) -> list[str]:
+    """A stable key per file of a document, for finding each again on a later run: the role for
+    the PDF and the UBL (as ledgers written before attachments have it), ``attachment:<name>``
+    for an attachment, and ``#2``, ``#3``... on a repeat (two photos both called ``photo.jpg``)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for ref in files:
+        key = ref.role.value if ref.role is not FileRole.ATTACHMENT else f"attachment:{ref.name}"
+        seen[key] = seen.get(key, 0) + 1
+        keys.append(key if seen[key] == 1 else f"{key}#{seen[key]}")
+    return keys

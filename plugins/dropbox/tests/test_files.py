@@ -103,3 +103,13 @@ def test_awkward_names_land_in_the_strict_sandbox(env: Any) -> None:
     [delivery] = env.push([doc])
     assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
     assert len(env.files()) == 3
+
+
+def test_two_attachments_with_one_name_both_land_and_are_found_again(env: Any) -> None:
+    doc = env.document("INV-8", pdf=PDF, attachments=[("photo.jpg", "image/jpeg", b"\xff\xd8 front"),
+                                                      ("photo.jpg", "image/jpeg", b"\xff\xd8 back")])
+    [first] = env.push([doc])
+    assert env.stored(BASE + "INV-8_photo.jpg") == b"\xff\xd8 front"
+    assert env.stored(BASE + "INV-8_photo (2).jpg") == b"\xff\xd8 back"
+    [again] = env.push([PushRequest(document=doc, previous=first)])
+    assert again.status is DeliveryStatus.UNCHANGED and len(env.files()) == 3

@@ -85,3 +85,15 @@ def test_an_attachment_with_a_long_name_keeps_its_role_within_drives_property_li
     assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
     [again] = drive.push([doc])
     assert again.status is DeliveryStatus.UNCHANGED and len(drive.live_files()) == 2
+
+
+def test_two_attachments_with_one_name_both_land_and_are_found_again(drive: Any) -> None:
+    doc = drive.document(8, attachments=[("photo.jpg", "image/jpeg", b"\xff\xd8 front"),
+                                         ("photo.jpg", "image/jpeg", b"\xff\xd8 back")])
+    [first] = drive.push([doc])
+    assert first.status is DeliveryStatus.DELIVERED, first.message
+    names = sorted(f.name for f in drive.live_files())
+    assert names == ["2026-09-01_Supplier NV_INV-0008.pdf", "2026-09-01_Supplier NV_INV-0008_photo (2).jpg",
+                     "2026-09-01_Supplier NV_INV-0008_photo.jpg"]
+    [again] = drive.push([doc])
+    assert again.status is DeliveryStatus.UNCHANGED and len(drive.live_files()) == 3

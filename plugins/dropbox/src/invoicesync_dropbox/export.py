@@ -27,11 +27,10 @@ from invoicesync import (
     Document,
     DocumentError,
     FileRef,
-    FileRole,
     PushRequest,
     RemoteError,
 )
-from invoicesync.naming import file_ext, main_file, plan_files
+from invoicesync.naming import file_ext, file_keys, main_file, plan_files
 
 from .auth import token_auth
 from .client import DropboxClient
@@ -58,6 +57,8 @@ class DocumentWork:
     skipped: str | None = None
     #: When skipped by policy: the earlier version's file, which stays this document's own.
     kept: list[dict[str, Any]] = field(default_factory=list)
+    #: ``id(file)`` → its ledger key (``naming.file_keys``).
+    keys: dict[int, str] = field(default_factory=dict)
 
     @property
     def document(self) -> Document:
@@ -96,12 +97,6 @@ def _to_upload(works: list[DocumentWork]) -> list[FileTask]:
     return [task for work in works if work.error is None and not work.skipped for task in work.tasks]
 
 
-def file_key(ref: FileRef) -> str:
-    """How the ledger knows a file across runs: its role for the PDF and UBL (as older ledgers
-    have it), the role and its own name for an attachment."""
-    return ref.role.value if ref.role is not FileRole.ATTACHMENT else f"attachment:{ref.name}"
-
-
 def _layout(request: PushRequest, settings: DropboxSettings, main_path: str | None = None) -> list[tuple[str, FileRef]]:
     """Every file of ``request.files`` with its Dropbox path: the main file at the template's path
     (or ``main_path``, where it actually went), the others beside it (``naming.plan_files``)."""
@@ -129,7 +124,7 @@ def _planned(request: PushRequest, settings: DropboxSettings, ctx: Context) -> D
 
 
 def _earlier(request: PushRequest) -> dict[str, Earlier]:
-    """Where the ledger says this document's files are, by ``file_key``: only files Dropbox
+    """Where the ledger says this document's files are, by key (``naming.file_keys``): only files Dropbox
     confirmed (they have an id), so a failed attempt's path never counts as ours."""
     previous = request.previous
     if previous is None:
@@ -147,16 +142,20 @@ def _earlier(request: PushRequest) -> dict[str, Earlier]:
 def _plan(request: PushRequest, settings: DropboxSettings, placer: Placer, ctx: Context) -> DocumentWork:
     work = DocumentWork(request)
     earlier = _earlier(request)
+    # How the ledger knows each file across runs (naming.file_keys): by the file object's identity,
+    # as plan_files hands back the same objects.
+    work.keys = {id(ref): key for ref, key in zip(request.files, file_keys(request.files), strict=True)}
     try:
         layout = _layout(request, settings)
         if not layout:
             work.skipped = NO_FILES
             return work
-        if not _place(work, *layout[0], earlier.get(file_key(layout[0][1])) or earlier.get("main"), placer, ctx):
+        main_key = work.keys[id(layout[0][1])]
+        if not _place(work, *layout[0], earlier.get(main_key) or earlier.get("main"), placer, ctx):
             return work
         # The others go beside wherever the main file actually went (suffix included).
         for want, ref in _layout(request, settings, work.main_path)[1:]:
-            if not _place(work, want, ref, earlier.get(file_key(ref)), placer, ctx):
+            if not _place(work, want, ref, earlier.get(work.keys[id(ref)]), placer, ctx):
                 return work
     except (RemoteError, DocumentError, FileExistsError, OSError) as exc:
         work.error = str(exc)
@@ -174,12 +173,13 @@ def _place(work: DocumentWork, want: str, ref: FileRef, before: Earlier | None, 
         work.skipped = placement.skipped
         # The earlier version stays our file: keep its lineage for the next version.
         meta = placement.existing or {}
-        work.kept = [{"role": ref.role.value, "key": file_key(ref), "name": ref.name,
+        work.kept = [{"role": ref.role.value, "key": work.keys[id(ref)], "name": ref.name,
                       "path": meta.get("path_display") or placement.path,
                       "id": meta.get("id"), "rev": meta.get("rev"), "content_hash": meta.get("content_hash")}]
         return False
     work.tasks.append(FileTask(role=ref.role, ref=ref, path=placement.path, content_hash=digest,
-                               mode=placement.mode, metadata=placement.existing if placement.mode is None else None))
+                               mode=placement.mode, metadata=placement.existing if placement.mode is None else None,
+                               key=work.keys[id(ref)]))
     return True
 
 
@@ -198,7 +198,7 @@ def _delivery(work: DocumentWork, ctx: Context) -> Delivery:
     files: list[dict[str, Any]] = []
     for task in work.tasks:
         meta = task.metadata or {}
-        files.append({"role": task.role.value, "key": file_key(task.ref), "name": task.ref.name,
+        files.append({"role": task.role.value, "key": task.key, "name": task.ref.name,
                       "path": meta.get("path_display") or task.path,
                       "id": meta.get("id"), "rev": meta.get("rev"), "content_hash": task.content_hash,
                       "size": task.ref.size, **task.extra})

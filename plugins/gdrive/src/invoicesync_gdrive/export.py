@@ -33,7 +33,7 @@ from .errors import is_not_found
 from .folders import FolderTree
 from .names import DRIVE_RULES
 from .settings import GDriveSettings
-from .upload import FileResult, FileSpec, Uploader, file_role
+from .upload import FileResult, FileSpec, Uploader, file_roles
 
 
 class Exporter:
@@ -64,7 +64,8 @@ class Exporter:
             return self._delivery(request, DeliveryStatus.SKIPPED, message="the document has no file")
         path = render_path(self.settings.template, document, ext=file_ext(main), rules=DRIVE_RULES)
         *folders, name = path.split("/")
-        specs = [FileSpec(document.id, file_role(ref), planned, ref, keep_apart=index == 0)
+        role_of = {id(ref): role for ref, role in zip(files, file_roles(files), strict=True)}
+        specs = [FileSpec(document.id, role_of[id(ref)], planned, ref, keep_apart=index == 0)
                  for index, (planned, ref) in enumerate(plan_files(name, files, DRIVE_RULES))]
         if self.ctx.dry_run:
             return self._delivery(request, DeliveryStatus.PLANNED, path=path,

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from invoicesync import Context, DocumentError, FileRef, FileRole, OutcomeUnknown
+from invoicesync import Context, DocumentError, FileRef, OutcomeUnknown
+from invoicesync.naming import file_keys
 
 from .client import DriveClient, RangeReader, SessionGoneError, UploadProgress, app_property, quote
 from .names import free_name, is_variant, name_lock
@@ -28,21 +29,22 @@ _PROPERTY_BYTES = 124
 _READ = 1024 * 1024
 
 
-def file_role(ref: FileRef) -> str:
-    """The role a file is found again by (``appProperties``, ledger): ``pdf``, ``ubl``, or an
-    attachment's own name — digested when it would not fit Drive's 124 bytes per property."""
-    if ref.role is not FileRole.ATTACHMENT:
-        return ref.role.value
-    role = f"attachment:{ref.name}"
-    if len(APP_ROLE.encode()) + len(role.encode()) <= _PROPERTY_BYTES:
-        return role
-    return "attachment:sha256:" + hashlib.sha256(ref.name.encode()).hexdigest()[:40]
+def file_roles(files: list[FileRef]) -> list[str]:
+    """The role each file is found again by (``appProperties``, ledger): ``naming.file_keys`` —
+    ``pdf``, ``ubl``, ``attachment:<name>`` (``#2`` on a repeat) — digested when it would not fit
+    Drive's 124 bytes per property."""
+    roles = []
+    for key in file_keys(files):
+        if len(APP_ROLE.encode()) + len(key.encode()) > _PROPERTY_BYTES:
+            key = "attachment:sha256:" + hashlib.sha256(key.encode()).hexdigest()[:40]
+        roles.append(key)
+    return roles
 
 
 @dataclass(frozen=True)
 class FileSpec:
     document_id: str
-    role: str  #: ``file_role``: the files of one document share a folder
+    role: str  #: from ``file_roles``: the files of one document share a folder
     name: str  #: the planned name
     ref: FileRef
     #: Give it a `` (n)`` suffix when another file holds the planned name (the main file). The
