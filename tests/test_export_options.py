@@ -103,6 +103,8 @@ def test_export_options_are_validated_and_named() -> None:
         ExportOptions(since=date(2026, 1, 1), until=date(2025, 1, 1))
     with pytest.raises(ValueError):
         ExportOptions.model_validate({"files": ["pdf", "jpeg"]})
+    # An empty value (`connect … --since ""`) lifts a narrowing set earlier.
+    assert ExportOptions.model_validate({"files": "", "since": ""}) == ExportOptions()
 
 
 def test_a_bad_export_option_is_refused_at_connect(memory_workspace: Workspace) -> None:

@@ -49,12 +49,17 @@ class ExportOptions(BaseModel):
     @field_validator("files", "directions", "kinds", "companies", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
-        # The command line and the environment give one string: "pdf,ubl".
+        # The command line and the environment give one string: "pdf,ubl"; "" lifts the narrowing.
         if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
+            value = [part.strip() for part in value.split(",") if part.strip()] or None
         if isinstance(value, list):  # "attachment" reads as naturally as "attachments"
             value = ["attachments" if item == "attachment" else item for item in value]
         return value
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _empty_is_no_limit(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _range(self) -> ExportOptions:
