@@ -230,3 +230,11 @@ def test_move_and_delete_routes(http: httpx.Client, env: Any) -> None:
     assert rpc(http, "files/delete_v2", {"path": "/B/x.pdf"}).json()["error_summary"].startswith(
         "path_lookup/not_found")
     assert "/b/x.pdf" in env.app.namespace.deleted
+
+
+@pytest.mark.parametrize("stamp", ["2024-05-12T15:50:38.123Z", "2024-05-12T15:50:38+00:00", "yesterday", 12])
+def test_client_modified_must_be_utc_seconds(http: httpx.Client, stamp: Any) -> None:
+    response = upload(http, "files/upload", {"path": "/m.txt", "client_modified": stamp}, b"x")
+    assert response.status_code == 400 and "client_modified" in response.text
+    ok = upload(http, "files/upload", {"path": "/m.txt", "client_modified": "2024-05-12T15:50:38Z"}, b"x")
+    assert ok.status_code == 200 and ok.json()["client_modified"] == "2024-05-12T15:50:38Z"

@@ -61,3 +61,18 @@ def test_app_properties_over_124_bytes_are_refused_on_update_too(serve_sandbox: 
             assert app.store.files[created["id"]].app_properties == {"k": "v"}
     finally:
         app.store.close()
+
+
+def test_a_resumable_upload_over_drives_5_tib_limit_is_refused(serve_sandbox: Any) -> None:
+    app = DriveSandbox()
+    try:
+        with _client(app, serve_sandbox) as http:
+            too_big = http.post("/upload/drive/v3/files", params={"uploadType": "resumable"}, content=b"{}",
+                                headers={"Content-Type": "application/json",
+                                         "X-Upload-Content-Length": str(5_497_558_138_881)})
+            assert too_big.status_code == 413 and "Location" not in too_big.headers
+            fits = http.post("/upload/drive/v3/files", params={"uploadType": "resumable"}, content=b"{}",
+                             headers={"Content-Type": "application/json", "X-Upload-Content-Length": "10"})
+            assert fits.status_code == 200 and fits.headers["Location"]
+    finally:
+        app.store.close()

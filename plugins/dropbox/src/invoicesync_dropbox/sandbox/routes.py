@@ -28,6 +28,7 @@ from .store import (
 )
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 MAX_BATCH = 1000
 
 
@@ -55,6 +56,16 @@ def parse_hash(value: Any, route: str) -> str | None:
     return value
 
 
+def parse_modified(value: Any, route: str) -> str | None:
+    """``client_modified``: UTC as ``%Y-%m-%dT%H:%M:%SZ`` exactly (no fraction, no offset)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _TIMESTAMP.match(value):
+        raise BadInputError(f'Error in call to API function "{route}": client_modified: '
+                            f"{value!r} is not a timestamp like 2024-05-12T15:50:38Z")
+    return value
+
+
 def _cursor(arg: dict[str, Any], route: str) -> tuple[Any, Any]:
     cursor = arg.get("cursor")
     if not isinstance(cursor, dict) or "session_id" not in cursor or "offset" not in cursor:
@@ -67,7 +78,7 @@ def _commit_args(commit: Any, route: str) -> tuple[str, dict[str, Any], bool, bo
         raise BadInputError(f'Error in call to API function "{route}": commit: missing required field')
     return (check_path(commit.get("path"), route, field="commit.path"), parse_mode(commit.get("mode"), route),
             bool(commit.get("autorename", False)), bool(commit.get("strict_conflict", False)),
-            commit.get("client_modified"))
+            parse_modified(commit.get("client_modified"), route))
 
 
 def _declared_length(request: Request) -> int | None:
@@ -86,6 +97,7 @@ class DropboxRoutes:
         path = check_path(arg.get("path"), route)
         mode = parse_mode(arg.get("mode"), route)
         expected = parse_hash(arg.get("content_hash"), route)
+        modified = parse_modified(arg.get("client_modified"), route)
         session = self.sessions.start()
         try:
             self.sessions.write(session, request.iter_body(), expected)
@@ -98,7 +110,7 @@ class DropboxRoutes:
                 entry = self.namespace.commit(path, mode, session.file, session.offset,
                                               autorename=bool(arg.get("autorename", False)),
                                               strict_conflict=bool(arg.get("strict_conflict", False)),
-                                              client_modified=arg.get("client_modified"))
+                                              client_modified=modified)
         except TooManyWritesError:
             self._drop(session)
             raise

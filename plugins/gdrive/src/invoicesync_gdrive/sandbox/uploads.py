@@ -19,6 +19,8 @@ CHUNK_UNIT = 256 * 1024
 #: Simple and multipart uploads are for files of "5 MB or less" (Google does not say MB or MiB):
 #: the sandbox holds them to the smaller reading, so a client that passes never trips the real one.
 SMALL_UPLOAD_LIMIT = 5_000_000
+#: ``mediaUpload.maxSize`` of the Drive discovery document: 5 TiB.
+MAX_UPLOAD = 5_497_558_138_880
 _CONTENT_RANGE = re.compile(r"bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)")
 
 
@@ -92,6 +94,9 @@ class Uploads:
         except ValueError:
             raise ApiError(400, "parseError", "Parse Error") from None
         declared = request.headers.get("x-upload-content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_UPLOAD):
+            raise ApiError(413 if declared.isdigit() else 400, "uploadTooLarge" if declared.isdigit() else "invalid",
+                           f"X-Upload-Content-Length {declared} is not a size Drive takes (at most {MAX_UPLOAD}).")
         session = Session(
             id=secrets.token_urlsafe(24), metadata=metadata if isinstance(metadata, dict) else {},
             media_type=request.headers.get("x-upload-content-type") or str(metadata.get("mimeType") or
