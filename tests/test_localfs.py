@@ -191,3 +191,21 @@ def test_deleted_documents_keep_their_files_or_move_them_aside(
     source.touch("m1", deleted=False)
     run_sync(memory_workspace)
     assert (move / "2026/INV-0001.pdf").exists() and (move / "2026/INV-0001_terms.pdf").exists()
+
+
+def test_files_no_longer_asked_for_stay_the_documents_and_move_with_its_deletion(
+        memory_workspace: Workspace, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget],
+        tmp_path: Path) -> None:
+    _, source, _ = memory_plugins
+    source.records = source.records[:1]
+    source.records[0].attachments = [TERMS]
+    root = tmp_path / "out"
+    connect(memory_workspace, "localfs", ui=NonInteractiveUI(), name="folder",
+            settings={"root": str(root), "template": "{number}.{ext}", "write_data": False, "on_delete": "move"})
+    run_sync(memory_workspace, accounts=["memory", "folder"])
+    connect(memory_workspace, "localfs", ui=NonInteractiveUI(), name="folder", settings={"files": "pdf"})
+    run_sync(memory_workspace, accounts=["folder"])
+    assert files(root) == ["INV-0000.pdf", "INV-0000_terms.pdf"]  # narrowing deletes nothing
+    source.touch("m0", deleted=True)
+    run_sync(memory_workspace)
+    assert files(root) == ["_deleted/INV-0000.pdf", "_deleted/INV-0000_terms.pdf"]

@@ -113,3 +113,14 @@ def test_two_attachments_with_one_name_both_land_and_are_found_again(env: Any) -
     assert env.stored(BASE + "INV-8_photo (2).jpg") == b"\xff\xd8 back"
     [again] = env.push([PushRequest(document=doc, previous=first)])
     assert again.status is DeliveryStatus.UNCHANGED and len(env.files()) == 3
+
+
+def test_files_no_longer_asked_for_go_with_the_documents_deletion(env: Any) -> None:
+    env.configure(on_delete="move")
+    doc = env.document("INV-9", pdf=PDF, attachments=[TERMS])
+    [first] = env.push([doc])
+    [narrowed] = env.push([PushRequest(document=doc, previous=first, files=[doc.files[0]])])
+    assert narrowed.status is DeliveryStatus.UNCHANGED and len(env.files()) == 2
+    assert _deleted(env, narrowed, doc).status is DeliveryStatus.DELETED
+    assert sorted(e.display for e in env.files()) == ["/_deleted" + BASE + "INV-9.pdf",
+                                                      "/_deleted" + BASE + "INV-9_terms.pdf"]

@@ -97,3 +97,13 @@ def test_two_attachments_with_one_name_both_land_and_are_found_again(drive: Any)
                      "2026-09-01_Supplier NV_INV-0008_photo.jpg"]
     [again] = drive.push([doc])
     assert again.status is DeliveryStatus.UNCHANGED and len(drive.live_files()) == 3
+
+
+def test_files_no_longer_asked_for_go_with_the_documents_deletion(drive: Any) -> None:
+    drive.configure(on_delete="trash")
+    doc = drive.document(9, attachments=[TERMS])
+    drive.push([doc])
+    [narrowed] = drive.push([doc], roles={FileRole.PDF})
+    assert narrowed.status is DeliveryStatus.UNCHANGED and len(drive.live_files()) == 2
+    assert _delete(drive, doc).status is DeliveryStatus.DELETED
+    assert drive.live_files() == []

@@ -133,9 +133,12 @@ def _place_and_write(root: str, settings: LocalFsSettings, request: PushRequest,
                   else functools.partial(iter, [data]))
         changed |= write_if_different(os.path.join(root, rel), file_sha, chunks, umask=umask)
         written.append(rel)
+    # Files an earlier delivery wrote that are no longer asked for (a narrower `files` option) stay
+    # where they are, and stay this document's: a later deletion moves them too.
+    kept = [p for p in ours if p not in written and os.path.isfile(os.path.join(root, p))]
     status = DeliveryStatus.DELIVERED if changed else DeliveryStatus.UNCHANGED
     return _result(request, ctx.account.name, status, base, content_hash=main.sha256 if main else None,
-                   extra={"files": written})
+                   extra={"files": written + kept})
 
 
 def _delete_one(root: str, settings: LocalFsSettings, request: PushRequest, ctx: Context) -> Delivery:

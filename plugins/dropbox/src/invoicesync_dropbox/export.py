@@ -204,6 +204,12 @@ def _delivery(work: DocumentWork, ctx: Context) -> Delivery:
                       "size": task.ref.size, **task.extra})
     main = work.tasks[0]
     main_meta = main.metadata or {}
+    # Files an earlier delivery confirmed that are no longer asked for (a narrower `files` option)
+    # stay in Dropbox and stay this document's: a later deletion applies to them too.
+    current = {item["key"] for item in files}
+    files += [item for item in (request.previous.extra.get("files", []) if request.previous else [])
+              if isinstance(item, dict) and item.get("id") and item.get("path")
+              and str(item.get("key") or item.get("role")) not in current]
     extra: dict[str, Any] = {"rev": main_meta.get("rev"), "files": files}
     if failures:
         transient = all(task.transient for task in work.tasks if task.error)

@@ -82,8 +82,11 @@ class Exporter:
             results = self._upload_all(specs, folders, known)
         written = any(r.written for r in results)
         path = "/".join([*folders, results[0].file["name"]])  # with its collision suffix, if it got one
-        recorded = {spec.role: {"id": r.file["id"], "name": r.file["name"], "md5": r.file.get("md5Checksum")}
-                    for spec, r in zip(specs, results, strict=True)}
+        # Files an earlier delivery made that are no longer asked for (a narrower `files` option) stay
+        # in Drive and stay this document's: a later deletion applies to them too.
+        recorded = {role: item for role, item in known.items() if isinstance(item, dict) and item.get("id")}
+        recorded.update({spec.role: {"id": r.file["id"], "name": r.file["name"], "md5": r.file.get("md5Checksum")}
+                         for spec, r in zip(specs, results, strict=True)})
         return self._delivery(request, DeliveryStatus.DELIVERED if written else DeliveryStatus.UNCHANGED, path=path,
                               target_id=results[0].file["id"], content_hash=main.sha256,
                               extra={"files": recorded, "folder_id": (results[0].file.get("parents") or [None])[0]})
