@@ -47,6 +47,8 @@ def connect(
     direction = AccountDirection.IMPORT if plugin.kind is PluginKind.SOURCE else AccountDirection.EXPORT
     merged = {**(existing.settings if existing else {}), **(settings or {})}
     account = Account(name=name, plugin=plugin_name, direction=direction, settings=merged)
+    if direction is AccountDirection.EXPORT:
+        workspace.export_options(account)  # refuse a bad filter now, not at the first sync
     available = _authenticate(workspace, account, ui, options)
     if existing is not None and existing.companies and not companies and not choose_again:
         account.companies = _keep_companies(existing, available)
