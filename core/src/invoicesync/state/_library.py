@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from ..models import Delivery, DeliveryStatus, Document
 from ._store import DocumentFilter, FailingSince, LibraryEntry, PersistentFailure
+
+#: A result row, read by column name (``sqlite3.Row``, or a dict from PostgreSQL).
+Row = Any
 
 
 def document_where(filters: DocumentFilter) -> tuple[str, list[Any]]:
@@ -43,16 +45,16 @@ def document_where(filters: DocumentFilter) -> tuple[str, list[Any]]:
             clauses.append(f"EXISTS (SELECT 1 FROM deliveries l WHERE l.document_id = d.id "
                            f"AND l.status = ? AND l.target IN ({targets}))")
             params += [filters.status, *filters.targets]
-    return " AND ".join(clauses) or "1", params
+    return " AND ".join(clauses) or "1 = 1", params
 
 
 class LibraryQueries:
-    """Mixed into the SQLite store."""
+    """Mixed into the SQL stores (SQLite and PostgreSQL)."""
 
-    def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
         raise NotImplementedError
 
-    def _delivery(self, row: sqlite3.Row) -> Delivery:
+    def _delivery(self, row: Row) -> Delivery:
         raise NotImplementedError
 
     def library(self, filters: DocumentFilter) -> Iterator[LibraryEntry]:

@@ -1,0 +1,331 @@
+"""The state store's queries, shared by the SQLite and PostgreSQL backends.
+
+Both hold one logical schema (tables and columns kept in step by a test), so every query here is
+written once, in SQL both speak (``?`` placeholders; PostgreSQL's plumbing turns them into ``%s``).
+A backend supplies the plumbing (``_exec``, ``_one``, ``_all``, ``_atomically``) and whatever must
+be atomic in its own way: the runner lock, ``upsert_document``, and the plugins' ``kv.update``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ..models import Account, Delivery, DeliveryStatus, Document, DocumentRef
+from ._library import LibraryQueries, Row, document_where
+from ._store import DocumentFilter, Failure, UpsertOutcome
+
+Params = tuple[Any, ...]
+
+#: The tables of the logical schema that hold state, in an order that copies them safely.
+STATE_TABLES = ("accounts", "cursors", "documents", "deliveries", "failures", "kv")
+
+
+def now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class SqlStore(LibraryQueries):
+    #: One opening of the store is one run (one command): failures count runs by it, so the
+    #: in-run retries of one document count as one failing run.
+    _run: str
+
+    # -- plumbing, per backend ----------------------------------------------------------------
+
+    def _exec(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        raise NotImplementedError
+
+    def _one(self, sql: str, params: Params = ()) -> Row | None:
+        raise NotImplementedError
+
+    def _all(self, sql: str, params: Params = ()) -> list[Row]:
+        raise NotImplementedError
+
+    def _atomically(self, statements: Sequence[tuple[str, Params]]) -> None:
+        """Run ``statements`` in one transaction."""
+        raise NotImplementedError
+
+    def _kv_update(self, account: str, key: str, fn: Callable[[Any], Any], default: Any) -> Any:
+        raise NotImplementedError
+
+    def _claim_now(self) -> float:
+        """The clock leases are measured on."""
+        return time.time()
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    def save_account(self, account: Account) -> None:
+        self._exec(
+            """INSERT INTO accounts (name, plugin, direction, settings, companies, created_at)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (name) DO UPDATE SET plugin = excluded.plugin, direction = excluded.direction,
+                   settings = excluded.settings, companies = excluded.companies""",
+            (
+                account.name, account.plugin, account.direction.value, json.dumps(account.settings),
+                json.dumps([c.model_dump() for c in account.companies]), now_text(),
+            ),
+        )
+
+    def _account(self, row: Row) -> Account:
+        return Account(
+            name=row["name"], plugin=row["plugin"], direction=row["direction"],
+            settings=json.loads(row["settings"]), companies=json.loads(row["companies"]),
+        )
+
+    def get_account(self, name: str) -> Account | None:
+        row = self._one("SELECT * FROM accounts WHERE name = ?", (name,))
+        return self._account(row) if row else None
+
+    def list_accounts(self) -> list[Account]:
+        return [self._account(r) for r in self._all("SELECT * FROM accounts ORDER BY name")]
+
+    def delete_account(self, name: str) -> None:
+        self._atomically([
+            (f"DELETE FROM {table} = ?", (name,))
+            for table in ("accounts WHERE name", "cursors WHERE account", "kv WHERE account",
+                          "failures WHERE account", "deliveries WHERE target", "claims WHERE target")
+        ])
+
+    def record_sync(self, name: str, result: dict[str, Any]) -> None:
+        self._exec("UPDATE accounts SET last_sync = ? WHERE name = ?",
+                   (json.dumps({"at": now_text(), **result}), name))
+
+    def last_sync(self, name: str) -> dict[str, Any] | None:
+        row = self._one("SELECT last_sync FROM accounts WHERE name = ?", (name,))
+        return json.loads(row["last_sync"]) if row and row["last_sync"] else None
+
+    # -- cursors -----------------------------------------------------------------------------
+
+    def get_cursor(self, account: str, company: str) -> str | None:
+        row = self._one("SELECT cursor FROM cursors WHERE account = ? AND company = ?", (account, company))
+        return row["cursor"] if row else None
+
+    def set_cursor(self, account: str, company: str, cursor: str | None) -> None:
+        self._exec(
+            """INSERT INTO cursors (account, company, cursor, updated_at) VALUES (?, ?, ?, ?)
+               ON CONFLICT (account, company)
+               DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at""",
+            (account, company, cursor, now_text()),
+        )
+
+    # -- documents ---------------------------------------------------------------------------
+
+    UPSERT_DOCUMENT = """INSERT INTO documents (id, account, company, source_id, direction, kind, number,
+               issue_date, version, body, first_seen, updated_at, deleted)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET direction = excluded.direction, kind = excluded.kind,
+               number = excluded.number, issue_date = excluded.issue_date, version = excluded.version,
+               body = excluded.body, updated_at = excluded.updated_at, deleted = excluded.deleted"""
+
+    @staticmethod
+    def _document_row(document: Document) -> Params:
+        now = now_text()
+        return (
+            document.id, document.account, document.company.id, document.source_id,
+            document.direction.value, document.kind.value, document.number,
+            document.issue_date.isoformat() if document.issue_date else None, document.version,
+            document.model_dump_json(), now, now, int(document.deleted),
+        )
+
+    def upsert_document(self, document: Document) -> UpsertOutcome:
+        raise NotImplementedError
+
+    def get_document(self, document_id: str) -> Document | None:
+        row = self._one("SELECT body FROM documents WHERE id = ?", (document_id,))
+        return Document.model_validate_json(row["body"]) if row else None
+
+    def find_documents(self, filters: DocumentFilter) -> Iterator[Document]:
+        where, params = document_where(filters)
+        yield from self._keyset(f"SELECT d.rowid, d.body FROM documents d WHERE {where} AND d.rowid > ? "
+                                "ORDER BY d.rowid LIMIT 100", params)
+
+    def _keyset(self, sql: str, params: list[Any]) -> Iterator[Document]:
+        # Page by rowid so a long export never holds the lock, or the whole library, at once.
+        last = 0
+        while True:
+            rows = self._all(sql, (*params, last))
+            if not rows:
+                return
+            for row in rows:
+                yield Document.model_validate_json(row["body"])
+            last = rows[-1]["rowid"]
+
+    def mark_deleted(self, document_id: str) -> bool:
+        document = self.get_document(document_id)
+        if document is None or document.deleted:
+            return False
+        document.deleted = True
+        # A new version too: the deletion is a change targets are offered (and settle) once.
+        self._exec(
+            "UPDATE documents SET deleted = 1, body = ?, version = ?, updated_at = ? WHERE id = ?",
+            (document.model_dump_json(), document.version, now_text(), document_id),
+        )
+        return True
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    def _delivery(self, row: Row) -> Delivery:
+        return Delivery(
+            document_id=row["document_id"], target=row["target"], version=row["version"],
+            status=DeliveryStatus(row["status"]), target_id=row["target_id"],
+            target_path=row["target_path"], content_hash=row["content_hash"], message=row["message"],
+            at=datetime.fromisoformat(row["at"]), extra=json.loads(row["extra"]),
+            export_options=row["export_options"],
+        )
+
+    def get_delivery(self, document_id: str, target: str) -> Delivery | None:
+        row = self._one("SELECT * FROM deliveries WHERE document_id = ? AND target = ?", (document_id, target))
+        return self._delivery(row) if row else None
+
+    def record_delivery(self, delivery: Delivery) -> None:
+        at = (delivery.at or datetime.now(UTC)).isoformat(timespec="seconds")
+        failed = delivery.status is DeliveryStatus.FAILED
+        # A failure starts (or continues) a failing streak; an intent (pending, planned) leaves the
+        # streak as it was; any settled outcome ends it.
+        self._exec(
+            """INSERT INTO deliveries (document_id, target, version, status, target_id, target_path,
+                   content_hash, message, at, extra, first_failed_at, failed_attempts, failed_runs, failed_run,
+                   export_options)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (document_id, target) DO UPDATE SET version = excluded.version,
+                   status = excluded.status, target_id = COALESCE(excluded.target_id, deliveries.target_id),
+                   target_path = COALESCE(excluded.target_path, deliveries.target_path),
+                   content_hash = COALESCE(excluded.content_hash, deliveries.content_hash),
+                   message = excluded.message, at = excluded.at, extra = excluded.extra,
+                   first_failed_at = CASE WHEN excluded.status = 'failed'
+                           THEN COALESCE(deliveries.first_failed_at, excluded.at)
+                       WHEN excluded.status IN ('pending', 'planned') THEN deliveries.first_failed_at END,
+                   failed_attempts = CASE WHEN excluded.status = 'failed' THEN deliveries.failed_attempts + 1
+                       WHEN excluded.status IN ('pending', 'planned') THEN deliveries.failed_attempts ELSE 0 END,
+                   failed_runs = CASE WHEN excluded.status = 'failed' THEN deliveries.failed_runs
+                           + CASE WHEN deliveries.failed_run = excluded.failed_run THEN 0 ELSE 1 END
+                       WHEN excluded.status IN ('pending', 'planned') THEN deliveries.failed_runs ELSE 0 END,
+                   failed_run = CASE WHEN excluded.status = 'failed' THEN excluded.failed_run
+                       WHEN excluded.status IN ('pending', 'planned') THEN deliveries.failed_run END,
+                   export_options = excluded.export_options""",
+            (
+                delivery.document_id, delivery.target, delivery.version, delivery.status.value,
+                delivery.target_id, delivery.target_path, delivery.content_hash, delivery.message, at,
+                json.dumps(delivery.extra), at if failed else None, int(failed), int(failed),
+                self._run if failed else None, delivery.export_options,
+            ),
+        )
+
+    def deliveries_for(self, document_id: str) -> list[Delivery]:
+        rows = self._all("SELECT * FROM deliveries WHERE document_id = ? ORDER BY target", (document_id,))
+        return [self._delivery(r) for r in rows]
+
+    def undelivered(self, target: str, export_options: str | None = None) -> Iterator[Document]:
+        """Documents this target has not taken in their current version (new, changed, failed, pending),
+        or took under other export options than ``export_options`` (when given). A deleted document
+        is offered only if this target has a record of it: its deletion is then still to be applied."""
+        yield from self._keyset(
+            """SELECT d.rowid, d.body FROM documents d
+               LEFT JOIN deliveries l ON l.document_id = d.id AND l.target = ?
+               WHERE ((d.deleted = 0 AND (l.status IS NULL OR l.version != d.version
+                           OR l.status IN ('failed', 'pending', 'planned')
+                           OR (CAST(? AS TEXT) IS NOT NULL
+                               AND (l.export_options IS NULL OR l.export_options != CAST(? AS TEXT)))))
+                      OR (d.deleted = 1 AND l.status IS NOT NULL AND (l.version != d.version
+                           OR l.status IN ('failed', 'pending', 'planned'))))
+                 AND d.rowid > ? ORDER BY d.rowid LIMIT 100""",
+            [target, export_options, export_options],
+        )
+
+    # -- failed fetches ----------------------------------------------------------------------
+
+    def record_failure(self, account: str, company: str, ref: DocumentRef, error: str) -> None:
+        self._record_failure(account, company, ref, error, kind="fetch", field=None)
+
+    def record_listing_failure(self, account: str, company: str, key: str, field: str | None,
+                               error: str) -> None:
+        self._record_failure(account, company, DocumentRef(source_id=key), error, kind="listing", field=field)
+
+    def _record_failure(self, account: str, company: str, ref: DocumentRef, error: str, *, kind: str,
+                        field: str | None) -> None:
+        now = now_text()
+        # first_failed_at is set by the first failure only: a repeat is the UPDATE, which keeps it.
+        self._exec(
+            """INSERT INTO failures (account, company, source_id, ref, error, attempts, at, kind, field,
+                   first_failed_at)
+               VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)
+               ON CONFLICT (account, company, source_id) DO UPDATE SET ref = excluded.ref,
+                   error = excluded.error, attempts = failures.attempts + 1, at = excluded.at,
+                   kind = excluded.kind, field = excluded.field""",
+            (account, company, ref.source_id, ref.model_dump_json(), error, now, kind, field, now),
+        )
+
+    def clear_failure(self, account: str, company: str, source_id: str) -> None:
+        self._exec("DELETE FROM failures WHERE account = ? AND company = ? AND source_id = ?",
+                   (account, company, source_id))
+
+    def clear_listing_failures(self, account: str, company: str, keep: Collection[str] = ()) -> None:
+        """Forget the company's listing failures except ``keep`` (those its latest listing saw again)."""
+        rows = self._all("SELECT source_id FROM failures WHERE account = ? AND company = ? AND kind = 'listing'",
+                         (account, company))
+        for row in rows:
+            if row["source_id"] not in keep:
+                self.clear_failure(account, company, row["source_id"])
+
+    def failures(self, account: str, company: str) -> list[Failure]:
+        rows = self._all("SELECT * FROM failures WHERE account = ? AND company = ? ORDER BY at", (account, company))
+        return [
+            Failure(account, company, DocumentRef.model_validate_json(r["ref"]), r["error"], r["attempts"],
+                    kind=r["kind"], field=r["field"])
+            for r in rows
+        ]
+
+    # -- per-(document, target) claims ---------------------------------------------------------
+
+    def claim(self, document_id: str, target: str, owner: str, lease: float) -> bool:
+        now = self._claim_now()
+        # One statement, so the database makes it atomic across processes: a claim is taken if it
+        # is free, already ours, or its owner let the lease run out (it crashed).
+        changed = self._exec(
+            """INSERT INTO claims (document_id, target, owner, expires_at) VALUES (?, ?, ?, ?)
+               ON CONFLICT (document_id, target) DO UPDATE SET owner = excluded.owner,
+                   expires_at = excluded.expires_at
+               WHERE claims.owner = excluded.owner OR claims.expires_at < ?""",
+            (document_id, target, owner, now + lease, now),
+        )
+        return changed == 1
+
+    def release_claim(self, document_id: str, target: str, owner: str) -> None:
+        self._exec("DELETE FROM claims WHERE document_id = ? AND target = ? AND owner = ?",
+                   (document_id, target, owner))
+
+    def renew_claims(self, owner: str, lease: float) -> None:
+        self._exec("UPDATE claims SET expires_at = ? WHERE owner = ?", (self._claim_now() + lease, owner))
+
+    # -- plugin state ------------------------------------------------------------------------
+
+    def kv(self, account: str) -> AccountKV:
+        return AccountKV(self, account)
+
+
+class AccountKV:
+    def __init__(self, store: SqlStore, account: str) -> None:
+        self._store = store
+        self._account = account
+
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self._store._one("SELECT value FROM kv WHERE account = ? AND key = ?", (self._account, key))
+        return json.loads(row["value"]) if row else default
+
+    def set(self, key: str, value: Any) -> None:
+        self._store._exec(
+            "INSERT INTO kv (account, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (account, key) DO UPDATE SET value = excluded.value",
+            (self._account, key, json.dumps(value)),
+        )
+
+    def delete(self, key: str) -> None:
+        self._store._exec("DELETE FROM kv WHERE account = ? AND key = ?", (self._account, key))
+
+    def update(self, key: str, fn: Callable[[Any], Any], default: Any = None) -> Any:
+        """Read-modify-write atomically (e.g. a folder-id cache shared by threads, or by runners)."""
+        return self._store._kv_update(self._account, key, fn, default)
