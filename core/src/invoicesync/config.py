@@ -16,6 +16,9 @@ A target account also takes the core's export options here (``files``, ``directi
 error that lists the valid ones: a typo must not be silently ignored.
 
 Any setting can be overridden by ``INVOICESYNC_<ACCOUNT>_<SETTING>`` (upper case, ``-`` as ``_``).
+
+``state_url = "postgresql://user@host/db"`` (top level; env ``INVOICESYNC_STATE_URL``) keeps the state
+in PostgreSQL instead of the home's state.db (docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -108,6 +111,16 @@ class Config:
                                   f"companies = [\"123456\"], not {_toml_kind(companies)}")
         return accounts
 
+    @property
+    def state_url(self) -> str | None:
+        """Where the state lives when not in the home's state.db: ``state_url = "postgresql://…"``,
+        overridden by ``INVOICESYNC_STATE_URL`` (the place for a URL with a password in it)."""
+        url = os.environ.get("INVOICESYNC_STATE_URL") or self.data.get("state_url")
+        if url is not None and not isinstance(url, str):
+            raise ConfigError(f"{self.path}: `state_url` must be a string, like state_url = \"postgresql://host/db\", "
+                              f"not {_toml_kind(url)}")
+        return url or None
+
     def env_overrides(self, account: str, model: type[BaseModel]) -> dict[str, Any]:
         overrides = {}
         for name in model.model_fields:
@@ -134,4 +147,5 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc}); "
                           f"check that it is a UTF-8 text file this user may read") from None
     config._account_specs()  # a file of the wrong shape fails every command up front, in one line
+    _ = config.state_url
     return config

@@ -61,7 +61,11 @@ class Workspace:
         write, or a read-only ``state.db``, is opened read-only instead of failing."""
         home = Path(home) if home else default_home()
         config = load_config(config_file or _default_config(home))
-        if writable or home_is_writable(home):
+        if config.state_url is not None:  # the state is elsewhere; the home still holds blobs and secrets
+            if writable or home_is_writable(home):
+                prepare_home(home)
+            state = open_state(home, config.state_url)
+        elif writable or home_is_writable(home):
             prepare_home(home)
             state = open_state(home)
         else:

@@ -1,7 +1,9 @@
-"""State: accounts, cursors, the documents library, the delivery ledger, plugin state, blobs."""
+"""State: accounts, cursors, the documents library, the delivery ledger, plugin state, blobs.
+In the home's SQLite state.db, or in PostgreSQL (``state_url``)."""
 
 from pathlib import Path
 
+from ..errors import ConfigError
 from ._blobs import BlobStore
 from ._lock import RunnerBusy, RunnerInfo
 from ._problems import describe_state_error
@@ -16,11 +18,22 @@ from ._store import (
     StateStore,
     UpsertOutcome,
 )
+from ._url import is_postgres_url, redacted
 
 
-def open_state(home: Path) -> StateStore:
-    """The state store for a home folder (SQLite today; the interface allows others)."""
-    return SqliteStore(home / "state.db")
+def open_state(home: Path, url: str | None = None) -> StateStore:
+    """The state store: PostgreSQL when ``url`` names one (``state_url``), else the home's state.db."""
+    if url is None:
+        return SqliteStore(home / "state.db")
+    if not is_postgres_url(url):
+        raise ConfigError(f"state_url {redacted(url)!r} is not a postgresql:// URL; leave it out to keep the "
+                          f"state in {home / 'state.db'}")
+    try:
+        from ._postgres import PostgresStore
+    except ImportError:
+        raise ConfigError("a PostgreSQL state (state_url) needs psycopg: pip install 'invoicesync[postgres]'"
+                          ) from None
+    return PostgresStore(url)
 
 
 __all__ = [
@@ -39,5 +52,7 @@ __all__ = [
     "StateStore",
     "UpsertOutcome",
     "describe_state_error",
+    "is_postgres_url",
     "open_state",
+    "redacted",
 ]

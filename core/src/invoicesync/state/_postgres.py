@@ -1,0 +1,206 @@
+"""A PostgreSQL state store (``state_url = "postgresql://…"``): the same logical schema and queries
+as SQLite, so runners on several machines can share one state.
+
+What PostgreSQL does its own way: a connection pool (the pipeline calls the store from many threads),
+migrations under a ``schema_version`` table, a document upsert that says new/updated/unchanged in one
+statement, claims timed by the server's clock (runners on several hosts), ``kv.update`` under a row
+lock, and the runner lock as an advisory lock, which the server frees when its connection dies.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from ..errors import ConfigError
+from ..models import Document
+from ._library import Row
+from ._lock import RunnerInfo
+from ._pglock import AdvisoryRunnerLock
+from ._sql import Params, SqlStore
+from ._store import UpsertOutcome
+from ._url import redacted
+
+# Migration i takes the schema from version i to i+1, in step with SQLite's MIGRATIONS (the same
+# logical tables and columns at each version; tests/test_state_schema.py compares them). SQLite's
+# implicit ``rowid`` is an identity column here; REAL is DOUBLE PRECISION (epoch seconds need it).
+# Append only; never edit a released one.
+PG_MIGRATIONS: list[str] = [
+    # 1: accounts, cursors, library, ledger, plugin key-value state
+    """
+    CREATE TABLE accounts (
+        name TEXT PRIMARY KEY, plugin TEXT NOT NULL, direction TEXT NOT NULL,
+        settings TEXT NOT NULL, companies TEXT NOT NULL, created_at TEXT NOT NULL,
+        last_sync TEXT
+    );
+    CREATE TABLE cursors (
+        account TEXT NOT NULL, company TEXT NOT NULL, cursor TEXT, updated_at TEXT NOT NULL,
+        PRIMARY KEY (account, company)
+    );
+    CREATE TABLE documents (
+        id TEXT PRIMARY KEY, account TEXT NOT NULL, company TEXT NOT NULL, source_id TEXT NOT NULL,
+        direction TEXT NOT NULL, kind TEXT NOT NULL, number TEXT, issue_date TEXT,
+        version TEXT NOT NULL, body TEXT NOT NULL, first_seen TEXT NOT NULL, updated_at TEXT NOT NULL,
+        rowid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE
+    );
+    CREATE INDEX documents_account ON documents (account, company);
+    CREATE TABLE deliveries (
+        document_id TEXT NOT NULL, target TEXT NOT NULL, version TEXT NOT NULL, status TEXT NOT NULL,
+        target_id TEXT, target_path TEXT, content_hash TEXT, message TEXT, at TEXT NOT NULL,
+        PRIMARY KEY (document_id, target)
+    );
+    CREATE TABLE kv (
+        account TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (account, key)
+    );
+    """,
+    # 2: deletions are kept (marked, never dropped), plugin facts on deliveries, failed fetches
+    """
+    ALTER TABLE documents ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN extra TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE failures (
+        account TEXT NOT NULL, company TEXT NOT NULL, source_id TEXT NOT NULL, ref TEXT NOT NULL,
+        error TEXT NOT NULL, attempts INTEGER NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (account, company, source_id)
+    );
+    """,
+    # 3: failures of listed items (ListingError) beside failed fetches; per-(document, target) claims
+    """
+    ALTER TABLE failures ADD COLUMN kind TEXT NOT NULL DEFAULT 'fetch';
+    ALTER TABLE failures ADD COLUMN field TEXT;
+    CREATE TABLE claims (
+        document_id TEXT NOT NULL, target TEXT NOT NULL, owner TEXT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (document_id, target)
+    );
+    """,
+    # 4: how long a delivery or a fetch has been failing (the insert sets failures.first_failed_at;
+    # SQLite's trigger only covered rows written by code older than that)
+    """
+    ALTER TABLE deliveries ADD COLUMN first_failed_at TEXT;
+    ALTER TABLE deliveries ADD COLUMN failed_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN failed_runs INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN failed_run TEXT;
+    UPDATE deliveries SET first_failed_at = at, failed_attempts = 1, failed_runs = 1 WHERE status = 'failed';
+    CREATE INDEX deliveries_status ON deliveries (status, target);
+    ALTER TABLE failures ADD COLUMN first_failed_at TEXT;
+    UPDATE failures SET first_failed_at = at;
+    """,
+    # 5: the export options each delivery was decided under, so changing them re-checks it
+    """
+    ALTER TABLE deliveries ADD COLUMN export_options TEXT;
+    """,
+]
+PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
+
+#: The server's clock, in epoch seconds: claims compare leases on it, whichever host runs.
+_SERVER_NOW = "CAST(extract(epoch FROM clock_timestamp()) AS DOUBLE PRECISION)"
+
+
+@functools.lru_cache(maxsize=256)
+def _pg(sql: str) -> str:
+    """The shared queries' ``?`` placeholders as psycopg's ``%s``."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresStore(SqlStore):
+    def __init__(self, url: str, *, target_version: int = PG_SCHEMA_VERSION, max_connections: int = 16) -> None:
+        self.url = url
+        self.where = redacted(url)
+        self._run = uuid.uuid4().hex
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=10) as db:
+                self.schema_version = self._migrate(db, target_version)
+        except psycopg.Error as exc:
+            raise ConfigError(f"the PostgreSQL state at {self.where} cannot be used: "
+                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+                              ) from None
+        self._pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=True,
+                                    kwargs={"autocommit": True, "row_factory": dict_row})
+
+    def _migrate(self, db: psycopg.Connection[Any], target: int) -> int:
+        with db.transaction():
+            # Two runners opening a new state at once: one migrates, the other then finds it done.
+            db.execute("SELECT pg_advisory_xact_lock(hashtextextended('invoicesync migrate ' || current_schema(), 0))")
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                db.execute("INSERT INTO schema_version VALUES (0)")
+            current = row[0] if row else 0
+            if current > PG_SCHEMA_VERSION:
+                raise ConfigError(f"the state at {self.where} has schema {current}, newer than this invoicesync "
+                                  f"knows ({PG_SCHEMA_VERSION}); upgrade invoicesync")
+            for version in range(current, target):
+                db.execute(PG_MIGRATIONS[version].encode())
+                db.execute("UPDATE schema_version SET version = %s", (version + 1,))
+            return max(current, target)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _exec(self, sql: str, params: Params = ()) -> int:
+        with self._pool.connection() as db:
+            return db.execute(_pg(sql), params).rowcount
+
+    def _one(self, sql: str, params: Params = ()) -> Row | None:
+        with self._pool.connection() as db:
+            return db.execute(_pg(sql), params).fetchone()
+
+    def _all(self, sql: str, params: Params = ()) -> list[Row]:
+        with self._pool.connection() as db:
+            return db.execute(_pg(sql), params).fetchall()
+
+    def _atomically(self, statements: Sequence[tuple[str, Params]]) -> None:
+        with self._pool.connection() as db, db.transaction():
+            for sql, params in statements:
+                db.execute(_pg(sql), params)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- what PostgreSQL makes atomic its own way ---------------------------------------------
+
+    def upsert_document(self, document: Document) -> UpsertOutcome:
+        # One statement, so concurrent runners agree: no row back means the version was already
+        # there; xmax = 0 marks a row this statement inserted rather than updated.
+        row = self._one(self.UPSERT_DOCUMENT + " WHERE documents.version != excluded.version "
+                        "RETURNING (xmax = 0) AS inserted", self._document_row(document))
+        if row is None:
+            return "unchanged"
+        return "new" if row["inserted"] else "updated"
+
+    def claim(self, document_id: str, target: str, owner: str, lease: float) -> bool:
+        changed = self._exec(
+            f"""INSERT INTO claims (document_id, target, owner, expires_at) VALUES (?, ?, ?, {_SERVER_NOW} + ?)
+                ON CONFLICT (document_id, target) DO UPDATE SET owner = excluded.owner,
+                    expires_at = excluded.expires_at
+                WHERE claims.owner = excluded.owner OR claims.expires_at < {_SERVER_NOW}""",
+            (document_id, target, owner, float(lease)),
+        )
+        return changed == 1
+
+    def renew_claims(self, owner: str, lease: float) -> None:
+        self._exec(f"UPDATE claims SET expires_at = {_SERVER_NOW} + ? WHERE owner = ?", (float(lease), owner))
+
+    def _kv_update(self, account: str, key: str, fn: Callable[[Any], Any], default: Any) -> Any:
+        with self._pool.connection() as db, db.transaction():
+            # Insert a placeholder if the key is missing, so there is always a row to lock; a rollback
+            # (fn raised) takes the placeholder away again.
+            inserted = db.execute("INSERT INTO kv (account, key, value) VALUES (%s, %s, 'null') "
+                                  "ON CONFLICT (account, key) DO NOTHING RETURNING 1", (account, key)).fetchone()
+            row: Row = db.execute("SELECT value FROM kv WHERE account = %s AND key = %s FOR UPDATE",
+                             (account, key)).fetchone()
+            assert row is not None
+            value = fn(default if inserted else json.loads(row["value"]))
+            db.execute("UPDATE kv SET value = %s WHERE account = %s AND key = %s",
+                       (json.dumps(value), account, key))
+            return value
+
+    def runner_lock(self, me: RunnerInfo, *, wait: float | None = 0.0,
+                    should_stop: Callable[[], bool] = lambda: False) -> AbstractContextManager[None]:
+        return AdvisoryRunnerLock(self.url).hold(me, wait=wait, should_stop=should_stop)
