@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from invoicesync import PluginKind
 from invoicesync import plugins as plugins_module
 from invoicesync.plugins import Plugins
+from invoicesync.state._sql import SqlStore
 from invoicesync.testing import MemorySource, MemoryTarget
 from invoicesync.workspace import Workspace
 
@@ -42,3 +46,60 @@ def cli_plugins(memory_plugins: tuple[Plugins, MemorySource, MemoryTarget]) -> I
     plugins_module._installed = memory_plugins[0]
     yield memory_plugins[0]
     plugins_module._installed = previous
+
+
+# -- the state backends: every state test runs on SQLite and on PostgreSQL -------------------------
+
+#: The PostgreSQL server the tests use (trust auth); .ci/run starts it.
+POSTGRES_ADMIN_URL = os.environ.get("INVOICESYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A state URL on a fresh PostgreSQL schema of its own, dropped after the test. An unreachable
+    server fails the test (never skips it): start it with
+    ``pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start``."""
+    import psycopg
+
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable ({exc}); start it with "
+                    f"`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`")
+    with admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield f"{POSTGRES_ADMIN_URL}?options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a state test keeps its state: a state.db path, or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state.db")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def open_store(state_backend: str) -> Iterator[Callable[..., SqlStore]]:
+    """``open_store(target_version=None)``: open (or re-open, as the next run does) the test's state
+    on this backend; every store opened is closed after the test."""
+    from invoicesync.state import SqliteStore
+    from invoicesync.state._postgres import PostgresStore
+
+    opened: list[SqlStore] = []
+
+    def open_(target_version: int | None = None) -> SqlStore:
+        options = {} if target_version is None else {"target_version": target_version}
+        store: SqlStore = (PostgresStore(state_backend, **options) if state_backend.startswith("postgresql:")
+                           else SqliteStore(state_backend, **options))
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 from invoicesync.cli import cli
 from invoicesync.models import Delivery, DeliveryStatus
 from invoicesync.plugins import Plugins
-from invoicesync.state import SqliteStore
+from invoicesync.state._sql import SqlStore
 from invoicesync.testing import MemorySource, MemoryTarget
 
 
@@ -74,16 +75,16 @@ def test_the_status_filter_does_not_query_per_document(
     assert len(reads) <= 3, f"{len(reads)} queries for 25 documents"
 
 
-def test_the_failing_streak_counts_runs_not_in_run_retries(tmp_path: Path) -> None:
-    def failed(store: SqliteStore, status: DeliveryStatus = DeliveryStatus.FAILED) -> None:
+def test_the_failing_streak_counts_runs_not_in_run_retries(open_store: Callable[..., SqlStore]) -> None:
+    def failed(store: SqlStore, status: DeliveryStatus = DeliveryStatus.FAILED) -> None:
         store.record_delivery(Delivery(document_id="d1", target="t", version="v1", status=status))
 
-    store = SqliteStore(tmp_path / "state.db")
+    store = open_store()
     for _ in range(3):  # one run: an intent, then a failure, retried twice
         failed(store, DeliveryStatus.PENDING)
         failed(store)
     store.close()
-    store = SqliteStore(tmp_path / "state.db")  # the next run
+    store = open_store()  # the next run
     failed(store, DeliveryStatus.PENDING)
     failed(store)
     [failure] = store.persistent_failures()
@@ -93,14 +94,14 @@ def test_the_failing_streak_counts_runs_not_in_run_retries(tmp_path: Path) -> No
     store.close()
 
 
-def test_migration_keeps_failures_and_dates_them(tmp_path: Path) -> None:
-    old = SqliteStore(tmp_path / "state.db", target_version=2)
+def test_migration_keeps_failures_and_dates_them(open_store: Callable[..., SqlStore]) -> None:
+    old = open_store(target_version=2)
     old._exec("INSERT INTO deliveries (document_id, target, version, status, message, at) "
               "VALUES ('d1', 't', 'v1', 'failed', 'boom', '2026-11-28T10:00:00+00:00')")
     old._exec("INSERT INTO failures VALUES ('a', 'c', 's1', ?, 'bad', 3, '2026-11-29T10:00:00+00:00')",
               ('{"source_id": "s1"}',))
     old.close()
-    new = SqliteStore(tmp_path / "state.db")
+    new = open_store()
     found: dict[str, Any] = {f.where: f for f in new.persistent_failures(min_runs=1)}
     assert found["t"].since.first_failed_at.isoformat() == "2026-11-28T10:00:00+00:00"
     assert found["a/c"].since.runs == 3 and found["a/c"].document == "s1"

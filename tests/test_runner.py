@@ -20,6 +20,7 @@ from invoicesync import Document
 from invoicesync.pipeline import EXIT_BUSY, EXIT_OK, EXIT_PARTIAL, run_sync
 from invoicesync.plugins import Plugins
 from invoicesync.state import SqliteStore
+from invoicesync.state._sql import SqlStore
 from invoicesync.testing import MemorySource, MemoryTarget
 from invoicesync.workspace import Workspace
 
@@ -94,8 +95,9 @@ def test_sync_wait_gives_up_after_its_seconds(
     assert result.exit_code == EXIT_BUSY and "gave up waiting" in result.output
 
 
-def test_claims_are_atomic_released_by_their_owner_and_taken_over_when_expired(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+def test_claims_are_atomic_released_by_their_owner_and_taken_over_when_expired(
+        open_store: Callable[..., SqlStore]) -> None:
+    store = open_store()
     assert store.claim("d1", "t", "run-a", lease=60)
     assert not store.claim("d1", "t", "run-b", lease=60)  # a live owner keeps it
     assert store.claim("d1", "t2", "run-b", lease=60)  # per (document, target)

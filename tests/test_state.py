@@ -1,10 +1,14 @@
+"""The state store's semantics, on each backend (SQLite and PostgreSQL: the ``open_store`` fixture)."""
+
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+from collections.abc import Callable
 
 from invoicesync import Account, AccountDirection, Company, Delivery, DeliveryStatus, Direction, Document
-from invoicesync.state import SCHEMA_VERSION, DocumentFilter, SqliteStore
+from invoicesync.state import SCHEMA_VERSION, DocumentFilter
+from invoicesync.state._sql import SqlStore
+
+OpenStore = Callable[..., SqlStore]
 
 
 def doc(source_id: str, number: str = "INV-1") -> Document:
@@ -13,9 +17,16 @@ def doc(source_id: str, number: str = "INV-1") -> Document:
                     number=number)
 
 
-def test_migrates_an_old_schema_and_keeps_the_data(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    old = SqliteStore(path, target_version=1)
+def columns(store: SqlStore, table: str) -> set[str]:
+    if hasattr(store, "path"):  # SQLite
+        return {r["name"] for r in store._all(f"PRAGMA table_info({table})")}
+    return {r["column_name"] for r in store._all(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = ?", (table,))}
+
+
+def test_migrates_an_old_schema_and_keeps_the_data(open_store: OpenStore) -> None:
+    old = open_store(target_version=1)
     assert old.schema_version == 1
     old.save_account(Account(name="a", plugin="s", direction=AccountDirection.IMPORT,
                              companies=[Company(id="c", name="C")]))
@@ -24,11 +35,10 @@ def test_migrates_an_old_schema_and_keeps_the_data(tmp_path: Path) -> None:
     d = doc("1")
     old._exec("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
               (d.id, "a", "c", "1", "sales", "invoice", "INV-1", None, d.version, d.model_dump_json(), "t", "t"))
+    assert "deleted" not in columns(old, "documents")
     old.close()
-    columns = {r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(documents)")}
-    assert "deleted" not in columns
 
-    new = SqliteStore(path)
+    new = open_store()
     assert new.schema_version == SCHEMA_VERSION == 5
     assert new.get_account("a").companies[0].id == "c"  # type: ignore[union-attr]
     assert new.get_cursor("a", "c") == "2026-01-01T00:00:00"
@@ -38,15 +48,15 @@ def test_migrates_an_old_schema_and_keeps_the_data(tmp_path: Path) -> None:
     assert new.get_document(d.id).deleted  # type: ignore[union-attr]
 
 
-def test_library_deduplicates_by_id_and_version(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
+def test_library_deduplicates_by_id_and_version(open_store: OpenStore) -> None:
+    store = open_store()
     assert store.upsert_document(doc("1")) == "new"
     assert store.upsert_document(doc("1")) == "unchanged"
     assert store.upsert_document(doc("1", number="INV-1b")) == "updated"
 
 
-def test_undelivered_lists_new_changed_failed_and_pending_only(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
+def test_undelivered_lists_new_changed_failed_and_pending_only(open_store: OpenStore) -> None:
+    store = open_store()
     docs = [doc(str(i), number=f"N{i}") for i in range(5)]
     for d in docs:
         store.upsert_document(d)
@@ -63,8 +73,8 @@ def test_undelivered_lists_new_changed_failed_and_pending_only(tmp_path: Path) -
     assert {d.id for d in store.undelivered("other")} == {d.id for d in docs}
 
 
-def test_a_pending_record_keeps_the_earlier_target_path(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
+def test_a_pending_record_keeps_the_earlier_target_path(open_store: OpenStore) -> None:
+    store = open_store()
     d = doc("1")
     store.record_delivery(Delivery(document_id=d.id, target="t", version="v1", status=DeliveryStatus.DELIVERED,
                                    target_path="a/b.pdf", target_id="id-1"))

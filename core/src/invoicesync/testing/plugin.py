@@ -24,6 +24,7 @@ def invoicesync_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("INVOICESYNC_HOME", str(home))
     monkeypatch.setenv("INVOICESYNC_SECRETS", "file")
     monkeypatch.delenv("INVOICESYNC_CONFIG", raising=False)
+    monkeypatch.delenv("INVOICESYNC_STATE_URL", raising=False)  # the home's own state.db
     monkeypatch.chdir(tmp_path)
     return home
 
