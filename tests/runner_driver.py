@@ -89,6 +89,10 @@ def main() -> None:
         from invoicesync.state import SqliteStore
 
         SqliteStore.runner_lock = lambda self, me, **kwargs: nullcontext()  # type: ignore[method-assign]
+        if os.environ.get("INVOICESYNC_STATE_URL"):
+            from invoicesync.state._postgres import PostgresStore
+
+            PostgresStore.runner_lock = lambda self, me, **kwargs: nullcontext()  # type: ignore[method-assign]
     if options.args == ["setup"]:
         from invoicesync.accounts import connect
         from invoicesync.context import NonInteractiveUI

@@ -26,7 +26,8 @@ HOLDER = """
 import sys, time
 from invoicesync.state import RunnerInfo
 from invoicesync.state._postgres import PostgresStore
-hold = PostgresStore(sys.argv[1]).runner_lock(RunnerInfo.current("holder-for-test"))
+store = PostgresStore(sys.argv[1])  # kept: its pool is closed by the exit, not by the garbage collector
+hold = store.runner_lock(RunnerInfo.current("holder-for-test"))
 hold.__enter__()
 print("locked", flush=True)
 time.sleep(600)
@@ -127,9 +128,8 @@ def test_the_runner_lock_names_its_holder_and_frees_itself_when_the_holder_is_ki
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         store = PostgresStore(postgres_url)
-        with pytest.raises(RunnerBusy) as busy:
-            with store.runner_lock(RunnerInfo.current("second")):
-                pass
+        with pytest.raises(RunnerBusy) as busy, store.runner_lock(RunnerInfo.current("second")):
+            pass
         assert busy.value.holder is not None and busy.value.holder.pid == holder.pid
         holder.send_signal(signal.SIGKILL)
         holder.wait()
@@ -145,16 +145,15 @@ def test_the_runner_lock_names_its_holder_and_frees_itself_when_the_holder_is_ki
 def test_the_runner_lock_is_per_state(postgres_url: str, tmp_path: Path) -> None:
     import psycopg
 
-    base, _, options = postgres_url.partition("?")
+    base = postgres_url.partition("?")[0]
     other_schema = "test_other_" + os.urandom(6).hex()
     with psycopg.connect(base, autocommit=True) as admin:
         admin.execute(f'CREATE SCHEMA "{other_schema}"')
         try:
             one, other = PostgresStore(postgres_url), PostgresStore(f"{base}?options=-csearch_path%3D{other_schema}")
-            with one.runner_lock(RunnerInfo.current("one")), other.runner_lock(RunnerInfo.current("other")):
-                with pytest.raises(RunnerBusy):
-                    with one.runner_lock(RunnerInfo.current("again")):
-                        pass
+            with one.runner_lock(RunnerInfo.current("one")), other.runner_lock(RunnerInfo.current("other")), \
+                    pytest.raises(RunnerBusy), one.runner_lock(RunnerInfo.current("again")):
+                pass
             one.close()
             other.close()
         finally:
