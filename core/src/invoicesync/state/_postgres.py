@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -162,6 +162,26 @@ class PostgresStore(SqlStore):
 
     def close(self) -> None:
         self._pool.close()
+
+    def load_empty(self, tables: dict[str, Iterator[tuple[list[str], list[Params]]]]) -> dict[str, int]:
+        """Fill this state, which must hold nothing yet, with ``tables``' rows (batches of columns
+        and rows), in one transaction: a copy that fails half-way leaves the state empty."""
+        counts: dict[str, int] = {}
+        with self._pool.connection() as db, db.transaction():
+            # Nobody may write in between the check and the copy.
+            db.execute(f"LOCK TABLE {', '.join(tables)} IN SHARE ROW EXCLUSIVE MODE")
+            held = [t for t in tables if db.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()]
+            if held:
+                raise ConfigError(f"the PostgreSQL state at {self.where} is not empty (it has {', '.join(held)}); "
+                                  f"migrate only into a new database or schema")
+            for table, batches in tables.items():
+                counts[table] = 0
+                for columns, rows in batches:
+                    marks = ", ".join(["%s"] * len(columns))
+                    with db.cursor() as cursor:
+                        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+                    counts[table] += len(rows)
+        return counts
 
     # -- what PostgreSQL makes atomic its own way ---------------------------------------------
 

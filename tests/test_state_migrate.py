@@ -1,0 +1,88 @@
+"""``invoicesync state migrate --to postgresql://…``: a SQLite home's state, copied whole into an
+empty PostgreSQL state, which then carries on where the home left off; a non-empty target is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from invoicesync.cli import cli
+from invoicesync.models import DocumentRef
+from invoicesync.pipeline import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL
+from invoicesync.plugins import Plugins
+from invoicesync.state import SqliteStore
+from invoicesync.state._postgres import PostgresStore
+from invoicesync.state._sql import STATE_TABLES
+from invoicesync.testing import MemorySource, MemoryTarget
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.output
+
+
+def table(store: SqliteStore | PostgresStore, name: str) -> list[dict[str, Any]]:
+    order = "rowid" if name == "documents" else "1, 2"
+    return [{k: row[k] for k in row.keys() if k != "rowid"}  # noqa: SIM118 (a sqlite3.Row iterates values)
+            for row in store._all(f"SELECT * FROM {name} ORDER BY {order}")]
+
+
+def test_migrate_copies_a_home_into_postgres_which_then_carries_on(
+        cli_plugins: Plugins, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget],
+        invoicesync_home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, _source, target = memory_plugins
+    assert run("connect", "memory")[0] == 0 and run("connect", "memtarget")[0] == 0
+    target.fail_ids = {"m4"}
+    assert run("sync")[0] == EXIT_PARTIAL and run("sync")[0] == EXIT_PARTIAL  # m4 fails two runs running
+    home_state = SqliteStore(invoicesync_home / "state.db")
+    home_state.record_failure("memory", "c1", DocumentRef(source_id="m7"), "HTTP 500")
+    home_state.kv("memtarget").set("folders", {"2026": "id-1"})
+    assert home_state.claim("some-document", "memtarget", "a-run", lease=600)
+    home_state.close()
+
+    code, output = run("state", "migrate", "--to", postgres_url)
+    assert code == EXIT_OK, output
+    assert "documents: 25" in output and "deliveries: 25" in output
+
+    home_state, postgres = SqliteStore(invoicesync_home / "state.db"), PostgresStore(postgres_url)
+    try:
+        for name in STATE_TABLES:
+            assert table(postgres, name) == table(home_state, name), name
+            assert table(postgres, name), f"nothing to compare in {name}"
+        assert postgres._all("SELECT * FROM claims") == []  # a claim lives only as long as its run
+    finally:
+        home_state.close()
+        postgres.close()
+
+    monkeypatch.setenv("INVOICESYNC_STATE_URL", postgres_url)
+    writes = target.writes
+    assert run("sync")[0] == EXIT_PARTIAL  # m4 still fails: its streak goes on in PostgreSQL
+    assert target.writes == writes  # nothing delivered before was delivered again
+    listing = json.loads(CliRunner().invoke(cli, ["documents", "--status", "failed", "--json"]).stdout)
+    assert [d["failing"]["memtarget"]["runs"] for d in listing] == [3]
+    target.fail_ids = set()
+    assert run("sync")[0] == EXIT_OK and target.writes == writes + 1
+
+
+def test_migrate_refuses_a_target_that_holds_state_and_a_home_without_one(
+        cli_plugins: Plugins, invoicesync_home: Path, postgres_url: str, tmp_path: Path) -> None:
+    code, output = run("state", "migrate", "--to", postgres_url)
+    assert code == EXIT_FATAL and "state.db does not exist" in output
+
+    assert run("connect", "memory")[0] == 0
+    assert run("state", "migrate", "--to", postgres_url)[0] == EXIT_OK
+    (tmp_path / "extra").mkdir()
+    code, output = run("--home", str(tmp_path / "extra"), "connect", "memtarget")
+    assert code == 0, output
+    code, output = run("--home", str(tmp_path / "extra"), "state", "migrate", "--to", postgres_url)
+    assert code == EXIT_FATAL and "is not empty (it has accounts)" in output
+    postgres = PostgresStore(postgres_url)
+    try:
+        assert [a.name for a in postgres.list_accounts()] == ["memory"]  # the refused copy added nothing
+    finally:
+        postgres.close()
+    code, output = run("state", "migrate", "--to", "sqlite:///elsewhere.db")
+    assert code != EXIT_OK and "not a postgresql:// URL" in output
