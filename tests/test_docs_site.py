@@ -23,7 +23,7 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     result = subprocess.run([*mkdocs(), "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
                              "--site-dir", str(tmp_path / "site")], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    for page in ("index", "ops", "architecture", "write-a-connector", "testing", "hooks"):
+    for page in ("index", "ops", "architecture", "scale-out", "write-a-connector", "testing", "hooks"):
         assert (tmp_path / "site" / page / "index.html").is_file() or page == "index", page
     assert (tmp_path / "site" / "index.html").is_file()
 

@@ -108,6 +108,24 @@ def test_two_runners_agree_on_new_documents_and_on_kv_updates(postgres_url: str)
             store.close()
 
 
+def test_runners_opening_a_new_state_at_once_migrate_it_once(postgres_url: str) -> None:
+    start = threading.Barrier(4)
+
+    def open_at_once(_: int) -> int:
+        start.wait()
+        store = PostgresStore(postgres_url)
+        store.close()
+        return store.schema_version
+
+    with ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(open_at_once, range(4))) == {len(PG_MIGRATIONS)}
+    store = PostgresStore(postgres_url)
+    try:
+        assert store._all("SELECT version FROM schema_version") == [{"version": len(PG_MIGRATIONS)}]
+    finally:
+        store.close()
+
+
 def test_a_kv_update_that_raises_leaves_nothing_behind(postgres_url: str) -> None:
     store = PostgresStore(postgres_url)
     try:

@@ -68,6 +68,7 @@ def test_a_second_runner_on_the_same_postgres_state_exits_75_until_the_first_die
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         code, output = run("sync")
         assert code == EXIT_BUSY == 75, output
+        assert "another sync is running on this PostgreSQL state: " in output
         assert f"pid {holder.pid}" in output and memory_plugins[2].writes == 0
         holder.kill()
         holder.wait()

@@ -47,11 +47,11 @@ class RunnerInfo:
 class RunnerBusy(InvoiceSyncError):
     """Another runner holds this home's lock (or the wait for it was given up)."""
 
-    def __init__(self, holder: RunnerInfo | None, *, waited: bool) -> None:
+    def __init__(self, holder: RunnerInfo | None, *, waited: bool, where: str = "in this home") -> None:
         self.holder = holder
         who = holder.describe() if holder else "another process (it has not said who it is yet)"
         hint = "gave up waiting" if waited else "try again later, or use `sync --wait`"
-        super().__init__(f"another sync is running in this home: {who}; {hint}")
+        super().__init__(f"another sync is running {where}: {who}; {hint}")
 
 
 class FileRunnerLock:

@@ -47,7 +47,7 @@ class AdvisoryRunnerLock:
             if row and row[0]:
                 return
             if should_stop() or (deadline is not None and time.monotonic() >= deadline):
-                raise RunnerBusy(self.holder(db), waited=bool(wait))
+                raise RunnerBusy(self.holder(db), waited=bool(wait), where="on this PostgreSQL state")
             time.sleep(POLL_SECONDS if deadline is None else max(0.0, min(POLL_SECONDS, deadline - time.monotonic())))
 
     @staticmethod
