@@ -103,3 +103,20 @@ def test_two_runners_that_both_get_in_push_each_document_once_through_postgres_c
     written = Counter(line.split()[0] for line in log.read_text().splitlines())
     assert set(written.values()) == {1} and len(written) == 16
     assert not (home / "state.db").exists()
+
+
+def test_a_server_gone_mid_command_is_one_line_and_exit_2(
+        cli_plugins: Plugins, invoicesync_home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    monkeypatch.setenv("INVOICESYNC_STATE_URL", postgres_url)
+    assert run("connect", "memory")[0] == 0
+
+    def gone(*args: object, **kwargs: object) -> None:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(PostgresStore, "_all", gone)
+    result = CliRunner().invoke(cli, ["documents"])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: the PostgreSQL state failed (server closed the connection unexpectedly)")
+    assert len(result.output.strip().splitlines()) == 1 and "internal error" not in result.output

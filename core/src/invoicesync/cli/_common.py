@@ -16,7 +16,7 @@ import click
 from ..errors import InvoiceSyncError
 from ..pipeline import EXIT_FATAL
 from ..secrets import RedactingFilter, RedactingFormatter, redact, safe_error_text
-from ..state import describe_state_error
+from ..state import describe_backend_error, describe_state_error
 from ..workspace import Workspace, default_home
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,6 +72,8 @@ def handle_errors(func: F) -> F:
             where = f"{exc.filename}: " if exc.filename else ""
             fail(f"{where}{exc.strerror or exc}; check that this user may write there and that the disk has room")
         except Exception as exc:
+            if backend := describe_backend_error(exc):  # a PostgreSQL state's server went away
+                fail(backend)
             logging.getLogger("invoicesync").info("internal error", exc_info=True)
             fail(f"internal error: {safe_error_text(exc)} (run with -v for the traceback, and please report it)")
 

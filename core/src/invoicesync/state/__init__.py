@@ -6,7 +6,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ._blobs import BlobStore
 from ._lock import RunnerBusy, RunnerInfo
-from ._problems import describe_state_error
+from ._problems import describe_backend_error, describe_state_error
 from ._sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from ._store import (
     DocumentFilter,
@@ -51,6 +51,7 @@ __all__ = [
     "SqliteStore",
     "StateStore",
     "UpsertOutcome",
+    "describe_backend_error",
     "describe_state_error",
     "is_postgres_url",
     "open_state",

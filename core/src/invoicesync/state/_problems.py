@@ -21,3 +21,13 @@ def describe_state_error(path: Path, exc: sqlite3.Error) -> str:
     if "locked" in lowered or "busy" in lowered:
         return f"{path} stayed locked by another process ({text}); wait for it to finish and run again"
     return f"{path}: the state database failed ({text})"
+
+
+def describe_backend_error(exc: BaseException) -> str | None:
+    """One line for an error of the PostgreSQL driver or its pool mid-command (the server went away,
+    no connection came free), or None for anything else. Checked by module, as psycopg is optional."""
+    if type(exc).__module__.split(".")[0] not in ("psycopg", "psycopg_pool"):
+        return None
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return (f"the PostgreSQL state failed ({text}); check that the server is up and reachable, "
+            f"then run again: nothing is lost, the next run picks up where this one stopped")
