@@ -70,6 +70,9 @@ class BillitSandbox(SandboxApp):
         self.list_shape = "envelope"
         self.next_links = "absolute"
         self.date_only_literals = False
+        #: Edits racing the listing: after each page of ``GET /v1/orders`` one order it listed is
+        #: edited (LastModified bumped to now, as a user at work would), this many times in all.
+        self.racing_edits = 0
         #: "json" (documented: File object with base64 FileContent) or "raw" (the bytes themselves).
         self.file_shape = "json"
         #: ``(Content-Type, sent an Authorization header)`` of each token request: Billit's docs
@@ -178,6 +181,23 @@ class BillitSandbox(SandboxApp):
             order["LastModified"] = wire_time(at or self.next_stamp())
             company.deleted[order_id] = order
 
+    def crowd_one_second(self, count: int, *, at: datetime | None = None, party_id: int | None = None,
+                         same_instant: bool = False) -> list[int]:
+        """Stamp ``count`` orders of a company inside one second (a bulk import): distinct
+        milliseconds mostly, a few sharing one, and OrderIDs not in LastModified order; or all
+        at one and the same instant."""
+        with self.data_lock:
+            company = self.company(party_id)
+            second = (at or self._last_stamp + timedelta(seconds=5)).replace(microsecond=0)
+            chosen = sorted(company.orders)[:count]
+            millis = [(n * 7919) % 997 for n in range(len(chosen))]  # scrambled, some repeated below
+            for n, order_id in enumerate(chosen):
+                moment = second + timedelta(milliseconds=0 if same_instant else
+                                            millis[n - n % 3] if n % 5 == 0 else millis[n])
+                company.orders[order_id]["LastModified"] = wire_time(moment)
+            self._last_stamp = max(self._last_stamp, second + timedelta(seconds=1))
+            return chosen
+
     def drop_pdf(self, order_id: int) -> None:
         with self.data_lock:
             _, order = self._find(order_id)
@@ -258,7 +278,8 @@ class BillitSandbox(SandboxApp):
                               "UserCompanyRoles": [{"PartyID": c["PartyID"], "UserRoleTypes": ["Admin"]}
                                                    for c in companies]})
 
-    def _page(self, request: Request, rows: list[dict[str, Any]], path: str) -> Response:
+    def _page(self, request: Request, rows: list[dict[str, Any]], path: str,
+              served: list[dict[str, Any]] | None = None) -> Response:
         if self.date_only_literals and re.search(r"[Dd]ate[Tt]ime'[^']*T", request.arg("$filter") or ""):
             return self.error(400, "GenericError", "The DateTime literal must be a date.")
         try:
@@ -275,7 +296,10 @@ class BillitSandbox(SandboxApp):
             return self.error(400, "GenericError", str(exc))
         except ValueError:
             return self.error(400, "GenericError", "$top and $skip must be integers.")
-        items = [_wire(summary(r)) for r in rows[skip:skip + top]]
+        page = rows[skip:skip + top]
+        if served is not None:
+            served.extend(page)
+        items = [_wire(summary(r)) for r in page]
         if self.list_shape == "bare":
             return _json(items)
         body: dict[str, Any] = {"Items": items, "NextPageLink": None, "Count": None}
@@ -302,7 +326,15 @@ class BillitSandbox(SandboxApp):
             rows = list(company.orders.values())
             self.order_queries.append({k: v[0] for k, v in request.query.items()})
             self.raw_order_queries.append(request.query_string)
-        return self._page(request, rows, "/v1/orders")
+        served: list[dict[str, Any]] = []
+        response = self._page(request, rows, "/v1/orders", served)
+        with self.data_lock:
+            racing = served[:1] if self.racing_edits > 0 else []
+            self.racing_edits -= len(racing)
+        for order in racing:
+            # Someone works in Billit while the client pages: a listed order moves to the end.
+            self.edit_order(order["OrderID"], regenerate=False)
+        return response
 
     def _deleted(self, request: Request) -> Response:
         company = self._company_for(request)
