@@ -20,8 +20,8 @@ def runs_that_stop_early(h: Any, pages_per_run: int) -> Iterator[tuple[int, list
     for run in range(200):
         refs: list[DocumentRef] = []
         checkpoints = 0
-        finished = True
-        for item in h.call("list_documents", company=h.company, cursor=cursor):
+        items = iter(h.call("list_documents", company=h.company, cursor=cursor))
+        for item in items:
             assert not isinstance(item, ListingError), item
             if isinstance(item, DocumentRef):
                 refs.append(item)
@@ -29,8 +29,8 @@ def runs_that_stop_early(h: Any, pages_per_run: int) -> Iterator[tuple[int, list
                 cursor = item.cursor
                 checkpoints += 1
                 if checkpoints == pages_per_run:
-                    finished = False
                     break
+        finished = next(items, None) is None  # the run is cut here unless nothing was left
         yield run, refs
         if finished:
             return

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from .attachments import EXTRAS, choose_extras
 from .files import order_pdf, order_ubl
 
 CENT = Decimal("0.01")
@@ -116,11 +117,13 @@ class Seeder:
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
+        #: Extra attachments are drawn apart, so the orders are the same with or without them.
+        self.extras_rng = random.Random(f"extras-{seed}")
         self._ids = iter(range(1_100_000, 10**9))
         self._party_ids = iter(range(600_000, 10**9))
 
-    def uuid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+    def uuid(self, rng: random.Random | None = None) -> str:
+        return str(uuid.UUID(int=(rng or self.rng).getrandbits(128), version=4))
 
     def company(self, index: int) -> CompanyData:
         name, city, zipcode = _COMPANIES[index % len(_COMPANIES)]
@@ -214,6 +217,7 @@ class Seeder:
             order.pop("PaidDate", None)
             order["_no_pdf"] = True
         order.update(overrides)
+        order["_extras"] = choose_extras(order, self.extras_rng)
         return order
 
     def times(self, count: int, start: datetime) -> Iterator[datetime]:
@@ -248,6 +252,12 @@ def attach_files(order: dict[str, Any], files: dict[str, StoredFile], seeder: Se
         ubl = StoredFile(seeder.uuid(), f"{stem}.xml", "text/xml", lambda: [order_ubl(snapshot)], order["OrderID"])
         files[ubl.file_id] = ubl
         order["Attachments"].append({"FileID": ubl.file_id, "FileName": ubl.name})
+    for kind in order.get("_extras") or []:
+        name, mime, render = EXTRAS[kind]
+        extra = StoredFile(seeder.uuid(seeder.extras_rng), name, mime,
+                           (lambda r: lambda: [r(snapshot)])(render), order["OrderID"])
+        files[extra.file_id] = extra
+        order["Attachments"].append({"FileID": extra.file_id, "FileName": extra.name})
     if extra_attachment:
         csv = StoredFile(seeder.uuid(), "timesheet.csv", "text/csv",
                          lambda: [b"date;hours\n2025-01-06;7.5\n2025-01-07;8\n"], order["OrderID"])
