@@ -57,6 +57,7 @@ class Party(BaseModel):
     name: str = ""
     vat_number: str | None = None
     peppol_id: str | None = None
+    other_names: list[str] = Field(default_factory=list)
 
 
 class Company(BaseModel):

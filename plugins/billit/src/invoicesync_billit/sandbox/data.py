@@ -39,6 +39,7 @@ _CUSTOMERS = ["Bakkerij Peeters", "Hotel Ter Duinen", "Garage Verstraete", "Stud
 _SUPPLIERS = ["Proximus NV", "Engie Electrabel", "Bpost NV", "Colruyt Group", "Telenet BV", "Makro Belgium",
               "Brico Belgium", "Securex", "Total Energies Belgium", "Office Depot BV", "Coolblue België",
               "Sodexo Belgium"]
+LEGAL_FORMS = frozenset({"NV", "BV", "SA", "SRL", "VOF", "BVBA"})
 _ITEMS = [("Consultancy (hours)", 21, 85), ("Webdesign", 21, 450), ("Onderhoudscontract", 21, 120),
           ("Boeken", 6, 24), ("Catering", 12, 35), ("Transport", 21, 60), ("Drukwerk", 21, 140),
           ("Export services", 0, 300)]
@@ -149,8 +150,10 @@ class Seeder:
 
     def counterparty(self, name: str, party_type: str) -> dict[str, Any]:
         vat = belgian_vat(self.rng)
+        # Billit shows a DisplayName; the legal Name often carries the company form as well.
+        display = name.rsplit(" ", 1)[0] if name.rsplit(" ", 1)[-1] in LEGAL_FORMS else name
         party: dict[str, Any] = {
-            "PartyID": next(self._party_ids), "Name": name, "DisplayName": name, "VATNumber": vat,
+            "PartyID": next(self._party_ids), "Name": name, "DisplayName": display, "VATNumber": vat,
             "PartyType": party_type, "VATLiable": True, "VATDeductable": True, "Language": "NL",
             "Addresses": [], "Street": "Kerkstraat", "StreetNumber": str(self.rng.randrange(1, 200)),
             "City": "Antwerpen", "Zipcode": "2000", "CountryCode": "BE",
