@@ -48,12 +48,12 @@ def choose_companies(available: Sequence[Company], wanted: Sequence[str], ui: UI
     if list(wanted) == ["*"]:  # every company the login reaches (demo, scripts)
         return list(available) if multiple else list(available[:1])
     if wanted:
-        by_id = {c.id: c for c in available}
-        unknown = [w for w in wanted if w not in by_id]
-        if unknown:
-            listing = ", ".join(f"{c.id} ({c.name})" for c in available) or "none"
-            raise ConfigError(f"this login cannot reach company {', '.join(unknown)}; it can reach: {listing}")
-        return [by_id[w] for w in wanted]
+        named: list[Company] = []
+        for want in wanted:
+            company = _company_named(available, want)
+            if company not in named:
+                named.append(company)
+        return named
     if len(available) <= 1:
         return list(available)
     if not ui.interactive:
@@ -64,6 +64,23 @@ def choose_companies(available: Sequence[Company], wanted: Sequence[str], ui: UI
     if not chosen:
         raise ConfigError("no company was chosen")
     return [c for c in available if c.id in chosen]
+
+
+def _company_named(available: Sequence[Company], wanted: str) -> Company:
+    """``--company`` by id, or else by name (case and spacing ignored); a name that several
+    companies share is an error listing them, so the id can be given instead."""
+    by_id = [c for c in available if c.id == wanted.strip()]
+    if by_id:
+        return by_id[0]
+    key = " ".join(wanted.split()).casefold()
+    named = [c for c in available if " ".join(c.name.split()).casefold() == key]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        candidates = ", ".join(f"{c.id} ({c.name}{', ' + c.vat_number if c.vat_number else ''})" for c in named)
+        raise ConfigError(f"company name {wanted!r} is ambiguous: {candidates}; give --company the id")
+    listing = ", ".join(f"{c.id} ({c.name})" for c in available) or "none"
+    raise ConfigError(f"this login cannot reach company {wanted}; it can reach: {listing}")
 
 
 def disconnect(workspace: Workspace, name: str) -> Account:

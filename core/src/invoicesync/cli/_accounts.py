@@ -17,7 +17,8 @@ from ._ui import ClickUI
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("plugin")
 @click.option("--name", help="Account name (default: the plugin name).")
-@click.option("--company", "companies", multiple=True, help="Company id to sync (repeatable); skips the checklist.")
+@click.option("--company", "companies", multiple=True,
+              help="Company id or name to sync (repeatable); skips the checklist.")
 @click.option("--no-browser", is_flag=True, help="Print the login URL instead of opening a browser.")
 @click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE", help="A plugin setting (repeatable).")
 @click.argument("plugin_args", nargs=-1, type=click.UNPROCESSED)

@@ -85,7 +85,8 @@ def download(client: BillitClient, party_id: str, entry: FileEntry, reader: Orde
                             field=f"{entry.field}/{exc.field}") from None
     except RemoteError as exc:
         if exc.status in (401, 403, 404):
-            raise DocumentError(f"file {entry.file_id} is not available: {exc}", document=reader.label,
+            raise DocumentError(f"file {entry.file_id} ({entry.name or 'no name'}) is not available: {exc}",
+                                document=reader.label,
                                 field=f"{entry.field}/FileID") from None
         raise
     except httpx.HTTPError as exc:  # the body broke off after the headers: try again next run
@@ -130,7 +131,7 @@ def safe_file_name(name: str | None, file_id: str) -> str:
     text = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     text = "".join(ch for ch in text if ch.isprintable()).strip().strip(".").strip()
     if len(text) > MAX_NAME:
-        stem, dot, extension = text.rpartition(".")
+        _, dot, extension = text.rpartition(".")
         extension = extension if dot and 0 < len(extension) <= 10 else ""
         text = text[:MAX_NAME - len(extension) - 1].rstrip() + ("." + extension if extension else "")
     return text or f"{file_id}.bin"

@@ -24,6 +24,7 @@ from typing import Any
 
 from invoicesync.sandbox import Request, Response, SandboxApp
 
+from .corpus import OMIT, BadInputs, file_json_body
 from .data import CompanyData, Seeder, StoredFile, attach_files, summary, wire_time
 from .oauth import OAuthClient, OAuthState
 from .odata import ODataError, parse_filter, sort_orders
@@ -41,16 +42,24 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(status, dumps(data), {"Content-Type": "application/json; charset=utf-8"})
 
 
-def _wire(order: dict[str, Any]) -> dict[str, Any]:
-    """Drop emulator-private keys and nulls (Billit omits null fields)."""
-    return {k: v for k, v in order.items() if not k.startswith("_") and v is not None}
+def _wire(order: dict[str, Any], garbled: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Drop emulator-private keys and nulls (Billit omits null fields); then garble what a
+    bad-input test asks for (``OMIT`` drops a field), on the wire only: the stored order still
+    filters and sorts by its real values, as a server with a serialisation bug would."""
+    wire = {k: v for k, v in order.items() if not k.startswith("_") and v is not None}
+    for key, value in (garbled or {}).items():
+        if value is OMIT:
+            wire.pop(key, None)
+        else:
+            wire[key] = value
+    return wire
 
 
 class BillitSandbox(SandboxApp):
     name = "billit"
 
     def __init__(self, *, documents: int = 50, seed: int = 1, companies: int = 2,
-                 token_lifetime: float = 3600.0) -> None:
+                 token_lifetime: float = 3600.0, bad_inputs: bool = False) -> None:
         super().__init__()
         self.seeder = Seeder(seed)
         self.data_lock = threading.RLock()
@@ -65,7 +74,8 @@ class BillitSandbox(SandboxApp):
         # Variants of what Billit leaves undocumented, for tolerance tests: the list shape
         # ("envelope" as the docs show, or "bare" as the Swagger declares: an array, no links),
         # the NextPageLink form ("absolute", "relative" path+query, "foreign": absolute on another
-        # origin, as a server behind a proxy may write it, "none"), and a server that takes only
+        # origin, as a server behind a proxy may write it, "none", "loop": a broken server whose
+        # every link points back to the first page), and a server that takes only
         # the documented date-only DateTime literal.
         self.list_shape = "envelope"
         self.next_links = "absolute"
@@ -83,6 +93,8 @@ class BillitSandbox(SandboxApp):
         self._last_stamp = datetime(2025, 1, 1)
         for company in self.companies:
             self._seed(company, documents)
+        #: The bad-input corpus (``bad_inputs``): its defects, and ``fix()`` to repair them.
+        self.bad_inputs = BadInputs(self).seed() if bad_inputs else None
         self.route("GET", r"/v1/account/accountInformation", self._account_information)
         self.route("GET", r"/v1/orders", self._orders)
         self.route("GET", r"/v1/orders/deleted", self._deleted)
@@ -100,7 +112,8 @@ class BillitSandbox(SandboxApp):
     def from_options(cls, options: dict[str, Any]) -> BillitSandbox:
         app = cls(documents=int(options.get("documents") or options.get("orders") or 50),
                   seed=int(options.get("seed") or 1), companies=int(options.get("companies") or 2),
-                  token_lifetime=float(options.get("token_lifetime") or 3600.0))
+                  token_lifetime=float(options.get("token_lifetime") or 3600.0),
+                  bad_inputs=_flag(options.get("bad_inputs")))
         for fault in options.get("faults") or []:
             app.add_fault(fault)
         return app
@@ -299,10 +312,14 @@ class BillitSandbox(SandboxApp):
         page = rows[skip:skip + top]
         if served is not None:
             served.extend(page)
-        items = [_wire(summary(r)) for r in page]
+        items = [_wire(summary(r), r.get("_garbled_in_list")) for r in page]
         if self.list_shape == "bare":
             return _json(items)
         body: dict[str, Any] = {"Items": items, "NextPageLink": None, "Count": None}
+        if self.next_links == "loop":  # a broken server: every page links back to the first
+            first = {k: v[0] for k, v in request.query.items() if k != "$skip"}
+            body["NextPageLink"] = request.base_url + f"{path}?{urllib.parse.urlencode(first, safe='$,/')}"
+            return _json(body)
         if skip + top < len(rows) and top > 0 and self.next_links != "none":
             query = {k: v[0] for k, v in request.query.items()}
             query["$skip"] = str(skip + top)
@@ -350,7 +367,7 @@ class BillitSandbox(SandboxApp):
             return company
         with self.data_lock:
             order = company.orders.get(int(request.params["order_id"]))
-            body = dumps(_wire(order)) if order is not None else None
+            body = dumps(_wire(order, order.get("_garbled"))) if order is not None else None
         if body is None:  # Billit answers an unknown or foreign OrderID with 401
             return self.error(401, "Unauthorized", f"You have no access to order {request.params['order_id']}.")
         return Response(200, body, {"Content-Type": "application/json; charset=utf-8"})
@@ -365,6 +382,8 @@ class BillitSandbox(SandboxApp):
             owned = stored is not None and stored.order_id in company.orders
         if stored is None or not owned:
             return self.error(401, "Unauthorized", f"You have no access to file {file_id}.")
+        if stored.damage:
+            return Response(200, file_json_body(stored), {"Content-Type": "application/json; charset=utf-8"})
         if self.file_shape == "raw":
             return Response(200, _chunks(stored.render()), {"Content-Type": stored.mime})
         return Response(200, self._file_json(stored), {"Content-Type": "application/json; charset=utf-8"})
@@ -450,6 +469,11 @@ class BillitSandbox(SandboxApp):
         except KeyError:
             return self.error(404, "NotFound", "no such order")
         return Response.json({"deleted": True})
+
+
+def _flag(value: Any) -> bool:
+    """An on/off option as a CLI or a TOML file gives it."""
+    return str(value).strip().lower() in ("1", "true", "yes", "on") if value is not None else False
 
 
 def _chunks(parts: Iterable[bytes]) -> Iterator[bytes]:

@@ -90,6 +90,8 @@ class StoredFile:
     mime: str
     render: Callable[[], Iterable[bytes]]
     order_id: int = 0  #: the order it belongs to: files are scoped to that order's company
+    #: A bad-input test's damage to the answer: "empty" (``FileContent: ""``), "not-base64".
+    damage: str | None = None
 
 
 @dataclass
@@ -169,6 +171,7 @@ class Seeder:
 
     def order(self, company: CompanyData, moment: datetime, number: int, **overrides: Any) -> dict[str, Any]:
         rng = self.rng
+        extras = overrides.pop("_extras", None)
         direction = overrides.pop("OrderDirection", "Cost" if rng.random() < 0.4 else "Income")
         roll = rng.random()
         kind = overrides.pop("OrderType", "Invoice" if roll < 0.82 else "CreditNote" if roll < 0.92
@@ -220,7 +223,7 @@ class Seeder:
             order.pop("PaidDate", None)
             order["_no_pdf"] = True
         order.update(overrides)
-        order["_extras"] = choose_extras(order, self.extras_rng)
+        order["_extras"] = choose_extras(order, self.extras_rng) if extras is None else extras
         return order
 
     def times(self, count: int, start: datetime) -> Iterator[datetime]:
