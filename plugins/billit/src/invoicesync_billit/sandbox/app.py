@@ -83,6 +83,9 @@ class BillitSandbox(SandboxApp):
         #: Edits racing the listing: after each page of ``GET /v1/orders`` one order it listed is
         #: edited (LastModified bumped to now, as a user at work would), this many times in all.
         self.racing_edits = 0
+        #: OData as forgiving as a naive emulator (any keyword case, literals of any type,
+        #: DateTime with an offset); Billit's own is strict (see ``odata``), and so is the default.
+        self.lenient_odata = False
         #: "json" (documented: File object with base64 FileContent) or "raw" (the bytes themselves).
         self.file_shape = "json"
         #: ``(Content-Type, sent an Authorization header)`` of each token request: Billit's docs
@@ -114,6 +117,7 @@ class BillitSandbox(SandboxApp):
                   seed=int(options.get("seed") or 1), companies=int(options.get("companies") or 2),
                   token_lifetime=float(options.get("token_lifetime") or 3600.0),
                   bad_inputs=_flag(options.get("bad_inputs")))
+        app.lenient_odata = _flag(options.get("lenient_odata"))
         for fault in options.get("faults") or []:
             app.add_fault(fault)
         return app
@@ -296,7 +300,7 @@ class BillitSandbox(SandboxApp):
         if self.date_only_literals and re.search(r"[Dd]ate[Tt]ime'[^']*T", request.arg("$filter") or ""):
             return self.error(400, "GenericError", "The DateTime literal must be a date.")
         try:
-            rows = [r for r in rows if parse_filter(request.arg("$filter"))(r)]
+            rows = [r for r in rows if parse_filter(request.arg("$filter"), strict=not self.lenient_odata)(r)]
             search = (request.arg("fullTextSearch") or "").strip().lower()
             if search:
                 rows = [r for r in rows if search in dumps(summary(r)).decode().lower()]
