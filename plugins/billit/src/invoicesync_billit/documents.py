@@ -114,6 +114,11 @@ def download(client: BillitClient, party_id: str, entry: FileEntry, reader: Orde
 #: Media types that say nothing about the file: the name's extension says more.
 VAGUE_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream", "application/unknown"})
 MAX_NAME = 200
+KNOWN_TYPES = {
+    "pdf": "application/pdf", "xml": "text/xml", "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xls": "application/vnd.ms-excel",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "csv": "text/csv",
+}
 
 
 def media_type_of(given: str | None, name: str) -> str:
@@ -121,7 +126,9 @@ def media_type_of(given: str | None, name: str) -> str:
     given = (given or "").split(";")[0].strip().lower()
     if given not in VAGUE_TYPES and "/" in given:
         return given
-    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+    extension = name.rpartition(".")[2].lower() if "." in name else ""
+    # The types Billit's files come in, fixed here: the system's MIME table varies (and may lack .xlsx).
+    return KNOWN_TYPES.get(extension) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 def safe_file_name(name: str | None, file_id: str) -> str:
