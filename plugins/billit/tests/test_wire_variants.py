@@ -55,11 +55,19 @@ def test_a_bare_array_with_a_bulk_import_pages_on_by_order_id(billit: Any) -> No
 
 @pytest.mark.parametrize("style", ["absolute", "relative", "relative-path", "foreign", "none"])
 def test_every_next_page_link_form_is_followed_on_the_api_host(billit: Any, style: str) -> None:
-    h = billit(documents=40, companies=1, settings={"page_size": 5})
+    h = billit(documents=160, companies=1, settings={"page_size": 5})
     h.app.next_links = style
+    gone = sorted(h.app.company().orders)[-125:]  # more deletions than one page of 120: a link to follow
+    wanted_gone = {str(i) for i in gone if h.app.company().orders[i]["OrderType"] in WANTED}
+    for order_id in gone:
+        h.app.delete_order(order_id)
     bulk_import(h, 17)
     h.connect()
-    assert_complete(h, h.list().ids)
+    listing = h.list()
+    assert_complete(h, listing.ids)
+    reported = {d.source_id for d in listing.deletions}
+    if style != "none":  # without a link only the first page of deletions can be known
+        assert reported == wanted_gone and h.app.count("GET", r"^/v1/orders/deleted$") == 2
     # Every page came from the sandbox (a foreign origin is rewritten to the configured API).
     assert all(path.startswith(("/v1/", "/__sandbox__")) for _, path, _ in h.app.requests)
 
