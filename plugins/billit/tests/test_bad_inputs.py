@@ -43,6 +43,18 @@ def test_unusable_listed_items_are_listing_errors_and_later_items_still_come(bil
     assert len(errors) == 3
 
 
+def test_an_unusable_item_of_a_kind_not_imported_holds_nothing_up(billit: Any) -> None:
+    h = billit(documents=10, companies=1)
+    offer = h.app.add_order(OrderType="Offer")
+    offer["_garbled_in_list"] = {"OrderID": "x-17"}
+    h.connect()
+    items = list(h.call("list_documents", company=h.company, cursor=None))
+    assert not [i for i in items if isinstance(i, ListingError)]  # offers are not imported here
+    h.account.settings["order_types"] = ["Invoice", "CreditNote", "Offer"]
+    items = list(h.call("list_documents", company=h.company, cursor=None))
+    assert [(i.source_id, i.field) for i in items if isinstance(i, ListingError)] == [("x-17", "OrderID")]
+
+
 def test_each_bad_document_fails_alone_naming_document_and_field(billit: Any) -> None:
     h = billit(documents=8, companies=1, bad_inputs=True)
     h.connect()

@@ -101,6 +101,16 @@ def test_a_server_taking_only_date_literals_still_lists_incrementally(
     assert re.search(r"DateTime'\d{4}-\d\d-\d\d'", h.app.order_queries[-1]["$filter"])
 
 
+def test_a_server_taking_only_date_literals_walks_a_crowded_day_by_order_id(billit: Any) -> None:
+    h = billit(documents=40, companies=1, settings={"page_size": 5})
+    h.app.date_only_literals = True
+    h.app.crowd_one_second(23)
+    h.connect()
+    assert_complete(h, h.list().ids)
+    walks = [q["$filter"] for q in h.app.order_queries if "OrderID gt" in q.get("$filter", "")]
+    assert walks and all(re.search(r"lt DateTime'\d{4}-\d\d-\d\d'", f) for f in walks)
+
+
 def test_page_shapes_are_read_tolerantly() -> None:
     assert page_items([{"OrderID": 1}]) == ([{"OrderID": 1}], None)
     assert page_items({"Items": [], "NextPageLink": None, "Count": None}) == ([], None)

@@ -177,7 +177,8 @@ class OrderLister:
             for item in items:
                 key = self._key(item)
                 if isinstance(key, ListingError):
-                    if self._first_report(item):
+                    # Reported (and the cursor held for it) only if it is a kind this account imports.
+                    if (not isinstance(item, dict) or self.wanted(item)) and self._first_report(item):
                         yield key
                     continue
                 rows.append(Row(*key, item))
