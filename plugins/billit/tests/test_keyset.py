@@ -111,3 +111,30 @@ def test_a_server_ignoring_the_keyset_filter_is_an_error_not_a_loop(billit: Any)
     with pytest.raises(RemoteError, match="repeat"):
         h.list()
     assert h.app.count("GET", r"^/v1/orders$") < 10
+
+
+def test_through_the_runner_every_order_reaches_the_library_in_its_latest_version(
+        workspace_factory: Any, serve_sandbox: Any) -> None:
+    from invoicesync import NonInteractiveUI, PluginKind
+    from invoicesync.accounts import connect
+    from invoicesync.pipeline import EXIT_OK, run_sync
+    from invoicesync.plugins import Plugins
+    from invoicesync_billit import plugin
+    from invoicesync_billit.sandbox import BillitSandbox
+
+    app = BillitSandbox(documents=50, companies=1, seed=9)
+    app.crowd_one_second(40, same_instant=True)
+    app.racing_edits = 6
+    running = serve_sandbox(app)
+    workspace = workspace_factory(plugins=Plugins.from_objects({"billit": (PluginKind.SOURCE, plugin)}))
+    for key, value in app.account_secrets().items():
+        workspace.secrets("books").set(key, value)
+    connect(workspace, "billit", ui=NonInteractiveUI(), name="books", companies=("*",),
+            settings={**app.account_settings(running.url), "page_size": 6, **EVERY_TYPE})
+    assert run_sync(workspace).exit_code == EXIT_OK
+    assert app.racing_edits == 0
+    assert run_sync(workspace).exit_code == EXIT_OK  # the edits made after the last page
+    for order_id, order in app.company().orders.items():
+        document = workspace.state.get_document(f"billit:books:{app.company().party_id}:{order_id}")
+        assert document is not None, order_id
+        assert document.raw["LastModified"] == order["LastModified"], order_id
