@@ -48,12 +48,7 @@ def choose_companies(available: Sequence[Company], wanted: Sequence[str], ui: UI
     if list(wanted) == ["*"]:  # every company the login reaches (demo, scripts)
         return list(available) if multiple else list(available[:1])
     if wanted:
-        named: list[Company] = []
-        for want in wanted:
-            company = _company_named(available, want)
-            if company not in named:
-                named.append(company)
-        return named
+        return [_company_by_id_or_name(available, w) for w in wanted]
     if len(available) <= 1:
         return list(available)
     if not ui.interactive:
@@ -66,21 +61,20 @@ def choose_companies(available: Sequence[Company], wanted: Sequence[str], ui: UI
     return [c for c in available if c.id in chosen]
 
 
-def _company_named(available: Sequence[Company], wanted: str) -> Company:
-    """``--company`` by id, or else by name (case and spacing ignored); a name that several
-    companies share is an error listing them, so the id can be given instead."""
-    by_id = [c for c in available if c.id == wanted.strip()]
+def _company_by_id_or_name(available: Sequence[Company], wanted: str) -> Company:
+    """``--company`` names a company by id, or by name when no id matches (never a guess between two)."""
+    listing = ", ".join(f"{c.id} ({c.name})" for c in available) or "none"
+    by_id = [c for c in available if c.id == wanted]
     if by_id:
         return by_id[0]
-    key = " ".join(wanted.split()).casefold()
-    named = [c for c in available if " ".join(c.name.split()).casefold() == key]
-    if len(named) == 1:
-        return named[0]
-    if named:
-        candidates = ", ".join(f"{c.id} ({c.name}{', ' + c.vat_number if c.vat_number else ''})" for c in named)
-        raise ConfigError(f"company name {wanted!r} is ambiguous: {candidates}; give --company the id")
-    listing = ", ".join(f"{c.id} ({c.name})" for c in available) or "none"
-    raise ConfigError(f"this login cannot reach company {wanted}; it can reach: {listing}")
+    by_name = [c for c in available if c.name == wanted] \
+        or [c for c in available if c.name.strip().casefold() == wanted.strip().casefold()]
+    if len(by_name) > 1:
+        candidates = ", ".join(f"{c.id} ({c.name})" for c in by_name)
+        raise ConfigError(f"more than one company is called {wanted!r}: {candidates}; pass its id to --company")
+    if not by_name:
+        raise ConfigError(f"this login cannot reach company {wanted}; it can reach: {listing}")
+    return by_name[0]
 
 
 def disconnect(workspace: Workspace, name: str) -> Account:
