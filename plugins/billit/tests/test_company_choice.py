@@ -42,9 +42,9 @@ def test_an_ambiguous_company_name_lists_the_candidates(invoicesync_cli: Callabl
     app.companies[2].party["Name"] = app.companies[0].party["Name"]  # two companies, one name
     result = _connect(invoicesync_cli, running, app, app.companies[0].party["Name"])
     assert result.exit_code != 0
-    assert "ambiguous" in result.output
+    assert "more than one company is called" in result.output
     for company in (app.companies[0], app.companies[2]):
-        assert str(company.party_id) in result.output and company.party["VATNumber"] in result.output
+        assert str(company.party_id) in result.output
     assert str(app.companies[1].party_id) not in result.output
     # The id settles it.
     result = _connect(invoicesync_cli, running, app, str(app.companies[2].party_id))
