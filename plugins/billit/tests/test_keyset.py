@@ -138,3 +138,38 @@ def test_through_the_runner_every_order_reaches_the_library_in_its_latest_versio
         document = workspace.state.get_document(f"billit:books:{app.company().party_id}:{order_id}")
         assert document is not None, order_id
         assert document.raw["LastModified"] == order["LastModified"], order_id
+
+
+def test_lookback_lists_an_order_committed_late_before_the_cursor(billit: Any) -> None:
+    from datetime import timedelta
+
+    for lookback, expected in ((0, False), (30, True)):
+        h = billit(documents=20, companies=1, settings={"lookback_seconds": lookback, **EVERY_TYPE})
+        h.connect()
+        first = h.list()
+        boundary = parse_timestamp(Cursor.parse(first.cursor).last_modified)
+        assert boundary is not None
+        # Committed now, but stamped 10 s before the stored cursor (Billit's commit lag).
+        late = h.app.add_order(OrderType="Invoice", at=boundary - timedelta(seconds=10))
+        second = h.list(first.cursor)
+        assert (str(late["OrderID"]) in second.ids) is expected, lookback
+        assert len(second.ids) == len(set(second.ids))
+        if lookback:
+            third = h.list(second.cursor)
+            assert str(late["OrderID"]) in third.ids  # re-read every run; the library dedupes it
+            assert Cursor.parse(third.cursor).last_modified == Cursor.parse(second.cursor).last_modified
+
+
+def test_lookback_over_a_crowded_second_does_not_walk_back(billit: Any) -> None:
+    h = billit(documents=30, companies=1, settings={"lookback_seconds": 3600 * 24 * 400, "page_size": 5,
+                                                    **EVERY_TYPE})
+    from datetime import datetime
+
+    h.app.crowd_one_second(12, same_instant=True, at=datetime(2025, 1, 1))  # the oldest orders
+    h.connect()
+    first = h.list()
+    second = h.list(first.cursor)
+    # The first page looks back (into the crowded second); the next starts at the cursor again.
+    assert len(second.ids) == 5 and Cursor.parse(second.cursor).window is None
+    assert Cursor.parse(second.cursor).last_modified == Cursor.parse(first.cursor).last_modified
+    assert h.list(second.cursor).ids == second.ids  # the same re-read, never an endless one

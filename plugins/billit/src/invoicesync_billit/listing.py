@@ -102,10 +102,12 @@ class OrderLister:
         self.log = log
         self.date_only = False  # set when the server refuses a DateTime with a time of day
         self._reported: set[str] = set()  # unusable items already reported in this run
+        self._lookback = timedelta(0)  # how far before the cursor the run's first page re-reads
 
     def changes(self, cursor_text: str | None
                 ) -> Iterator[DocumentRef | Deletion | ListingError | Checkpoint]:
         cursor = Cursor.parse(cursor_text)
+        self._lookback = timedelta(seconds=self.settings.lookback_seconds)
         yield from self._orders(cursor)
         if self.settings.import_deletions:
             yield from list_deletions(self.client, self.party_id, cursor, self.wanted)
@@ -138,8 +140,7 @@ class OrderLister:
         else:
             since = parse_timestamp(cursor.last_modified)
             if since is not None:
-                since -= timedelta(seconds=self.settings.lookback_seconds)
-                filters.insert(0, f"LastModified ge {self._literal(since)}")
+                filters.insert(0, f"LastModified ge {self._literal(since - self._lookback)}")
             order_by = ORDER_BY
         params: dict[str, Any] = {}
         if filters:
@@ -186,7 +187,10 @@ class OrderLister:
             if in_window:
                 fresh = yield from self._window_page(rows, cursor, listed, more)
             else:
-                fresh = yield from self._main_page(rows, cursor, listed, more)
+                boundary = parse_timestamp(cursor.last_modified)
+                reread_from = boundary - self._lookback if boundary is not None and self._lookback else None
+                fresh = yield from self._main_page(rows, cursor, listed, more, reread_from)
+            self._lookback = timedelta(0)  # only the run's first page looks back: later ones start at the cursor
             if items and (cursor.last_modified or cursor.window):
                 yield Checkpoint(cursor=cursor.dump())
             if not more and not in_window:
@@ -196,14 +200,22 @@ class OrderLister:
                                   "the server does not honour the keyset filter", service=SERVICE)
 
     def _main_page(self, rows: list[Row], cursor: Cursor, listed: set[tuple[int, datetime]],
-                   more: bool) -> Generator[DocumentRef, None, int]:
-        """``LastModified ge S`` pages: skip what the cursor covers, move it to the last order."""
-        boundary = parse_timestamp(cursor.last_modified)
+                   more: bool, reread_from: datetime | None = None) -> Generator[DocumentRef, None, int]:
+        """``LastModified ge S`` pages: skip what the cursor covers, move it to the last order.
+        With ``lookback_seconds``, what lies from ``reread_from`` up to the cursor is listed again
+        (an order committed late with an earlier LastModified; the library dedupes the rest)."""
+        boundary = start = parse_timestamp(cursor.last_modified)
         seen: set[int] = set(cursor.ids)  # OrderIDs already listed at the boundary instant
         fresh = 0
         for order_id, stamp, text, item in rows:
             if boundary is not None and stamp < boundary:
-                continue  # already covered: lookback, or the filter's whole-second floor
+                if reread_from is None or stamp < reread_from or (order_id, stamp) in listed:
+                    continue  # covered by the cursor (the filter floors to whole seconds)
+                listed.add((order_id, stamp))
+                fresh += 1
+                if self.wanted(item):
+                    yield DocumentRef(source_id=str(order_id), modified_at=localize(stamp, text), summary=item)
+                continue
             if stamp == boundary and order_id in seen:
                 continue
             if boundary is None or stamp > boundary:
@@ -216,9 +228,10 @@ class OrderLister:
                 yield DocumentRef(source_id=str(order_id), modified_at=localize(stamp, text), summary=item)
         cursor.ids = sorted(seen)
         seconds = {self._floor(row.stamp) for row in rows}
-        if more and len(seconds) == 1:
+        if more and len(seconds) == 1 and (start is None or min(seconds) >= self._floor(start)):
             # A full page inside one second: `ge S` would only return it again. Walk that
-            # second by OrderID (what was listed of it already is in `listed`).
+            # second by OrderID (what was listed of it already is in `listed`). A second before
+            # the cursor (a lookback re-read) is not walked: the next page starts at the cursor.
             cursor.window, cursor.after = wire_timestamp(seconds.pop()), None
         return fresh
 
