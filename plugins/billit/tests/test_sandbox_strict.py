@@ -44,6 +44,15 @@ def test_what_billit_refuses_is_refused_unless_lenient(sandbox: tuple[BillitSand
     assert client.get("/v1/orders", params={"$filter": query}).status_code == (400 if incomparable else 200)
 
 
+def test_orderby_directions_are_lowercase_keywords(sandbox: tuple[BillitSandbox, httpx.Client]) -> None:
+    app, client = sandbox
+    assert client.get("/v1/orders", params={"$orderby": "LastModified asc,OrderID desc"}).status_code == 200
+    answer = client.get("/v1/orders", params={"$orderby": "LastModified ASC"})
+    assert answer.status_code == 400 and answer.json()["errors"][0]["Code"] == "GenericError"
+    app.lenient_odata = True
+    assert client.get("/v1/orders", params={"$orderby": "LastModified ASC"}).status_code == 200
+
+
 def test_typed_literals_and_documented_forms_are_accepted(sandbox: tuple[BillitSandbox, httpx.Client]) -> None:
     _, client = sandbox
     for query in ("OrderID gt 1100004", "LastModified ge DateTime'2025-01-01T10:15:00' and "

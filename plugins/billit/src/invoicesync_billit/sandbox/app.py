@@ -216,7 +216,7 @@ class BillitSandbox(OrderAdmin, SandboxApp):
             search = (request.arg("fullTextSearch") or "").strip().lower()
             if search:
                 rows = [r for r in rows if search in dumps(summary(r)).decode().lower()]
-            rows = sort_orders(rows, request.arg("$orderby"))
+            rows = sort_orders(rows, request.arg("$orderby"), strict=not self.lenient_odata)
             top = min(int(request.arg("$top") or PAGE_SIZE), PAGE_SIZE)
             skip = int(request.arg("$skip") or 0)
             if top < 0 or skip < 0:

@@ -220,18 +220,22 @@ def parse_filter(text: str | None, *, strict: bool = True) -> Predicate:
     return predicate
 
 
-def sort_orders(orders: list[dict[str, Any]], orderby: str | None) -> list[dict[str, Any]]:
-    """``$orderby=Prop [asc|desc], ...``; stable, nulls first (like SQL Server)."""
+def sort_orders(orders: list[dict[str, Any]], orderby: str | None, *, strict: bool = True
+                ) -> list[dict[str, Any]]:
+    """``$orderby=Prop [asc|desc], ...``; stable, nulls first (like SQL Server). ``asc``/``desc``
+    are lowercase OData keywords (``ASC`` is a syntax error) unless not ``strict``."""
     if not orderby or not orderby.strip():
         return sorted(orders, key=lambda o: o["OrderID"])
     keys = []
     for part in orderby.split(","):
         words = part.split()
-        if not words or len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
+        direction = words[1] if len(words) == 2 else "asc"
+        direction = direction if strict else direction.lower()
+        if not words or len(words) > 2 or direction not in ("asc", "desc"):
             raise ODataError(f"Syntax error in $orderby '{orderby}'.")
         if words[0] not in FILTERABLE:
             raise ODataError(f"Could not find a property named '{words[0]}' on type '{SAFE_TYPE}'.")
-        keys.append((words[0], len(words) == 2 and words[1].lower() == "desc"))
+        keys.append((words[0], direction == "desc"))
     result = list(orders)
     for prop, descending in reversed(keys):
         result.sort(key=_key_for(prop), reverse=descending)
