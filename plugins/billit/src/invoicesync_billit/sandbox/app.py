@@ -119,6 +119,7 @@ class BillitSandbox(OrderAdmin, SandboxApp):
                   token_lifetime=float(options.get("token_lifetime") or 3600.0),
                   bad_inputs=_flag(options.get("bad_inputs")))
         app.lenient_odata = _flag(options.get("lenient_odata"))
+        app.oauth.configure_redirects(options)  # redirect_uris, lenient_redirects
         for fault in options.get("faults") or []:
             app.add_fault(fault)
         return app
