@@ -21,9 +21,16 @@ SECRET_FILE = "server-secret"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 12
 
+#: argon2id with argon2-cffi's defaults (RFC 9106's low-memory profile); tests swap in a cheaper one.
 _hasher = PasswordHasher()
-#: Verified against when the user does not exist, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+_dummy: dict[PasswordHasher, str] = {}
+
+
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so a wrong name costs as long as a wrong password."""
+    if _hasher not in _dummy:
+        _dummy[_hasher] = _hasher.hash(secrets.token_urlsafe(16))
+    return _dummy[_hasher]
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -75,7 +82,7 @@ class Users:
     def verify(self, name: str, password: str) -> bool:
         stored = self._load().get(name)
         try:
-            return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+            return _hasher.verify(stored or _dummy_hash(), password) and stored is not None
         except (VerificationError, InvalidHashError):
             return False
 
