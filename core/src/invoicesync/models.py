@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Direction(StrEnum):
@@ -57,6 +57,8 @@ class Party(BaseModel):
     name: str = ""
     vat_number: str | None = None
     peppol_id: str | None = None
+    #: Other names the source knows this party by (e.g. Billit's DisplayName beside its Name).
+    other_names: list[str] = Field(default_factory=list)
 
 
 class Company(BaseModel):
@@ -123,6 +125,9 @@ class Document(BaseModel):
     def version(self) -> str:
         """A hash of what a target would store: changes when a file or a booked field changes."""
         payload = self.model_dump(mode="json", exclude={"raw", "modified_at"})
+        # Left out while empty, so documents stored before the field existed keep their version.
+        if not payload["counterparty"].get("other_names"):
+            payload["counterparty"].pop("other_names", None)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -184,7 +189,8 @@ class PushRequest(BaseModel):
     """One document handed to a target, with what the ledger knows of its last delivery.
 
     ``files`` are the files of ``document`` this target should hold (all of them unless the
-    account narrows it with its ``files`` setting); a target writes every one of them.
+    account narrows it with its ``files`` export option; all of them too when a request is built
+    without ``files``); a target writes every one of them, and only them.
     When ``document.deleted`` is set (API 2), the target applies its deletion policy instead and
     yields ``deleted``, ``skipped`` (kept, with the reason) or ``failed``.
     """
@@ -192,6 +198,17 @@ class PushRequest(BaseModel):
     document: Document
     previous: Delivery | None = None
     files: list[FileRef] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _all_files_by_default(cls, data: Any) -> Any:
+        # Built without ``files`` (tests, scripts): every file of the document, as the core hands them.
+        if isinstance(data, dict) and "files" not in data:
+            document = data.get("document")
+            files = document.files if isinstance(document, Document) else (
+                document.get("files", []) if isinstance(document, dict) else [])
+            data = {**data, "files": list(files)}
+        return data
 
 
 class DeliveryStatus(StrEnum):
@@ -218,6 +235,9 @@ class Delivery(BaseModel):
     at: datetime | None = None
     #: Plugin-specific facts worth keeping (a Dropbox rev, the UBL's path, a BC attachment id).
     extra: dict[str, Any] = Field(default_factory=dict)
+    #: Set by the core, not the plugin: the fingerprint of the target's export options this outcome
+    #: was decided under (``ExportOptions.fingerprint``). Another fingerprint offers the document again.
+    export_options: str | None = None
     #: On a ``failed`` delivery: the failure is transient (write-lock contention, one throttled entry
     #: of a batch) and the document may be offered again after this many seconds, in this same run.
     #: Not stored; the runner retries a few times, then the failure stands until the next run.

@@ -80,7 +80,11 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER failures_first_failed_at AFTER INSERT ON failures WHEN NEW.first_failed_at IS NULL
     BEGIN UPDATE failures SET first_failed_at = NEW.at WHERE rowid = NEW.rowid; END;
     """,
-    # 5: past runs (the dashboard's History) and every settled delivery outcome (a document's history)
+    # 5: the export options each delivery was decided under, so changing them re-checks it
+    """
+    ALTER TABLE deliveries ADD COLUMN export_options TEXT;
+    """,
+    # 6: past runs (the dashboard's History) and every settled delivery outcome (a document's history)
     """
     CREATE TABLE runs (
         id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, finished_at TEXT NOT NULL,
@@ -95,7 +99,8 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER delivery_log_insert AFTER INSERT ON deliveries WHEN NEW.status NOT IN ('pending', 'planned')
     BEGIN INSERT INTO delivery_log VALUES (NEW.document_id, NEW.target, NEW.version, NEW.status,
         NEW.target_path, NEW.message, NEW.at); END;
-    CREATE TRIGGER delivery_log_update AFTER UPDATE ON deliveries WHEN NEW.status NOT IN ('pending', 'planned')
+    CREATE TRIGGER delivery_log_update AFTER UPDATE OF status, version, at ON deliveries
+    WHEN NEW.status NOT IN ('pending', 'planned')
     BEGIN INSERT INTO delivery_log VALUES (NEW.document_id, NEW.target, NEW.version, NEW.status,
         NEW.target_path, NEW.message, NEW.at); END;
     """,
@@ -306,9 +311,10 @@ class SqliteStore(LibraryQueries, HistoryQueries):
         if document is None or document.deleted:
             return False
         document.deleted = True
+        # A new version too: the deletion is a change targets are offered (and settle) once.
         self._exec(
-            "UPDATE documents SET deleted = 1, body = ?, updated_at = ? WHERE id = ?",
-            (document.model_dump_json(), _now(), document_id),
+            "UPDATE documents SET deleted = 1, body = ?, version = ?, updated_at = ? WHERE id = ?",
+            (document.model_dump_json(), document.version, _now(), document_id),
         )
         return True
 
@@ -320,6 +326,7 @@ class SqliteStore(LibraryQueries, HistoryQueries):
             status=DeliveryStatus(row["status"]), target_id=row["target_id"],
             target_path=row["target_path"], content_hash=row["content_hash"], message=row["message"],
             at=datetime.fromisoformat(row["at"]), extra=json.loads(row["extra"]),
+            export_options=row["export_options"],
         )
 
     def get_delivery(self, document_id: str, target: str) -> Delivery | None:
@@ -333,8 +340,9 @@ class SqliteStore(LibraryQueries, HistoryQueries):
         # streak as it was; any settled outcome ends it.
         self._exec(
             """INSERT INTO deliveries (document_id, target, version, status, target_id, target_path,
-                   content_hash, message, at, extra, first_failed_at, failed_attempts, failed_runs, failed_run)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   content_hash, message, at, extra, first_failed_at, failed_attempts, failed_runs, failed_run,
+                   export_options)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (document_id, target) DO UPDATE SET version = excluded.version,
                    status = excluded.status, target_id = COALESCE(excluded.target_id, target_id),
                    target_path = COALESCE(excluded.target_path, target_path),
@@ -348,12 +356,13 @@ class SqliteStore(LibraryQueries, HistoryQueries):
                            THEN failed_runs + (failed_run IS NOT excluded.failed_run)
                        WHEN excluded.status IN ('pending', 'planned') THEN failed_runs ELSE 0 END,
                    failed_run = CASE WHEN excluded.status = 'failed' THEN excluded.failed_run
-                       WHEN excluded.status IN ('pending', 'planned') THEN failed_run END""",
+                       WHEN excluded.status IN ('pending', 'planned') THEN failed_run END,
+                   export_options = excluded.export_options""",
             (
                 delivery.document_id, delivery.target, delivery.version, delivery.status.value,
                 delivery.target_id, delivery.target_path, delivery.content_hash, delivery.message, at,
                 json.dumps(delivery.extra), at if failed else None, int(failed), int(failed),
-                self._run if failed else None,
+                self._run if failed else None, delivery.export_options,
             ),
         )
 
@@ -361,15 +370,20 @@ class SqliteStore(LibraryQueries, HistoryQueries):
         rows = self._all("SELECT * FROM deliveries WHERE document_id = ? ORDER BY target", (document_id,))
         return [self._delivery(r) for r in rows]
 
-    def undelivered(self, target: str) -> Iterator[Document]:
-        """Documents this target has not taken in their current version (new, changed, failed, pending)."""
+    def undelivered(self, target: str, export_options: str | None = None) -> Iterator[Document]:
+        """Documents this target has not taken in their current version (new, changed, failed, pending),
+        or took under other export options than ``export_options`` (when given). A deleted document
+        is offered only if this target has a record of it: its deletion is then still to be applied."""
         yield from self._keyset(
             """SELECT d.rowid, d.body FROM documents d
                LEFT JOIN deliveries l ON l.document_id = d.id AND l.target = ?
-               WHERE d.deleted = 0 AND (l.status IS NULL OR l.version != d.version
-                     OR l.status IN ('failed', 'pending', 'planned'))
+               WHERE ((d.deleted = 0 AND (l.status IS NULL OR l.version != d.version
+                           OR l.status IN ('failed', 'pending', 'planned')
+                           OR (? IS NOT NULL AND l.export_options IS NOT ?)))
+                      OR (d.deleted = 1 AND l.status IS NOT NULL AND (l.version != d.version
+                           OR l.status IN ('failed', 'pending', 'planned'))))
                  AND d.rowid > ? ORDER BY d.rowid LIMIT 100""",
-            [target],
+            [target, export_options, export_options],
         )
 
     # -- failed fetches ----------------------------------------------------------------------
