@@ -133,3 +133,21 @@ def test_a_bad_account_name_is_refused_before_anything_is_kept(admin: Dashboard)
     assert admin.workspace.secrets("../etc").get("api_key") is None
 
 
+
+
+def test_an_export_takes_the_cores_export_options_beside_the_plugins_settings(admin: Dashboard,
+                                                                              tmp_path: Path) -> None:
+    page = admin.client.get("/connect/export/localfs").text
+    assert 'type="date" name="since"' in page and 'name="files"' in page
+    assert 'name="since"' not in admin.client.get("/connect/import/memory").text  # a source has none
+    root = str(tmp_path / "out")
+    refused = admin.post("/connect/export/localfs", {"name": "pdfs", "root": root, "since": "2026-02-01",
+                                                     "until": "2026-01-01"})
+    assert refused.status_code == 400 and "is after until" in refused.text  # type: ignore[attr-defined]
+    assert admin.workspace.state.get_account("pdfs") is None
+    response = admin.post("/connect/export/localfs", {"name": "pdfs", "root": root, "files": "pdf",
+                                                      "since": "2025-01-01", "kinds": ""})
+    assert response.status_code == 303  # type: ignore[attr-defined]
+    account = admin.workspace.state.get_account("pdfs")
+    assert account is not None and account.settings["files"] == "pdf" and account.settings["since"] == "2025-01-01"
+    assert "kinds" not in account.settings

@@ -17,10 +17,12 @@ from starlette.routing import Route
 from ..accounts import connect
 from ..context import PluginKind
 from ..errors import InvoiceSyncError, PluginError
+from ..export_options import ExportOptions
 from ..models import Account, AccountDirection
+from ..plugins import LoadedPlugin
 from ..secrets import redact
 from ..workspace import Workspace
-from ._forms import read_form, settings_fields, validate
+from ._forms import FormField, read_form, settings_fields, validate
 
 KINDS = {"import": PluginKind.SOURCE, "export": PluginKind.TARGET}
 
@@ -61,6 +63,13 @@ class WebUI:
         raise NeedsPerson(self.asked)
 
 
+def _option_fields(plugin: LoadedPlugin, values: dict[str, str]) -> list[FormField]:
+    """A target's export options (the core's, beside the plugin's settings): empty means no narrowing."""
+    if plugin.kind is not PluginKind.TARGET:
+        return []
+    return settings_fields(ExportOptions, (), values)
+
+
 def routes(workspace: Workspace, render: Callable[..., Response]) -> list[Route]:
     async def choose_plugin(request: Request) -> Response:
         direction = request.path_params["direction"]
@@ -83,7 +92,8 @@ def routes(workspace: Workspace, render: Callable[..., Response]) -> list[Route]
             return render(request, "missing.html", {"what": "plugin"}, status_code=404)
         fields = settings_fields(plugin.info.settings, plugin.info.secrets)
         return render(request, "connect_form.html", {
-            "plugin": plugin, "fields": fields, "name": plugin.name, "error": None, "person": None,
+            "plugin": plugin, "fields": fields, "options": _option_fields(plugin, {}), "name": plugin.name,
+            "error": None, "person": None,
             "companies": None, "multiple": True, "direction": request.path_params["direction"]})
 
     async def submit(request: Request) -> Response:
@@ -93,12 +103,16 @@ def routes(workspace: Workspace, render: Callable[..., Response]) -> list[Route]
         form = await request.form()
         values = {k: str(v) for k, v in form.items() if k not in ("csrf", "name", "company", "step")}
         fields = settings_fields(plugin.info.settings, plugin.info.secrets, values)
+        options = _option_fields(plugin, values)
         name = str(form.get("name") or plugin.name)
         settings, secrets = read_form(fields, values)
-        page = {"plugin": plugin, "fields": fields, "name": name, "error": None, "person": None,
-                "companies": None, "multiple": True, "direction": request.path_params["direction"]}
-        if not validate(plugin.info.settings, fields, settings):
+        chosen_options, _ = read_form(options, {k: v for k, v in values.items() if v})
+        page = {"plugin": plugin, "fields": fields, "options": options, "name": name, "error": None,
+                "person": None, "companies": None, "multiple": True, "direction": request.path_params["direction"]}
+        settings_ok = validate(plugin.info.settings, fields, settings)
+        if not (validate(ExportOptions, options, chosen_options) and settings_ok):
             return render(request, "connect_form.html", page, status_code=400)
+        settings.update(chosen_options)
         chosen = form.getlist("company") if form.get("step") == "companies" else None
         ui = WebUI([str(c) for c in chosen] if chosen is not None else None)
         try:

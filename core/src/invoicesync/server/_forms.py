@@ -9,6 +9,7 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import date
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +55,8 @@ def _input_for(annotation: Any) -> tuple[str, list[str]]:
         return "checkbox", []
     if annotation in (int, float):
         return "number", []
+    if annotation is date:
+        return "date", []
     if annotation is SecretStr:
         return "password", []
     return "text", []
