@@ -42,7 +42,7 @@ def test_serve_listens_on_loopback_unless_told_public(invoicesync_cli: Callable[
     started: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.append(kwargs))
     assert invoicesync_cli("serve").exit_code == 0
-    assert started[-1]["host"] == "127.0.0.1"
+    assert started[-1]["host"] == "127.0.0.1" and started[-1]["timeout_graceful_shutdown"] > 0
     refused = invoicesync_cli("serve", "--host", "0.0.0.0")
     assert refused.exit_code == 2 and "--public" in refused.output
     assert invoicesync_cli("serve", "--host", "0.0.0.0", "--public").exit_code == 0

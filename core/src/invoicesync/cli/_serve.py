@@ -47,7 +47,9 @@ def serve(state: State, host: str, port: int, public: bool, allowed_hosts: tuple
         raise ConfigError("no dashboard user yet; add one with `invoicesync serve-user add NAME`")
     app = create_app(workspace, allowed_hosts=("127.0.0.1", "localhost", host, *allowed_hosts), https_only=https_only)
     click.echo(f"invoicesync dashboard on http://{host}:{port}/ (Ctrl-C stops it)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False)
+    # timeout_graceful_shutdown: an open live-progress stream must not hold a stop (Ctrl-C, SIGTERM) back
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False,
+                timeout_graceful_shutdown=5)
 
 
 @click.group("serve-user")

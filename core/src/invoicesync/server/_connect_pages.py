@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ..accounts import connect
@@ -23,6 +23,7 @@ from ..plugins import LoadedPlugin
 from ..secrets import redact
 from ..workspace import Workspace
 from ._forms import FormField, read_form, settings_fields, validate
+from ._sync_pages import notice
 
 KINDS = {"import": PluginKind.SOURCE, "export": PluginKind.TARGET}
 
@@ -132,7 +133,7 @@ def routes(workspace: Workspace, render: Callable[..., Response]) -> list[Route]
             page["error"] = redact(str(exc)) if ui.asked is None else None
             page["person"] = ui.asked
             return render(request, "connect_form.html", page, status_code=400)
-        return RedirectResponse(f"/sync?notice=Connected+{account.name}.", status_code=303)
+        return notice(request, f"Connected {account.name}.")
 
     return [
         Route("/connect/{direction}", choose_plugin, methods=["GET"]),

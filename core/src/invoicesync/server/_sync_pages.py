@@ -43,14 +43,14 @@ def routes(workspace: Workspace, jobs: SyncJobs, render: Callable[..., Response]
             "imports": [r for r in rows if r["direction"] == AccountDirection.IMPORT.value],
             "exports": [r for r in rows if r["direction"] != AccountDirection.IMPORT.value],
             "job": job.state() if job else None,
-            "notice": request.query_params.get("notice"),
+            "notice": request.session.pop("notice", None),
         })
 
     async def sync_now(request: Request) -> Response:
         form = await request.form()
         account = str(form.get("account", ""))
         if account and account not in {a.name for a in workspace.accounts()}:
-            return RedirectResponse("/sync?notice=" + "no+such+account", status_code=303)
+            return notice(request, f"There is no account called {account}.")
         jobs.start([account] if account else [])
         return RedirectResponse("/sync#progress", status_code=303)
 
@@ -74,8 +74,8 @@ def routes(workspace: Workspace, jobs: SyncJobs, render: Callable[..., Response]
         try:
             account = disconnect(workspace, str(form.get("account", "")))
         except InvoiceSyncError as exc:
-            return RedirectResponse(f"/sync?notice={_q(str(exc))}", status_code=303)
-        return RedirectResponse(f"/sync?notice={_q(f'Disconnected {account.name}.')}", status_code=303)
+            return notice(request, str(exc))
+        return notice(request, f"Disconnected {account.name}.")
 
     return [
         Route("/sync", sync_page, methods=["GET"]),
@@ -85,7 +85,9 @@ def routes(workspace: Workspace, jobs: SyncJobs, render: Callable[..., Response]
     ]
 
 
-def _q(text: str) -> str:
-    from urllib.parse import quote_plus
 
-    return quote_plus(redact(text))
+def notice(request: Request, text: str) -> Response:
+    """Back to Sync with a one-time message, kept in the session (never taken from the URL, so a link
+    cannot put words in the dashboard's mouth)."""
+    request.session["notice"] = redact(text)
+    return RedirectResponse("/sync", status_code=303)
