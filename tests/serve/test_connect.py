@@ -3,6 +3,7 @@ browser logins (OAuth) are sent to the CLI; several companies get a checklist.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,36 @@ def test_an_export_takes_the_cores_export_options_beside_the_plugins_settings(ad
     account = admin.workspace.state.get_account("pdfs")
     assert account is not None and account.settings["files"] == "pdf" and account.settings["since"] == "2025-01-01"
     assert "kinds" not in account.settings
+
+
+def test_billits_oauth_login_is_sent_to_the_cli_and_its_api_key_login_connects(
+        workspace_factory: Any, serve_sandbox: Any) -> None:
+    from invoicesync.plugins import Plugins
+    from invoicesync.server import Users, create_app
+    from starlette.testclient import TestClient
+
+    from .conftest import ADMIN, PASSWORD
+
+    workspace = workspace_factory(plugins=Plugins.discover(["billit"]))
+    Users(workspace.home).add(ADMIN, PASSWORD)
+    with TestClient(create_app(workspace, allowed_hosts=["testserver"])) as client:
+        admin = Dashboard(client, workspace)
+        admin.login()
+        oauth = admin.post("/connect/import/billit", {"name": "billit", "auth": "oauth"})
+        assert oauth.status_code == 400  # type: ignore[attr-defined]
+        assert "invoicesync connect billit --name billit" in oauth.text  # type: ignore[attr-defined]
+        app = workspace.plugins.call("billit", "sandbox", options={"documents": 2, "seed": 1})
+        running = serve_sandbox(app, tls=getattr(app, "tls", False), tls_dir=workspace.home / "ca")
+        settings = {k: str(v) for k, v in app.account_settings(running.url).items()}
+        if running.ca_file:
+            settings["ca_bundle"] = str(running.ca_file)
+        key = app.account_secrets()["api_key"]
+        first = admin.post("/connect/import/billit", {"name": "books", **settings, "auth": "api_key",
+                                                      "api_key": key})
+        options = re.findall(r'name="company" value="([^"]+)"', first.text)  # type: ignore[attr-defined]
+        assert len(options) >= 2 and key not in first.text  # type: ignore[attr-defined]
+        second = admin.post("/connect/import/billit", {"name": "books", **settings, "auth": "api_key",
+                                                       "step": "companies", "company": options[0]})
+        assert second.status_code == 303, second.text  # type: ignore[attr-defined]
+        account = workspace.state.get_account("books")
+        assert account is not None and [c.id for c in account.companies] == [options[0]]

@@ -33,6 +33,7 @@ class FormField:
     value: str = ""  #: what the input shows (never a secret)
     error: str | None = None
     secret: bool = False
+    default_on: bool = False  #: a checkbox whose default is True
     #: A secret the plugin keeps outside its settings: it goes to the secret store, not the state.
     in_secret_store: bool = False
 
@@ -73,7 +74,8 @@ def settings_fields(model: type[BaseModel], secrets: typing.Sequence[str],
         default = info.get_default() if not info.is_required() else None
         shown = "" if secret else values.get(name, "" if default is None else _text(default))
         fields.append(FormField(name, info.title or name.replace("_", " "), "password" if secret else kind,
-                                info.is_required(), info.description or "", choices, shown, secret=secret))
+                                info.is_required(), info.description or "", choices, shown, secret=secret,
+                                default_on=default is True))
     for name in secrets:
         if name not in model.model_fields and name not in NOT_TYPED:
             fields.append(FormField(name, name.replace("_", " "), "password", False,
@@ -97,7 +99,10 @@ def read_form(fields: list[FormField], form: typing.Mapping[str, str]) -> tuple[
     for item in fields:
         raw = form.get(item.name, "")
         if item.input == "checkbox":
-            settings[item.name] = raw == "on"
+            # an unticked box sends nothing: it means False only where the default is True, so a
+            # default False is left to the model (which may tell "not set" from "set to False")
+            if raw == "on" or item.default_on:
+                settings[item.name] = raw == "on"
         elif item.in_secret_store:
             if raw:
                 secrets[item.name] = raw
