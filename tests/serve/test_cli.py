@@ -47,3 +47,21 @@ def test_serve_listens_on_loopback_unless_told_public(invoicesync_cli: Callable[
     assert refused.exit_code == 2 and "--public" in refused.output
     assert invoicesync_cli("serve", "--host", "0.0.0.0", "--public").exit_code == 0
     assert started[-1]["host"] == "0.0.0.0"
+
+
+def test_without_the_server_extra_the_commands_say_what_to_install(invoicesync_cli: Callable[..., Any],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if invoicesync[server] were not installed
+    result = invoicesync_cli("serve")
+    assert result.exit_code == 2 and "pip install 'invoicesync[server]'" in result.output
+
+
+def test_the_cli_starts_without_importing_the_server() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, invoicesync.cli; print(any(m.startswith(('starlette', 'uvicorn')) for m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
