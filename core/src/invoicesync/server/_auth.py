@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -140,7 +141,7 @@ def routes(users: Users, render: Callable[..., Response]) -> list[Route]:
         form = await request.form()
         name, password = str(form.get("username", "")), str(form.get("password", ""))
         target = _safe_next(str(form.get("next", "")))
-        if not users.verify(name, password):
+        if not await run_in_threadpool(users.verify, name, password):  # argon2 takes a while: not on the loop
             return render(request, "login.html", {"next": target, "error": "Wrong user name or password."},
                           status_code=401)
         request.session.clear()  # a new session on login: no fixation of a token set before it

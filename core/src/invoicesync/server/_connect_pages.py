@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -121,7 +122,8 @@ def routes(workspace: Workspace, render: Callable[..., Response]) -> list[Route]
             Account(name=name, plugin=plugin.name, direction=AccountDirection.IMPORT)
             for key, value in secrets.items():
                 workspace.secrets(name).set(key, value)
-            account = connect(workspace, plugin.name, ui=ui, name=name, settings=settings)
+            # the plugin's login talks to its service: off the event loop
+            account = await run_in_threadpool(connect, workspace, plugin.name, ui=ui, name=name, settings=settings)
         except NeedsPerson:
             if ui.options is not None:  # step two: the checklist, then the same form again
                 page["companies"] = ui.options
