@@ -13,7 +13,7 @@ from invoicesync.cli import cli
 from invoicesync.models import DocumentRef
 from invoicesync.pipeline import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL
 from invoicesync.plugins import Plugins
-from invoicesync.state import SqliteStore
+from invoicesync.state import DocumentFilter, SqliteStore
 from invoicesync.state._postgres import PostgresStore
 from invoicesync.state._sql import STATE_TABLES
 from invoicesync.testing import MemorySource, MemoryTarget
@@ -25,7 +25,7 @@ def run(*args: str) -> tuple[int, str]:
 
 
 def table(store: SqliteStore | PostgresStore, name: str) -> list[dict[str, Any]]:
-    order = "rowid" if name == "documents" else "1, 2"
+    order = "rowid" if name in ("documents", "delivery_log") else "1, 2"
     return [{k: row[k] for k in row.keys() if k != "rowid"}  # noqa: SIM118 (a sqlite3.Row iterates values)
             for row in store._all(f"SELECT * FROM {name} ORDER BY {order}")]
 
@@ -45,7 +45,7 @@ def test_migrate_copies_a_home_into_postgres_which_then_carries_on(
 
     code, output = run("state", "migrate", "--to", postgres_url)
     assert code == EXIT_OK, output
-    assert "documents: 25" in output and "deliveries: 25" in output
+    assert "documents: 25" in output and "deliveries: 25" in output and "runs: 2" in output
 
     home_state, postgres = SqliteStore(invoicesync_home / "state.db"), PostgresStore(postgres_url)
     try:
@@ -65,6 +65,13 @@ def test_migrate_copies_a_home_into_postgres_which_then_carries_on(
     assert [d["failing"]["memtarget"]["runs"] for d in listing] == [3]
     target.fail_ids = set()
     assert run("sync")[0] == EXIT_OK and target.writes == writes + 1
+    postgres = PostgresStore(postgres_url)
+    try:
+        assert [r.id for r in postgres.runs()] == [4, 3, 2, 1]  # numbered on after the copied runs
+        m4 = next(d.id for d in postgres.find_documents(DocumentFilter()) if d.source_id == "m4")
+        assert [e.status for e in postgres.delivery_log(m4)] == ["failed"] * 3 + ["delivered"]
+    finally:
+        postgres.close()
 
 
 def test_migrate_refuses_a_target_that_holds_state_and_a_home_without_one(

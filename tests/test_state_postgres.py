@@ -35,7 +35,8 @@ time.sleep(600)
 
 
 def sqlite_schema(store: SqliteStore) -> dict[str, dict[str, tuple[str, bool]]]:
-    tables = [r["name"] for r in store._all("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    tables = [r["name"] for r in store._all("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                            "AND name NOT LIKE 'sqlite_%'")]
     return {table: {c["name"]: (TYPES[c["type"]], bool(c["notnull"] or c["pk"]))
                     for c in store._all(f"PRAGMA table_info({table})")} for table in tables}
 
@@ -45,9 +46,11 @@ def postgres_schema(store: PostgresStore) -> dict[str, dict[str, tuple[str, bool
     for c in store._all("SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns "
                         "WHERE table_schema = current_schema()"):
         schema.setdefault(c["table_name"], {})[c["column_name"]] = (c["data_type"], c["is_nullable"] == "NO")
-    # PostgreSQL's own bookkeeping, and the identity column standing in for SQLite's implicit rowid
+    # PostgreSQL's own bookkeeping, and the identity columns standing in for SQLite's implicit rowid
     schema.pop("schema_version")
-    assert schema["documents"].pop("rowid") == ("bigint", True)
+    for table in ("documents", "delivery_log"):
+        if table in schema:
+            assert schema[table].pop("rowid") == ("bigint", True)
     return schema
 
 

@@ -14,6 +14,7 @@ from ._dev import demo, sandbox
 from ._documents import documents
 from ._new_plugin import new_plugin
 from ._plugins import plugins
+from ._serve import serve, serve_user
 from ._state import state
 from ._sync import sync
 
@@ -39,7 +40,8 @@ def cli(ctx: click.Context, home: Path | None, config: Path | None, verbose: int
     ctx.obj = State(home, config)
 
 
-for command in (plugins, connect, accounts, disconnect, sync, documents, sandbox, demo, new_plugin, state):
+for command in (plugins, connect, accounts, disconnect, sync, documents, sandbox, demo, new_plugin, serve,
+                serve_user, state):
     cli.add_command(command)
 
 

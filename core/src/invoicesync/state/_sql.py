@@ -15,20 +15,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..models import Account, Delivery, DeliveryStatus, Document, DocumentRef
+from ._history import HistoryQueries
 from ._library import LibraryQueries, Row, document_where
 from ._store import DocumentFilter, Failure, UpsertOutcome
 
 Params = tuple[Any, ...]
 
-#: The tables of the logical schema that hold state, in an order that copies them safely.
-STATE_TABLES = ("accounts", "cursors", "documents", "deliveries", "failures", "kv")
+#: The tables of the logical schema that hold state (not claims, which live only as long as a run),
+#: in an order that copies them safely: the ledger's trigger writes the log, which comes after it.
+STATE_TABLES = ("accounts", "cursors", "documents", "deliveries", "delivery_log", "failures", "kv", "runs")
 
 
 def now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class SqlStore(LibraryQueries):
+class SqlStore(LibraryQueries, HistoryQueries):
     #: One opening of the store is one run (one command): failures count runs by it, so the
     #: in-run retries of one document count as one failing run.
     _run: str
@@ -47,6 +49,9 @@ class SqlStore(LibraryQueries):
 
     def _atomically(self, statements: Sequence[tuple[str, Params]]) -> None:
         """Run ``statements`` in one transaction."""
+        raise NotImplementedError
+
+    def _insert_id(self, sql: str, params: Params = ()) -> int:
         raise NotImplementedError
 
     def _kv_update(self, account: str, key: str, fn: Callable[[Any], Any], default: Any) -> Any:

@@ -17,6 +17,7 @@ from invoicesync import (
     Deletion,
     Document,
     DocumentRef,
+    ListingError,
     PluginInfo,
     PluginKind,
     RemoteError,
@@ -114,7 +115,7 @@ def companies_of(info: dict[str, Any], ctx: Context) -> list[Company]:
 
 @hookimpl
 def list_documents(account: Account, company: Company, cursor: str | None,
-                   ctx: Context) -> Iterator[DocumentRef | Deletion | Checkpoint]:
+                   ctx: Context) -> Iterator[DocumentRef | Deletion | ListingError | Checkpoint]:
     lister = OrderLister(client_for(ctx), ctx.settings, company.id, ctx.log)
     try:
         yield from lister.changes(cursor)
