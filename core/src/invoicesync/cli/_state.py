@@ -25,7 +25,8 @@ def migrate(obj: State, url: str, as_json: bool) -> None:
     """Copy this home's SQLite state into an empty PostgreSQL state.
 
     \b
-    Copies accounts, cursors, the library, the ledger, failures and plugin state; refuses a target
+    Copies accounts, cursors, the library, the ledger, failures, plugin state, past runs and the
+    delivery history; refuses a target
     that already holds any. The state.db is left as it was. Blobs and secrets stay in the home.
     Then point invoicesync at it: state_url = "postgresql://…" in invoicesync.toml, or
     INVOICESYNC_STATE_URL.
