@@ -188,3 +188,11 @@ def test_an_unreachable_state_is_one_line_without_the_password(tmp_path: Path) -
     assert "\n" not in str(error.value)
     with pytest.raises(ConfigError, match="not a postgresql:// URL"):
         open_state(tmp_path, "mysql://somewhere/db")
+
+
+def test_a_state_from_a_newer_invoicesync_is_refused(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    store._exec("UPDATE schema_version SET version = 99")
+    store.close()
+    with pytest.raises(ConfigError, match="has schema 99, newer than this invoicesync knows"):
+        PostgresStore(postgres_url)
