@@ -28,7 +28,7 @@ class _CountingHandler(http.server.BaseHTTPRequestHandler):
         super().setup()
         type(self).connections += 1
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
