@@ -177,7 +177,7 @@ class Context:
         with self._opening:  # one open() per key, even when threads race for it
             if key not in self._resources:
                 self._resources[key] = open()
-            return self._resources[key]  # type: ignore[no-any-return]
+            return self._resources[key]
 
     def close(self) -> None:
         """End the run's resources, then its connection pools. Safe to call more than once."""
