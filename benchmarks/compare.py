@@ -7,9 +7,9 @@ at a time); then ``invoicesync sync`` on the same Billit data into a fresh Dropb
 time, the ratio, requests per service, CPU seconds, peak RSS and the lower bound, and append them to
 ``benchmarks/RESULTS.md``.
 
-The lower bound of a run: the largest of (a) each service's requests × latency / 8 (the in-flight
+The lower bound of a run: the largest of (a) each service's requests x latency / 8 (the in-flight
 cap), (b) the sequential listing pages of the largest company plus one document's chain (order
-detail, file, upload), × latency, and (c) CPU seconds / cores.
+detail, file, upload), x latency, and (c) CPU seconds / cores.
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ def table(results: list[dict[str, Any]]) -> str:
         p, o = r["plain"], r["invoicesync"]
         lines.append(
             f"| {r['orders']} | {r['latency_ms']} ms | {r['files']} | {'yes' if r['same_files'] else 'NO'} | "
-            f"{p['wall_s']} | {o['wall_s']} | {r['speedup']}× | {r['lower_bound_s']} | {r['to_lower_bound']}× | "
+            f"{p['wall_s']} | {o['wall_s']} | {r['speedup']}x | {r['lower_bound_s']} | {r['to_lower_bound']}x | "
             f"{p['requests']['billit']}/{p['requests']['dropbox']} | "
             f"{o['requests']['billit']}/{o['requests']['dropbox']} | "
             f"{o['throttled_429']['billit']}/{o['throttled_429']['dropbox']} | {p['cpu_s']}/{o['cpu_s']} | "
