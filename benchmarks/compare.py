@@ -259,6 +259,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--no-write", action="store_true", help="do not append to benchmarks/RESULTS.md")
     parser.add_argument("--note", default="", help="a line to keep with the results (e.g. what else ran)")
+    parser.add_argument("--label", help="what code ran (default: this checkout's commit)")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--documents", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--latency", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -278,10 +279,10 @@ def main() -> None:
         print(table(results))
     if not args.no_write:
         command = "python benchmarks/compare.py " + " ".join(sys.argv[1:])
-        commit = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()
+        commit = args.label or "commit " + subprocess.run(
+            ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
         with open(HERE / "RESULTS.md", "a") as out:
-            out.write(f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}\n\n"
+            out.write(f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {commit}\n\n"
                       f"Machine: {started}.  \nCommand: `{command}`\n"
                       + (f"\n{args.note}\n" if args.note else "") + f"\n{table(results)}\n")
 
