@@ -137,3 +137,26 @@ def test_tls_contexts_are_shared_per_trust_setting_and_follow_a_rewritten_ca_fil
     time.sleep(0.01)
     trustme.CA().cert_pem.write_to_path(str(ca_file))  # a new sandbox writes its CA to the same place
     assert ssl_context(str(ca_file)) is not first
+
+
+def test_submit_runs_beside_the_caller_on_a_bounded_run_scoped_pool() -> None:
+    ctx = make_context(side_threads=2)
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def work(n: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return n * 2
+
+    futures = [ctx.submit(work, n) for n in range(6)]
+    assert [f.result(5) for f in futures] == [0, 2, 4, 6, 8, 10]
+    assert most[0] == 2  # beside the caller, but never more than side_threads
+    ctx.close()
+    later = ctx.submit(work, 7)  # a closed context's next run gets fresh threads
+    assert later.result(5) == 14
+    ctx.close()

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -128,6 +129,8 @@ class Context:
     #: How HTTP retries wait; tests inject a recorder so backoff costs no wall time.
     sleep: Callable[[float], None] = time.sleep
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("invoicesync.plugin"))
+    #: How many ``submit`` calls run at once for this account.
+    side_threads: int = 4
     #: One connection pool per (base URL, timeout, headers) for the life of this context (a run).
     _pools: dict[tuple[Any, ...], httpx.Client] = field(default_factory=dict, repr=False)
     _resources: dict[Hashable, Any] = field(default_factory=dict, repr=False)
@@ -179,6 +182,14 @@ class Context:
                 self._resources[key] = open()
             return self._resources[key]
 
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run ``fn(*args, **kwargs)`` beside the caller, on this account's run-scoped threads, e.g. a
+        document's PDF download while its detail is read (the listing often names the file already).
+        At most ``side_threads`` at once; what has not started when the run ends is cancelled.
+        ``fn`` must not wait for another ``submit``: the threads are few and shared."""
+        pool = self.resource(_SIDE_POOL, lambda: _SidePool(self.side_threads, self.account.name))
+        return pool.executor.submit(fn, *args, **kwargs)
+
     def close(self) -> None:
         """End the run's resources, then its connection pools. Safe to call more than once."""
         with self._opening:
@@ -197,3 +208,14 @@ class Context:
             pool.close()
         if errors:
             raise errors[0]
+
+
+_SIDE_POOL = "invoicesync.side-threads"
+
+
+class _SidePool:
+    def __init__(self, threads: int, account: str) -> None:
+        self.executor = ThreadPoolExecutor(max(1, threads), thread_name_prefix=f"side-{account}")
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
