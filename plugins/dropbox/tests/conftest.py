@@ -26,6 +26,7 @@ from invoicesync import (
 )
 from invoicesync.plugins import Plugins
 from invoicesync.sandbox import RunningSandbox
+from invoicesync.testing import loopback_redirect_uri
 from invoicesync.workspace import Workspace
 from invoicesync_dropbox import plugin as dropbox_plugin
 from invoicesync_dropbox.sandbox import DropboxSandbox
@@ -105,8 +106,11 @@ def make_env(serve_sandbox: Callable[[DropboxSandbox], RunningSandbox],
         server = serve_sandbox(app)
         plugins = Plugins.from_objects({"dropbox": (PluginKind.TARGET, dropbox_plugin)})
         workspace = workspace_factory(plugins=plugins)
+        # The sandbox takes registered redirect URIs only: register one on a port free now.
+        redirect_uri = loopback_redirect_uri()
+        app.oauth.redirects.register(redirect_uri)
         account = Account(name="dbx", plugin="dropbox", direction=AccountDirection.EXPORT,
-                          settings=app.account_settings(server.url))
+                          settings={**app.account_settings(server.url), "redirect_uri": redirect_uri})
         for key, value in app.account_secrets().items():
             workspace.secrets(account.name).set(key, value)
         return DropboxEnv(app, server, workspace, account)

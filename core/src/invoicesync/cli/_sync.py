@@ -6,6 +6,7 @@ import math
 import signal
 import sys
 from contextlib import nullcontext
+from typing import Any
 
 import click
 from rich.console import Console
@@ -15,7 +16,10 @@ from ..errors import InvoiceSyncError
 from ..pipeline import EXIT_FATAL, RunControl, SyncReport, run_sync
 from ..pipeline._control import describe, stop_on_signals
 from ..secrets import redact
+from ..state import PersistentFailure
+from ..workspace import Workspace
 from ._common import State, handle_errors, json_option, pass_state, print_json
+from ._documents import failing_text
 
 
 @click.command()
@@ -56,10 +60,11 @@ def sync(state: State, accounts: tuple[str, ...], dry_run: bool, full: bool, wai
         except Exception as exc:  # noqa: BLE001 - e.g. a home whose disk is full: one line, no traceback
             click.secho(f"Error: {describe(exc)}", fg="red", err=True)
             sys.exit(EXIT_FATAL)
+    failing = [] if report.busy else _still_failing(workspace, report)
     if as_json:
-        print_json(report.as_dict())
+        print_json({**report.as_dict(), "failing": [_failing_dict(f) for f in failing]})
     elif not report.busy:
-        print_summary(report)
+        print_summary(report, failing)
     if report.busy:
         click.secho(f"Error: {redact(report.busy)}", fg="red", err=True)
     if report.interrupted is not None:
@@ -69,7 +74,22 @@ def sync(state: State, accounts: tuple[str, ...], dry_run: bool, full: bool, wai
     sys.exit(report.exit_code)
 
 
-def print_summary(report: SyncReport) -> None:
+def _still_failing(workspace: Workspace, report: SyncReport) -> list[PersistentFailure]:
+    """This run's failures that also failed in earlier runs: those need a person, not a retry."""
+    if report.dry_run:
+        return []
+    now_failed = {(p.where.split("/")[0], p.document) for p in report.problems if p.document}
+    return [f for f in workspace.state.persistent_failures()
+            if (f.where.split("/")[0], f.document) in now_failed]
+
+
+def _failing_dict(failure: PersistentFailure) -> dict[str, Any]:
+    return {"where": failure.where, "document": failure.document, "message": failure.message,
+            "since": failure.since.first_failed_at.isoformat(), "runs": failure.since.runs,
+            "attempts": failure.since.attempts}
+
+
+def print_summary(report: SyncReport, failing: list[PersistentFailure] | None = None) -> None:
     echo = click.echo
     title = "Dry run: nothing was written" if report.dry_run else "Sync finished"
     if report.interrupted is not None:
@@ -100,5 +120,11 @@ def print_summary(report: SyncReport) -> None:
             echo(f"    {problem.where}{doc}: {problem.message}")
         if len(report.problems) > 30:
             echo(f"    … and {len(report.problems) - 30} more (use --json for all)")
+    if failing:
+        click.secho(f"  still failing, run after run ({len(failing)}):", fg="red")
+        for failure in failing[:30]:
+            echo(f"    {failure.where} {failure.document}: {failing_text(failure.since)}: {failure.message}")
+        if len(failing) > 30:
+            echo(f"    … and {len(failing) - 30} more (`invoicesync documents --status failed`)")
     for message in report.fatal:
         click.secho(f"  fatal: {message}", fg="red")

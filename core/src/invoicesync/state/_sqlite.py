@@ -6,6 +6,7 @@ import json
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Account, Delivery, DeliveryStatus, Document, DocumentRef
+from ._library import LibraryQueries, document_where
 from ._lock import FileRunnerLock, RunnerInfo
 from ._store import DocumentFilter, Failure, UpsertOutcome
 
@@ -63,27 +65,79 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (document_id, target)
     );
     """,
+    # 4: how long a delivery or a fetch has been failing (first failure, attempts, runs)
+    """
+    ALTER TABLE deliveries ADD COLUMN first_failed_at TEXT;
+    ALTER TABLE deliveries ADD COLUMN failed_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN failed_runs INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN failed_run TEXT;
+    UPDATE deliveries SET first_failed_at = at, failed_attempts = 1, failed_runs = 1 WHERE status = 'failed';
+    CREATE INDEX deliveries_status ON deliveries (status, target);
+    ALTER TABLE failures ADD COLUMN first_failed_at TEXT;
+    UPDATE failures SET first_failed_at = at;
+    -- set on the first failure only: a repeat is an upsert (an UPDATE), which leaves it alone
+    CREATE TRIGGER failures_first_failed_at AFTER INSERT ON failures WHEN NEW.first_failed_at IS NULL
+    BEGIN UPDATE failures SET first_failed_at = NEW.at WHERE rowid = NEW.rowid; END;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Read a state this user may not write. ``mode=ro`` shares the WAL with a running writer; when
+    SQLite cannot do that (no writable -shm file), ``immutable`` reads the file as it is."""
+    if not path.is_file():
+        raise sqlite3.OperationalError("unable to open database file")
+    last: sqlite3.Error | None = None
+    for query in ("mode=ro", "immutable=1"):
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?{query}", uri=True, check_same_thread=False,
+                             isolation_level=None, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            last = exc
+    assert last is not None
+    raise last
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class SqliteStore:
-    def __init__(self, path: Path | str, *, target_version: int = SCHEMA_VERSION) -> None:
+class SqliteStore(LibraryQueries):
+    def __init__(self, path: Path | str, *, target_version: int = SCHEMA_VERSION, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # One opening of the store is one run (one command): failures count runs by it, so the
+        # in-run retries of one document count as one failing run.
+        self._run = uuid.uuid4().hex
+        try:
+            self._db = self._connect()
+            self.schema_version = self._migrate(target_version)
+        except sqlite3.DatabaseError as exc:  # not a database, damaged, read-only, unreadable
+            if hasattr(self, "_db"):
+                self._db.close()
+            from ..errors import ConfigError
+            from ._problems import describe_state_error
+
+            raise ConfigError(describe_state_error(self.path, exc)) from None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return _connect_read_only(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives any process crash; a power cut may lose the last commits,
         # which the design tolerates: a lost cursor re-lists (the library deduplicates) and a lost
         # ledger row re-pushes (targets look up before writing). FULL would fsync every row.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self.schema_version = self._migrate(target_version)
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -96,6 +150,14 @@ class SqliteStore:
                 raise ConfigError(
                     f"the state at {self.path} has schema {current}, newer than this invoicesync "
                     f"knows ({SCHEMA_VERSION}); upgrade invoicesync"
+                )
+            if self.read_only and current < target:
+                from ..errors import ConfigError
+
+                raise ConfigError(
+                    f"the state at {self.path} has schema {current}, older than this invoicesync's "
+                    f"({target}), and cannot be upgraded read-only; run `invoicesync sync` once as the "
+                    f"owner of {self.path.parent}"
                 )
             for version in range(current, target):
                 self._db.executescript(f"BEGIN; {MIGRATIONS[version]}; PRAGMA user_version = {version + 1}; COMMIT;")
@@ -204,24 +266,8 @@ class SqliteStore:
         return Document.model_validate_json(row["body"]) if row else None
 
     def find_documents(self, filters: DocumentFilter) -> Iterator[Document]:
-        clauses, params = [], []
-        for column, value in (
-            ("account", filters.account), ("company", filters.company),
-            ("direction", filters.direction), ("kind", filters.kind),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if filters.since:
-            clauses.append("issue_date >= ?")
-            params.append(filters.since.isoformat())
-        if filters.until:
-            clauses.append("issue_date <= ?")
-            params.append(filters.until.isoformat())
-        if not filters.include_deleted:
-            clauses.append("deleted = 0")
-        where = " AND ".join(clauses) or "1"
-        yield from self._keyset(f"SELECT rowid, body FROM documents WHERE {where} AND rowid > ? "
+        where, params = document_where(filters)
+        yield from self._keyset(f"SELECT rowid, body FROM documents d WHERE {where} AND rowid > ? "
                                 "ORDER BY rowid LIMIT 100", params)
 
     def _keyset(self, sql: str, params: list[Any]) -> Iterator[Document]:
@@ -262,19 +308,32 @@ class SqliteStore:
 
     def record_delivery(self, delivery: Delivery) -> None:
         at = (delivery.at or datetime.now(UTC)).isoformat(timespec="seconds")
+        failed = delivery.status is DeliveryStatus.FAILED
+        # A failure starts (or continues) a failing streak; an intent (pending, planned) leaves the
+        # streak as it was; any settled outcome ends it.
         self._exec(
             """INSERT INTO deliveries (document_id, target, version, status, target_id, target_path,
-                   content_hash, message, at, extra)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   content_hash, message, at, extra, first_failed_at, failed_attempts, failed_runs, failed_run)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (document_id, target) DO UPDATE SET version = excluded.version,
                    status = excluded.status, target_id = COALESCE(excluded.target_id, target_id),
                    target_path = COALESCE(excluded.target_path, target_path),
                    content_hash = COALESCE(excluded.content_hash, content_hash),
-                   message = excluded.message, at = excluded.at, extra = excluded.extra""",
+                   message = excluded.message, at = excluded.at, extra = excluded.extra,
+                   first_failed_at = CASE WHEN excluded.status = 'failed' THEN COALESCE(first_failed_at, excluded.at)
+                       WHEN excluded.status IN ('pending', 'planned') THEN first_failed_at END,
+                   failed_attempts = CASE WHEN excluded.status = 'failed' THEN failed_attempts + 1
+                       WHEN excluded.status IN ('pending', 'planned') THEN failed_attempts ELSE 0 END,
+                   failed_runs = CASE WHEN excluded.status = 'failed'
+                           THEN failed_runs + (failed_run IS NOT excluded.failed_run)
+                       WHEN excluded.status IN ('pending', 'planned') THEN failed_runs ELSE 0 END,
+                   failed_run = CASE WHEN excluded.status = 'failed' THEN excluded.failed_run
+                       WHEN excluded.status IN ('pending', 'planned') THEN failed_run END""",
             (
                 delivery.document_id, delivery.target, delivery.version, delivery.status.value,
                 delivery.target_id, delivery.target_path, delivery.content_hash, delivery.message, at,
-                json.dumps(delivery.extra),
+                json.dumps(delivery.extra), at if failed else None, int(failed), int(failed),
+                self._run if failed else None,
             ),
         )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
 from ..models import Account, Delivery, Document, DocumentRef
@@ -24,6 +24,38 @@ class DocumentFilter:
     since: date | None = None
     until: date | None = None
     include_deleted: bool = False
+    #: Only documents with a delivery in this status at one of ``targets`` (``undelivered``: no
+    #: delivery at one of them).
+    status: str | None = None
+    targets: tuple[str, ...] = ()
+
+
+@dataclass
+class FailingSince:
+    """How long something has been failing: since the first failure of its current streak."""
+
+    first_failed_at: datetime
+    attempts: int  #: failed tries, in-run retries included
+    runs: int  #: runs (commands) in which it failed
+
+
+@dataclass
+class LibraryEntry:
+    """One document of the library with its ledger: the ``documents`` view, in one query."""
+
+    document: Document
+    deliveries: dict[str, Delivery]  #: by target
+    failing: dict[str, FailingSince]  #: by target, for the failed deliveries
+
+
+@dataclass
+class PersistentFailure:
+    """A delivery (``target``) or a fetch (``account/company``) that failed again and again."""
+
+    where: str
+    document: str  #: the document id (a delivery) or the source's id (a fetch)
+    message: str
+    since: FailingSince
 
 
 @dataclass
@@ -72,6 +104,10 @@ class StateStore(Protocol):
     def upsert_document(self, document: Document) -> UpsertOutcome: ...
     def get_document(self, document_id: str) -> Document | None: ...
     def find_documents(self, filters: DocumentFilter) -> Iterator[Document]: ...
+    def library(self, filters: DocumentFilter) -> Iterator[LibraryEntry]:
+        """Documents with their deliveries, filtered by status too, without a query per document."""
+        ...
+    def persistent_failures(self, min_runs: int = 2) -> list[PersistentFailure]: ...
     def mark_deleted(self, document_id: str) -> bool: ...
 
     # the delivery ledger, one row per (document, target account)

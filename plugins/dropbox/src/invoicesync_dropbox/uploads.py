@@ -143,8 +143,12 @@ class Uploader:
         try:
             meta = self.client.upload(task.path, task.mode, self._body(task.ref, 0, size), size, task.content_hash)
         except OutcomeUnknown as exc:
-            self._confirm(task, exc)
-            return
+            if exc.status is None or self.client.get_metadata(task.path) is not None:
+                self._confirm(task, exc)
+                return
+            # The server answered (a 5xx), so it is done with the request, and the path is still
+            # empty: nothing was written, and sending it once more cannot make a second copy.
+            meta = self.client.upload(task.path, task.mode, self._body(task.ref, 0, size), size, task.content_hash)
         self._accept(task, meta)
 
     def upload_batch(self, tasks: list[FileTask]) -> None:

@@ -98,6 +98,7 @@ class BillitSandbox(SandboxApp):
         app = cls(documents=int(options.get("documents") or options.get("orders") or 50),
                   seed=int(options.get("seed") or 1), companies=int(options.get("companies") or 2),
                   token_lifetime=float(options.get("token_lifetime") or 3600.0))
+        app.oauth.configure_redirects(options)  # redirect_uris, lenient_redirects
         for fault in options.get("faults") or []:
             app.add_fault(fault)
         return app

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from invoicesync.http import TokenSet
-from invoicesync.sandbox import Request, Response, SandboxApp
+from invoicesync.sandbox import RedirectRegistry, Request, Response, SandboxApp
 
 from ..errors import tag_chain
 from .oauth import AuthFailedError, OAuthServer
@@ -80,7 +80,10 @@ class DropboxSandbox(DropboxRoutes, SandboxApp):
     def from_options(cls, options: dict[str, Any]) -> DropboxSandbox:
         known = {"app_key", "app_secret", "scopes", "quota_bytes", "write_limit", "write_hold", "retry_after",
                  "access_ttl"}
-        return cls(**{k: v for k, v in options.items() if k in known and v is not None})
+        app = cls(**{k: v for k, v in options.items() if k in known and v is not None})
+        # redirect_uris, lenient_redirects: the app's registered redirect URIs (exact match)
+        app.oauth.redirects = RedirectRegistry.from_options(options, app.oauth.redirects.uris)
+        return app
 
     def close(self) -> None:
         if hasattr(self, "_cleanup"):

@@ -19,10 +19,10 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from invoicesync.sandbox import Request, Response, SandboxApp
+from invoicesync.sandbox import RedirectRegistry, Request, Response, SandboxApp
 
 from . import fields as partial
-from .oauth import CLIENT_ID, CLIENT_SECRET, Grant, OAuthServer
+from .oauth import CLIENT_ID, CLIENT_SECRET, LOOPBACK_REDIRECTS, Grant, OAuthServer
 from .query import QueryError, parse
 from .store import FOLDER_MIME, MY_DRIVE_ROOT, ApiError, Content, DriveFile, DriveStore
 from .uploads import Session, Uploads
@@ -47,6 +47,10 @@ class DriveSandbox(SandboxApp):
         options = options or {}
         self.store = DriveStore(shared_drives={SHARED_DRIVE_ID: "Invoices (shared drive)"})
         self.oauth = OAuthServer(token_ttl=float(options.get("token_ttl", 3600)))
+        # redirect_uris, lenient_redirects: exact registrations besides the Desktop-app loopback
+        self.oauth.redirects = RedirectRegistry.from_options(
+            {**options, "redirect_uris": [*LOOPBACK_REDIRECTS, *_listed(options.get("redirect_uris"))]},
+            LOOPBACK_REDIRECTS, any_loopback_port=True)
         self.uploads = Uploads(self.store)
         self.route("GET", r"/o/oauth2(?:/v2)?/auth", self.oauth.authorize)
         self.route("POST", r"/token", self.oauth.token)
@@ -322,3 +326,9 @@ def _read_file(path: Any) -> Iterator[bytes]:
     with open(path, "rb") as handle:
         while chunk := handle.read(1024 * 1024):
             yield chunk
+
+
+def _listed(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return list(value or [])
