@@ -104,7 +104,9 @@ class _LazyGroup(click.Group):
         from ._common import setup_logging
 
         setup_logging(0)  # plugin load failures must be readable before the options are parsed
-        Plugins.installed().pm.hook.register_commands(cli=self)
+        plugins = Plugins.installed()
+        plugins.load_all()
+        plugins.pm.hook.register_commands(cli=self)
 
 
 class _Placeholder(click.Command):
