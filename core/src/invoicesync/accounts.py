@@ -34,6 +34,8 @@ def connect(
     direction = AccountDirection.IMPORT if plugin.kind is PluginKind.SOURCE else AccountDirection.EXPORT
     merged = {**(existing.settings if existing else {}), **(settings or {})}
     account = Account(name=name, plugin=plugin_name, direction=direction, settings=merged)
+    if direction is AccountDirection.EXPORT:
+        workspace.export_options(account)  # refuse a bad filter now, not at the first sync
     ctx = workspace.context(account, ui=ui, options=options)
     try:
         available = workspace.plugins.call(plugin_name, "auth", account=account, ctx=ctx) or []

@@ -55,7 +55,8 @@ class DropboxEnv:
 
     def document(self, number: str, *, pdf: bytes | Iterable[bytes] | None = None, ubl: bytes | None = None,
                  counterparty: str = "Supplier NV", direction: Direction = Direction.PURCHASE,
-                 issue: date = date(2026, 1, 15)) -> Document:
+                 issue: date = date(2026, 1, 15),
+                 attachments: Iterable[tuple[str, str, bytes]] = ()) -> Document:
         files = []
         blobs = self.workspace.blobs
         if pdf is not None:
@@ -64,6 +65,8 @@ class DropboxEnv:
         if ubl is not None:
             files.append(blobs.put(iter([ubl]), name=f"{number}.xml", media_type="application/xml",
                                    role=FileRole.UBL))
+        for name, media_type, content in attachments:
+            files.append(blobs.put(iter([content]), name=name, media_type=media_type, role=FileRole.ATTACHMENT))
         return Document(
             id=Document.make_id("memory", "src", COMPANY.id, number), source="memory", account="src",
             company=COMPANY, source_id=number, direction=direction, number=number, issue_date=issue,

@@ -9,9 +9,16 @@ import click
 
 from ..accounts import connect as connect_account
 from ..accounts import disconnect as disconnect_account
+from ..context import PluginKind
 from ..errors import ConfigError
+from ..export_options import EXPORT_OPTION_NAMES, unknown_settings_message
+from ..models import Account, AccountDirection
+from ..workspace import Workspace
 from ._common import State, handle_errors, json_option, pass_state, print_json
 from ._ui import ClickUI
+
+#: Flags for one ``connect`` that are handed to the plugin's ``auth`` as ``ctx.options``, not stored.
+CONNECT_OPTIONS = frozenset({"relogin"})
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -35,12 +42,22 @@ def connect(state: State, plugin: str, name: str | None, companies: tuple[str, .
     workspace = state.workspace()
     info = workspace.plugins.get(plugin).info
     fields = set(info.settings.model_fields)
+    target = info.kind is PluginKind.TARGET
     settings: dict[str, Any] = {}
     options: dict[str, Any] = {"no_browser": no_browser}
+    unknown: list[str] = []
     for key, value in [*_parse_pairs(pairs), *_parse_flags(plugin_args)]:
         if key in info.secrets:
             raise ConfigError(f"{key} is a secret: the plugin will ask for it, or set it in the environment")
-        (settings if key in fields else options)[key] = value
+        if key in fields or (target and key in EXPORT_OPTION_NAMES):
+            settings[key] = value
+        elif key in CONNECT_OPTIONS:
+            options[key] = value
+        else:
+            unknown.append(key)
+    if unknown:  # a typo (--tempalte) must not be dropped silently
+        message = unknown_settings_message(f"connect {plugin}", sorted(unknown), fields, target=target)
+        raise ConfigError(f"{message}; connect options: {', '.join(sorted(CONNECT_OPTIONS))}")
     ui = ClickUI(interactive=sys.stdin.isatty(), no_browser=no_browser)
     account = connect_account(workspace, plugin, ui=ui, name=name, settings=settings, companies=companies,
                               options=options)
@@ -95,6 +112,7 @@ def accounts(state: State, as_json: bool) -> None:
             "companies": [c.model_dump() for c in account.companies],
             "last_sync": workspace.state.last_sync(account.name),
             "problem": workspace.account_problem(account),
+            "export_options": _export_options(workspace, account),
         })
     if as_json:
         print_json(rows)
@@ -109,6 +127,23 @@ def accounts(state: State, as_json: bool) -> None:
         click.echo(f"{row['name']:<20} {row['direction'] or '?':<7} {row['plugin']:<12} {when:<36} {companies}")
         if row["problem"]:
             click.secho(f"{'':<20} unavailable: {row['problem']}", fg="yellow")
+        if row["export_options"]:
+            narrowed = "  ".join(f"{k}={_show(v)}" for k, v in row["export_options"].items())
+            click.echo(f"{'':<20} exports only: {narrowed}")
+
+
+def _export_options(workspace: Workspace, account: Account) -> dict[str, Any]:
+    """What a target's export options narrow (``{}``: everything), or why they are invalid."""
+    if account.direction is not AccountDirection.EXPORT:
+        return {}
+    try:
+        return workspace.export_options(account).describe()
+    except ConfigError as exc:
+        return {"invalid": str(exc)}
+
+
+def _show(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 @click.command()

@@ -140,6 +140,20 @@ class DropboxClient:
         return _metadata(self.upload_call("files/upload_session/finish", arg, body, length),
                          "files/upload_session/finish")
 
+    def move(self, from_path: str, to_path: str) -> Metadata:
+        """``files/move_v2`` without replacing anything: a taken name gets Dropbox's `` (n)``."""
+        result = self.call("files/move_v2", {"from_path": from_path, "to_path": to_path, "autorename": True,
+                                             "allow_shared_folder": False, "allow_ownership_transfer": False})
+        return _metadata(result.get("metadata") if isinstance(result, dict) else None, "files/move_v2")
+
+    def delete(self, path: str, parent_rev: str | None) -> Metadata:
+        """``files/delete_v2``; with ``parent_rev`` only that revision (a newer one is a conflict)."""
+        arg: dict[str, Any] = {"path": path}
+        if parent_rev:
+            arg["parent_rev"] = parent_rev
+        result = self.call("files/delete_v2", arg)
+        return _metadata(result.get("metadata") if isinstance(result, dict) else None, "files/delete_v2")
+
     def finish_batch(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Commit closed sessions in one write operation; one result per entry, in order. Each is
         ``{".tag": "success", <FileMetadata fields>}`` or ``{".tag": "failure", "failure": <union>}``."""

@@ -35,6 +35,11 @@ class DropboxSettings(Settings):
         "a ' (2)' suffix, replace that file (only the exact revision seen), or leave it and skip the new "
         "version. Other documents' files at the same name are always kept",
     )
+    on_delete: Literal["keep", "move", "trash"] = Field(
+        "keep",
+        description="When a document is deleted at the source: keep its files, move them under /_deleted, "
+        "or delete them (Dropbox keeps deleted files restorable for a while)",
+    )
     upload_threshold: int = Field(
         8 * MIB, ge=1, le=MAX_REQUEST_BODY,
         description="Files larger than this go through an upload session in chunks",

@@ -60,6 +60,11 @@ class FileTask:
     #: The failure is lock contention or throttling: the same write may well pass in a moment.
     transient: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: How the ledger knows this file on a later run (``naming.file_keys``); the role by default.
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        self.key = self.key or self.role.value
 
     def fail(self, message: str, tags: list[str] | None = None, *, rate_limited: bool = False) -> None:
         self.error = f"{self.role.value} {self.path}: {message}"

@@ -98,6 +98,13 @@ class DriveClient:
         params = {"fields": FILE_FIELDS, "supportsAllDrives": "true"}
         return self.api.post("files", json=body, params=params).json()
 
+    def update_metadata(self, file_id: str, metadata: dict[str, Any],
+                        params: dict[str, str] | None = None) -> dict[str, Any]:
+        """PATCH a file's metadata (``trashed``, a move with ``addParents``/``removeParents``).
+        Setting the same values twice changes nothing: safe to resend."""
+        query = {"fields": FILE_FIELDS, "supportsAllDrives": "true", **(params or {})}
+        return self.api.request("PATCH", f"files/{file_id}", json=metadata, params=query, idempotent=True).json()
+
     # -- content writes ----------------------------------------------------------------------
 
     def multipart(self, metadata: dict[str, Any], media_type: str, size: int, reader: RangeReader, *,

@@ -37,7 +37,11 @@ class GDriveSettings(Settings):
         "invoicesync", description="Folder path to find or create under My Drive or the shared drive"
     )
     template: str = Field(DEFAULT_TEMPLATE, description="Path template under the root folder")
-    write_ubl: bool = Field(True, description="Also upload the UBL XML beside the PDF")
+    write_ubl: bool = Field(True, description="Also upload the UBL XML beside the PDF (the core's `files` "
+                            "export option does this for every target)")
+    on_delete: Literal["keep", "move", "trash"] = Field(
+        "keep", description="When a document is deleted at the source: keep its files, move them into "
+        "_deleted/ under the root folder, or move them to the Drive trash")
     # Google meant multipart for "5 MB or less" without saying MB or MiB, and whether the
     # metadata counts: 4 MiB stays under every reading.
     resumable_threshold: int = Field(

@@ -25,7 +25,7 @@ from . import fields as partial
 from .oauth import CLIENT_ID, CLIENT_SECRET, LOOPBACK_REDIRECTS, Grant, OAuthServer
 from .query import QueryError, parse
 from .store import FOLDER_MIME, MY_DRIVE_ROOT, ApiError, Content, DriveFile, DriveStore
-from .uploads import Session, Uploads
+from .uploads import SMALL_UPLOAD_LIMIT, Session, Uploads
 
 SHARED_DRIVE_ID = "0ASandboxSharedDrive"
 DEFAULT_FILE_FIELDS = "kind,id,name,mimeType"
@@ -51,7 +51,8 @@ class DriveSandbox(SandboxApp):
         self.oauth.redirects = RedirectRegistry.from_options(
             {**options, "redirect_uris": [*LOOPBACK_REDIRECTS, *_listed(options.get("redirect_uris"))]},
             LOOPBACK_REDIRECTS, any_loopback_port=True)
-        self.uploads = Uploads(self.store)
+        # Strict by default; {"small_upload_limit": None} lifts Drive's 5 MB cap on simple/multipart uploads.
+        self.uploads = Uploads(self.store, small_upload_limit=options.get("small_upload_limit", SMALL_UPLOAD_LIMIT))
         self.route("GET", r"/o/oauth2(?:/v2)?/auth", self.oauth.authorize)
         self.route("POST", r"/token", self.oauth.token)
         self.route("GET", r"/drive/v3/files", self._authed(self.list_files))
