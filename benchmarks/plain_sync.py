@@ -1,7 +1,8 @@
-"""The script a user would write instead of invoicesync: Billit invoices' PDFs (and UBL) into Dropbox.
+"""The script a user would write instead of invoicesync: Billit invoices' files into Dropbox.
 
 One request at a time: httpx for Billit, the official ``dropbox`` SDK for Dropbox. It moves the files
-invoicesync's Dropbox target moves (each invoice's and credit note's PDF, and its UBL as ``.xml``).
+invoicesync's Dropbox target moves by default: each invoice's and credit note's PDF and every
+attachment (the UBL among them).
 ``benchmarks/compare.py`` runs it against the sandboxes to set the pace invoicesync must beat.
 """
 
@@ -52,17 +53,16 @@ def main() -> None:
                 if item["OrderType"] not in TYPES:
                     continue
                 order = billit.get(f"/v1/orders/{item['OrderID']}", headers=party).raise_for_status().json()
-                files = [(order.get("OrderPDF"), "pdf")] + [
-                    (a, "xml") for a in order.get("Attachments") or []
-                    if str(a.get("FileName", "")).lower().endswith(".xml") or "xml" in str(a.get("MimeType", ""))]
-                for entry, extension in files:
+                files = [order.get("OrderPDF"), *(order.get("Attachments") or [])]
+                for number, entry in enumerate(files):
                     if not entry or not entry.get("FileID"):
                         continue
+                    extension = str(entry.get("FileName") or "file.pdf").rsplit(".", 1)[-1]
                     answer = billit.get(f"/v1/files/{entry['FileID']}", headers=party).raise_for_status()
                     content = (base64.b64decode(answer.json()["FileContent"])
                                if answer.headers.get("content-type", "").startswith("application/json")
                                else answer.content)
-                    name = f"{order['OrderType']} {order.get('OrderNumber') or ''} ({order['OrderID']})"
+                    name = f"{order['OrderType']} {order.get('OrderNumber') or ''} ({order['OrderID']}) {number}"
                     path = f"/Invoices/{company['PartyID']}/{name}.{extension}"
                     dbx.files_upload(content, path, mode=dropbox.files.WriteMode.overwrite, mute=True)
                     uploaded += 1
