@@ -71,7 +71,11 @@ def test_fatal_errors_exit_2_with_a_helpful_message(cli_plugins: Plugins, invoic
     assert code == 2 and "unknown setting tempalte" in output and "template" in output and "since" in output
     assert run_json("accounts") == []
     code, output = run("connect", "localfs", "--root", "x", "--relogin")
+    assert code == 2 and "no account called 'localfs'" in output  # --relogin never makes a new account
+    assert run("connect", "localfs", "--root", "x")[0] == 0
+    code, output = run("connect", "localfs", "--relogin")
     assert code == 0  # a connect option is handed to the plugin's login, not stored
+    assert "relogin" not in json.dumps(run_json("accounts"))
     code, output = run("connect", "localfs", "--name", "bad", "--template", "{nope}")
     assert (code == 2 and "invalid settings" in output) or "unknown template field" in output
 

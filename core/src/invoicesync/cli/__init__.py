@@ -42,6 +42,9 @@ CORE_COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("._dev", "demo", "Run the whole flow on built-in sandboxes: no accounts needed, nothing to type."),
     "new-plugin": ("._new_plugin", "new_plugin",
                    "Create a plugin package NAME: hooks, a sandbox, the conformance tests and a README."),
+    "serve": ("._serve", "serve",
+              "Serve the dashboard (Sync, Documents, History) on HOST:PORT, for the admins of `serve-user`."),
+    "serve-user": ("._serve", "serve_user", "Dashboard admins: stored in the home (argon2 hashes, mode 0600)."),
 }
 
 

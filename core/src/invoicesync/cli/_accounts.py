@@ -26,14 +26,22 @@ CONNECT_OPTIONS = frozenset({"relogin"})
 @click.option("--name", help="Account name (default: the plugin name).")
 @click.option("--company", "companies", multiple=True,
               help="Company id or name to sync (repeatable); skips the checklist.")
+@click.option("--companies", "choose_again", is_flag=True,
+              help="Show the company checklist again (a re-connect keeps the companies chosen before).")
+@click.option("--relogin", is_flag=True,
+              help="Log the account in again (after an expired or revoked login); keeps its settings and companies.")
 @click.option("--no-browser", is_flag=True, help="Print the login URL instead of opening a browser.")
 @click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE", help="A plugin setting (repeatable).")
 @click.argument("plugin_args", nargs=-1, type=click.UNPROCESSED)
 @pass_state
 @handle_errors
-def connect(state: State, plugin: str, name: str | None, companies: tuple[str, ...], no_browser: bool,
-            pairs: tuple[str, ...], plugin_args: tuple[str, ...]) -> None:
+def connect(state: State, plugin: str, name: str | None, companies: tuple[str, ...], choose_again: bool,
+            relogin: bool, no_browser: bool, pairs: tuple[str, ...], plugin_args: tuple[str, ...]) -> None:
     """Add a synced account: log in to PLUGIN and choose the companies.
+
+    Connecting an existing account again keeps its settings and companies, and a stored login that
+    still works; `--relogin` logs in again. For an account declared in invoicesync.toml, connect
+    only logs in: its settings and companies stay in the file.
 
     Plugin settings can be given as --KEY VALUE (or --FLAG) after the plugin name, e.g.
     `invoicesync connect billit --environment sandbox`. Secrets are never taken from the command
@@ -44,7 +52,7 @@ def connect(state: State, plugin: str, name: str | None, companies: tuple[str, .
     fields = set(info.settings.model_fields)
     target = info.kind is PluginKind.TARGET
     settings: dict[str, Any] = {}
-    options: dict[str, Any] = {"no_browser": no_browser}
+    options: dict[str, Any] = {"no_browser": no_browser, "relogin": relogin}
     unknown: list[str] = []
     for key, value in [*_parse_pairs(pairs), *_parse_flags(plugin_args)]:
         if key in info.secrets:
@@ -60,8 +68,13 @@ def connect(state: State, plugin: str, name: str | None, companies: tuple[str, .
         raise ConfigError(f"{message}; connect options: {', '.join(sorted(CONNECT_OPTIONS))}")
     ui = ClickUI(interactive=sys.stdin.isatty(), no_browser=no_browser)
     account = connect_account(workspace, plugin, ui=ui, name=name, settings=settings, companies=companies,
-                              options=options)
-    chosen = ", ".join(f"{c.name} ({c.id})" for c in account.companies) or "no company selection needed"
+                              options=options, choose_again=choose_again)
+    chosen = ", ".join(f"{c.name} ({c.id})" for c in account.companies)
+    if account.origin == "config":
+        click.echo(f"Logged in {account.name} ({account.plugin}); its settings and companies stay in "
+                   f"{workspace.config.path}: {chosen or 'no companies listed'}")
+        return
+    chosen = chosen or "no company selection needed"
     click.echo(f"Connected {account.name} ({account.plugin}, {account.direction.value}): {chosen}")
 
 

@@ -21,9 +21,10 @@ import httpx
 from authlib.common.security import generate_token
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ..errors import AuthError, OutcomeUnknown
+from ..secrets import safe_error_text
 from ._client import HttpClient
 
 
@@ -209,10 +210,16 @@ class TokenAuth:
 
     def current(self) -> TokenSet:
         raw = self.slot.get(self.key)
+        fix = f"`{self.relogin}`" if self.relogin else "`invoicesync connect` for this account"
         if not raw:
-            fix = f"`{self.relogin}`" if self.relogin else "`invoicesync connect` for this account"
             raise AuthError(f"not logged in; run {fix}")
-        return TokenSet.model_validate_json(raw)
+        try:
+            return TokenSet.model_validate_json(raw)
+        except ValidationError as exc:
+            # Damaged, or a bare token put where a token set belongs: only a new login mends it.
+            # Described without its input, which is the secret itself.
+            raise AuthError(f"the stored login ({self.key}) is not a usable token set "
+                            f"({safe_error_text(exc)}); run {fix} to log in again") from None
 
     def store(self, token: TokenSet) -> None:
         self.slot.set(self.key, token.model_dump_json())

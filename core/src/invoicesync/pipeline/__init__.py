@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from ..context import Context, PluginKind
 from ..errors import InvoiceSyncError, PluginError
@@ -63,6 +64,7 @@ def run_sync(
     from the main thread, SIGINT and SIGTERM stop it at the next safe point (``report.interrupted``).
     """
     report = SyncReport(dry_run=dry_run)
+    started = datetime.now(UTC)
     control = control or RunControl()
     with stop_on_signals(control):
         try:
@@ -80,7 +82,17 @@ def run_sync(
     report.interrupted = control.signal
     if control.error and control.error not in report.fatal:
         report.fatal.append(control.error)
+    if not report.busy and not dry_run:
+        _record_run(workspace, started, accounts, report)
     return report
+
+
+def _record_run(workspace: Workspace, started: datetime, accounts: Sequence[str], report: SyncReport) -> None:
+    """Keep the run for History (CLI and dashboard alike); a run that did nothing (busy, dry) is not one."""
+    try:
+        workspace.state.record_run(started, datetime.now(UTC), accounts, report.exit_code, report.as_dict())
+    except Exception as exc:  # noqa: BLE001 - only the History page misses it; the run's outcome stands
+        log.warning("could not record the run: %s", describe(exc))
 
 
 def _run(workspace: Workspace, report: SyncReport, progress: Progress, control: RunControl, *,

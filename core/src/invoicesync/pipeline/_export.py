@@ -207,8 +207,8 @@ class TargetWorkers:
                 else:
                     self._record(delivery)
         except Exception as exc:  # noqa: BLE001 - a failing batch fails its documents, not the run
-            message = f"{type(exc).__name__}: {exc}"
-            log.warning("%s: push failed: %s", self.account.name, redact(message))
+            message = describe(exc)
+            log.warning("%s: push failed: %s", self.account.name, message)
             for request in requests:
                 if request.document.id not in outcomes:
                     outcomes[request.document.id] = self._record(self._failed(request, message))

@@ -17,6 +17,7 @@ Billit's facts this module encodes:
 
 from __future__ import annotations
 
+import functools
 import json
 import urllib.parse
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from typing import Any
 
 import httpx
 from invoicesync import AuthError, Context, RateLimited, RemoteError, ServerError
-from invoicesync.http import HttpClient, TokenAuth, Verdict
+from invoicesync.http import HttpClient, TokenAuth, Verdict, relogin_hint
 
 from .settings import BillitSettings
 
@@ -60,13 +61,15 @@ def error_fields(response: httpx.Response) -> tuple[str | None, str | None]:
     return None, None
 
 
-def parse_error(response: httpx.Response) -> RemoteError:
-    """Turn a Billit error answer into a clear ``RemoteError`` (core's ``error_parser`` hook)."""
+def parse_error(response: httpx.Response, *, relogin: str | None = None) -> RemoteError:
+    """Turn a Billit error answer into a clear ``RemoteError`` (core's ``error_parser`` hook).
+    ``relogin`` (``relogin_hint``) is named by every 401: it is the fix when the login died."""
     code, description = error_fields(response)
     status = response.status_code
     message = description or code or response.reason_phrase or "error"
     if status == 401:
-        message += " (the login is not valid, or it cannot reach this company or document)"
+        fix = f"; if the login expired or was revoked, {relogin}" if relogin else ""
+        message += f" (the login is not valid, or it cannot reach this company or document{fix})"
     kind: type[RemoteError] = RemoteError
     if status == 429:
         kind = RateLimited
@@ -137,8 +140,9 @@ class BillitClient:
         headers = {"Accept": "application/json"}
         if settings.context_party_id is not None:
             headers["ContextPartyID"] = str(settings.context_party_id)
+        errors = functools.partial(parse_error, relogin=relogin_hint(ctx.account))
         self.http: HttpClient = ctx.http(settings.api_base(), service=SERVICE, auth=auth,
-                                         classify=classify, error_parser=parse_error, headers=headers)
+                                         classify=classify, error_parser=errors, headers=headers)
 
     @staticmethod
     def _party(party_id: str | None) -> dict[str, str]:

@@ -17,12 +17,13 @@ from invoicesync import (
     Deletion,
     Document,
     DocumentRef,
+    ListingError,
     PluginInfo,
     PluginKind,
     RemoteError,
     hookimpl,
 )
-from invoicesync.http import keep_or_login, relogin_hint
+from invoicesync.http import keep_or_login, relogin_hint, wants_relogin
 
 from . import auth as _auth
 from .client import BillitClient
@@ -66,7 +67,9 @@ def auth(account: Account, ctx: Context) -> list[Company]:
     settings: BillitSettings = ctx.settings
     api_key: str | None = None
     if settings.auth == "api_key":
-        api_key = ctx.secrets.get("api_key") or ctx.ui.prompt(
+        # --relogin asks for a new key: the stored one is the key that stopped working.
+        fresh = wants_relogin(ctx.options) and ctx.ui.interactive
+        api_key = (None if fresh else ctx.secrets.get("api_key")) or ctx.ui.prompt(
             "Billit API key (MyBillit > My profile > Users & API key)", secret=True).strip()
         if not api_key:
             raise AuthError("no Billit API key given")
@@ -112,15 +115,16 @@ def companies_of(info: dict[str, Any], ctx: Context) -> list[Company]:
 
 @hookimpl
 def list_documents(account: Account, company: Company, cursor: str | None,
-                   ctx: Context) -> Iterator[DocumentRef | Deletion | Checkpoint]:
+                   ctx: Context) -> Iterator[DocumentRef | Deletion | ListingError | Checkpoint]:
     lister = OrderLister(client_for(ctx), ctx.settings, company.id, ctx.log)
     try:
         yield from lister.changes(cursor)
     except RemoteError as exc:
         if exc.status in (401, 403):
+            fix = "" if exc.status == 401 else f", or {relogin_hint(account)}"  # a 401 names it already
             raise AuthError(f"Billit company {company.name} (PartyID {company.id}) can no longer be reached "
                             f"with the login of account {account.name!r}: {exc}. Check the company's access "
-                            f"in Billit, or {relogin_hint(account)}") from None
+                            f"in Billit{fix}") from None
         raise
 
 
