@@ -12,7 +12,11 @@ from ._common import State, handle_errors, json_option, pass_state, print_json
 
 @click.group()
 def state() -> None:
-    """The state: accounts, cursors, the library and the delivery ledger (docs/scale-out.md)."""
+    """The state's store: copy a home's state.db into PostgreSQL (`state migrate`).
+
+    The state (accounts, cursors, the library, the delivery ledger) is in the home's state.db, or in
+    PostgreSQL with state_url = "postgresql://…" in invoicesync.toml (docs/scale-out.md).
+    """
 
 
 @state.command()
