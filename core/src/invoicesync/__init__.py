@@ -19,6 +19,7 @@ from .hookspecs import API_VERSION, hookimpl
 from .models import (
     Account,
     AccountDirection,
+    AuthStart,
     Checkpoint,
     Company,
     Deletion,
@@ -43,6 +44,7 @@ __all__ = [
     "Account",
     "AccountDirection",
     "AuthError",
+    "AuthStart",
     "Checkpoint",
     "Company",
     "ConfigError",
