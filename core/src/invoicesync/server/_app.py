@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from ..workspace import Workspace
 from . import _auth, _connect_pages, _documents_pages, _history_pages, _sync_pages
 from ._jobs import SyncJobs
+from ._oauth_pages import WebLogin
 from ._render import HERE, render
 from ._users import Users, session_secret
 
@@ -52,6 +53,7 @@ def create_app(workspace: Workspace, *, allowed_hosts: Sequence[str] = ("127.0.0
     TLS proxy)."""
     users = Users(workspace.home)
     jobs = jobs or SyncJobs(workspace)
+    web_login = WebLogin(workspace, render)
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/sync", status_code=303)
@@ -62,7 +64,8 @@ def create_app(workspace: Workspace, *, allowed_hosts: Sequence[str] = ("127.0.0
         *_sync_pages.routes(workspace, jobs, render),
         *_documents_pages.routes(workspace, render),
         *_history_pages.routes(workspace, render),
-        *_connect_pages.routes(workspace, render),
+        *web_login.routes(),
+        *_connect_pages.routes(workspace, render, web_login),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [
