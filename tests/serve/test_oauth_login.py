@@ -167,3 +167,27 @@ def test_billits_api_key_login_still_connects_from_the_form(billit: BillitDashbo
     key = billit.app.account_secrets()["api_key"]
     first = billit.admin.post("/connect/import/billit", {"name": "keyed", **settings, "api_key": key})
     assert 'name="company"' in first.text and "oauth-login" not in first.text  # type: ignore[attr-defined]
+
+
+def test_behind_a_proxy_the_public_url_is_where_the_login_comes_back(workspace_factory: Any,
+                                                                       serve_sandbox: Any) -> None:
+    """The dashboard listens on plain http behind TLS; --public-url names the callback people reach."""
+    public = "https://invoices.example.com"
+    workspace: Workspace = workspace_factory(plugins=Plugins.discover(["billit"]))
+    Users(workspace.home).add(ADMIN, PASSWORD)
+    app = workspace.plugins.call("billit", "sandbox", options={"documents": 1, "seed": 3,
+                                                               "redirect_uris": f"{public}/oauth/callback"})
+    running = serve_sandbox(app, tls=getattr(app, "tls", False), tls_dir=workspace.home / "ca")
+    settings = {k: str(v) for k, v in app.oauth_settings(running.url).items()}
+    if running.ca_file:
+        settings["ca_bundle"] = str(running.ca_file)
+    dashboard = create_app(workspace, allowed_hosts=["127.0.0.1"], public_url=public)
+    with TestClient(dashboard, base_url="http://127.0.0.1:8765") as client:
+        admin = Dashboard(client, workspace)
+        admin.login()
+        billit = BillitDashboard(admin, app, running.url, str(running.ca_file) if running.ca_file else True, settings)
+        login_url, continue_url = billit.begin()
+        back = billit.logon(login_url)
+        assert back.startswith(f"{public}/oauth/callback?")
+        assert "Login received" in client.get(_path(back)).text  # the proxy forwards the path as it came
+        assert 'name="company"' in client.get(continue_url).text

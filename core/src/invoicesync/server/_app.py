@@ -47,13 +47,14 @@ class SecurityHeaders:
 
 
 def create_app(workspace: Workspace, *, allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost"),
-               https_only: bool = False, jobs: SyncJobs | None = None) -> Starlette:
+               https_only: bool = False, jobs: SyncJobs | None = None, public_url: str | None = None) -> Starlette:
     """The dashboard over ``workspace``. ``allowed_hosts``: Host headers served (others are refused,
     so a rebound DNS name cannot reach it); ``https_only``: session cookies only over HTTPS (behind a
-    TLS proxy)."""
+    TLS proxy); ``public_url``: the address people open, where OAuth logins come back (default: the
+    request's own, right on loopback; behind a proxy the dashboard cannot tell it)."""
     users = Users(workspace.home)
     jobs = jobs or SyncJobs(workspace)
-    web_login = WebLogin(workspace, render)
+    web_login = WebLogin(workspace, render, public_url=public_url)
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/sync", status_code=303)

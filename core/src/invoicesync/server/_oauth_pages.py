@@ -28,6 +28,7 @@ from starlette.routing import Route
 from ..accounts import connect
 from ..context import PluginKind
 from ..errors import ConfigError, InvoiceSyncError
+from ..http import check_redirect_uri
 from ..models import Account, AccountDirection, AuthStart, Company
 from ..plugins import LoadedPlugin
 from ..secrets import redact
@@ -117,9 +118,10 @@ def _public_page(name: str, context: dict[str, Any], status_code: int = 200) -> 
 
 
 class WebLogin:
-    def __init__(self, workspace: Workspace, render: Callable[..., Response]) -> None:
+    def __init__(self, workspace: Workspace, render: Callable[..., Response], *, public_url: str | None = None) -> None:
         self.workspace = workspace
         self.render = render
+        self.public_url = check_redirect_uri(public_url).rstrip("/") if public_url else None
         self.pending = PendingLogins()
 
     async def begin(self, request: Request, plugin: LoadedPlugin, name: str, settings: dict[str, Any],
@@ -128,7 +130,8 @@ class WebLogin:
         if not supports_web_login(plugin):
             return None
         account = _account(self.workspace, plugin, name, settings)
-        redirect_uri = str(request.url_for("oauth_callback"))
+        redirect_uri = (self.public_url + CALLBACK_PATH if self.public_url
+                        else str(request.url_for("oauth_callback")))
         started = await run_in_threadpool(_call, self.workspace, account, ui, "auth_begin", redirect_uri=redirect_uri)
         if started is None:
             return None
