@@ -42,6 +42,8 @@ LOGIN_TTL = 15 * 60.0
 #: Logins begun and not finished, at most: a bound on what a logged-in user can make the server keep.
 MAX_PENDING = 64
 SESSION_KEY = "oauth_logins"
+#: The logins a session may finish, newest last (they ride in the session cookie: a few).
+SESSION_LOGINS = 8
 
 
 @dataclass
@@ -139,7 +141,7 @@ class WebLogin:
             raise InvoiceSyncError(f"{plugin.name}: auth_begin returned {type(started).__name__}, not an AuthStart")
         direction = request.path_params["direction"]
         self.pending.add(PendingLogin(plugin.name, direction, name, settings, started))
-        request.session[SESSION_KEY] = [*request.session.get(SESSION_KEY, [])[-(MAX_PENDING - 1):], started.state]
+        request.session[SESSION_KEY] = [*request.session.get(SESSION_KEY, [])[-(SESSION_LOGINS - 1):], started.state]
         return self.render(request, "connect_oauth.html", {
             "plugin": plugin, "name": name, "login_url": started.url, "redirect_uri": started.redirect_uri,
             "continue_url": f"/connect/oauth/{started.state}"})
