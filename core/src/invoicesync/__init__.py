@@ -48,9 +48,9 @@ _HOMES = {
     "errors": ("AuthError", "ConfigError", "DocumentError", "InvoiceSyncError", "OutcomeUnknown", "PluginError",
                "RateLimited", "RemoteError", "ServerError"),
     "hookspecs": ("API_VERSION", "hookimpl"),
-    "models": ("Account", "AccountDirection", "AuthStart", "Checkpoint", "Company", "Deletion", "Delivery", "DeliveryStatus",
-               "Direction", "Document", "DocumentKind", "DocumentRef", "FileRef", "FileRole", "ListingError",
-               "Party", "PushRequest"),
+    "models": ("Account", "AccountDirection", "AuthStart", "Checkpoint", "Company", "Deletion", "Delivery",
+               "DeliveryStatus", "Direction", "Document", "DocumentKind", "DocumentRef", "FileRef", "FileRole",
+               "ListingError", "Party", "PushRequest"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
