@@ -191,3 +191,10 @@ def test_behind_a_proxy_the_public_url_is_where_the_login_comes_back(workspace_f
         assert back.startswith(f"{public}/oauth/callback?")
         assert "Login received" in client.get(_path(back)).text  # the proxy forwards the path as it came
         assert 'name="company"' in client.get(continue_url).text
+
+
+def test_a_missing_client_secret_is_asked_for_in_the_form_not_only_in_the_cli(billit: BillitDashboard) -> None:
+    page = billit.admin.post("/connect/import/billit", {"name": "nosecret", **billit.settings})
+    assert page.status_code == 400  # type: ignore[attr-defined]
+    text: str = page.text  # type: ignore[attr-defined]
+    assert "fill it in below" in text and "client secret" in text and "oauth-login" not in text

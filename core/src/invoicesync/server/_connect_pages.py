@@ -24,7 +24,7 @@ from ..plugins import LoadedPlugin
 from ..secrets import redact
 from ..workspace import Workspace
 from ._forms import FormField, read_form, settings_fields, validate
-from ._oauth_pages import WebLogin
+from ._oauth_pages import WebLogin, supports_web_login
 from ._sync_pages import notice
 
 KINDS = {"import": PluginKind.SOURCE, "export": PluginKind.TARGET}
@@ -96,7 +96,7 @@ def routes(workspace: Workspace, render: Callable[..., Response], web_login: Web
         fields = settings_fields(plugin.info.settings, plugin.info.secrets)
         return render(request, "connect_form.html", {
             "plugin": plugin, "fields": fields, "options": _option_fields(plugin, {}), "name": plugin.name,
-            "error": None, "person": None,
+            "error": None, "person": None, "web_login": supports_web_login(plugin),
             "companies": None, "multiple": True, "direction": request.path_params["direction"]})
 
     async def submit(request: Request) -> Response:
@@ -111,6 +111,7 @@ def routes(workspace: Workspace, render: Callable[..., Response], web_login: Web
         settings, secrets = read_form(fields, values)
         chosen_options, _ = read_form(options, {k: v for k, v in values.items() if v})
         page = {"plugin": plugin, "fields": fields, "options": options, "name": name, "error": None,
+                "web_login": supports_web_login(plugin),
                 "person": None, "companies": None, "multiple": True, "direction": request.path_params["direction"]}
         settings_ok = validate(plugin.info.settings, fields, settings)
         if not (validate(ExportOptions, options, chosen_options) and settings_ok):
