@@ -191,6 +191,9 @@ def test_behind_a_proxy_the_public_url_is_where_the_login_comes_back(workspace_f
         assert back.startswith(f"{public}/oauth/callback?")
         assert "Login received" in client.get(_path(back)).text  # the proxy forwards the path as it came
         assert 'name="company"' in client.get(continue_url).text
+        # an answer for the CLI is shown with the public address, the one its redirect_uri names
+        foreign = client.get(f"/oauth/callback?code=c&state={secrets.token_urlsafe(8)}")
+        assert f"{public}/oauth/callback?code=c&amp;state=" in foreign.text
 
 
 def test_a_missing_client_secret_is_asked_for_in_the_form_not_only_in_the_cli(billit: BillitDashboard) -> None:

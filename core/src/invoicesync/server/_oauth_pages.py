@@ -132,8 +132,7 @@ class WebLogin:
         if not supports_web_login(plugin):
             return None
         account = _account(self.workspace, plugin, name, settings)
-        redirect_uri = (self.public_url + CALLBACK_PATH if self.public_url
-                        else str(request.url_for("oauth_callback")))
+        redirect_uri = self._callback_url(request)
         started = await run_in_threadpool(_call, self.workspace, account, ui, "auth_begin", redirect_uri=redirect_uri)
         if started is None:
             return None
@@ -153,10 +152,15 @@ class WebLogin:
         if login is None or login.callback_url is not None:
             # Not a login this server began (or its answer already came): the terminal's, most likely.
             # Show the address to paste there; the code is not traded here, so it still works once.
-            return _public_page("oauth_foreign.html", {"address": str(request.url)})
+            address = f"{self._callback_url(request)}?{request.url.query}"  # as the browser shows it
+            return _public_page("oauth_foreign.html", {"address": address})
         # Rebuilt from the redirect URI as sent, so a proxy in front does not change what is checked.
         login.callback_url = f"{login.started.redirect_uri}?{request.url.query}"
         return _public_page("oauth_return.html", {"continue_url": f"/connect/oauth/{login.started.state}"})
+
+    def _callback_url(self, request: Request) -> str:
+        """The callback as people's browsers reach it (behind a proxy: under ``public_url``)."""
+        return self.public_url + CALLBACK_PATH if self.public_url else str(request.url_for("oauth_callback"))
 
     def _own(self, request: Request) -> tuple[str, PendingLogin | None]:
         state = request.path_params["state"]
@@ -168,7 +172,10 @@ class WebLogin:
         if login is None or login.callback_url is None:
             return self.render(request, "missing.html", {"what": "login"}, status_code=404)
         if login.companies is None:
-            self.pending.pop(state)  # the code works once: whatever happens next, this login is spent
+            # The code works once: whatever happens next this login is spent, and of two requests
+            # racing here (the popup's and a click) only the one that takes it goes on.
+            if self.pending.pop(state) is not login:
+                return self.render(request, "missing.html", {"what": "login"}, status_code=404)
             plugin = self.workspace.plugins.get(login.plugin)
             account = _account(self.workspace, plugin, login.name, login.settings)
             try:
@@ -190,7 +197,8 @@ class WebLogin:
         chosen = [str(c) for c in (await request.form()).getlist("company")]
         if not chosen:
             return self._companies(request, login, error="Choose at least one company.")
-        self.pending.pop(state)
+        if self.pending.pop(state) is not login:  # saved already, by a request racing this one
+            return self.render(request, "missing.html", {"what": "login"}, status_code=404)
         return await self._save(request, login, chosen=chosen)
 
     async def _save(self, request: Request, login: PendingLogin, *, chosen: list[str] | tuple[()]) -> Response:
