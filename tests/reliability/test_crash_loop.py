@@ -1,0 +1,66 @@
+"""Nothing lost, nothing twice: SIGKILL the real ``invoicesync sync`` over and over, at aimed
+moments in listing, fetch, push (every target at once) and ledger writes; then one clean run.
+
+Every target's own store must then hold each document exactly once, nothing missing, nothing
+corrupt, nothing half-written. When the work runs out before the kills do, the source changes a
+few documents (a new PDF each), so later kills land in updates too.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from ._runner import PHASES, run_plain, run_sync
+from .conftest import SCALE, Reliability, failures, record
+
+#: Kill at the n-th event of a phase, n drawn from 1..this: small, so each run gets only a little
+#: further than the last and the kills spread over the whole job.
+REACH = {"listing": 6, "fetch": 24, "push": 60, "ledger": 30}
+#: A killed process may linger a moment before the kill lands; each delay is one more aim.
+DELAYS = (0.0, 0.0, 0.0, 0.002, 0.01, 0.05)
+
+
+def test_every_target_holds_each_document_once_after_repeated_sigkills(reliability: Reliability) -> None:
+    rng = random.Random(SCALE.seed)
+    world, home = reliability.world, reliability.homes["crash"]
+    folder, ports = world.folder(home), world.ports()
+    kills: Counter[str] = Counter()
+    hangs: list[str] = []
+    edits = 0
+    runs = 0
+    while sum(kills.values()) < SCALE.kills and runs < SCALE.kills * 3:
+        runs += 1
+        phase = PHASES[runs % len(PHASES)]
+        aim = (phase, rng.randint(1, REACH[phase]))
+        result = run_sync(home, folder, ports, kill_at=aim, delay=rng.choice(DELAYS))
+        if result.hung:
+            hangs.append(f"run {runs} aimed at {aim}: no end after {result.seconds:.0f}s")
+        if result.killed_in:
+            kills[result.killed_in.split()[0]] += 1
+        elif result.exit_code == 0:
+            edits += _change_some_documents(reliability, rng, runs)  # all delivered: give it more work
+    final = run_plain(home)
+    counts = reliability.audit("crash")
+    record("crash", counts, kills=dict(kills))
+    summary = (f"seed {SCALE.seed}: {runs} runs, kills {dict(kills)}, {edits} source edits; "
+               f"final run exit {final.returncode}")
+    assert not hangs, summary + "\n" + "\n".join(hangs)
+    assert sum(kills.values()) >= SCALE.kills, summary
+    assert all(kills[p] for p in PHASES), summary
+    assert final.returncode == 0, f"{summary}\n{final.stdout}\n{final.stderr}"
+    assert all(c.total() == 0 for c in counts.values()), summary + "\n" + failures(counts)
+
+
+def _change_some_documents(reliability: Reliability, rng: random.Random, run: int) -> int:
+    """Edit a few orders in the Billit sandbox (its admin API): a new PaymentReference, so a new PDF.
+
+    The reference home syncs first, so it sees every version the crashing home saw (a target
+    whose policy is to keep both versions then holds the same files in both)."""
+    reliability.reference()
+    orders = sorted({f.order_id for f in reliability.source})
+    chosen = rng.sample(orders, min(3, len(orders)))
+    for order_id in chosen:
+        change = {"PaymentReference": f"+++run/{run:03d}/{order_id}+++"}
+        reliability.world.billit.admin("POST", f"orders/{order_id}", change)
+    return len(chosen)
