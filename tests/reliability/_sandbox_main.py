@@ -117,6 +117,13 @@ def main() -> None:
 
     app.route("POST", r"/__sandbox__/reliability/expire", expire_tokens)
     app.route("GET", r"/__sandbox__/reliability/faults", lambda request: Response.json(_fault_counts(app)))
+
+    def add_faults(request: Request) -> Response:  # many rules in one call (a storm has hundreds)
+        for rule in request.json():
+            app.add_fault(rule)
+        return Response.json({"added": len(request.json())})
+
+    app.route("POST", r"/__sandbox__/reliability/faults", add_faults)
     running = serve(app, tls=getattr(app, "tls", False), tls_dir=home / "sandbox-ca" / plugin)
     if hasattr(app, "ca_file") and running.ca_file:
         app.ca_file = str(running.ca_file)

@@ -58,6 +58,13 @@ class SandboxProcess:
     def add_fault(self, **fault: Any) -> None:
         self.admin("POST", "faults", fault)
 
+    def add_faults(self, faults: list[dict[str, Any]]) -> None:
+        self.admin("POST", "reliability/faults", faults)
+
+    def fault_counts(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.admin("GET", "reliability/faults")
+        return result
+
     def clear_faults(self) -> None:
         self.admin("DELETE", "faults")
 

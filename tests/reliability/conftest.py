@@ -43,12 +43,14 @@ class Scale:
     kills: int
     storm_runs: int
     fault_rate: float
-    token_seconds: int
+    token_endpoint_faults: bool  #: the storm fails OAuth/Entra token requests too
     seed: int
 
 
-SCALE = (Scale(documents=30, kills=100, storm_runs=12, fault_rate=0.2, token_seconds=3, seed=20261201) if LONG
-         else Scale(documents=3, kills=6, storm_runs=6, fault_rate=0.2, token_seconds=3, seed=20261201))
+SCALE = (Scale(documents=30, kills=100, storm_runs=12, fault_rate=0.2, token_endpoint_faults=True,
+               seed=20261201) if LONG
+         else Scale(documents=3, kills=6, storm_runs=6, fault_rate=0.2, token_endpoint_faults=False,
+                    seed=20261201))
 
 
 @dataclass
@@ -108,8 +110,7 @@ class Reliability:
 def reliability() -> Iterator[Reliability]:
     root = Path(tempfile.mkdtemp(prefix="invoicesync-reliability-"))
     try:
-        with world(root, documents=SCALE.documents, seed=SCALE.seed, token_seconds=SCALE.token_seconds,
-                   target_copies=len(COPIES)) as started:
+        with world(root, documents=SCALE.documents, seed=SCALE.seed, target_copies=len(COPIES)) as started:
             yield Reliability(started)
     finally:
         shutil.rmtree(root, ignore_errors=True)
