@@ -8,6 +8,7 @@ SIGKILLs, a longer storm. Without it (``make test``) the same tests run short.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -49,7 +50,7 @@ class Scale:
 
 SCALE = (Scale(documents=30, kills=100, storm_runs=12, fault_rate=0.2, token_endpoint_faults=True,
                seed=20261201) if LONG
-         else Scale(documents=3, kills=6, storm_runs=6, fault_rate=0.2, token_endpoint_faults=False,
+         else Scale(documents=6, kills=6, storm_runs=6, fault_rate=0.2, token_endpoint_faults=False,
                     seed=20261201))
 
 
@@ -73,11 +74,23 @@ class Reliability:
         #: Every version of every source file seen so far: a target keeping both versions of a
         #: changed document (Dropbox's default) rightly holds an older one.
         self.source: list[SourceFile] = []
+        self.rng = random.Random(SCALE.seed)
         self._read_source()
 
     def _read_source(self) -> None:
         known = {(f.order_id, f.name, f.sha256) for f in self.source}
         self.source += [f for f in source_files(self.world.billit) if (f.order_id, f.name, f.sha256) not in known]
+
+    def change_some_documents(self, tag: int) -> int:
+        """Edit a few orders in the Billit sandbox (its admin API): a new PaymentReference, so a new
+        PDF. The reference home syncs first, so it sees every version the home under test saw (a
+        target whose policy is to keep both versions then holds the same files in both)."""
+        self.reference()
+        orders = sorted({f.order_id for f in self.source})
+        chosen = self.rng.sample(orders, min(3, len(orders)))
+        for order_id in chosen:
+            self.world.billit.admin("POST", f"orders/{order_id}", {"PaymentReference": f"+++{tag:03d}/{order_id}+++"})
+        return len(chosen)
 
     def reference(self) -> dict[str, Holding]:
         """Sync the reference home cleanly (no fault is set then) and read what its targets hold."""

@@ -39,7 +39,7 @@ def test_every_target_holds_each_document_once_after_repeated_sigkills(reliabili
         if result.killed_in:
             kills[result.killed_in.split()[0]] += 1
         elif result.exit_code == 0:
-            edits += _change_some_documents(reliability, rng, runs)  # all delivered: give it more work
+            edits += reliability.change_some_documents(runs)  # all delivered: give it more work
     final = run_plain(home)
     counts = reliability.audit("crash")
     record("crash", counts, kills=dict(kills))
@@ -51,16 +51,3 @@ def test_every_target_holds_each_document_once_after_repeated_sigkills(reliabili
     assert final.returncode == 0, f"{summary}\n{final.stdout}\n{final.stderr}"
     assert all(c.total() == 0 for c in counts.values()), summary + "\n" + failures(counts)
 
-
-def _change_some_documents(reliability: Reliability, rng: random.Random, run: int) -> int:
-    """Edit a few orders in the Billit sandbox (its admin API): a new PaymentReference, so a new PDF.
-
-    The reference home syncs first, so it sees every version the crashing home saw (a target
-    whose policy is to keep both versions then holds the same files in both)."""
-    reliability.reference()
-    orders = sorted({f.order_id for f in reliability.source})
-    chosen = rng.sample(orders, min(3, len(orders)))
-    for order_id in chosen:
-        change = {"PaymentReference": f"+++run/{run:03d}/{order_id}+++"}
-        reliability.world.billit.admin("POST", f"orders/{order_id}", change)
-    return len(chosen)
