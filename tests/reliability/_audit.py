@@ -134,11 +134,17 @@ def bc_holding(store: dict[str, Any]) -> Holding:
     return holding
 
 
-def compare(actual: Holding, reference: Holding) -> Counts:
-    """``actual`` against the clean ``reference``: each difference is counted once, by kind."""
+def compare(actual: Holding, reference: Holding, current: set[str]) -> Counts:
+    """``actual`` against the clean ``reference``: each difference is counted once, by kind.
+
+    ``current``: the hashes of the source files as they are now. The reference home synced
+    before every source edit, so it saw every version; a home that did not (it started later)
+    may rightly lack an older version a keep-both target kept, but never more copies of one."""
     counts = Counts()
     for digest, wanted in reference.hashes.items():
         have = actual.hashes.get(digest, 0)
+        if have < wanted and digest not in current:
+            continue
         if have < wanted:
             counts.lost += wanted - have
             counts.details.append(f"lost: {reference.names[digest]} (sha256 {digest[:12]})")

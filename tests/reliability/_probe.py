@@ -11,13 +11,18 @@ can aim its SIGKILLs: the probes write one line per event to the pipe whose fd i
 - ``ledger``: an INSERT/UPDATE/DELETE on the state database.
 
 Each request event is written twice, ``... >`` before sending and ``... <`` after the answer (the
-window where the server has committed a write and the ledger does not know yet).
+window where the server has committed a write and the ledger does not know yet); a rename is
+written as ``push localfs rename`` / ``fetch blob rename``.
+
+``RELIABILITY_DIE_AT="EVENT PREFIX:N"`` makes the process SIGKILL itself at the N-th event starting
+with that prefix, at that very instant (deterministic reproductions of a kill window).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import sys
 from typing import Any
@@ -25,12 +30,19 @@ from typing import Any
 import httpx
 
 
-def _install(fd: int, ports: dict[int, str], folder: str, blobs: str) -> None:
+def _install(fd: int, ports: dict[int, str], folder: str, blobs: str, die_at: str) -> None:
+    prefix, _, count = die_at.rpartition(":")
+    seen = [0]
+
     def emit(event: str) -> None:
         try:
             os.write(fd, (event + "\n").encode())
         except OSError:  # the suite stopped listening: keep running unobserved
             pass
+        if prefix and event.startswith(prefix):
+            seen[0] += 1
+            if seen[0] == int(count):
+                os.kill(os.getpid(), signal.SIGKILL)
 
     def phase_of(request: httpx.Request) -> str | None:
         owner = ports.get(request.url.port or 0)
@@ -81,7 +93,9 @@ def _install(fd: int, ports: dict[int, str], folder: str, blobs: str) -> None:
             elif writing and path.startswith(blobs):
                 emit("fetch")
         elif event == "os.rename" and args and str(args[0]).startswith(folder):
-            emit("push localfs")
+            emit("push localfs rename")
+        elif event == "os.rename" and args and str(args[0]).startswith(blobs):
+            emit("fetch blob rename")
 
     sys.addaudithook(audit)
 
@@ -90,7 +104,8 @@ def main() -> None:
     raw_fd = os.environ.get("RELIABILITY_PROBE_FD")
     if raw_fd:
         _install(int(raw_fd), {int(k): v for k, v in json.loads(os.environ["RELIABILITY_PORTS"]).items()},
-                 os.environ["RELIABILITY_FOLDER"], os.environ["RELIABILITY_BLOBS"])
+                 os.environ["RELIABILITY_FOLDER"], os.environ["RELIABILITY_BLOBS"],
+                 os.environ.get("RELIABILITY_DIE_AT", ""))
     from invoicesync.cli import main as cli_main
 
     sys.argv = ["invoicesync", *sys.argv[1:]]

@@ -45,23 +45,24 @@ def sync_command(home: Path, *extra: str) -> list[str]:
 
 
 def start_sync(home: Path, folder: Path, ports: dict[int, str], *extra: str,
-               probe_fd: int | None = None) -> subprocess.Popen[str]:
+               probe_fd: int | None = None, die_at: str = "") -> subprocess.Popen[str]:
     env = environment(home)
     if probe_fd is not None:
         env.update(RELIABILITY_PROBE_FD=str(probe_fd), RELIABILITY_PORTS=json.dumps(ports),
-                   RELIABILITY_FOLDER=str(folder), RELIABILITY_BLOBS=str(home / "blobs"))
+                   RELIABILITY_FOLDER=str(folder), RELIABILITY_BLOBS=str(home / "blobs"), RELIABILITY_DIE_AT=die_at)
     return subprocess.Popen(sync_command(home, *extra), env=env, cwd=home.parent, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             pass_fds=(probe_fd,) if probe_fd is not None else ())
 
 
 def run_sync(home: Path, folder: Path, ports: dict[int, str], *extra: str,
-             kill_at: tuple[str, int] | None = None, delay: float = 0.0) -> RunResult:
+             kill_at: tuple[str, int] | None = None, delay: float = 0.0, die_at: str = "") -> RunResult:
     """One ``sync``. With ``kill_at=(phase, n)``, SIGKILL it ``delay`` seconds after the n-th
-    event of that phase (if the run gets that far; otherwise it finishes on its own)."""
+    event of that phase (if the run gets that far; otherwise it finishes on its own). With
+    ``die_at`` the probe kills the process itself at that event (see ``_probe.py``)."""
     read_end, write_end = os.pipe()
     started = time.monotonic()
-    process = start_sync(home, folder, ports, *extra, probe_fd=write_end)
+    process = start_sync(home, folder, ports, *extra, probe_fd=write_end, die_at=die_at)
     os.close(write_end)
     events: Counter[str] = Counter()
     last_phase: str | None = None

@@ -85,13 +85,21 @@ class SandboxProcess:
         response.raise_for_status()
         return response
 
+    def request_stop(self) -> None:
+        """Close our end of its stdin (it then stops); ``stop`` waits. Stopping many at once
+        overlaps their shutdowns."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+
     def stop(self) -> None:
         if self._client is not None:
             self._client.close()
         if self.process.poll() is None:
-            assert self.process.stdin is not None
+            self.request_stop()
             try:
-                self.process.stdin.close()
                 self.process.wait(10)
             except (OSError, subprocess.TimeoutExpired):
                 self.process.kill()

@@ -58,16 +58,19 @@ def world(root: Path, *, documents: int, seed: int, token_seconds: int | None = 
         yield World(root, started["billit"], {k: v for k, v in started.items() if k != "billit"})
     finally:
         for sandbox in started.values():
+            sandbox.request_stop()
+        for sandbox in started.values():
             sandbox.stop()
 
 
-def make_home(world: World, name: str, copy: int = 0) -> Path:
-    """A home with the Billit account and one account per target of set ``copy``, plus a folder."""
+def make_home(world: World, name: str, copy: int | None = 0) -> Path:
+    """A home with the Billit account and one account per target of set ``copy`` (None: none),
+    plus a local folder."""
     home = world.root / name
     folder = world.folder(home)
     with Workspace.open(home) as workspace:
         _connect(workspace, "billit", world.billit, companies=("*",))
-        for plugin in TARGET_PLUGINS:
+        for plugin in TARGET_PLUGINS if copy is not None else ():
             _connect(workspace, plugin, world.targets[f"{plugin}:{copy}"], companies=("*",))
         connect(workspace, "localfs", ui=NonInteractiveUI(), name=LOCAL, settings={"root": str(folder)})
     world.homes.append(home)

@@ -34,7 +34,7 @@ from ._world import LOCAL, SourceFile, World, make_home, source_files, world
 
 LONG = os.environ.get("INVOICESYNC_RELIABILITY", "") == "long"
 #: Homes, each with its own copy of the target sandboxes: the reference and one per test.
-COPIES = {"reference": 0, "crash": 1, "storm": 2, "overlap": 3}
+COPIES = {"reference": 0, "crash": 1, "storm": 2, "overlap": 3, "tokens": 4}
 TARGETS = (LOCAL, "dropbox", "gdrive", "dynamics365", "home")
 
 
@@ -74,12 +74,20 @@ class Reliability:
         #: Every version of every source file seen so far: a target keeping both versions of a
         #: changed document (Dropbox's default) rightly holds an older one.
         self.source: list[SourceFile] = []
+        self.current: set[str] = set()  #: the source files' hashes as they are now
         self.rng = random.Random(SCALE.seed)
+        self._reference: dict[str, Holding] | None = None  #: valid until the source changes
         self._read_source()
 
     def _read_source(self) -> None:
+        now = source_files(self.world.billit)
         known = {(f.order_id, f.name, f.sha256) for f in self.source}
-        self.source += [f for f in source_files(self.world.billit) if (f.order_id, f.name, f.sha256) not in known]
+        self.source += [f for f in now if (f.order_id, f.name, f.sha256) not in known]
+        self.current = {f.sha256 for f in now}
+
+    def local_home(self, name: str) -> Path:
+        """A new home with the Billit account and a local folder only (no remote target)."""
+        return make_home(self.world, name, None)
 
     def change_some_documents(self, tag: int) -> int:
         """Edit a few orders in the Billit sandbox (its admin API): a new PaymentReference, so a new
@@ -90,12 +98,15 @@ class Reliability:
         chosen = self.rng.sample(orders, min(3, len(orders)))
         for order_id in chosen:
             self.world.billit.admin("POST", f"orders/{order_id}", {"PaymentReference": f"+++{tag:03d}/{order_id}+++"})
+        self._reference = None
         return len(chosen)
 
     def reference(self) -> dict[str, Holding]:
         """Sync the reference home cleanly (no fault is set then) and read what its targets hold."""
         for sandbox in self.world.all_sandboxes():
             sandbox.clear_faults()
+        if self._reference is not None:
+            return self._reference
         home = self.homes["reference"]
         result = run_plain(home)
         assert result.returncode == 0, f"the clean reference sync failed:\n{result.stdout}\n{result.stderr}"
@@ -103,6 +114,7 @@ class Reliability:
         self._read_source()  # the source may have changed since (edits)
         problems = [p for name, h in holdings.items() if name != "home" for p in check_reference(name, h, self.source)]
         assert not problems, "the clean reference run itself is wrong:\n" + "\n".join(problems)
+        self._reference = holdings
         return holdings
 
     def holdings(self, home_name: str) -> dict[str, Holding]:
@@ -116,7 +128,7 @@ class Reliability:
     def audit(self, home_name: str) -> dict[str, Counts]:
         reference = self.reference()
         actual = self.holdings(home_name)
-        return {name: compare(actual[name], reference[name]) for name in TARGETS}
+        return {name: compare(actual[name], reference[name], self.current) for name in TARGETS}
 
 
 @pytest.fixture(scope="session")
