@@ -1,9 +1,11 @@
 """Run one plugin's sandbox in a process of its own, for the reliability suite.
 
-Like ``invoicesync sandbox NAME``, but it also takes the sandbox options the CLI does not expose
-(short token lifetimes), prints one JSON line (URL, account settings and demo secrets, which only
-this process can issue) and adds ``GET /__sandbox__/reliability/store``: a dump of what the
-sandbox itself holds (never what invoicesync thinks it wrote). It stops when stdin closes.
+Like ``invoicesync sandbox NAME`` (the plugin's own ``sandbox`` hook, served by core's kit), but
+it takes any sandbox option, prints one JSON line (URL, account settings and the demo secrets,
+which only this process can issue) and adds admin routes: ``GET /__sandbox__/reliability/store``
+(a dump of what the sandbox itself holds, never what invoicesync thinks it wrote), ``.../expire``
+(expire every access token now), ``.../faults`` (add many fault rules; count the fired ones).
+It stops when its stdin closes.
 
     python _sandbox_main.py PLUGIN HOME OPTIONS_JSON
 """
@@ -13,12 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from invoicesync.accounts import sandbox_settings
 from invoicesync.sandbox import Request, Response, SandboxApp, serve
-from invoicesync.workspace import Workspace
 
 
 def _sha256_file(path: Path) -> str | None:
@@ -100,11 +101,20 @@ def _fault_counts(app: SandboxApp) -> dict[str, Any]:
 DUMPERS = {"dropbox": _dropbox_store, "gdrive": _gdrive_store, "dynamics365": _bc_store}
 
 
+def _plugin_sandbox(plugin: str, options: dict[str, Any]) -> SandboxApp:
+    """The plugin's own ``sandbox`` hook, found through its entry point: importing just that
+    plugin keeps the start-up of a dozen sandbox processes short."""
+    for group in ("invoicesync.sources", "invoicesync.targets"):
+        for entry in entry_points(group=group, name=plugin):
+            app: SandboxApp = entry.load().sandbox(options)
+            return app
+    raise SystemExit(f"no plugin called {plugin!r} is installed")
+
+
 def main() -> None:
     plugin, home, raw_options = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     options: dict[str, Any] = json.loads(raw_options)
-    workspace = Workspace.open(home)
-    app: SandboxApp = workspace.plugins.call(plugin, "sandbox", options=options)
+    app = _plugin_sandbox(plugin, options)
     dumper = DUMPERS.get(plugin)
     if dumper is not None:
         app.route("GET", r"/__sandbox__/reliability/store", lambda request: Response.json(dumper(app)))
@@ -127,13 +137,14 @@ def main() -> None:
     running = serve(app, tls=getattr(app, "tls", False), tls_dir=home / "sandbox-ca" / plugin)
     if hasattr(app, "ca_file") and running.ca_file:
         app.ca_file = str(running.ca_file)
-    print(json.dumps({"url": running.url, "settings": sandbox_settings(workspace.plugins, plugin, running),
-                      "secrets": app.account_secrets()}), flush=True)
+    settings = dict(app.account_settings(running.url))
+    if running.ca_file:  # as accounts.sandbox_settings does for plugins whose settings take a CA
+        settings.setdefault("ca_bundle", str(running.ca_file))
+    print(json.dumps({"url": running.url, "settings": settings, "secrets": app.account_secrets()}), flush=True)
     try:
         sys.stdin.read()  # the suite closes our stdin (or kills us) to stop the sandbox
     finally:
         running.stop()
-        workspace.close()
 
 
 if __name__ == "__main__":

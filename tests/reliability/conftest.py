@@ -50,7 +50,7 @@ class Scale:
 
 SCALE = (Scale(documents=30, kills=100, storm_runs=12, fault_rate=0.2, token_endpoint_faults=True,
                seed=20261201) if LONG
-         else Scale(documents=6, kills=6, storm_runs=6, fault_rate=0.2, token_endpoint_faults=False,
+         else Scale(documents=3, kills=4, storm_runs=4, fault_rate=0.2, token_endpoint_faults=False,
                     seed=20261201))
 
 

@@ -1,6 +1,7 @@
 """Kill windows that leave temporary files behind, hit on purpose: the probe SIGKILLs the real
-``sync`` at the very instant it is about to rename a fully written temporary file into place.
-A clean run afterwards must deliver everything and leave no temporary file anywhere."""
+``sync`` at the very instant it is about to rename a fully written temporary file into place,
+first in the blob store (fetch), then in the local folder (push). A clean run afterwards must
+deliver everything and leave no temporary file anywhere."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from ._runner import run_plain, run_sync
 from .conftest import Reliability
 
 
-def _kill_then_clean_run(reliability: Reliability, name: str, die_at: str) -> tuple[Path, Path]:
-    home = reliability.local_home(name)
+@pytest.fixture(scope="module")
+def killed_at_renames(reliability: Reliability) -> tuple[Path, Path]:
+    home = reliability.local_home("leftovers")
     folder = reliability.world.folder(home)
-    killed = run_sync(home, folder, reliability.world.ports(), die_at=die_at)
-    assert killed.exit_code == -9, f"the run was not killed at {die_at!r}: {dict(killed.events)}"
+    for die_at in ("fetch blob rename:1", "push localfs rename:1"):
+        killed = run_sync(home, folder, reliability.world.ports(), die_at=die_at)
+        assert killed.exit_code == -9, f"the run was not killed at {die_at!r}: {dict(killed.events)}"
     clean = run_plain(home)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     return home, folder
@@ -25,13 +28,11 @@ def _kill_then_clean_run(reliability: Reliability, name: str, die_at: str) -> tu
 
 @pytest.mark.xfail(strict=True, reason="localfs leaves its .invoicesync-*.part file when killed between writing "
                    "and renaming it, and no later run removes it (file-targets: .part cleanup)")
-def test_a_kill_before_the_local_rename_leaves_no_part_file(reliability: Reliability) -> None:
-    _, folder = _kill_then_clean_run(reliability, "leftover-part", "push localfs rename:1")
-    assert folder_holding(folder).leftovers == []
+def test_a_kill_before_the_local_rename_leaves_no_part_file(killed_at_renames: tuple[Path, Path]) -> None:
+    assert folder_holding(killed_at_renames[1]).leftovers == []
 
 
 @pytest.mark.xfail(strict=True, reason="the blob store leaves its temporary file under blobs/tmp when killed "
                    "between writing and renaming it, and no later run removes it (core-run: blob-store temp leftovers)")
-def test_a_kill_before_the_blob_rename_leaves_no_temp_file(reliability: Reliability) -> None:
-    home, _ = _kill_then_clean_run(reliability, "leftover-blob", "fetch blob rename:1")
-    assert blob_temp_holding(home).leftovers == []
+def test_a_kill_before_the_blob_rename_leaves_no_temp_file(killed_at_renames: tuple[Path, Path]) -> None:
+    assert blob_temp_holding(killed_at_renames[0]).leftovers == []
