@@ -24,11 +24,14 @@ class SandboxProcess:
 
     def __init__(self, plugin: str, home: Path, options: dict[str, Any]) -> None:
         self.plugin = plugin
+        # Its temporary folders (Dropbox's and Drive's file stores) go under ``home``, which the
+        # suite deletes: nothing is left in /tmp even when the process has to be killed.
+        (home / "tmp").mkdir(parents=True, exist_ok=True)
         with open(home / "sandbox.log", "ab") as log:  # the child keeps its own copy of the fd
             self.process = subprocess.Popen(
                 [sys.executable, str(HERE / "_sandbox_main.py"), plugin, str(home), json.dumps(options)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, cwd=home,
-                env={**os.environ, "INVOICESYNC_SECRETS": "file"})
+                env={**os.environ, "INVOICESYNC_SECRETS": "file", "TMPDIR": str(home / "tmp")})
         self.url = ""
         self.settings: dict[str, Any] = {}
         self.secrets: dict[str, str] = {}
@@ -100,7 +103,7 @@ class SandboxProcess:
         if self.process.poll() is None:
             self.request_stop()
             try:
-                self.process.wait(10)
+                self.process.wait(5)
             except (OSError, subprocess.TimeoutExpired):
                 self.process.kill()
                 self.process.wait(10)
