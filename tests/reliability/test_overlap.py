@@ -13,10 +13,10 @@ import pytest
 
 from ._runner import RUN_TIMEOUT, environment, run_plain
 from ._world import LOCAL
-from .conftest import SCALE, Reliability, failures, record
+from .conftest import LONG, Reliability, failures, record
 
 #: Rounds of "both at once"; between rounds the source changes a few documents (more work).
-ROUNDS = 3 if SCALE.kills >= 100 else 1
+ROUNDS = 3 if LONG else 1
 
 
 def _sync_twice_at_once(home: Path) -> list[int]:
