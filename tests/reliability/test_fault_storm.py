@@ -39,12 +39,14 @@ def storm_rules(rng: random.Random, rate: float, requests: int, path: str) -> li
     """One-shot rules that fail about ``rate`` of the first ``requests`` requests, at random.
 
     The sandbox counts a rule's matches only while no earlier rule fires, so the rule meant for
-    the p-th request (the j-th fault, 1-based) skips ``p - j`` matches."""
+    the p-th request (the j-th fault, 1-based) skips ``p - j`` matches. One of the first five
+    requests always fails."""
     weights = [w for w, _ in KINDS]
     rules = []
     faults = 0
+    first = rng.randint(1, 5)  # every sandbox is hit early, even in a short storm of few requests
     for position in range(1, requests + 1):
-        if rng.random() < rate:
+        if rng.random() < rate or position == first:
             faults += 1
             kind = rng.choices([k for _, k in KINDS], weights)[0]
             rules.append({**kind, "path": path, "after": position - faults, "times": 1})
