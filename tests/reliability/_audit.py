@@ -117,7 +117,7 @@ def bc_holding(store: dict[str, Any]) -> Holding:
         drafts = {d["id"]: d for d in company["drafts"]}
         with_files: Counter[str] = Counter()
         for vendor in company["vendors"]:
-            holding.structural[f"vendor {vendor!r}"] += 1
+            holding.structural[f"vendor {vendor}"] += 1  # name and VAT: namesakes may be different firms
         for attachment in company["attachments"]:
             if attachment["parent"] not in drafts:
                 holding.leftovers.append(f"orphan attachment {attachment['name']} (parent {attachment['parent']})")

@@ -70,7 +70,8 @@ def _bc_store(app: Any) -> dict[str, Any]:
             attachments = [{"id": a["id"], "parent": a["parentId"], "name": a["fileName"], "size": a["byteSize"],
                             "sha256": _sha256_file(app.content.path(a["id"]))}
                            for entity in company.attachments.values() for a in entity.values()]
-            vendors = [v["displayName"] for v in company.vendors.values()]
+            vendors = [f"{v['displayName']} (VAT {v['taxRegistrationNumber'] or '-'})"
+                       for v in company.vendors.values()]
             companies.append({"name": company.name, "drafts": drafts, "attachments": attachments,
                               "vendors": vendors, "posted": company.posted})
     return {"companies": companies}
