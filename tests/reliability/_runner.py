@@ -103,7 +103,7 @@ def expire_claims(home: Path) -> int:
 
     with sqlite3.connect(home / "state.db") as db:
         try:
-            return db.execute("UPDATE claims SET expires_at = 0").rowcount
+            return db.execute("UPDATE claims SET expires_at = 0 WHERE expires_at > 0").rowcount
         except sqlite3.OperationalError:  # a state without claims (older schema)
             return 0
 
