@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,13 +69,28 @@ def make_home(world: World, name: str, copy: int | None = 0) -> Path:
     plus a local folder."""
     home = world.root / name
     folder = world.folder(home)
-    with Workspace.open(home) as workspace:
+    with _file_secrets(), Workspace.open(home) as workspace:
         _connect(workspace, "billit", world.billit, companies=("*",))
         for plugin in TARGET_PLUGINS if copy is not None else ():
             _connect(workspace, plugin, world.targets[f"{plugin}:{copy}"], companies=("*",))
         connect(workspace, "localfs", ui=NonInteractiveUI(), name=LOCAL, settings={"root": str(folder)})
     world.homes.append(home)
     return home
+
+
+@contextmanager
+def _file_secrets() -> Iterator[None]:
+    """Secrets in the home's file, as the ``sync`` subprocesses read them (INVOICESYNC_SECRETS=file),
+    whatever keyring another test of this pytest process may have installed."""
+    previous = os.environ.get("INVOICESYNC_SECRETS")
+    os.environ["INVOICESYNC_SECRETS"] = "file"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["INVOICESYNC_SECRETS"]
+        else:
+            os.environ["INVOICESYNC_SECRETS"] = previous
 
 
 def _connect(workspace: Workspace, plugin: str, sandbox: SandboxProcess, companies: tuple[str, ...]) -> None:
