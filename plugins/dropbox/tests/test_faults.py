@@ -52,7 +52,9 @@ def test_server_errors_back_off_and_retry(env: Any) -> None:
     assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
     calls = [(p, s) for m, p, s in env.app.requests if p in ("/2/files/upload", "/2/files/get_metadata")]
     after_the_503 = calls[calls.index(("/2/files/upload", 503)) + 1:]
-    assert after_the_503 == [("/2/files/get_metadata", 409), ("/2/files/upload", 200)]  # looked, then sent
+    # Looked (through the read's own 500), then sent. The planning look was the folder listing.
+    assert after_the_503 == [("/2/files/get_metadata", 500), ("/2/files/get_metadata", 409),
+                             ("/2/files/upload", 200)]
 
 
 def test_too_many_write_operations_inside_a_409_is_retried(env: Any) -> None:

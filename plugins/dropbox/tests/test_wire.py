@@ -120,6 +120,21 @@ def test_files_upload_on_the_wire(wire: Any) -> None:
                    "strict_conflict": False, "content_hash": content_hash(pdf)}
     decoded = _sdk_decode("UploadArg_validator", upload.raw_arg)
     assert decoded.mode.is_add() and decoded.content_hash == content_hash(pdf)
+    # The look before the write is one listing of the template's fixed root, not a get_metadata.
+    assert wire.app.routes("files/get_metadata") == []
+    [listing] = wire.app.routes("files/list_folder")
+    assert json.loads(listing.body) == {"path": "/Invoices", "recursive": True, "include_deleted": False,
+                                        "limit": 2000}
+    decoded_listing = _sdk_decode("ListFolderArg_validator", listing.body)
+    assert decoded_listing.recursive and decoded_listing.limit == 2000
+
+
+def test_get_metadata_after_an_unknown_outcome_on_the_wire(wire: Any) -> None:
+    """Where the index cannot answer (the write's outcome is unknown) the path is looked up itself."""
+    wire.configure(batch_commit=False)
+    wire.app.add_fault({"status": 503, "path": r"/2/files/upload$", "times": 1})
+    [delivery] = wire.push([wire.document("W-3", pdf=b"%PDF unknown")])
+    assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
     [lookup] = wire.app.routes("files/get_metadata")
     assert json.loads(lookup.body) == {"path": delivery.target_path}
     _sdk_decode("GetMetadataArg_validator", lookup.body)
