@@ -7,6 +7,7 @@ with nothing to do makes no request to Dropbox.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from invoicesync.sandbox import Request, Response
 from invoicesync.testing import MemorySource
 from invoicesync_dropbox import index as index_module
 from invoicesync_dropbox import plugin as dropbox_plugin
+from invoicesync_dropbox import uploads
 from invoicesync_dropbox.index import KV_KEY, index_root
 from invoicesync_dropbox.sandbox import DropboxSandbox
 
@@ -161,3 +163,33 @@ def test_a_resync_with_nothing_changed_makes_no_request_to_dropbox(
     second = pipeline.run_sync(workspace)
     assert second.exit_code == 0
     assert [r for r in app.requests if r[1].startswith("/2/")] == files  # not one request more
+
+
+def test_the_sessions_of_a_batch_start_side_by_side(env: Any) -> None:
+    """Two session starts are in the sandbox at once (a barrier, not a timing guess)."""
+    both = threading.Barrier(2, timeout=20)
+    overlapped: list[bool] = []
+    original = env.app.handle
+
+    def handle(request: Request) -> Response:
+        if request.path == "/2/files/upload_session/start" and not overlapped:
+            try:
+                both.wait()
+                overlapped.append(True)
+            except threading.BrokenBarrierError:
+                overlapped.append(False)
+        response: Response = original(request)
+        return response
+
+    env.app.handle = handle
+    deliveries = env.push(_documents(env, 4))
+    assert [d.status for d in deliveries] == [DeliveryStatus.DELIVERED] * 4
+    assert overlapped and all(overlapped)
+
+
+def test_a_batch_over_the_finish_batch_limit_is_committed_in_parts(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(uploads, "MAX_BATCH_ENTRIES", 2)  # 1,000 on Dropbox
+    deliveries = env.push(_documents(env, 5))
+    assert [d.status for d in deliveries] == [DeliveryStatus.DELIVERED] * 5
+    assert _count(env, "upload_session/finish_batch_v2") == 3 and len(env.files()) == 5
