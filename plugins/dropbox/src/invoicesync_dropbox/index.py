@@ -18,7 +18,6 @@ anything) comes back through ``list_folder/continue``.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -181,21 +180,9 @@ class FolderIndex:
             self._entries[key] = {k: meta[k] for k in _KEPT if k in meta}
 
 
-# One index per run: the batches of a run share its Context, and the next run starts from disk.
-_indexes: dict[int, tuple[weakref.ref[Context], FolderIndex]] = {}
-_indexes_guard = threading.Lock()
-
-
 def index_for(ctx: Context, template: str) -> FolderIndex | None:
+    """The run's index (one per run: the batches of a run share its Context), or ``None``."""
     root = index_root(template)
     if root is None:
         return None
-    with _indexes_guard:
-        for key in [k for k, (ref, _) in _indexes.items() if ref() is None]:
-            del _indexes[key]
-        held = _indexes.get(id(ctx))
-        if held is not None and held[0]() is ctx and held[1].root == root:
-            return held[1]
-        index = FolderIndex(root, ctx)
-        _indexes[id(ctx)] = (weakref.ref(ctx), index)
-        return index
+    return ctx.resource(("dropbox", "folder-index", root), lambda: FolderIndex(root, ctx))

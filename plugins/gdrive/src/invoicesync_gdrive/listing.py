@@ -84,18 +84,6 @@ class FolderListings:
                 listings._folders.pop(folder_id, None)
 
 
-# One set of listings per run: a run's batches share its Context.
-_runs: dict[int, tuple[weakref.ref[Context], FolderListings]] = {}
-_runs_guard = threading.Lock()
-
-
 def listings_for(ctx: Context) -> FolderListings:
-    with _runs_guard:
-        for key in [k for k, (ref, _) in _runs.items() if ref() is None]:
-            del _runs[key]
-        held = _runs.get(id(ctx))
-        if held is not None and held[0]() is ctx:
-            return held[1]
-        listings = FolderListings(ctx.account.name)
-        _runs[id(ctx)] = (weakref.ref(ctx), listings)
-        return listings
+    """The run's listings: one set per run, shared by its batches (they share its Context)."""
+    return ctx.resource(("gdrive", "folder-listings"), lambda: FolderListings(ctx.account.name))
