@@ -97,8 +97,6 @@ def push(requests: list[PushRequest], ctx: Context) -> Iterator[Delivery]:
         _note_outcomes(index, [works[i] for i in again])
     finally:
         placer.release()
-        if index is not None:
-            index.save()
     for work in works:
         yield _delivery(work, ctx)
 

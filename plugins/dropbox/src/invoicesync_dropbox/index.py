@@ -91,8 +91,14 @@ class FolderIndex:
         with self._lock:
             self._unsure.add(path_key(path))
 
+    def close(self) -> None:
+        """The run is over (``ctx.resource`` calls this): keep what it learnt for the next one."""
+        self.save()
+
     def save(self) -> None:
-        """Keep the entries and the cursor for the next run (only a cursor Dropbox gave us)."""
+        """Keep the entries and the cursor for the next run (only a cursor Dropbox gave us). Saved
+        after the listing and at the end of the run, not per batch: a run that dies in between
+        loses nothing the next run's ``list_folder/continue`` does not report again."""
         with self._lock:
             if not self._ready or self._broken or self._cursor is None:
                 return
