@@ -30,7 +30,7 @@ pytest.importorskip("invoicesync_billit")
 pytest.importorskip("invoicesync_dropbox")
 pytest.importorskip("invoicesync_gdrive")
 pytest.importorskip("invoicesync_dynamics365")
-from invoicesync_billit.settings import BillitSettings  # noqa: E402
+from invoicesync_billit.settings import BillitSettings
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
 SERVICES = ("billit", "dropbox", "gdrive", "dynamics365")
