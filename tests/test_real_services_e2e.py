@@ -236,6 +236,12 @@ def test_every_file_everywhere_once_then_deletions_follow_each_policy(services: 
     gone = next(o for o in purchases(billit_orders(billit)).values() if o.get("_no_pdf"))
     gone_files = order_files(billit, gone)
     delete_in_billit(services, gone["OrderID"])
+    unchanged = snapshot(services)
+    dry = cli("sync", "--dry-run")
+    assert dry.returncode == 0 and snapshot(services) == unchanged, dry.stdout
+    # A dry run says what a deletion would do to the files, never that it would write them.
+    assert "would write" not in dry.stdout and "deleted at the source:" in dry.stdout, dry.stdout
+    assert "folder: would move" in dry.stdout and "gdrive: would move to the Drive trash" in dry.stdout, dry.stdout
     report = sync_json()
     for target in ("folder", "dropbox", "gdrive"):
         assert report["exported"][target] == {"deleted": 1}, report

@@ -175,7 +175,8 @@ class TargetWorkers:
                     retry.append((by_id[delivery.document_id], delivery.retry_after or 0.0))
                     self._record(delivery, count=False)
                 else:
-                    self._record(delivery)
+                    document = by_id.get(delivery.document_id)
+                    self._record(delivery, deletion=document is not None and document.deleted)
         except Exception as exc:  # noqa: BLE001 - a failing batch fails its documents, not the run
             message = describe(exc)
             log.warning("%s: push failed: %s", self.account.name, message)
@@ -248,7 +249,7 @@ class TargetWorkers:
                         version=request.document.version, status=DeliveryStatus.FAILED, message=message,
                         extra=request.previous.extra if request.previous else {})
 
-    def _record(self, delivery: Delivery, *, count: bool = True) -> Delivery:
+    def _record(self, delivery: Delivery, *, count: bool = True, deletion: bool = False) -> Delivery:
         delivery = delivery.model_copy(update={"target": self.account.name, "at": datetime.now(UTC),
                                                "export_options": self.requests.fingerprint,
                                                "message": redact(delivery.message) if delivery.message else None})
@@ -264,7 +265,8 @@ class TargetWorkers:
         if delivery.status is DeliveryStatus.FAILED:
             self.report.problem(self.account.name, delivery.document_id, delivery.message or "failed")
         if delivery.status is DeliveryStatus.PLANNED:
-            self.report.plan(self.account.name, delivery.document_id, delivery.target_path, delivery.message)
+            self.report.plan(self.account.name, delivery.document_id, delivery.target_path, delivery.message,
+                             deletion=deletion)
         if not self.dry_run:
             self.state.record_delivery(delivery)
         return delivery
