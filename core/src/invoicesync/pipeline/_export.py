@@ -175,8 +175,8 @@ class TargetWorkers:
                     retry.append((by_id[delivery.document_id], delivery.retry_after or 0.0))
                     self._record(delivery, count=False)
                 else:
-                    document = by_id.get(delivery.document_id)
-                    self._record(delivery, deletion=document is not None and document.deleted)
+                    offered = by_id.get(delivery.document_id)
+                    self._record(delivery, deletion=offered is not None and offered.deleted)
         except Exception as exc:  # noqa: BLE001 - a failing batch fails its documents, not the run
             message = describe(exc)
             log.warning("%s: push failed: %s", self.account.name, message)

@@ -95,7 +95,7 @@ class KitSource:
         return [COMPANY]
 
     @hookimpl
-    def list_documents(self, cursor: str | None) -> Iterator[DocumentRef | Checkpoint]:
+    def list_documents(self, cursor: str | None) -> Iterator[DocumentRef | Deletion | Checkpoint]:
         with self._lock:
             records, deletions = list(self.records), list(self.deletions)
         seen, _, seen_deleted = (cursor or "0").partition(".")

@@ -39,6 +39,7 @@ from ._common import connect_account, library, load_plugins, sandbox_settings, s
 from ._observe import RequestObserver
 from .kit_source import KitRecord, KitSource
 from .target_files import TARGET, FileAndDeletionChecks
+
 SOURCE = "conformance-source"
 MiB = 1024 * 1024
 SETTLED = {DeliveryStatus.DELIVERED, DeliveryStatus.UNCHANGED}

@@ -122,17 +122,21 @@ class FileAndDeletionChecks:
         skip_if_declared(self.skip_checks, "deletions")
         env = target_env
         policies = self._policies(env)
-        # (A hook API 1 target may write only PDFs: it gets no image-only document here.)
-        first = files_records() if self._api_2(env) else [KitRecord("f-all", "FILES-003")]
-        env.source.records = [*first, *(KitRecord(f"d{i}", f"DEL-{i:03d}") for i in range(len(policies)))]
+        # Each policy deletes a document of its own: with a UBL and attachments, or image-only, in
+        # turn (a hook API 1 target may write only PDFs: it gets plain ones).
+        api_2 = self._api_2(env)
+        victims = [KitRecord(f"d{i}", f"DEL-{i:03d}", ubl=api_2 and i % 2 == 0,
+                             attachments=ATTACHMENTS if api_2 and i % 2 == 0 else (),
+                             image_only=api_2 and i % 2 == 1) for i in range(len(policies))]
+        env.source.records = [*(files_records() if api_2 else []), *victims]
         documents = self._deliver_all(env)
         by_id = {d.source_id: d for d in documents}
-        victims = ["f-all", *(f"d{i}" for i in range(1, len(policies)))]
         for (policy, expected), victim in zip(policies, victims, strict=True):
             if policy is not None:
                 env.settings = {**env.settings, "on_delete": policy}
                 env.connect_target()
-            self._delete_one(env, by_id[victim], [d for d in documents if d.source_id != victim], policy, expected)
+            others = [d for d in documents if d.source_id != victim.source_id]
+            self._delete_one(env, by_id[victim.source_id], others, policy, expected)
 
     def _policies(self, env: TargetEnv) -> list[tuple[str | None, str]]:
         """``(on_delete to set, expected status)``: the plugin's default (``None``: left unset) first."""
