@@ -14,7 +14,7 @@ import json
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 import httpx
@@ -54,7 +54,9 @@ class TokenSet(BaseModel):
 
 
 class SecretSlot(Protocol):
-    """Where a token set is kept (``AccountSecrets`` implements this)."""
+    """Where a token set is kept (``AccountSecrets`` implements this). A slot may also offer
+    ``version(key) -> Hashable | None``: a cheap mark that changes whenever the stored value may
+    have (the secrets file's inode, mtime and size); ``None`` when it cannot tell cheaply."""
 
     def get(self, key: str) -> str | None: ...
 
@@ -207,8 +209,25 @@ class TokenAuth:
         # single-use refresh token.
         self._lock = _slot_lock(slot, key)
         self._used = threading.local()  # the access token this thread last sent
+        # The token set as last read or stored, and the slot's version mark when it was read:
+        # reading the store per request cost ~5% of a busy run. Another process's refresh is
+        # seen by a changed mark; a store that cannot tell cheaply (the keyring) is read again
+        # when the token expires or is refused (``_renew`` always reads under the lock).
+        # One tuple, replaced whole, so that threads never pair one token with another's mark.
+        self._memo: tuple[TokenSet, Hashable | None] | None = None
+
+    def _version(self) -> Hashable | None:
+        version = getattr(self.slot, "version", None)
+        return version(self.key) if callable(version) else None
 
     def current(self) -> TokenSet:
+        """The stored token set, read from the store (and remembered for ``apply``)."""
+        version = self._version()  # taken before the read: a write in between shows as a change later
+        token = self._read()
+        self._memo = (token, version)
+        return token
+
+    def _read(self) -> TokenSet:
         raw = self.slot.get(self.key)
         fix = f"`{self.relogin}`" if self.relogin else "`invoicesync connect` for this account"
         if not raw:
@@ -223,9 +242,19 @@ class TokenAuth:
 
     def store(self, token: TokenSet) -> None:
         self.slot.set(self.key, token.model_dump_json())
+        # Kept, but checked against the store once more on the next request (another process may
+        # have written after us); a store without version marks keeps it until expiry or a 401.
+        self._memo = (token, _UNREAD)
+
+    def _known(self) -> TokenSet:
+        """The remembered token set while the store's version mark says it is still the stored one."""
+        memo = self._memo
+        if memo is not None and memo[1] is not _UNREAD and memo[1] == self._version():
+            return memo[0]
+        return self.current()
 
     def apply(self, request: httpx.Request) -> None:
-        token = self.current()
+        token = self._known()
         if token.expires_within(self.early):
             token = self._renew(refused=None)
         self._used.token = token.access_token
@@ -247,6 +276,8 @@ class TokenAuth:
             self.store(new)  # durable before first use: the old refresh token is spent now
             return new
 
+
+_UNREAD: Hashable = object()  # the version mark of a token set not (re)read from the store yet
 
 _SLOT_LOCKS = [threading.Lock() for _ in range(64)]
 
