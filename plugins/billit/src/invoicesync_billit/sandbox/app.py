@@ -141,7 +141,8 @@ class BillitSandbox(OrderAdmin, SandboxApp):
     def oauth_settings(self, base_url: str) -> dict[str, Any]:
         """Settings for an OAuth account against this sandbox (its secret: ``DEMO_CLIENT_SECRET``)."""
         return {"environment": "sandbox", "auth": "oauth", "api_url": base_url, "login_url": base_url,
-                "client_id": DEMO_CLIENT_ID}
+                "client_id": DEMO_CLIENT_ID,
+                "redirect_uri": self.oauth.clients[DEMO_CLIENT_ID].redirects.register_free_loopback()}
 
     # -- seeding and admin helpers -------------------------------------------------------------
 
