@@ -35,7 +35,7 @@ from .models import (
     PushRequest,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "API_VERSION",
