@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PLUGINS := plugins/billit plugins/dropbox plugins/gdrive plugins/dynamics365
 EDITABLES := -e ./core $(foreach p,$(wildcard $(PLUGINS)),-e ./$(p)) -e '.[dev]'
 
-.PHONY: demo test lint typecheck docs install clean
+.PHONY: demo test lint typecheck docs install clean dist-check
 
 $(BIN)/invoicesync: core/pyproject.toml pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,11 +19,18 @@ demo: install
 	$(BIN)/invoicesync demo
 
 lint: install
-	$(BIN)/ruff check core plugins tests benchmarks
+	$(BIN)/ruff check conftest.py core plugins tests benchmarks tools
 	$(BIN)/mypy
 
+# pytest's own temporary folders go to build/, so that a test leaving anything in $$TMPDIR shows
+# (.ci/run checks that it stays empty). PYTEST_ARGS: e.g. `-n 2` (pytest-xdist) or `-x`.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest --basetemp=build/pytest-tmp $(PYTEST_ARGS)
+
+# Build every sdist and wheel, twine-check them, and install them into fresh venvs as a pip user
+# would (core with each plugin alone, and invoicesync[all]): plugins load, sandboxes serve, the demo delivers.
+dist-check: install
+	$(BIN)/python tools/dist_check.py
 
 docs: install
 	$(BIN)/mkdocs build --strict --site-dir build/site

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -68,8 +69,8 @@ def build_wheel(folder: Path, name: str = "invoicesync-acmevault", version: str 
     return wheel
 
 
-def fresh_environment(folder: Path, *, with_pip: bool) -> Path:
-    """A new venv (by ``venv``, or by uv, which adds no pip) that shares this one's packages but pip."""
+def fresh_environment(folder: Path, *, with_pip: bool, unshared: tuple[str, ...] = ("pip",)) -> Path:
+    """A new venv (by ``venv``, or by uv, which adds no pip) sharing this one's packages but ``unshared``."""
     if with_pip:
         subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
     else:
@@ -79,9 +80,12 @@ def fresh_environment(folder: Path, *, with_pip: bool) -> Path:
                                check=True, capture_output=True, text=True).stdout.strip())
     present = {entry.name for entry in site.iterdir()}
     for entry in Path(sysconfig.get_path("purelib")).iterdir():
-        if entry.name in present or entry.name == "pip" or entry.name.startswith("pip-"):
+        if entry.name in present or entry.name in unshared or entry.name.startswith(tuple(f"{n}-" for n in unshared)):
             continue
-        (site / entry.name).symlink_to(entry)
+        if entry.name.endswith(".dist-info"):  # uv does not follow symlinked metadata: copy it (small)
+            shutil.copytree(entry, site / entry.name)
+        else:
+            (site / entry.name).symlink_to(entry)
     return python
 
 
@@ -109,12 +113,14 @@ def test_plugins_install_puts_a_local_wheel_into_a_fresh_venv_with_pip(tmp_path:
     wheels.mkdir()
     build_wheel(wheels)
     python = fresh_environment(tmp_path / "venv", with_pip=True)
+    assert "acmevault" not in [p["name"] for p in installed_plugins(python)["plugins"]]  # type: ignore[index]
     result = invoicesync(python, "plugins", "install", "acmevault", "--find-links", str(wheels), "--no-index",
                          path=os.environ["PATH"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{python} -m pip install --find-links {wheels} --no-index" in result.stderr
     found = installed_plugins(python)
-    assert [p["name"] for p in found["plugins"]] == ["acmevault", "localfs"]  # type: ignore[index]
+    acme = [p for p in found["plugins"] if p["name"] == "acmevault"]  # type: ignore[index,union-attr]
+    assert [(p["distribution"], p["version"]) for p in acme] == [("invoicesync-acmevault", "1.0.0")]
     assert found["failures"] == []
 
 
@@ -134,12 +140,7 @@ def test_plugins_install_uses_uv_in_an_environment_uv_made_without_pip(tmp_path:
 
 @pytest.mark.slow
 def test_without_pip_or_uv_plugins_install_says_what_to_do(tmp_path: Path) -> None:
-    python = fresh_environment(tmp_path / "venv", with_pip=False)
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               check=True, capture_output=True, text=True).stdout.strip())
-    for entry in site.iterdir():  # no uv package either: this environment has no installer at all
-        if entry.name == "uv" or entry.name.startswith("uv-"):
-            entry.unlink()
+    python = fresh_environment(tmp_path / "venv", with_pip=False, unshared=("pip", "uv"))  # no installer at all
     result = invoicesync(python, "plugins", "install", "billit", path="/usr/bin:/bin")
     assert result.returncode == 2
     assert "has no pip, and uv is not on PATH" in result.stderr
