@@ -81,10 +81,21 @@ def build_with_setuptools_floor() -> None:
     venv = fresh_venv("setuptools-floor")
     run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", f"setuptools=={match.group(1)}.*"])
     out = WORK / "floor-wheels"
-    for project in PROJECTS.values():
+    for project in [*PROJECTS.values(), *render_template()]:
         run([venv / "bin" / "python", "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
              "--wheel-dir", out, project])
-    print(f"built every wheel with setuptools {match.group(1)}", flush=True)
+    run([sys.executable, "-m", "twine", "check", "--strict", *sorted(out.glob("invoicesync_acme_*"))])
+    print(f"built every wheel, and the template's, with setuptools {match.group(1)}", flush=True)
+
+
+def render_template() -> list[Path]:
+    """A source and a target plugin from `invoicesync new-plugin`: they must build like ours."""
+    folders = []
+    for kind in ("source", "target"):
+        folder = WORK / f"template-{kind}"
+        run([sys.executable, "-m", "invoicesync", "new-plugin", f"acme_{kind}", "--kind", kind, "--dir", folder])
+        folders.append(folder)
+    return folders
 
 
 def fresh_venv(name: str) -> Path:
