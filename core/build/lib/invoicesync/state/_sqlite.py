@@ -1,0 +1,334 @@
+"""The default state store: one SQLite file, versioned schema, forward-only migrations."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..models import Account, Delivery, DeliveryStatus, Document, DocumentRef
+from ._store import DocumentFilter, Failure, UpsertOutcome
+
+# Each migration takes the schema from version i to i+1. Append only; never edit a released one.
+MIGRATIONS: list[str] = [
+    # 1: accounts, cursors, library, ledger, plugin key-value state
+    """
+    CREATE TABLE accounts (
+        name TEXT PRIMARY KEY, plugin TEXT NOT NULL, direction TEXT NOT NULL,
+        settings TEXT NOT NULL, companies TEXT NOT NULL, created_at TEXT NOT NULL,
+        last_sync TEXT
+    );
+    CREATE TABLE cursors (
+        account TEXT NOT NULL, company TEXT NOT NULL, cursor TEXT, updated_at TEXT NOT NULL,
+        PRIMARY KEY (account, company)
+    );
+    CREATE TABLE documents (
+        id TEXT PRIMARY KEY, account TEXT NOT NULL, company TEXT NOT NULL, source_id TEXT NOT NULL,
+        direction TEXT NOT NULL, kind TEXT NOT NULL, number TEXT, issue_date TEXT,
+        version TEXT NOT NULL, body TEXT NOT NULL, first_seen TEXT NOT NULL, updated_at TEXT NOT NULL
+    );
+    CREATE INDEX documents_account ON documents (account, company);
+    CREATE TABLE deliveries (
+        document_id TEXT NOT NULL, target TEXT NOT NULL, version TEXT NOT NULL, status TEXT NOT NULL,
+        target_id TEXT, target_path TEXT, content_hash TEXT, message TEXT, at TEXT NOT NULL,
+        PRIMARY KEY (document_id, target)
+    );
+    CREATE TABLE kv (
+        account TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (account, key)
+    );
+    """,
+    # 2: deletions are kept (marked, never dropped), plugin facts on deliveries, failed fetches
+    """
+    ALTER TABLE documents ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN extra TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE failures (
+        account TEXT NOT NULL, company TEXT NOT NULL, source_id TEXT NOT NULL, ref TEXT NOT NULL,
+        error TEXT NOT NULL, attempts INTEGER NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (account, company, source_id)
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class SqliteStore:
+    def __init__(self, path: Path | str, *, target_version: int = SCHEMA_VERSION) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives any process crash; a power cut may lose the last commits,
+        # which the design tolerates: a lost cursor re-lists (the library deduplicates) and a lost
+        # ledger row re-pushes (targets look up before writing). FULL would fsync every row.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self.schema_version = self._migrate(target_version)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _migrate(self, target: int) -> int:
+        with self._lock:
+            current = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if current > SCHEMA_VERSION:
+                from ..errors import ConfigError
+
+                raise ConfigError(
+                    f"the state at {self.path} has schema {current}, newer than this invoicesync "
+                    f"knows ({SCHEMA_VERSION}); upgrade invoicesync"
+                )
+            for version in range(current, target):
+                self._db.executescript(f"BEGIN; {MIGRATIONS[version]}; PRAGMA user_version = {version + 1}; COMMIT;")
+            return max(current, target)
+
+    def _exec(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, params)
+
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+        with self._lock:
+            row: sqlite3.Row | None = self._db.execute(sql, params).fetchone()
+            return row
+
+    def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    def save_account(self, account: Account) -> None:
+        self._exec(
+            """INSERT INTO accounts (name, plugin, direction, settings, companies, created_at)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (name) DO UPDATE SET plugin = excluded.plugin, direction = excluded.direction,
+                   settings = excluded.settings, companies = excluded.companies""",
+            (
+                account.name, account.plugin, account.direction.value, json.dumps(account.settings),
+                json.dumps([c.model_dump() for c in account.companies]), _now(),
+            ),
+        )
+
+    def _account(self, row: sqlite3.Row) -> Account:
+        return Account(
+            name=row["name"], plugin=row["plugin"], direction=row["direction"],
+            settings=json.loads(row["settings"]), companies=json.loads(row["companies"]),
+        )
+
+    def get_account(self, name: str) -> Account | None:
+        row = self._one("SELECT * FROM accounts WHERE name = ?", (name,))
+        return self._account(row) if row else None
+
+    def list_accounts(self) -> list[Account]:
+        return [self._account(r) for r in self._all("SELECT * FROM accounts ORDER BY name")]
+
+    def delete_account(self, name: str) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            for table in ("accounts WHERE name", "cursors WHERE account", "kv WHERE account",
+                          "failures WHERE account", "deliveries WHERE target"):
+                self._db.execute(f"DELETE FROM {table} = ?", (name,))
+            self._db.execute("COMMIT")
+
+    def record_sync(self, name: str, result: dict[str, Any]) -> None:
+        self._exec("UPDATE accounts SET last_sync = ? WHERE name = ?", (json.dumps({"at": _now(), **result}), name))
+
+    def last_sync(self, name: str) -> dict[str, Any] | None:
+        row = self._one("SELECT last_sync FROM accounts WHERE name = ?", (name,))
+        return json.loads(row["last_sync"]) if row and row["last_sync"] else None
+
+    # -- cursors -----------------------------------------------------------------------------
+
+    def get_cursor(self, account: str, company: str) -> str | None:
+        row = self._one("SELECT cursor FROM cursors WHERE account = ? AND company = ?", (account, company))
+        return row["cursor"] if row else None
+
+    def set_cursor(self, account: str, company: str, cursor: str | None) -> None:
+        self._exec(
+            """INSERT INTO cursors VALUES (?, ?, ?, ?)
+               ON CONFLICT (account, company)
+               DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at""",
+            (account, company, cursor, _now()),
+        )
+
+    # -- documents ---------------------------------------------------------------------------
+
+    def upsert_document(self, document: Document) -> UpsertOutcome:
+        version = document.version
+        with self._lock:
+            row = self._db.execute("SELECT version FROM documents WHERE id = ?", (document.id,)).fetchone()
+            if row and row["version"] == version:
+                return "unchanged"
+            now = _now()
+            self._db.execute(
+                """INSERT INTO documents (id, account, company, source_id, direction, kind, number, issue_date,
+                       version, body, first_seen, updated_at, deleted)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET direction = excluded.direction, kind = excluded.kind,
+                       number = excluded.number, issue_date = excluded.issue_date, version = excluded.version,
+                       body = excluded.body, updated_at = excluded.updated_at, deleted = excluded.deleted""",
+                (
+                    document.id, document.account, document.company.id, document.source_id,
+                    document.direction.value, document.kind.value, document.number,
+                    document.issue_date.isoformat() if document.issue_date else None, version,
+                    document.model_dump_json(), now, now, int(document.deleted),
+                ),
+            )
+            return "updated" if row else "new"
+
+    def get_document(self, document_id: str) -> Document | None:
+        row = self._one("SELECT body FROM documents WHERE id = ?", (document_id,))
+        return Document.model_validate_json(row["body"]) if row else None
+
+    def find_documents(self, filters: DocumentFilter) -> Iterator[Document]:
+        clauses, params = [], []
+        for column, value in (
+            ("account", filters.account), ("company", filters.company),
+            ("direction", filters.direction), ("kind", filters.kind),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if filters.since:
+            clauses.append("issue_date >= ?")
+            params.append(filters.since.isoformat())
+        if filters.until:
+            clauses.append("issue_date <= ?")
+            params.append(filters.until.isoformat())
+        if not filters.include_deleted:
+            clauses.append("deleted = 0")
+        where = " AND ".join(clauses) or "1"
+        yield from self._keyset(f"SELECT rowid, body FROM documents WHERE {where} AND rowid > ? "
+                                "ORDER BY rowid LIMIT 100", params)
+
+    def _keyset(self, sql: str, params: list[Any]) -> Iterator[Document]:
+        # Page by rowid so a long export never holds the lock, or the whole library, at once.
+        last = 0
+        while True:
+            rows = self._all(sql, (*params, last))
+            if not rows:
+                return
+            for row in rows:
+                yield Document.model_validate_json(row["body"])
+            last = rows[-1]["rowid"]
+
+    def mark_deleted(self, document_id: str) -> bool:
+        document = self.get_document(document_id)
+        if document is None or document.deleted:
+            return False
+        document.deleted = True
+        self._exec(
+            "UPDATE documents SET deleted = 1, body = ?, updated_at = ? WHERE id = ?",
+            (document.model_dump_json(), _now(), document_id),
+        )
+        return True
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    def _delivery(self, row: sqlite3.Row) -> Delivery:
+        return Delivery(
+            document_id=row["document_id"], target=row["target"], version=row["version"],
+            status=DeliveryStatus(row["status"]), target_id=row["target_id"],
+            target_path=row["target_path"], content_hash=row["content_hash"], message=row["message"],
+            at=datetime.fromisoformat(row["at"]), extra=json.loads(row["extra"]),
+        )
+
+    def get_delivery(self, document_id: str, target: str) -> Delivery | None:
+        row = self._one("SELECT * FROM deliveries WHERE document_id = ? AND target = ?", (document_id, target))
+        return self._delivery(row) if row else None
+
+    def record_delivery(self, delivery: Delivery) -> None:
+        at = (delivery.at or datetime.now(UTC)).isoformat(timespec="seconds")
+        self._exec(
+            """INSERT INTO deliveries (document_id, target, version, status, target_id, target_path,
+                   content_hash, message, at, extra)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (document_id, target) DO UPDATE SET version = excluded.version,
+                   status = excluded.status, target_id = COALESCE(excluded.target_id, target_id),
+                   target_path = COALESCE(excluded.target_path, target_path),
+                   content_hash = COALESCE(excluded.content_hash, content_hash),
+                   message = excluded.message, at = excluded.at, extra = excluded.extra""",
+            (
+                delivery.document_id, delivery.target, delivery.version, delivery.status.value,
+                delivery.target_id, delivery.target_path, delivery.content_hash, delivery.message, at,
+                json.dumps(delivery.extra),
+            ),
+        )
+
+    def deliveries_for(self, document_id: str) -> list[Delivery]:
+        rows = self._all("SELECT * FROM deliveries WHERE document_id = ? ORDER BY target", (document_id,))
+        return [self._delivery(r) for r in rows]
+
+    def undelivered(self, target: str) -> Iterator[Document]:
+        """Documents this target has not taken in their current version (new, changed, failed, pending)."""
+        yield from self._keyset(
+            """SELECT d.rowid, d.body FROM documents d
+               LEFT JOIN deliveries l ON l.document_id = d.id AND l.target = ?
+               WHERE d.deleted = 0 AND (l.status IS NULL OR l.version != d.version
+                     OR l.status IN ('failed', 'pending', 'planned'))
+                 AND d.rowid > ? ORDER BY d.rowid LIMIT 100""",
+            [target],
+        )
+
+    # -- failed fetches ----------------------------------------------------------------------
+
+    def record_failure(self, account: str, company: str, ref: DocumentRef, error: str) -> None:
+        self._exec(
+            """INSERT INTO failures VALUES (?, ?, ?, ?, ?, 1, ?)
+               ON CONFLICT (account, company, source_id) DO UPDATE SET ref = excluded.ref,
+                   error = excluded.error, attempts = attempts + 1, at = excluded.at""",
+            (account, company, ref.source_id, ref.model_dump_json(), error, _now()),
+        )
+
+    def clear_failure(self, account: str, company: str, source_id: str) -> None:
+        self._exec("DELETE FROM failures WHERE account = ? AND company = ? AND source_id = ?",
+                   (account, company, source_id))
+
+    def failures(self, account: str, company: str) -> list[Failure]:
+        rows = self._all("SELECT * FROM failures WHERE account = ? AND company = ? ORDER BY at", (account, company))
+        return [
+            Failure(account, company, DocumentRef.model_validate_json(r["ref"]), r["error"], r["attempts"])
+            for r in rows
+        ]
+
+    # -- plugin state ------------------------------------------------------------------------
+
+    def kv(self, account: str) -> _AccountKV:
+        return _AccountKV(self, account)
+
+
+class _AccountKV:
+    def __init__(self, store: SqliteStore, account: str) -> None:
+        self._store = store
+        self._account = account
+
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self._store._one("SELECT value FROM kv WHERE account = ? AND key = ?", (self._account, key))
+        return json.loads(row["value"]) if row else default
+
+    def set(self, key: str, value: Any) -> None:
+        self._store._exec(
+            "INSERT INTO kv VALUES (?, ?, ?) ON CONFLICT (account, key) DO UPDATE SET value = excluded.value",
+            (self._account, key, json.dumps(value)),
+        )
+
+    def delete(self, key: str) -> None:
+        self._store._exec("DELETE FROM kv WHERE account = ? AND key = ?", (self._account, key))
+
+    def update(self, key: str, fn: Callable[[Any], Any], default: Any = None) -> Any:
+        """Read-modify-write under the store's lock (e.g. a folder-id cache shared by threads)."""
+        with self._store._lock:
+            value = fn(self.get(key, default))
+            self.set(key, value)
+            return value

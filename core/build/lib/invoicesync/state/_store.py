@@ -1,0 +1,83 @@
+"""The state store interface. SQLite implements it; a PostgreSQL backend can implement it too,
+and no plugin notices: plugins only ever see ``KeyValue`` and ``BlobStore``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal, Protocol
+
+from ..models import Account, Delivery, Document, DocumentRef
+
+UpsertOutcome = Literal["new", "updated", "unchanged"]
+
+
+@dataclass
+class DocumentFilter:
+    account: str | None = None
+    company: str | None = None
+    direction: str | None = None
+    kind: str | None = None
+    since: date | None = None
+    until: date | None = None
+    include_deleted: bool = False
+
+
+@dataclass
+class Failure:
+    account: str
+    company: str
+    ref: DocumentRef
+    error: str
+    attempts: int
+
+
+class KeyValue(Protocol):
+    """A plugin's own small state for one account (folder ids, upload sessions): JSON values."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def update(self, key: str, fn: Callable[[Any], Any], default: Any = None) -> Any:
+        """Read-modify-write atomically (e.g. a folder-id cache shared by threads); returns the new value."""
+        ...
+
+
+class StateStore(Protocol):
+    schema_version: int
+
+    # accounts
+    def save_account(self, account: Account) -> None: ...
+    def get_account(self, name: str) -> Account | None: ...
+    def list_accounts(self) -> list[Account]: ...
+    def delete_account(self, name: str) -> None: ...
+    def record_sync(self, name: str, result: dict[str, Any]) -> None: ...
+    def last_sync(self, name: str) -> dict[str, Any] | None: ...
+
+    # cursors, one per (account, company)
+    def get_cursor(self, account: str, company: str) -> str | None: ...
+    def set_cursor(self, account: str, company: str, cursor: str | None) -> None: ...
+
+    # the documents library
+    def upsert_document(self, document: Document) -> UpsertOutcome: ...
+    def get_document(self, document_id: str) -> Document | None: ...
+    def find_documents(self, filters: DocumentFilter) -> Iterator[Document]: ...
+    def mark_deleted(self, document_id: str) -> bool: ...
+
+    # the delivery ledger, one row per (document, target account)
+    def get_delivery(self, document_id: str, target: str) -> Delivery | None: ...
+    def record_delivery(self, delivery: Delivery) -> None: ...
+    def deliveries_for(self, document_id: str) -> list[Delivery]: ...
+    def undelivered(self, target: str) -> Iterator[Document]: ...
+
+    # fetches that failed, retried on the next run so the cursor can move past them safely
+    def record_failure(self, account: str, company: str, ref: DocumentRef, error: str) -> None: ...
+    def clear_failure(self, account: str, company: str, source_id: str) -> None: ...
+    def failures(self, account: str, company: str) -> list[Failure]: ...
+
+    def kv(self, account: str) -> KeyValue: ...
+    def close(self) -> None: ...
