@@ -1,0 +1,233 @@
+"""The Billit wire protocol: base URLs, headers, error bodies, API-key and OAuth 2.0 login.
+
+Everything goes through core's ``ctx.http`` (retries, backoff, ``Retry-After``, budget) and, for
+OAuth, core's ``OAuth2Client`` + ``TokenAuth`` (refresh in time and on ``AccessTokenExpired``;
+the single-use rotating refresh token is stored before the new access token is used).
+
+Billit's facts this module encodes:
+- API on ``api.billit.be`` / ``api.sandbox.billit.be``; login page ``/Account/Logon`` on
+  ``my.billit.be`` / ``my.sandbox.billit.be``; tokens at ``POST /OAuth2/token`` (not under /v1).
+- Token requests carry a JSON body (Billit's OAuth page: "body type is set to Application/json
+  ... Do not include authorisation in header ... Parameters are in Json body").
+- Headers: ``ApiKey`` or ``Authorization: Bearer``, ``PartyID`` (the company),
+  ``ContextPartyID`` (an accountant's own company), ``Accept: application/json``.
+- Errors: ``{"errors": [{"Code": "...", "Description": "..."}]}``; an expired access token
+  answers ``{"errors": [{"Code": "AccessTokenExpired"}]}``.
+- JSON numbers are doubles on the wire: they are parsed straight to ``Decimal``.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from invoicesync import AuthError, ConfigError, Context, RateLimited, RemoteError, ServerError
+from invoicesync.http import HttpClient, OAuth2Client, TokenAuth, TokenSet, Verdict, authorize_in_browser
+
+from .settings import BillitSettings
+
+SERVICE = "billit"
+TOKEN_PATH = "/OAuth2/token"
+LOGON_PATH = "/Account/Logon"
+
+#: Answers that mean "this access token is no good, but a refresh may fix it".
+REFRESHABLE_CODES = frozenset({"AccessTokenExpired", "InvalidAccessToken"})
+
+
+# -- error bodies ------------------------------------------------------------------------------
+
+
+def error_fields(response: httpx.Response) -> tuple[str | None, str | None]:
+    """``(Code, Description)`` of a Billit error body; also accepts the flat ``{"Code", ...}`` form."""
+    try:
+        body = json.loads(response.content or b"null")
+    except (ValueError, httpx.ResponseNotRead):
+        return None, None
+    if isinstance(body, list):  # a bare list of errors
+        body = {"errors": body}
+    if isinstance(body, dict):
+        errors = body.get("errors") or body.get("Errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            codes = [str(e.get("Code")) for e in errors if isinstance(e, dict) and e.get("Code")]
+            texts = [str(e.get("Description")) for e in errors if isinstance(e, dict) and e.get("Description")]
+            return (codes[0] if codes else None), ("; ".join(texts) or None)
+        code = body.get("Code")
+        text = body.get("Description") or body.get("Message") or body.get("ErrorMessage")
+        if code or text:
+            return (str(code) if code else None), (str(text) if text else None)
+    return None, None
+
+
+def parse_error(response: httpx.Response) -> RemoteError:
+    """Turn a Billit error answer into a clear ``RemoteError`` (core's ``error_parser`` hook)."""
+    code, description = error_fields(response)
+    status = response.status_code
+    message = description or code or response.reason_phrase or "error"
+    if status == 401:
+        message += " (the login is not valid, or it cannot reach this company or document)"
+    kind: type[RemoteError] = RemoteError
+    if status == 429:
+        kind = RateLimited
+    elif status >= 500:
+        kind = ServerError
+    return kind(f"{response.request.method} {response.request.url.path}: {message}",
+                status=status, code=code, service=SERVICE)
+
+
+def classify(response: httpx.Response) -> Verdict | None:
+    """Billit's token signals: refresh on ``AccessTokenExpired``; never burn a (single-use)
+    refresh token on a 401 that a refresh cannot fix (revoked token, a company out of reach)."""
+    if response.is_success or response.status_code not in (400, 401, 403):
+        return None
+    if not response.is_stream_consumed:
+        try:
+            response.read()  # error bodies are small; streamed downloads only read them on failure
+        except httpx.HTTPError:
+            return None
+    code, _ = error_fields(response)
+    if code in REFRESHABLE_CODES:
+        return Verdict.REFRESH
+    if response.status_code == 401 and code:
+        return Verdict.OK
+    return None  # core default: 401 without a Billit code refreshes once
+
+
+def loads(content: bytes) -> Any:
+    """Billit JSON with exact amounts: doubles become ``Decimal`` before they can lose a cent."""
+    return json.loads(content, parse_float=Decimal)
+
+
+# -- credentials -------------------------------------------------------------------------------
+
+
+class ApiKeyAuth:
+    """Puts the ``ApiKey`` header on each request; an API key cannot be refreshed."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def apply(self, request: httpx.Request) -> None:
+        request.headers["ApiKey"] = self._key
+
+    def refresh(self) -> bool:
+        return False
+
+
+def _token_client(ctx: Context, settings: BillitSettings) -> OAuth2Client:
+    http = ctx.http(settings.api_base(), service=SERVICE, error_parser=parse_error,
+                    max_attempts=3)
+    if not settings.client_id:
+        raise ConfigError("Billit OAuth needs `client_id` in the account settings (Billit support issues "
+                          "it with a client secret), or set `auth = \"api_key\"`")
+    secret = ctx.secrets.get("client_secret")
+    # Billit documents a JSON body with the client credentials in it and no Authorization header
+    # (its Swagger also lists the form, which core falls back to on a 415).
+    return OAuth2Client(http, token_url=TOKEN_PATH, client_id=settings.client_id, client_secret=secret,
+                        json_body=True)
+
+
+def token_auth(ctx: Context, settings: BillitSettings) -> TokenAuth:
+    """The OAuth authenticator: refreshes through ``POST /OAuth2/token`` with
+    ``grant_type=refresh_token, refresh_token, client_id, client_secret``."""
+    oauth = _token_client(ctx, settings)
+
+    def refresh(token: TokenSet) -> TokenSet:
+        try:
+            return oauth.refresh(token)
+        except AuthError as exc:
+            raise AuthError(f"Billit refused to renew the login ({exc}); run `invoicesync connect` "
+                            f"for account {ctx.account.name!r} again") from None
+
+    # Billit access tokens live 3600 s; renew a minute early rather than five.
+    return TokenAuth(ctx.secrets, refresh, key="oauth_token", early=60.0)
+
+
+def login_with_browser(ctx: Context, settings: BillitSettings) -> None:
+    """The authorization-code flow: Billit's logon page, loopback redirect, code exchange."""
+    if not ctx.secrets.get("client_secret"):
+        secret = ctx.ui.prompt("Billit OAuth client secret (from Billit support)", secret=True).strip()
+        if not secret:
+            raise AuthError("no Billit client secret given")
+        ctx.secrets.set("client_secret", secret)
+    oauth = _token_client(ctx, settings)
+    logon = settings.login_base() + LOGON_PATH
+
+    def build_url(redirect_uri: str, state: str) -> str:
+        # Billit takes exactly these three; its own params may not ride on redirect_uri.
+        return oauth.authorization_url(logon, client_id=oauth.client_id, redirect_uri=redirect_uri, state=state)
+
+    code, redirect_uri = authorize_in_browser(ctx.ui, build_url, no_browser=bool(ctx.options.get("no_browser")))
+    token = oauth.exchange_code(code, redirect_uri)
+    if not token.refresh_token:
+        raise AuthError("Billit answered the login without a refresh token; the login could not be kept")
+    TokenAuth(ctx.secrets, lambda t: t, key="oauth_token").store(token)
+
+
+# -- the API client ----------------------------------------------------------------------------
+
+
+class BillitClient:
+    """Billit's REST API for one account; every call names the company by its ``PartyID``."""
+
+    def __init__(self, ctx: Context, settings: BillitSettings, *, api_key: str | None = None) -> None:
+        self.settings = settings
+        auth: ApiKeyAuth | TokenAuth
+        if settings.auth == "api_key":
+            key = api_key or ctx.secrets.get("api_key")
+            if not key:
+                raise AuthError(f"no Billit API key stored for account {ctx.account.name!r}; "
+                                "run `invoicesync connect` (or set INVOICESYNC_<ACCOUNT>_API_KEY)")
+            auth = ApiKeyAuth(key)
+        else:
+            auth = token_auth(ctx, settings)
+        headers = {"Accept": "application/json"}
+        if settings.context_party_id is not None:
+            headers["ContextPartyID"] = str(settings.context_party_id)
+        self.http: HttpClient = ctx.http(settings.api_base(), service=SERVICE, auth=auth,
+                                         classify=classify, error_parser=parse_error, headers=headers)
+
+    @staticmethod
+    def _party(party_id: str | None) -> dict[str, str]:
+        return {"PartyID": party_id} if party_id else {}
+
+    def get_json(self, url: str, *, party_id: str | None = None, params: dict[str, Any] | None = None) -> Any:
+        return self.get_page(url, party_id=party_id, params=params)[0]
+
+    def get_page(self, url: str, *, party_id: str | None = None, params: dict[str, Any] | None = None
+                 ) -> tuple[Any, str]:
+        """The JSON answer and the URL it came from (a relative ``NextPageLink`` is relative to it)."""
+        response = self.http.get(url, params=params, headers=self._party(party_id))
+        try:
+            return loads(response.content), str(response.request.url)
+        except ValueError as exc:
+            raise RemoteError(f"GET {response.request.url.path}: the answer is not JSON ({exc})",
+                              status=response.status_code, service=SERVICE) from None
+
+    def follow(self, link: str, came_from: str) -> str:
+        """Where a ``NextPageLink`` points, on the configured API host.
+
+        Billit does not document whether the link is absolute or relative. A relative one is
+        resolved against the page it came with (RFC 3986). An absolute one keeps its path and
+        query but is sent to the configured API origin: behind a TLS-terminating proxy a server
+        may write ``http://`` or an internal host name into it, and the credentials must never go
+        anywhere but the API host this account was set up for."""
+        target = urllib.parse.urlsplit(urllib.parse.urljoin(came_from, link.strip()))
+        origin = urllib.parse.urlsplit(self.settings.api_base())
+        return urllib.parse.urlunsplit((origin.scheme, origin.netloc, target.path, target.query, ""))
+
+    @contextmanager
+    def stream(self, url: str, *, party_id: str | None = None) -> Iterator[httpx.Response]:
+        with self.http.stream("GET", url, headers=self._party(party_id)) as response:
+            yield response
+
+    def account_information(self) -> dict[str, Any]:
+        # No PartyID: Billit would otherwise answer for that company only; without it, every company.
+        body = self.get_json("/v1/account/accountInformation")
+        if not isinstance(body, dict):
+            raise RemoteError("accountInformation: expected a JSON object", service=SERVICE)
+        return body

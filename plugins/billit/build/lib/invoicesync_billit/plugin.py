@@ -1,0 +1,131 @@
+"""The invoicesync hooks for Billit. Thin: the protocol lives in ``client``, ``listing``,
+``documents``; the emulator in ``sandbox``."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from invoicesync import (
+    Account,
+    AuthError,
+    Checkpoint,
+    Company,
+    Context,
+    Deletion,
+    Document,
+    DocumentRef,
+    PluginInfo,
+    PluginKind,
+    RemoteError,
+    hookimpl,
+)
+
+from .client import BillitClient, login_with_browser
+from .documents import fetch_order
+from .listing import OrderLister, as_int_id
+from .settings import SECRETS, BillitSettings
+
+if TYPE_CHECKING:
+    from .sandbox import BillitSandbox
+
+_clients: dict[int, BillitClient] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(ctx: Context) -> BillitClient:
+    """One client per Context, shared by the worker threads (and so one token refresher)."""
+    with _clients_lock:
+        client = _clients.get(id(ctx))
+        if client is None:
+            client = BillitClient(ctx, ctx.settings)
+            _clients[id(ctx)] = client
+            weakref.finalize(ctx, _clients.pop, id(ctx), None)
+        return client
+
+
+@hookimpl
+def plugin_info() -> PluginInfo:
+    return PluginInfo(
+        api_version=(1, 2),  # the invoicesync plugin API this was written for
+        kind=PluginKind.SOURCE,
+        title="Billit",
+        description="Sales and purchase invoices and credit notes from Billit (billit.be), "
+                    "with their PDF and Peppol UBL",
+        settings=BillitSettings,
+        secrets=SECRETS,
+    )
+
+
+@hookimpl
+def auth(account: Account, ctx: Context) -> list[Company]:
+    settings: BillitSettings = ctx.settings
+    api_key: str | None = None
+    if settings.auth == "api_key":
+        api_key = ctx.secrets.get("api_key") or ctx.ui.prompt(
+            "Billit API key (MyBillit > My profile > Users & API key)", secret=True).strip()
+        if not api_key:
+            raise AuthError("no Billit API key given")
+    elif ctx.ui.interactive or not ctx.secrets.get("oauth_token"):
+        login_with_browser(ctx, settings)
+    else:
+        # Scripts and the demo connect without a person: reuse the stored login. The call below
+        # proves it still works (renewing it if need be) before the account is saved.
+        ctx.ui.echo("Using the stored Billit login.")
+    client = BillitClient(ctx, settings, api_key=api_key)
+    try:
+        info = client.account_information()
+    except RemoteError as exc:
+        if exc.status in (400, 401, 403):
+            raise AuthError(f"Billit refused the login: {exc}") from None
+        raise
+    if api_key:
+        ctx.secrets.set("api_key", api_key)  # kept only once Billit accepted it
+    return companies_of(info, ctx)
+
+
+def companies_of(info: dict[str, Any], ctx: Context) -> list[Company]:
+    companies = []
+    for entry in info.get("Companies") or []:
+        # PartyID is an int32 in the Swagger; a string of digits is read too.
+        party_id = as_int_id(entry.get("PartyID")) if isinstance(entry, dict) else None
+        if party_id is None:
+            continue
+        name = entry.get("Name") or entry.get("CommercialName") or entry.get("TabNameAlias") \
+            or f"PartyID {party_id}"
+        if entry.get("APIAllowed") is False:
+            ctx.ui.echo(f"Note: Billit reports API access as disabled for {name} (PartyID {party_id}).")
+        vat = entry.get("VATNumber")
+        companies.append(Company(id=str(party_id), name=str(name),
+                                 vat_number=vat if isinstance(vat, str) and vat else None))
+    if not companies:
+        raise AuthError("this Billit login reaches no company (accountInformation lists none)")
+    return companies
+
+
+@hookimpl
+def list_documents(account: Account, company: Company, cursor: str | None,
+                   ctx: Context) -> Iterator[DocumentRef | Deletion | Checkpoint]:
+    lister = OrderLister(client_for(ctx), ctx.settings, company.id, ctx.log)
+    try:
+        yield from lister.changes(cursor)
+    except RemoteError as exc:
+        if exc.status in (401, 403):
+            raise AuthError(f"Billit company {company.name} (PartyID {company.id}) can no longer be reached "
+                            f"with the login of account {account.name!r}: {exc}. Check the company's access "
+                            "in Billit, or run `invoicesync connect` again") from None
+        raise
+
+
+@hookimpl
+def fetch_document(account: Account, company: Company, ref: DocumentRef, ctx: Context) -> Document:
+    return fetch_order(client_for(ctx), account, company, ref, ctx.blobs, ctx.log)
+
+
+@hookimpl
+def sandbox(options: dict[str, Any]) -> BillitSandbox:
+    from .sandbox import BillitSandbox  # the emulator is only loaded when asked for
+
+    return BillitSandbox.from_options(options)

@@ -1,0 +1,426 @@
+"""``BillitSandbox``: a local emulator of Billit's API, login page and token endpoint.
+
+Routes: ``GET /v1/account/accountInformation``, ``GET /v1/orders`` (OData ``$filter`` on the
+whitelist, ``$orderby``, ``$top`` capped at 120, ``$skip``, ``$inlinecount``, ``fullTextSearch``,
+``NextPageLink``), ``GET /v1/orders/{id}``, ``GET /v1/orders/deleted``, ``GET /v1/files/{id}``
+(JSON with base64 ``FileContent``, streamed), ``GET|POST /Account/Logon``, ``POST /OAuth2/token``,
+``POST /OAuth2/revoke``. Errors are ``{"errors": [{"Code", "Description"}]}``. Admin helpers
+(Python and ``/__sandbox__/...``) edit and delete orders and expire tokens; faults come from
+core's ``Fault`` machinery (429 + Retry-After, 500, delay, dropped connections, and
+``status=401,code=AccessTokenExpired`` for an early token expiry).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import urllib.parse
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from invoicesync.sandbox import Request, Response, SandboxApp
+
+from .data import CompanyData, Seeder, StoredFile, attach_files, summary, wire_time
+from .oauth import OAuthClient, OAuthState
+from .odata import ODataError, parse_filter, sort_orders
+from .wire_json import dumps
+
+PAGE_SIZE = 120
+DEMO_API_KEY = "sandbox-demo-api-key-0f6c1e"
+DEMO_CLIENT_ID = "invoicesync-sandbox"
+DEMO_CLIENT_SECRET = "sandbox-client-secret-7d2a"
+DEMO_USER = ("demo@billit.test", "demo")
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    """A JSON answer with amounts written the way Billit writes them (``864.00``)."""
+    return Response(status, dumps(data), {"Content-Type": "application/json; charset=utf-8"})
+
+
+def _wire(order: dict[str, Any]) -> dict[str, Any]:
+    """Drop emulator-private keys and nulls (Billit omits null fields)."""
+    return {k: v for k, v in order.items() if not k.startswith("_") and v is not None}
+
+
+class BillitSandbox(SandboxApp):
+    name = "billit"
+
+    def __init__(self, *, documents: int = 50, seed: int = 1, companies: int = 2,
+                 token_lifetime: float = 3600.0) -> None:
+        super().__init__()
+        self.seeder = Seeder(seed)
+        self.data_lock = threading.RLock()
+        self.companies: list[CompanyData] = [self.seeder.company(i) for i in range(max(1, companies))]
+        self.files: dict[str, StoredFile] = {}
+        self.api_keys = {DEMO_API_KEY}
+        self.unreachable: set[int] = set()  # PartyIDs the user lost access to
+        self.order_queries: list[dict[str, str]] = []  # query options of each GET /v1/orders
+        self.raw_order_queries: list[str] = []  # the same, as sent on the wire
+        #: The Billit headers of each API request (Accept, PartyID, ContextPartyID, credentials).
+        self.api_headers: list[dict[str, str | None]] = []
+        # Variants of what Billit leaves undocumented, for tolerance tests: the list shape
+        # ("envelope" as the docs show, or "bare" as the Swagger declares: an array, no links),
+        # the NextPageLink form ("absolute", "relative" path+query, "foreign": absolute on another
+        # origin, as a server behind a proxy may write it, "none"), and a server that takes only
+        # the documented date-only DateTime literal.
+        self.list_shape = "envelope"
+        self.next_links = "absolute"
+        self.date_only_literals = False
+        #: "json" (documented: File object with base64 FileContent) or "raw" (the bytes themselves).
+        self.file_shape = "json"
+        #: ``(Content-Type, sent an Authorization header)`` of each token request: Billit's docs
+        #: ask for a JSON body and no Authorization header (the emulator accepts a form too).
+        self.token_requests: list[tuple[str, bool]] = []
+        self.oauth = OAuthState(clients=[OAuthClient(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)],
+                                users={DEMO_USER[0]: DEMO_USER[1]}, token_lifetime=token_lifetime)
+        self._last_stamp = datetime(2025, 1, 1)
+        for company in self.companies:
+            self._seed(company, documents)
+        self.route("GET", r"/v1/account/accountInformation", self._account_information)
+        self.route("GET", r"/v1/orders", self._orders)
+        self.route("GET", r"/v1/orders/deleted", self._deleted)
+        self.route("GET", r"/v1/orders/(?P<order_id>-?\d+)", self._order)
+        self.route("GET", r"/v1/files/(?P<file_id>[^/]+)", self._file)
+        self.route("GET", r"/Account/Logon", self._logon_page)
+        self.route("POST", r"/Account/Logon", self._logon_submit)
+        self.route("POST", r"/OAuth2/token", self._token)
+        self.route("POST", r"/OAuth2/revoke", self._revoke)
+        self.route("POST", r"/__sandbox__/expire-tokens", self._admin_expire)
+        self.route("POST", r"/__sandbox__/orders/(?P<order_id>\d+)", self._admin_edit)
+        self.route("DELETE", r"/__sandbox__/orders/(?P<order_id>\d+)", self._admin_delete)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> BillitSandbox:
+        app = cls(documents=int(options.get("documents") or options.get("orders") or 50),
+                  seed=int(options.get("seed") or 1), companies=int(options.get("companies") or 2),
+                  token_lifetime=float(options.get("token_lifetime") or 3600.0))
+        for fault in options.get("faults") or []:
+            app.add_fault(fault)
+        return app
+
+    # -- what core asks of a sandbox -----------------------------------------------------------
+
+    def error(self, status: int, code: str, message: str, request: Request | None = None) -> Response:
+        return Response.json({"errors": [{"Code": code, "Description": message}]}, status)
+
+    def account_settings(self, base_url: str) -> dict[str, Any]:
+        return {"environment": "sandbox", "auth": "api_key", "api_url": base_url, "login_url": base_url}
+
+    def account_secrets(self) -> dict[str, str]:
+        return {"api_key": DEMO_API_KEY}
+
+    def oauth_settings(self, base_url: str) -> dict[str, Any]:
+        """Settings for an OAuth account against this sandbox (its secret: ``DEMO_CLIENT_SECRET``)."""
+        return {"environment": "sandbox", "auth": "oauth", "api_url": base_url, "login_url": base_url,
+                "client_id": DEMO_CLIENT_ID}
+
+    # -- seeding and admin helpers -------------------------------------------------------------
+
+    def _seed(self, company: CompanyData, count: int) -> None:
+        start = datetime(2025, 1, 6, 8, 0) + timedelta(minutes=company.party_id % 97)
+        for number, moment in enumerate(self.seeder.times(count, start), start=1):
+            order = self.seeder.order(company, moment, number)
+            attach_files(order, self.files, self.seeder, extra_attachment=self.seeder.rng.random() < 0.04)
+            company.orders[order["OrderID"]] = order
+            self._last_stamp = max(self._last_stamp, moment)
+
+    def company(self, party_id: int | str | None = None) -> CompanyData:
+        if party_id is None:
+            return self.companies[0]
+        return next(c for c in self.companies if c.party_id == int(party_id))
+
+    def _find(self, order_id: int) -> tuple[CompanyData, dict[str, Any]]:
+        for company in self.companies:
+            if order_id in company.orders:
+                return company, company.orders[order_id]
+        raise KeyError(order_id)
+
+    def next_stamp(self) -> datetime:
+        """A new LastModified: now (local, no offset), strictly after every earlier one."""
+        with self.data_lock:
+            stamp = max(datetime.now().replace(microsecond=datetime.now().microsecond // 1000 * 1000),
+                        self._last_stamp + timedelta(milliseconds=1))
+            self._last_stamp = stamp
+            return stamp
+
+    def edit_order(self, order_id: int, *, at: datetime | None = None, regenerate: bool = True,
+                   **changes: Any) -> dict[str, Any]:
+        """Change fields (any value, even of the wrong type: for malformed-payload tests) and
+        bump LastModified (to ``at`` if given); the PDF/UBL are re-rendered like Billit does."""
+        with self.data_lock:
+            _, order = self._find(order_id)
+            order["LastModified"] = wire_time(at or self.next_stamp())
+            order.update(changes)  # after the stamp: a test may break LastModified itself
+            if at is not None:
+                self._last_stamp = max(self._last_stamp, at)
+            if regenerate and isinstance(order.get("OrderNumber"), str):
+                attach_files(order, self.files, self.seeder)
+            return order
+
+    def add_order(self, party_id: int | None = None, *, at: datetime | None = None, **overrides: Any
+                  ) -> dict[str, Any]:
+        with self.data_lock:
+            company = self.company(party_id)
+            order = self.seeder.order(company, at or self.next_stamp(), len(company.orders) + 1, **overrides)
+            attach_files(order, self.files, self.seeder)
+            company.orders[order["OrderID"]] = order
+            return order
+
+    def delete_order(self, order_id: int, *, at: datetime | None = None) -> None:
+        """Soft-delete: the order leaves ``/v1/orders`` and shows in ``/v1/orders/deleted``."""
+        with self.data_lock:
+            company, order = self._find(order_id)
+            del company.orders[order_id]
+            order["LastModified"] = wire_time(at or self.next_stamp())
+            company.deleted[order_id] = order
+
+    def drop_pdf(self, order_id: int) -> None:
+        with self.data_lock:
+            _, order = self._find(order_id)
+            order["_no_pdf"] = True
+            attach_files(order, self.files, self.seeder)
+
+    def add_large_file(self, order_id: int, size: int, chunk: int = 1 << 20) -> StoredFile:
+        """Give an order a big generated attachment (streamed, never held in memory)."""
+        def render() -> Iterator[bytes]:
+            block = bytes(range(256)) * (chunk // 256)
+            left = size
+            while left > 0:
+                yield block[:left]
+                left -= len(block)
+
+        with self.data_lock:
+            _, order = self._find(order_id)
+            stored = StoredFile(self.seeder.uuid(), "scan.bin", "application/octet-stream", render, order_id)
+            self.files[stored.file_id] = stored
+            order.setdefault("Attachments", []).append({"FileID": stored.file_id, "FileName": stored.name})
+            return stored
+
+    def expire_access_tokens(self) -> None:
+        self.oauth.expire_all()
+
+    def issue_login(self, client_id: str = DEMO_CLIENT_ID) -> dict[str, Any]:
+        """A token answer as if the demo user had approved ``client_id`` on the logon page, for
+        tests and scripts that start from a stored OAuth login instead of driving the browser."""
+        with self.oauth.lock:
+            return self.oauth.issue(client_id)
+
+    # -- authentication and company selection ------------------------------------------------
+
+    def _authenticate(self, request: Request) -> Response | None:
+        with self.data_lock:
+            self.api_headers.append({name: request.headers.get(name) for name in
+                                     ("accept", "partyid", "contextpartyid", "apikey", "authorization")})
+        key = request.headers.get("apikey")
+        if key is not None:
+            if key in self.api_keys:
+                return None
+            return self.error(401, "InvalidApiKey", "The API key is not valid.")
+        authorization = request.headers.get("authorization") or ""
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return self.error(401, "Unauthorized", "Send an ApiKey header or an OAuth Bearer token.")
+        problem = self.oauth.check_bearer(token.strip())
+        return None if problem is None else self.error(401, problem, "")
+
+    def _party(self, request: Request) -> CompanyData | Response:
+        raw = request.headers.get("partyid")
+        if raw is None or not raw.strip():
+            reachable = [c for c in self.companies if c.party_id not in self.unreachable]
+            if not reachable:
+                return self.error(401, "Unauthorized", "No company is linked to this login.")
+            return min(reachable, key=lambda c: c.party["Created"])  # Billit: the oldest company
+        try:
+            company = self.company(int(raw.strip()))
+        except (ValueError, StopIteration):
+            return self.error(401, "Unauthorized", f"You have no access to party {raw.strip()}.")
+        if company.party_id in self.unreachable:
+            return self.error(401, "Unauthorized", f"You have no access to party {company.party_id}.")
+        return company
+
+    def _company_for(self, request: Request) -> CompanyData | Response:
+        denied = self._authenticate(request)
+        return denied if denied is not None else self._party(request)
+
+    # -- API routes ----------------------------------------------------------------------------
+
+    def _account_information(self, request: Request) -> Response:
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
+        companies = [c.party for c in self.companies if c.party_id not in self.unreachable]
+        return Response.json({"Email": DEMO_USER[0], "FirstName": "Demo", "LastName": "User",
+                              "Companies": companies,
+                              "UserCompanyRoles": [{"PartyID": c["PartyID"], "UserRoleTypes": ["Admin"]}
+                                                   for c in companies]})
+
+    def _page(self, request: Request, rows: list[dict[str, Any]], path: str) -> Response:
+        if self.date_only_literals and re.search(r"[Dd]ate[Tt]ime'[^']*T", request.arg("$filter") or ""):
+            return self.error(400, "GenericError", "The DateTime literal must be a date.")
+        try:
+            rows = [r for r in rows if parse_filter(request.arg("$filter"))(r)]
+            search = (request.arg("fullTextSearch") or "").strip().lower()
+            if search:
+                rows = [r for r in rows if search in dumps(summary(r)).decode().lower()]
+            rows = sort_orders(rows, request.arg("$orderby"))
+            top = min(int(request.arg("$top") or PAGE_SIZE), PAGE_SIZE)
+            skip = int(request.arg("$skip") or 0)
+            if top < 0 or skip < 0:
+                raise ODataError("$top and $skip must not be negative.")
+        except ODataError as exc:
+            return self.error(400, "GenericError", str(exc))
+        except ValueError:
+            return self.error(400, "GenericError", "$top and $skip must be integers.")
+        items = [_wire(summary(r)) for r in rows[skip:skip + top]]
+        if self.list_shape == "bare":
+            return _json(items)
+        body: dict[str, Any] = {"Items": items, "NextPageLink": None, "Count": None}
+        if skip + top < len(rows) and top > 0 and self.next_links != "none":
+            query = {k: v[0] for k, v in request.query.items()}
+            query["$skip"] = str(skip + top)
+            query["$top"] = str(top)
+            link = f"{path}?{urllib.parse.urlencode(query, safe='$,/')}"
+            body["NextPageLink"] = {
+                "absolute": request.base_url + link,
+                "relative": link,  # /v1/orders?...
+                "relative-path": link.rsplit("/", 1)[1],  # orders?... (relative to the page's URL)
+                "foreign": "http://billit-internal.invalid:8080" + link,
+            }[self.next_links]
+        if (request.arg("$inlinecount") or "").lower() == "allpages":
+            body["Count"] = len(rows)
+        return _json(body)
+
+    def _orders(self, request: Request) -> Response:
+        company = self._company_for(request)
+        if isinstance(company, Response):
+            return company
+        with self.data_lock:
+            rows = list(company.orders.values())
+            self.order_queries.append({k: v[0] for k, v in request.query.items()})
+            self.raw_order_queries.append(request.query_string)
+        return self._page(request, rows, "/v1/orders")
+
+    def _deleted(self, request: Request) -> Response:
+        company = self._company_for(request)
+        if isinstance(company, Response):
+            return company
+        with self.data_lock:
+            rows = list(company.deleted.values())
+        return self._page(request, rows, "/v1/orders/deleted")
+
+    def _order(self, request: Request) -> Response:
+        company = self._company_for(request)
+        if isinstance(company, Response):
+            return company
+        with self.data_lock:
+            order = company.orders.get(int(request.params["order_id"]))
+            body = dumps(_wire(order)) if order is not None else None
+        if body is None:  # Billit answers an unknown or foreign OrderID with 401
+            return self.error(401, "Unauthorized", f"You have no access to order {request.params['order_id']}.")
+        return Response(200, body, {"Content-Type": "application/json; charset=utf-8"})
+
+    def _file(self, request: Request) -> Response:
+        company = self._company_for(request)
+        if isinstance(company, Response):
+            return company
+        file_id = request.params["file_id"]
+        with self.data_lock:
+            stored = self.files.get(file_id.lower())
+            owned = stored is not None and stored.order_id in company.orders
+        if stored is None or not owned:
+            return self.error(401, "Unauthorized", f"You have no access to file {file_id}.")
+        if self.file_shape == "raw":
+            return Response(200, _chunks(stored.render()), {"Content-Type": stored.mime})
+        return Response(200, self._file_json(stored), {"Content-Type": "application/json; charset=utf-8"})
+
+    @staticmethod
+    def _file_json(stored: StoredFile) -> Iterator[bytes]:
+        """The File object, with FileContent base64-encoded on the fly in 3-byte-aligned pieces."""
+        head = {"FileID": stored.file_id, "FileName": stored.name, "MimeType": stored.mime}
+        yield dumps(head)[:-1] + b',"FileContent":"'
+        carry = b""
+        for chunk in _chunks(stored.render()):
+            data = carry + chunk
+            usable = len(data) - len(data) % 3
+            carry = data[usable:]
+            if usable:
+                yield base64.b64encode(data[:usable])
+        yield base64.b64encode(carry) + b'"}'
+
+    # -- OAuth ---------------------------------------------------------------------------------
+
+    def _logon_page(self, request: Request) -> Response:
+        client_id, redirect_uri, state = request.arg("client_id"), request.arg("redirect_uri"), request.arg("state")
+        problem = self.oauth.logon_problem(client_id, redirect_uri)
+        if problem:
+            return Response.text(f"<html><body><h1>Billit</h1><p>{problem}</p></body></html>", 400,
+                                 "text/html; charset=utf-8")
+        assert client_id and redirect_uri
+        if request.arg("auto") == "1":  # sandbox convenience: approve as the demo user at once
+            code = self.oauth.issue_code(client_id, redirect_uri)
+            return Response.redirect(self.oauth.redirect(redirect_uri, {"code": code, "state": state}))
+        return Response.text(self.oauth.form(client_id, redirect_uri, state), 200, "text/html; charset=utf-8")
+
+    def _logon_submit(self, request: Request) -> Response:
+        form = {k: v[0] for k, v in urllib.parse.parse_qs(request.body.decode(), keep_blank_values=True).items()}
+        client_id, redirect_uri, state = form.get("client_id"), form.get("redirect_uri"), form.get("state") or None
+        problem = self.oauth.logon_problem(client_id, redirect_uri)
+        if problem:
+            return Response.text(f"<html><body><p>{problem}</p></body></html>", 400, "text/html; charset=utf-8")
+        assert client_id and redirect_uri
+        if form.get("decision") == "deny":
+            return Response.redirect(self.oauth.redirect(redirect_uri, {"error": "access_denied", "state": state}))
+        if self.oauth.users.get(form.get("email", "")) != form.get("password"):
+            page = self.oauth.form(client_id, redirect_uri, state, "Wrong e-mail or password.")
+            return Response.text(page, 200, "text/html; charset=utf-8")
+        code = self.oauth.issue_code(client_id, redirect_uri)
+        return Response.redirect(self.oauth.redirect(redirect_uri, {"code": code, "state": state}))
+
+    def _token(self, request: Request) -> Response:
+        content_type = (request.headers.get("content-type") or "").lower()
+        self.token_requests.append((content_type, request.headers.get("authorization") is not None))
+        try:
+            if "json" in content_type:
+                params = request.json()
+            else:
+                params = {k: v[0] for k, v in urllib.parse.parse_qs(request.body.decode()).items()}
+        except ValueError:
+            return self.error(400, "GenericError", "The token request body could not be read.")
+        status, body = self.oauth.token(params if isinstance(params, dict) else {})
+        return Response.json(body, status)
+
+    def _revoke(self, request: Request) -> Response:
+        params = {k: v[0] for k, v in urllib.parse.parse_qs(request.body.decode()).items()}
+        self.oauth.revoke(params.get("token", ""))
+        return Response.json({})
+
+    # -- admin API -----------------------------------------------------------------------------
+
+    def _admin_expire(self, request: Request) -> Response:
+        self.expire_access_tokens()
+        return Response.json({"expired": True})
+
+    def _admin_edit(self, request: Request) -> Response:
+        try:
+            changes = json.loads(request.body or b"{}", parse_float=Decimal)  # amounts keep their digits
+            order = self.edit_order(int(request.params["order_id"]), **(changes or {}))
+        except KeyError:
+            return self.error(404, "NotFound", "no such order")
+        return Response.json({"OrderID": order["OrderID"], "LastModified": order["LastModified"]})
+
+    def _admin_delete(self, request: Request) -> Response:
+        try:
+            self.delete_order(int(request.params["order_id"]))
+        except KeyError:
+            return self.error(404, "NotFound", "no such order")
+        return Response.json({"deleted": True})
+
+
+def _chunks(parts: Iterable[bytes]) -> Iterator[bytes]:
+    for part in parts:
+        if part:
+            yield part

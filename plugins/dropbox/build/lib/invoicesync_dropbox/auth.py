@@ -1,0 +1,111 @@
+"""Logging in to Dropbox: OAuth 2 authorization code with PKCE (S256) and offline access.
+
+PKCE means no app secret is needed, so invoicesync can ship as a public client. The token set
+(short-lived ``sl.`` access token plus the long-lived refresh token) is stored as one secret;
+the core ``TokenAuth`` refreshes it before it expires and whenever Dropbox answers
+``expired_access_token``. Dropbox does not rotate refresh tokens, and ``TokenSet`` keeps the old
+one when the refresh answer carries none.
+
+A stored login that still works is reused rather than asked for again: ``invoicesync demo`` and
+scripts store the token set first and connect without a person. The browser runs when there is no
+stored login, when the stored one no longer works (and someone is there to log in), or when the
+user asks for it with ``invoicesync connect dropbox --relogin``.
+"""
+
+from __future__ import annotations
+
+from invoicesync import AuthError, ConfigError, Context
+from invoicesync.http import PKCE, OAuth2Client, TokenAuth, TokenSet, authorize_in_browser
+from pydantic import ValidationError
+
+from .client import DropboxClient
+from .settings import DropboxSettings
+
+TOKEN_KEY = "oauth_token"
+
+
+def oauth_client(ctx: Context, settings: DropboxSettings) -> OAuth2Client:
+    if not settings.app_key:
+        raise ConfigError("the Dropbox account needs an app_key setting (the App key of your Dropbox app)")
+    http = ctx.http("", service="dropbox-oauth")
+    return OAuth2Client(http, token_url=settings.token_url, client_id=settings.app_key)
+
+
+def token_auth(ctx: Context, settings: DropboxSettings) -> TokenAuth:
+    """The authenticator for API calls; it refreshes through the token endpoint when needed."""
+    oauth = oauth_client(ctx, settings)
+    return TokenAuth(ctx.secrets, oauth.refresh, key=TOKEN_KEY)
+
+
+def login(ctx: Context, settings: DropboxSettings) -> None:
+    """Make sure the account has a working login: the stored one if it works, else the browser."""
+    stored = ctx.secrets.get(TOKEN_KEY)
+    if stored and not _asked_to_relogin(ctx):
+        try:
+            _check_scopes(_parse(stored), settings)
+            verify(ctx, settings)
+        except AuthError as exc:
+            if not ctx.ui.interactive:
+                raise AuthError(f"the stored Dropbox login does not work ({exc}); run `invoicesync connect "
+                                "dropbox --relogin` in a terminal to log in again") from exc
+            ctx.ui.echo(f"The stored Dropbox login does not work ({exc}); logging in again.")
+        else:
+            ctx.ui.echo("Using the stored Dropbox login.")
+            return
+    connect(ctx, settings)
+    verify(ctx, settings)
+
+
+def _asked_to_relogin(ctx: Context) -> bool:
+    """``--relogin`` arrives as ``True``; ``--relogin no`` as a string."""
+    value = ctx.options.get("relogin", False)
+    return value.strip().lower() not in ("", "0", "false", "no", "off") if isinstance(value, str) else bool(value)
+
+
+def verify(ctx: Context, settings: DropboxSettings) -> None:
+    """Prove the login works for the calls a sync makes: ``get_metadata`` needs
+    ``files.metadata.read``, and an expired access token is refreshed on the way."""
+    client = DropboxClient(ctx, settings, token_auth(ctx, settings))
+    client.get_metadata(settings.template.split("{", 1)[0].rstrip("/") or "/Invoices")
+
+
+def _parse(stored: str) -> TokenSet:
+    try:
+        return TokenSet.model_validate_json(stored)
+    except ValidationError as exc:
+        raise AuthError("the stored Dropbox token set is unreadable") from exc
+
+
+def _check_scopes(token: TokenSet, settings: DropboxSettings) -> None:
+    granted = set((token.scope or settings.scopes).split())
+    missing = set(settings.scopes.split()) - granted
+    if missing:
+        raise AuthError(f"Dropbox did not grant the scopes {', '.join(sorted(missing))}; "
+                        "enable them in the app's Permissions tab and connect again")
+
+
+def connect(ctx: Context, settings: DropboxSettings) -> TokenSet:
+    """Run the browser login and store the token set. Returns it (the caller must not print it)."""
+    oauth = oauth_client(ctx, settings)
+    pkce = PKCE()
+
+    def build_url(redirect_uri: str, state: str) -> str:
+        return oauth.authorization_url(
+            settings.authorize_url,
+            client_id=settings.app_key,
+            response_type="code",
+            redirect_uri=redirect_uri,
+            state=state,
+            token_access_type="offline",  # we need a refresh token: syncs run unattended
+            scope=settings.scopes,
+            code_challenge=pkce.challenge,
+            code_challenge_method="S256",
+        )
+
+    code, redirect_uri = authorize_in_browser(ctx.ui, build_url, no_browser=bool(ctx.options.get("no_browser")))
+    token = oauth.exchange_code(code, redirect_uri, verifier=pkce.verifier)
+    if not token.refresh_token:
+        raise AuthError("Dropbox returned no refresh token; the app must allow offline access")
+    _check_scopes(token, settings)
+    ctx.secrets.set(TOKEN_KEY, token.model_dump_json())
+    return token

@@ -1,0 +1,210 @@
+"""``push_documents`` for Dropbox: plan each document's files, upload what is missing, and
+return one ``Delivery`` per document with the path, id, rev and content_hash Dropbox confirmed.
+
+One document failing (a refused name, no space, a lost answer that turned out not to be a
+write) becomes a ``failed`` delivery; the other documents of the batch carry on. When every
+failure of a document is transient (lock contention on its entry of a batch commit, or a rate
+limit that outlasted the core client's retries), the delivery carries ``retry_after`` and the
+runner offers the document again in the same run. That is safe because every push looks up first:
+a file that did land despite the failure is found by its ``content_hash`` and never written twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from invoicesync import (
+    Context,
+    Delivery,
+    DeliveryStatus,
+    Document,
+    DocumentError,
+    FileRef,
+    PushRequest,
+    RemoteError,
+)
+from invoicesync.naming import sibling
+
+from .auth import token_auth
+from .client import DropboxClient
+from .content_hash import content_hash_of_chunks
+from .paths import document_path
+from .placement import Earlier, Placer
+from .settings import DropboxSettings
+from .uploads import FileTask, Uploader
+
+#: Seconds before a transiently failed document is offered again in this run. A failed batch
+#: entry carries no wait of its own (only a whole 429 answer has ``Retry-After``, and the core
+#: client has honoured that already), so a short pause lets the other writer finish.
+ENTRY_RETRY_AFTER = 1.0
+
+
+@dataclass
+class DocumentWork:
+    request: PushRequest
+    main_path: str = ""
+    tasks: list[FileTask] = field(default_factory=list)
+    error: str | None = None
+    skipped: str | None = None
+    #: When skipped by policy: the earlier version's file, which stays this document's own.
+    kept: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def document(self) -> Document:
+        return self.request.document
+
+
+def push(requests: list[PushRequest], ctx: Context) -> Iterator[Delivery]:
+    settings: DropboxSettings = ctx.settings
+    if ctx.dry_run:
+        for request in requests:
+            yield _planned(request, settings, ctx)
+        return
+    client = DropboxClient(ctx, settings, token_auth(ctx, settings))
+    placer = Placer(client, ctx.account.name, settings.on_change)
+    uploader = Uploader(ctx, client, chunk_size=settings.chunk_size, threshold=settings.upload_threshold,
+                        batch_commit=settings.batch_commit)
+    try:
+        works = [_plan(request, settings, placer, ctx) for request in requests]
+        uploader.run(_to_upload(works))
+        # A name we found free was taken before our commit (another process delivering a document
+        # with the same name): look again, once, and take the next free name.
+        again = [i for i, work in enumerate(works) if any(task.name_taken for task in work.tasks)]
+        for i in again:
+            works[i] = _plan(works[i].request, settings, placer, ctx)
+        uploader.run(_to_upload([works[i] for i in again]))
+    finally:
+        placer.release()
+    for work in works:
+        yield _delivery(work, ctx)
+
+
+def _to_upload(works: list[DocumentWork]) -> list[FileTask]:
+    return [task for work in works if work.error is None and not work.skipped for task in work.tasks]
+
+
+def _files(document: Document) -> list[tuple[FileRef, str]]:
+    """The files that go to Dropbox with the extension each gets: the PDF, and the UBL beside it."""
+    files: list[tuple[FileRef, str]] = []
+    if document.pdf is not None:
+        files.append((document.pdf, "pdf"))
+    if document.ubl is not None:
+        files.append((document.ubl, "xml"))
+    return files
+
+
+def _planned(request: PushRequest, settings: DropboxSettings, ctx: Context) -> Delivery:
+    document = request.document
+    files = _files(document)
+    if not files:
+        return _result(request, ctx, DeliveryStatus.SKIPPED, message="the document has no PDF or UBL file")
+    try:
+        main = document_path(settings.template, document, ext=files[0][1])
+    except DocumentError as exc:
+        return _result(request, ctx, DeliveryStatus.FAILED, message=str(exc))
+    paths = [main] + [sibling(main, ext) for _, ext in files[1:]]
+    return _result(request, ctx, DeliveryStatus.PLANNED, path=main, message="would upload " + " and ".join(paths))
+
+
+def _earlier(request: PushRequest) -> dict[str, Earlier]:
+    """Where the ledger says this document's files are, by role: only files Dropbox confirmed
+    (they have an id), so a failed attempt's path never counts as ours."""
+    previous = request.previous
+    if previous is None:
+        return {}
+    earlier = {}
+    for item in previous.extra.get("files", []):
+        if isinstance(item, dict) and item.get("path") and item.get("role") and item.get("id"):
+            earlier[str(item["role"])] = Earlier(str(item["path"]), item.get("content_hash"))
+    settled = previous.status in (DeliveryStatus.DELIVERED, DeliveryStatus.UNCHANGED)
+    if not earlier and settled and previous.target_path and previous.content_hash:
+        earlier["main"] = Earlier(previous.target_path, previous.content_hash)
+    return earlier
+
+
+def _plan(request: PushRequest, settings: DropboxSettings, placer: Placer, ctx: Context) -> DocumentWork:
+    work = DocumentWork(request)
+    document = request.document
+    files = _files(document)
+    if not files:
+        work.skipped = "the document has no PDF or UBL file"
+        return work
+    earlier = _earlier(request)
+    try:
+        planned = document_path(settings.template, document, ext=files[0][1])
+        for index, (ref, ext) in enumerate(files):
+            # The UBL goes beside wherever the main file actually went (suffix included).
+            want = planned if index == 0 else sibling(work.main_path, ext)
+            before = earlier.get(ref.role.value) or (earlier.get("main") if index == 0 else None)
+            digest = _dropbox_hash(ref, ctx)
+            placement = placer.place(want, before, digest)
+            if index == 0:
+                work.main_path = placement.path
+            if placement.skipped:
+                work.skipped = placement.skipped
+                # The earlier version stays our file: keep its lineage for the next version.
+                meta = placement.existing or {}
+                work.kept = [{"role": ref.role.value, "path": meta.get("path_display") or placement.path,
+                              "id": meta.get("id"), "rev": meta.get("rev"),
+                              "content_hash": meta.get("content_hash")}]
+                return work
+            task = FileTask(role=ref.role, ref=ref, path=placement.path, content_hash=digest, mode=placement.mode,
+                            metadata=placement.existing if placement.mode is None else None)
+            work.tasks.append(task)
+    except (RemoteError, DocumentError, FileExistsError, OSError) as exc:
+        work.error = str(exc)
+    return work
+
+
+def _dropbox_hash(ref: FileRef, ctx: Context) -> str:
+    return content_hash_of_chunks(ctx.blobs.iter_chunks(ref.sha256))
+
+
+def _delivery(work: DocumentWork, ctx: Context) -> Delivery:
+    request = work.request
+    if work.error is not None:
+        return _result(request, ctx, DeliveryStatus.FAILED, path=work.main_path or None, message=work.error)
+    if work.skipped is not None:
+        return _result(request, ctx, DeliveryStatus.SKIPPED, path=work.main_path or None, message=work.skipped,
+                       extra={"files": work.kept} if work.kept else None)
+    failures = [task.error for task in work.tasks if task.error]
+    files: list[dict[str, Any]] = []
+    for task in work.tasks:
+        meta = task.metadata or {}
+        files.append({"role": task.role.value, "path": meta.get("path_display") or task.path,
+                      "id": meta.get("id"), "rev": meta.get("rev"), "content_hash": task.content_hash,
+                      "size": task.ref.size, **task.extra})
+    main = work.tasks[0]
+    main_meta = main.metadata or {}
+    extra: dict[str, Any] = {"rev": main_meta.get("rev"), "files": files}
+    if failures:
+        transient = all(task.transient for task in work.tasks if task.error)
+        return _result(request, ctx, DeliveryStatus.FAILED, path=work.main_path, message="; ".join(failures),
+                       extra={**extra, "files": _keep_lineage(files, request)},
+                       retry_after=ENTRY_RETRY_AFTER if transient else None)
+    written = any(task.written for task in work.tasks)
+    return _result(request, ctx, DeliveryStatus.DELIVERED if written else DeliveryStatus.UNCHANGED,
+                   path=main_meta.get("path_display") or work.main_path, target_id=main_meta.get("id"),
+                   content_hash=main.content_hash, extra=extra)
+
+
+def _keep_lineage(files: list[dict[str, Any]], request: PushRequest) -> list[dict[str, Any]]:
+    """The files of a failed attempt, for the ledger. A file Dropbox did not confirm (no id) is
+    replaced by the confirmed file the previous row had for that role, so the next attempt (in
+    this run or a later one) still knows the earlier version is ours: ``overwrite`` then still
+    replaces it, instead of putting the new version beside it."""
+    previous = request.previous.extra.get("files", []) if request.previous else []
+    confirmed = {str(item["role"]): item for item in previous
+                 if isinstance(item, dict) and item.get("role") and item.get("path") and item.get("id")}
+    return [item if item.get("id") or item["role"] not in confirmed else confirmed[item["role"]] for item in files]
+
+
+def _result(request: PushRequest, ctx: Context, status: DeliveryStatus, *, path: str | None = None,
+            target_id: str | None = None, content_hash: str | None = None, message: str | None = None,
+            extra: dict[str, Any] | None = None, retry_after: float | None = None) -> Delivery:
+    document = request.document
+    return Delivery(document_id=document.id, target=ctx.account.name, version=document.version, status=status,
+                    target_path=path, target_id=target_id, content_hash=content_hash, message=message,
+                    extra=extra or {}, retry_after=retry_after)

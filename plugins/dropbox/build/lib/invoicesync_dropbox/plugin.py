@@ -1,0 +1,52 @@
+"""The invoicesync hooks of the Dropbox target. Thin: the work lives in the modules beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from invoicesync import Account, Company, Context, Delivery, PluginInfo, PluginKind, PushRequest, hookimpl
+from invoicesync.sandbox import SandboxApp
+
+from . import auth as _auth
+from .auth import TOKEN_KEY
+from .export import push
+from .settings import DropboxSettings
+
+#: Many small files per batch: they are committed together by one finish_batch_v2.
+BATCH_SIZE = 50
+
+
+@hookimpl
+def plugin_info() -> PluginInfo:
+    return PluginInfo(
+        api_version=(1, 2),  # the invoicesync plugin API this was written for
+        kind=PluginKind.TARGET,
+        title="Dropbox",
+        description="Uploads each invoice's PDF and UBL into a Dropbox folder tree, exactly once",
+        settings=DropboxSettings,
+        secrets=(TOKEN_KEY,),
+        batch_size=BATCH_SIZE,
+        # Writes to one Dropbox namespace contend for a lock; two batches at a time is plenty.
+        concurrency=2,
+    )
+
+
+@hookimpl
+def auth(account: Account, ctx: Context) -> list[Company]:
+    settings: DropboxSettings = ctx.settings
+    _auth.login(ctx, settings)
+    ctx.ui.echo("Connected to Dropbox.")
+    return []
+
+
+@hookimpl
+def push_documents(account: Account, requests: list[PushRequest], ctx: Context) -> Iterator[Delivery]:
+    return push(requests, ctx)
+
+
+@hookimpl
+def sandbox(options: dict[str, Any]) -> SandboxApp:
+    from .sandbox import DropboxSandbox
+
+    return DropboxSandbox.from_options(options)

@@ -1,0 +1,125 @@
+"""Entra client credentials through msal, wrapped as a core ``Authenticator``.
+
+msal keeps the access token in its own in-memory cache and hands it back until it is about to
+expire, so ``apply`` simply asks msal every time. When Business Central refuses a token anyway
+(401: revoked, or the app's registration changed) ``refresh`` drops the cached token so the next
+``acquire_token_for_client`` goes to Entra for a fresh one.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import msal
+from invoicesync import AuthError, ConfigError
+
+from .settings import Dynamics365Settings
+
+#: Entra error codes (AADSTS…) that mean the setup is wrong, and what to do about each.
+_ENTRA_FIXES: dict[int, str] = {
+    700016: "the application (client id) is not found in this tenant: check `client_id` and `tenant`",
+    90002: "the tenant is not found: check the `tenant` setting (a GUID or a domain like contoso.onmicrosoft.com)",
+    90023: "the tenant is not valid: check the `tenant` setting",
+    7000215: "the client secret is wrong: run `invoicesync connect` again and paste the secret *value*",
+    7000222: "the client secret has expired: create a new one in the app registration and connect again",
+    500011: "Business Central is not available in this tenant, or `scope` is wrong "
+    "(expected https://api.businesscentral.dynamics.com/.default)",
+    70011: "the scope is not valid: use https://api.businesscentral.dynamics.com/.default",
+    1002012: "the scope is not valid: use https://api.businesscentral.dynamics.com/.default",
+}
+
+
+class MsalAuthenticator:
+    """Puts an Entra app token on every request; renews it through msal."""
+
+    def __init__(self, settings: Dynamics365Settings, client_secret: str) -> None:
+        self.settings = settings
+        self._secret = client_secret
+        self._app: msal.ConfidentialClientApplication | None = None
+        self._lock = threading.Lock()
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=settings.ca_bundle) if settings.ca_bundle \
+            else True
+        self._http = httpx.Client(verify=verify, timeout=settings.timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- the Authenticator protocol ----------------------------------------------------------
+
+    def apply(self, request: httpx.Request) -> None:
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+
+    def refresh(self) -> bool:
+        """Forget the cached token (BC refused it); the next ``apply`` fetches a new one."""
+        with self._lock:
+            if self._app is not None:
+                cache = self._app.token_cache
+                for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
+                    cache.remove_at(entry)
+        return True
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def token(self) -> str:
+        with self._lock:
+            app = self._application()
+            try:
+                result: dict[str, Any] = app.acquire_token_for_client(scopes=[self.settings.scope])
+            except Exception as exc:  # noqa: BLE001 - requests/ssl errors; msal wraps none of them
+                raise AuthError(f"Entra token request to {self.settings.authority_host} failed: "
+                                f"{type(exc).__name__}: {exc}") from None
+        if "access_token" not in result:
+            raise AuthError(explain_entra_error(result))
+        return str(result["access_token"])
+
+    def _application(self) -> msal.ConfidentialClientApplication:
+        if self._app is not None:
+            return self._app
+        settings = self.settings
+        if urlsplit(settings.authority_host).scheme != "https":
+            raise ConfigError(f"authority_host must be an https URL (msal refuses others): {settings.authority_host}")
+        # Entra's own hosts are validated by msal; any other host (a proxy, the local sandbox)
+        # is trusted as configured, so msal goes straight to its OIDC discovery document.
+        known = urlsplit(settings.authority_host).hostname in msal.authority.WELL_KNOWN_AUTHORITY_HOSTS
+        # Any other host: msal's Entra-style discovery ({authority}/v2.0/.well-known/...) first,
+        # then plain OIDC discovery ({authority}/.well-known/...), which some stand-ins serve instead.
+        attempts: list[dict[str, Any]] = [{"authority": settings.authority,
+                                           "instance_discovery": None if known else False}]
+        if not known:
+            attempts.append({"oidc_authority": settings.authority})
+        first_error: ValueError | None = None
+        for where in attempts:
+            try:
+                self._app = msal.ConfidentialClientApplication(
+                    settings.client_id,
+                    client_credential=self._secret,
+                    # msal's default (requests) lets REQUESTS_CA_BUNDLE override `verify`; an httpx
+                    # client honours the configured CA exactly. msal accepts it as is.
+                    http_client=self._http,
+                    **where,
+                )
+                return self._app
+            except ValueError as exc:  # msal's word for "the discovery document is unreachable"
+                first_error = first_error or exc
+            except Exception as exc:  # noqa: BLE001 - connection and TLS errors
+                raise AuthError(f"cannot reach the Entra authority {settings.authority}: "
+                                f"{type(exc).__name__}: {exc}") from None
+        raise AuthError(f"cannot use the Entra authority {settings.authority}: {first_error}") from None
+
+
+def explain_entra_error(result: dict[str, Any]) -> str:
+    """Turn msal's error dict into a message that says what to fix (never the secret)."""
+    codes = [int(c) for c in result.get("error_codes") or [] if str(c).isdigit()]
+    for code in codes:
+        if code in _ENTRA_FIXES:
+            return f"Entra refused the login (AADSTS{code}): {_ENTRA_FIXES[code]}"
+    error = result.get("error") or "unknown_error"
+    description = str(result.get("error_description") or "").splitlines()[0:1]
+    detail = f": {description[0]}" if description else ""
+    if error == "invalid_client":
+        return f"Entra refused the client credentials (invalid_client{detail}); check `client_id` and the secret"
+    return f"Entra refused the login ({error}{detail})"

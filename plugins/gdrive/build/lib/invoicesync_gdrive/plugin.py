@@ -1,0 +1,60 @@
+"""The ``gdrive`` target: hook implementations only; the work is in the modules they call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from invoicesync import Account, Company, Context, Delivery, PluginInfo, PluginKind, PushRequest, hookimpl
+from invoicesync.naming import validate_template
+
+from .auth import build_auth, connect_service_account, connect_user
+from .client import DriveClient
+from .export import Exporter
+from .folders import FolderTree
+from .sandbox import DriveSandbox
+from .settings import SECRET_TOKEN, SECRETS, GDriveSettings
+
+
+@hookimpl
+def plugin_info() -> PluginInfo:
+    return PluginInfo(
+        api_version=(1, 2),  # the invoicesync plugin API this was written for
+        kind=PluginKind.TARGET,
+        title="Google Drive",
+        description="Uploads PDFs and UBL XML into a Google Drive folder tree (My Drive or a shared drive)",
+        settings=GDriveSettings,
+        secrets=SECRETS,
+        batch_size=8,
+        concurrency=4,
+    )
+
+
+@hookimpl
+def auth(account: Account, ctx: Context) -> list[Company]:
+    """Log in (browser consent or service account), then find or create the root folder."""
+    settings: GDriveSettings = ctx.settings
+    validate_template(settings.template)
+    settings.check_mode()
+    if settings.auth_mode == "service_account":
+        connect_service_account(ctx, settings)
+    elif ctx.ui.interactive or not ctx.secrets.get(SECRET_TOKEN):
+        connect_user(ctx, settings)
+    else:
+        # Scripts and the demo connect without a person: reuse the stored login (checked below).
+        ctx.ui.echo("Using the stored Google login.")
+    if not ctx.dry_run:
+        client = DriveClient(ctx, settings, build_auth(ctx, settings))
+        root = FolderTree(client, ctx.kv, account.name).root(refresh=True)
+        ctx.ui.echo(f"Documents will be written under Drive folder {root}.")
+    return []
+
+
+@hookimpl
+def push_documents(account: Account, requests: list[PushRequest], ctx: Context) -> Iterator[Delivery]:
+    yield from Exporter(ctx).push(requests)
+
+
+@hookimpl
+def sandbox(options: dict[str, Any]) -> DriveSandbox:
+    return DriveSandbox(options)
