@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from invoicesync import Company, Direction, Document, FileRole
+from invoicesync import Company, Direction, Document, FileRef, FileRole, Party
 from invoicesync.state import BlobStore
 from pydantic import ValidationError
 
@@ -51,3 +52,20 @@ def test_version_changes_with_files_and_fields_but_not_with_raw(tmp_path: Path) 
     assert base.version != make(files=[two]).version
     assert base.version != make(files=[one], number="INV-2").version
     assert base.pdf == one and base.ubl is None
+
+
+def test_version_of_a_party_without_other_names_is_what_it_was_before_the_field() -> None:
+    # Computed before Party.other_names existed: stored ledgers compare against such versions, so
+    # adding the field must not make every document look changed.
+    document = Document(
+        id="billit:src:1:INV-1", source="billit", account="src", company=Company(id="1", name="Acme BV"),
+        source_id="INV-1", direction=Direction.PURCHASE, number="INV-1", issue_date=date(2026, 3, 2),
+        currency="EUR", amount_incl_vat=Decimal("121.00"),
+        counterparty=Party(name="Brouwerij De Klok NV", vat_number="BE0412345678"),
+        files=[FileRef(name="INV-1.pdf", media_type="application/pdf", size=3, sha256="a" * 64, role=FileRole.PDF)],
+    )
+    assert document.counterparty.other_names == []
+    assert document.version == "713d6fe95a7ba424cbdfbc85a10ed12c"
+    known_as = document.model_copy(update={"counterparty": document.counterparty.model_copy(
+        update={"other_names": ["De Klok"]})})
+    assert known_as.version != document.version

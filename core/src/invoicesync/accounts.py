@@ -48,12 +48,7 @@ def choose_companies(available: Sequence[Company], wanted: Sequence[str], ui: UI
     if list(wanted) == ["*"]:  # every company the login reaches (demo, scripts)
         return list(available) if multiple else list(available[:1])
     if wanted:
-        by_id = {c.id: c for c in available}
-        unknown = [w for w in wanted if w not in by_id]
-        if unknown:
-            listing = ", ".join(f"{c.id} ({c.name})" for c in available) or "none"
-            raise ConfigError(f"this login cannot reach company {', '.join(unknown)}; it can reach: {listing}")
-        return [by_id[w] for w in wanted]
+        return [_company_by_id_or_name(available, w) for w in wanted]
     if len(available) <= 1:
         return list(available)
     if not ui.interactive:
@@ -64,6 +59,22 @@ def choose_companies(available: Sequence[Company], wanted: Sequence[str], ui: UI
     if not chosen:
         raise ConfigError("no company was chosen")
     return [c for c in available if c.id in chosen]
+
+
+def _company_by_id_or_name(available: Sequence[Company], wanted: str) -> Company:
+    """``--company`` names a company by id, or by name when no id matches (never a guess between two)."""
+    listing = ", ".join(f"{c.id} ({c.name})" for c in available) or "none"
+    by_id = [c for c in available if c.id == wanted]
+    if by_id:
+        return by_id[0]
+    by_name = [c for c in available if c.name == wanted] \
+        or [c for c in available if c.name.strip().casefold() == wanted.strip().casefold()]
+    if len(by_name) > 1:
+        candidates = ", ".join(f"{c.id} ({c.name})" for c in by_name)
+        raise ConfigError(f"more than one company is called {wanted!r}: {candidates}; pass its id to --company")
+    if not by_name:
+        raise ConfigError(f"this login cannot reach company {wanted}; it can reach: {listing}")
+    return by_name[0]
 
 
 def disconnect(workspace: Workspace, name: str) -> Account:

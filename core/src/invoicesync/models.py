@@ -57,6 +57,8 @@ class Party(BaseModel):
     name: str = ""
     vat_number: str | None = None
     peppol_id: str | None = None
+    #: Other names the source knows this party by (e.g. Billit's DisplayName beside its Name).
+    other_names: list[str] = Field(default_factory=list)
 
 
 class Company(BaseModel):
@@ -123,6 +125,9 @@ class Document(BaseModel):
     def version(self) -> str:
         """A hash of what a target would store: changes when a file or a booked field changes."""
         payload = self.model_dump(mode="json", exclude={"raw", "modified_at"})
+        # Left out while empty, so documents stored before the field existed keep their version.
+        if not payload["counterparty"].get("other_names"):
+            payload["counterparty"].pop("other_names", None)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 

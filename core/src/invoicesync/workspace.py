@@ -15,13 +15,14 @@ import platformdirs
 from pydantic import ValidationError
 
 from .config import Config, load_config
-from .context import UI, Context, NonInteractiveUI
-from .errors import ConfigError
+from .context import UI, Context, NonInteractiveUI, PluginKind
+from .errors import ConfigError, PluginError
 from .http import Budget
-from .models import Account
+from .models import Account, AccountDirection
 from .plugins import Plugins
 from .secrets import AccountSecrets, SecretBackend, choose_backend, redact
 from .state import BlobStore, StateStore, open_state
+from .workspace_files import home_is_writable, open_state_read_only, prepare_home
 
 
 def default_home() -> Path:
@@ -53,17 +54,30 @@ class Workspace:
         plugins: Plugins | None = None,
         config_file: Path | None = None,
         transport: httpx.BaseTransport | None = None,
+        writable: bool = True,
     ) -> Workspace:
+        """Open ``home``. With ``writable=False`` (commands that only read) a home this user may not
+        write, or a read-only ``state.db``, is opened read-only instead of failing."""
         home = Path(home) if home else default_home()
-        home.mkdir(parents=True, exist_ok=True)
-        os.chmod(home, 0o700)
+        config = load_config(config_file or _default_config(home))
+        if writable or home_is_writable(home):
+            prepare_home(home)
+            state = open_state(home)
+        else:
+            state = open_state_read_only(home)
+        try:
+            blobs = BlobStore(home / "blobs")
+        except OSError as exc:
+            state.close()
+            raise ConfigError(f"{home / 'blobs'}: cannot be used ({exc.strerror or exc}); "
+                              f"fix its permissions, or run invoicesync as the home's owner") from None
         return cls(
             home=home,
             plugins=plugins if plugins is not None else Plugins.installed(),
-            state=open_state(home),
-            blobs=BlobStore(home / "blobs"),
+            state=state,
+            blobs=blobs,
             secret_backend=choose_backend(home),
-            config=load_config(config_file or _default_config(home)),
+            config=config,
             transport=transport,
         )
 
@@ -90,6 +104,19 @@ class Workspace:
                 return account
         known = ", ".join(a.name for a in self.accounts()) or "none"
         raise ConfigError(f"no account called {name!r} (accounts: {known}); add one with `invoicesync connect`")
+
+    def account_problem(self, account: Account) -> str | None:
+        """Why ``account`` cannot be synced now (its plugin is not installed or failed to load), or None."""
+        kind = PluginKind.SOURCE if account.direction is AccountDirection.IMPORT else PluginKind.TARGET
+        try:
+            self.plugins.get(account.plugin, None if account.name in self.config.unavailable else kind)
+        except PluginError as exc:
+            return str(exc)
+        return None
+
+    def direction_known(self, account: Account) -> bool:
+        """False for a config account whose plugin is missing: only the plugin says which way it goes."""
+        return not (account.origin == "config" and account.name in self.config.unavailable)
 
     def secrets(self, account: str) -> AccountSecrets:
         return AccountSecrets(self.secret_backend, account)

@@ -18,6 +18,7 @@ from invoicesync import (
     Direction,
     Document,
     DocumentKind,
+    FileRef,
     FileRole,
     Party,
     PluginKind,
@@ -61,7 +62,7 @@ class BC:
         return self.workspace.context(self.account, **kwargs)
 
     def push(self, *documents: Document, previous: Delivery | None = None, clock: FakeClock | None = None,
-             **kwargs: Any) -> list[Delivery]:
+             files: list[FileRef] | None = None, **kwargs: Any) -> list[Delivery]:
         ctx = self.context(**kwargs)
         if clock is not None:
             # Retries and the account budget (which holds a Retry-After pause) both wait on the
@@ -70,7 +71,7 @@ class BC:
             plugin_info = plugin.plugin_info()
             ctx.budget = Budget(plugin_info.budget_requests, plugin_info.budget_period, clock=clock.now,
                                 sleep=clock.sleep)
-        requests = [PushRequest(document=d, previous=previous) for d in documents]
+        requests = [PushRequest(document=d, previous=previous, files=files or []) for d in documents]
         try:
             return list(plugin.push_documents(self.account, requests, ctx))
         finally:
@@ -78,6 +79,10 @@ class BC:
 
     def set(self, **settings: Any) -> None:
         self.account = self.account.model_copy(update={"settings": {**self.account.settings, **settings}})
+
+    def file(self, name: str, content: bytes, media_type: str = "application/pdf",
+             role: FileRole = FileRole.ATTACHMENT) -> FileRef:
+        return self.context().blobs.put(iter([content]), name=name, media_type=media_type, role=role)
 
     def invoices(self) -> list[dict[str, Any]]:
         return list(self.company.documents["purchaseInvoices"].values())

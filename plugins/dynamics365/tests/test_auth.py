@@ -145,3 +145,49 @@ def test_plugin_info_declares_the_limits() -> None:
 def test_secret_unknown_app_registration(bc: Any) -> None:
     bc.app.entra.apps["other"] = EntraApp("other", "x")  # a second app does not confuse the first
     assert plugin.auth(bc.account, bc.context())
+
+
+def test_one_token_and_one_discovery_for_several_batches(bc: Any) -> None:
+    # Each push is its own batch (its own push_documents call, its own context), as a run makes them.
+    for number in ("INV-1", "INV-2", "INV-3"):
+        [delivery] = bc.push(bc.document(number))
+        assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+    assert bc.app.count("POST", TOKEN) == 1
+    assert bc.app.count("GET", r"/\.well-known/openid-configuration$") == 1
+    assert bc.app.count("GET", r"/common/discovery/instance$") == 0
+
+
+def test_another_secret_gets_its_own_application(bc: Any) -> None:
+    assert bc.push(bc.document("INV-1"))[0].status is DeliveryStatus.DELIVERED
+    bc.app.entra.apps[DEMO_CLIENT_ID].secret = "rotated-sandbox-secret"
+    bc.workspace.secrets("bc").set("client_secret", "rotated-sandbox-secret")
+    bc.app.entra.revoke_all()
+    assert bc.push(bc.document("INV-2"))[0].status is DeliveryStatus.DELIVERED
+    assert bc.app.count("POST", TOKEN) == 2
+
+
+def test_connect_picks_the_company_by_name_or_id(bc: Any) -> None:
+    from invoicesync.accounts import connect
+
+    other = bc.app.add_company("CRONUS BE Subsidiary")
+    settings = dict(bc.account.settings)
+    by_name = connect(bc.workspace, "dynamics365", ui=ScriptedUI(), name="bc", settings=settings,
+                      companies=("CRONUS BE Subsidiary",))
+    assert [c.id for c in by_name.companies] == [other.id]
+    by_id = connect(bc.workspace, "dynamics365", ui=ScriptedUI(), name="bc", settings=settings,
+                    companies=(bc.company.id,))
+    assert [c.id for c in by_id.companies] == [bc.company.id]
+
+
+def test_connect_refuses_an_ambiguous_company_name_listing_both(bc: Any) -> None:
+    from invoicesync.accounts import connect
+
+    one = bc.app.add_company("CRONUS-A", display_name="CRONUS Shared")
+    two = bc.app.add_company("CRONUS-B", display_name="CRONUS Shared")
+    with pytest.raises(ConfigError, match="more than one company") as err:
+        connect(bc.workspace, "dynamics365", ui=ScriptedUI(), name="bc", settings=dict(bc.account.settings),
+                companies=("CRONUS Shared",))
+    assert one.id in str(err.value) and two.id in str(err.value)
+    with pytest.raises(ConfigError, match="more than one company") as err:
+        plugin.auth(bc.account, bc.context(options={"company": "CRONUS Shared"}))
+    assert one.id in str(err.value) and two.id in str(err.value)

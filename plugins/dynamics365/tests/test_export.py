@@ -126,19 +126,6 @@ def test_crash_between_attachment_metadata_and_content_is_repaired(bc: Any, monk
     assert bc.app.count("POST", r"/documentAttachments$") == 1 and bc.app.count("POST", INVOICES) == 1
 
 
-def test_failed_attachment_removes_the_draft_then_next_run_succeeds(bc: Any) -> None:
-    bc.app.add_fault({"method": "POST", "path": r"/documentAttachments$", "status": 400,
-                      "code": "Application_DialogException", "times": None})
-    [failed] = bc.push(bc.document())
-    assert failed.status is DeliveryStatus.FAILED
-    assert "removed again" in failed.message and "Application_DialogException" in failed.message
-    assert bc.invoices() == [] and bc.app.count("DELETE", r"/purchaseInvoices\(") == 1
-    bc.app.clear_faults()
-    [delivered] = bc.push(bc.document())
-    assert delivered.status is DeliveryStatus.DELIVERED, delivered.message
-    assert len(bc.invoices()) == 1 and len(bc.attachments()) == 1
-
-
 def test_lost_answer_to_create_is_looked_up_not_resent(bc: Any) -> None:
     # The invoice is created, then the connection drops before the answer: OutcomeUnknown.
     bc.app.add_fault({"action": "drop_after", "method": "POST", "path": INVOICES})

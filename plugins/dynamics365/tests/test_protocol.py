@@ -79,17 +79,6 @@ def test_currency_bc_lacks_fails_clearly_and_leaves_no_draft(make_bc: Any, lcy_c
     assert bc.invoices() == []
 
 
-def test_roll_back_deletes_a_draft_whose_etag_moved_on(bc: Any) -> None:
-    # The comment line changes the draft's totals and so its etag: the delete must not use the
-    # etag from the create answer.
-    bc.set(lines="comment")
-    bc.app.add_fault({"method": "POST", "path": r"/documentAttachments$", "status": 400,
-                      "code": "Application_DialogException", "times": None})
-    [failed] = bc.push(bc.document())
-    assert failed.status is DeliveryStatus.FAILED and "removed again" in failed.message, failed.message
-    assert bc.invoices() == []
-
-
 def test_service_that_does_not_serve_content_back(bc: Any) -> None:
     document = bc.document()
     assert bc.push(document)[0].status is DeliveryStatus.DELIVERED

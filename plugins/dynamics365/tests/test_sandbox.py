@@ -113,3 +113,82 @@ def test_sandbox_hook_seeds_a_demo_company() -> None:
     settings = app.account_settings("https://127.0.0.1:1")
     assert Dynamics365Settings.model_validate(settings).api_base.startswith("https://127.0.0.1:1/v2.0/")
     assert app.account_secrets() == {"client_secret": "sandbox-only-secret-not-real"}
+
+
+# -- strictness: every refusal the API notes document is on by default, waived only by option -----
+
+
+def _client(bc: Any) -> httpx.Client:
+    from invoicesync_dynamics365.auth import MsalAuthenticator
+
+    settings = Dynamics365Settings.model_validate(bc.account.settings)
+    authenticator = MsalAuthenticator(settings, DEMO_SECRET)
+    token = authenticator.token()
+    authenticator.close()
+    return httpx.Client(base_url=f"{settings.api_base}/", headers={"Authorization": f"Bearer {token}"},
+                        verify=ssl.create_default_context(cafile=str(bc.running.ca_file)))
+
+
+def _draft_with_attachment(bc: Any, api: httpx.Client, file_name: str = "x.pdf") -> httpx.Response:
+    vendor = next(iter(bc.company.vendors.values()))
+    base = f"companies({bc.company.id})"
+    invoice = api.post(f"{base}/purchaseInvoices", json={"vendorNumber": vendor["number"],
+                                                         "vendorInvoiceNumber": "X1"}).json()
+    return api.post(f"{base}/documentAttachments", json={"parentId": invoice["id"], "parentType": "Purchase Invoice",
+                                                         "fileName": file_name})
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_file_names_over_250_characters_are_refused(make_bc: Any, lenient: bool) -> None:
+    bc = make_bc(lenient=["file_name_length"] if lenient else [])
+    with _client(bc) as api:
+        assert _draft_with_attachment(bc, api, "x" * 246 + ".pdf").status_code == 201  # exactly 250
+        too_long = _draft_with_attachment(bc, api, "x" * 247 + ".pdf")
+    if lenient:
+        assert too_long.status_code == 201
+    else:
+        assert too_long.status_code == 400 and too_long.json()["error"]["code"] == "Application_StringExceededLength"
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_a_quoted_company_guid_is_refused(make_bc: Any, lenient: bool) -> None:
+    bc = make_bc(lenient=["quoted_guids"] if lenient else [])
+    with _client(bc) as api:
+        assert api.get(f"companies({bc.company.id})/vendors").status_code == 200
+        quoted = api.get(f"companies('{bc.company.id}')/vendors")
+    assert quoted.status_code == (200 if lenient else 400)
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_uploads_over_the_size_limit_are_refused(make_bc: Any, lenient: bool) -> None:
+    bc = make_bc(max_upload_bytes=10, lenient=["upload_size"] if lenient else [])
+    with _client(bc) as api:
+        attachment = _draft_with_attachment(bc, api).json()
+        url = f"companies({bc.company.id})/documentAttachments({attachment['id']})/attachmentContent"
+        assert api.patch(url, content=b"0123456789", headers={"If-Match": "*"}).status_code == 204
+        too_big = api.patch(url, content=b"0123456789X", headers={"If-Match": "*"})
+    if lenient:
+        assert too_big.status_code == 204 and bc.attachments()[0]["byteSize"] == 11
+    else:
+        assert too_big.status_code == 413 and bc.attachments()[0]["byteSize"] == 10
+        assert bc.app.content.read(attachment["id"]) == b"0123456789"  # the stored file is untouched
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_attachment_content_sent_as_json_is_refused(make_bc: Any, lenient: bool) -> None:
+    bc = make_bc(lenient=["json_content"] if lenient else [])
+    with _client(bc) as api:
+        attachment = _draft_with_attachment(bc, api).json()
+        url = f"companies({bc.company.id})/documentAttachments({attachment['id']})/attachmentContent"
+        sent = api.patch(url, content=b'{"a": 1}', headers={"If-Match": "*", "Content-Type": "application/json"})
+    assert sent.status_code == (204 if lenient else 400)
+
+
+def test_unknown_leniency_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown leniencies"):
+        BusinessCentralSandbox(lenient=["everything"])
+
+
+def test_leniency_from_cli_options() -> None:
+    app = BusinessCentralSandbox.from_options({"lenient": "quoted_guids,upload_size"})
+    assert app.lenient == {"quoted_guids", "upload_size"}

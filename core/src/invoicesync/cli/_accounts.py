@@ -17,7 +17,8 @@ from ._ui import ClickUI
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("plugin")
 @click.option("--name", help="Account name (default: the plugin name).")
-@click.option("--company", "companies", multiple=True, help="Company id to sync (repeatable); skips the checklist.")
+@click.option("--company", "companies", multiple=True,
+              help="Company id or name to sync (repeatable); skips the checklist.")
 @click.option("--no-browser", is_flag=True, help="Print the login URL instead of opening a browser.")
 @click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE", help="A plugin setting (repeatable).")
 @click.argument("plugin_args", nargs=-1, type=click.UNPROCESSED)
@@ -83,16 +84,17 @@ def _parse_flags(args: tuple[str, ...]) -> list[tuple[str, Any]]:
 @handle_errors
 def accounts(state: State, as_json: bool) -> None:
     """List the synced accounts: direction, companies, last sync and its result."""
-    workspace = state.workspace()
+    workspace = state.workspace(writable=False)
     rows: list[dict[str, Any]] = []
     for account in workspace.accounts():
         rows.append({
             "name": account.name,
             "plugin": account.plugin,
-            "direction": account.direction.value,
+            "direction": account.direction.value if workspace.direction_known(account) else None,
             "origin": account.origin,
             "companies": [c.model_dump() for c in account.companies],
             "last_sync": workspace.state.last_sync(account.name),
+            "problem": workspace.account_problem(account),
         })
     if as_json:
         print_json(rows)
@@ -104,7 +106,9 @@ def accounts(state: State, as_json: bool) -> None:
         companies = ", ".join(c["name"] for c in row["companies"]) or "-"
         last = row["last_sync"]
         when = f"last sync {last['at']} {last.get('result', '')}" if last else "never synced"
-        click.echo(f"{row['name']:<20} {row['direction']:<7} {row['plugin']:<12} {when:<36} {companies}")
+        click.echo(f"{row['name']:<20} {row['direction'] or '?':<7} {row['plugin']:<12} {when:<36} {companies}")
+        if row["problem"]:
+            click.secho(f"{'':<20} unavailable: {row['problem']}", fg="yellow")
 
 
 @click.command()

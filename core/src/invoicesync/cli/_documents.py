@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import itertools
 import shutil
-from datetime import date
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import ConfigError
 from ..models import Document
-from ..state import DocumentFilter
+from ..state import DocumentFilter, FailingSince, LibraryEntry
 from ..workspace import Workspace
+from ..workspace_files import home_is_writable
 from ._common import State, handle_errors, json_option, pass_state, print_json
 
 STATUSES = ("delivered", "unchanged", "pending", "failed", "skipped", "undelivered")
 
 
 def _targets(workspace: Workspace) -> list[str]:
-    return [a.name for a in workspace.accounts() if a.direction.value == "export"]
+    return [a.name for a in workspace.accounts()
+            if a.direction.value == "export" and workspace.direction_known(a)]
 
 
-def _row(workspace: Workspace, document: Document, targets: list[str]) -> dict[str, Any]:
-    deliveries = {d.target: d for d in workspace.state.deliveries_for(document.id)}
+def _row(entry: LibraryEntry, targets: list[str]) -> dict[str, Any]:
+    document, deliveries = entry.document, entry.deliveries
     return {
         "id": document.id,
         "number": document.number,
@@ -39,7 +43,19 @@ def _row(workspace: Workspace, document: Document, targets: list[str]) -> dict[s
         "deliveries": {
             t: (deliveries[t].status.value if t in deliveries else "undelivered") for t in targets
         },
+        "failing": {
+            t: {"since": since.first_failed_at.isoformat(), "attempts": since.attempts, "runs": since.runs,
+                "message": deliveries[t].message}
+            for t, since in entry.failing.items() if t in targets
+        },
     }
+
+
+def failing_text(since: FailingSince) -> str:
+    """``failing for 3 runs since 2026-11-28 (5 attempts)``: how long, in the words ops read."""
+    runs = f"{since.runs} run{'s' if since.runs != 1 else ''}"
+    attempts = f", {since.attempts} attempts" if since.attempts != since.runs else ""
+    return f"failing for {runs} since {since.first_failed_at:%Y-%m-%d %H:%M} UTC{attempts}"
 
 
 @click.group(invoke_without_command=True)
@@ -59,19 +75,19 @@ def documents(ctx: click.Context, account: str | None, company: str | None, sinc
     """The Documents view: what was imported, and where each document was delivered."""
     if ctx.invoked_subcommand is not None:
         return
-    workspace = ctx.find_object(State).workspace()  # type: ignore[union-attr]
-    filters = DocumentFilter(account=account, company=company, direction=direction, kind=kind,
-                             since=_day(since), until=_day(until))
+    workspace = ctx.find_object(State).workspace(writable=False)  # type: ignore[union-attr]
     targets = _targets(workspace)
-    rows = (_row(workspace, d, targets) for d in workspace.state.find_documents(filters))
-    if status:
-        rows = (r for r in rows if status in r["deliveries"].values())
+    filters = DocumentFilter(account=account, company=company, direction=direction, kind=kind,
+                             since=_day(since), until=_day(until), status=status, targets=tuple(targets))
+    rows = (_row(entry, targets) for entry in workspace.state.library(filters))
     selected = list(itertools.islice(rows, limit)) if limit else list(rows)
     if as_json:
         print_json(selected)
         return
+    _warn_unavailable(workspace)
     if not selected:
-        click.echo("No documents. Run `invoicesync sync` to import them (the first sync can take a while).")
+        click.echo("No documents. Run `invoicesync sync` to import them (the first sync can take a while)."
+                   if not status else f"No documents with status {status}.")
         return
     for row in selected:
         flags = "" if row["pdf"] else " [no PDF]"
@@ -80,7 +96,17 @@ def documents(ctx: click.Context, account: str | None, company: str | None, sinc
         click.echo(f"{row['id']}  {row['issue_date'] or '-':<10} {row['direction']:<8} {row['kind']:<11} "
                    f"{row['number']:<14} {(row['counterparty'] or '')[:24]:<24} {row['total'] or '':>12} "
                    f"{row['currency']}  {status_text}{flags}")
+        if status == "failed":
+            for target, failing in row["failing"].items():
+                since = FailingSince(datetime.fromisoformat(failing["since"]), failing["attempts"], failing["runs"])
+                click.echo(f"    → {target}: {failing_text(since)}: {failing['message'] or 'failed'}")
     click.echo(f"{len(selected)} document(s). `invoicesync documents show ID` for details.", err=True)
+
+
+def _warn_unavailable(workspace: Workspace) -> None:
+    for account in workspace.accounts():
+        if problem := workspace.account_problem(account):
+            click.secho(f"account {account.name} is unavailable: {problem}", fg="yellow", err=True)
 
 
 def _day(value: Any) -> date | None:
@@ -101,7 +127,7 @@ def _get(workspace: Workspace, document_id: str) -> Document:
 @handle_errors
 def show(state: State, document_id: str, as_json: bool) -> None:
     """Show one document: its data, files and delivery per target."""
-    workspace = state.workspace()
+    workspace = state.workspace(writable=False)
     document = _get(workspace, document_id)
     deliveries = [d.model_dump(mode="json") for d in workspace.state.deliveries_for(document.id)]
     data = {**document.model_dump(mode="json", exclude={"raw"}), "deliveries": deliveries}
@@ -128,13 +154,16 @@ def show(state: State, document_id: str, as_json: bool) -> None:
 @handle_errors
 def open_(state: State, document_id: str, print_path: bool) -> None:
     """Open the document's PDF (or UBL) in the default viewer."""
-    workspace = state.workspace()
+    workspace = state.workspace(writable=False)
     document = _get(workspace, document_id)
     file = document.pdf or document.ubl or (document.files[0] if document.files else None)
     if file is None:
         raise ConfigError(f"document {document_id} has no file to open")
-    # Copy out of the blob store under a readable name, so viewers show the right title.
-    out = workspace.home / "open" / file.name
+    # Copy out of the blob store under a readable name, so viewers show the right title; outside
+    # the home when this user may only read it.
+    writable = home_is_writable(workspace.home)
+    folder = workspace.home / "open" if writable else Path(tempfile.mkdtemp(prefix="invoicesync-"))
+    out = folder / file.name
     out.parent.mkdir(exist_ok=True)
     shutil.copyfile(workspace.blobs.path(file.sha256), out)
     if print_path or click.launch(str(out)) != 0:

@@ -3,7 +3,11 @@
 Exactly once, from the core's side: a document is pushed only if the ledger has no settled
 record of its current version at that target; an intent (``pending``) is written before each
 push, so a crash leaves a trace the plugin is shown next time; and a document is never in two
-pushes to the same target at once. The plugin's side is to look up before writing.
+pushes to the same target at once — not even by two processes: each push happens under a
+per-(document, target) claim in the state, taken before the intent and released once the outcome is
+recorded, so a second runner that gets in (a bypassed lock, two hosts on one state) skips what the
+first holds. A crashed owner's claims expire with their lease. The plugin's side is to look up
+before writing.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from ..models import Account, Delivery, DeliveryStatus, Document, PushRequest
 from ..plugins import Plugins
 from ..secrets import redact
 from ..state import StateStore
+from ._control import RunControl, describe
 from ._report import Progress, SyncReport
 
 log = logging.getLogger("invoicesync.sync")
@@ -25,12 +30,15 @@ log = logging.getLogger("invoicesync.sync")
 SETTLED = {DeliveryStatus.DELIVERED, DeliveryStatus.UNCHANGED, DeliveryStatus.SKIPPED}
 #: How often one document is offered again in one run after a transient failure (``retry_after``).
 RETRIES_PER_RUN = 2
+#: How long a claim outlives its owner's last sign of life; a live run renews its claims well before.
+CLAIM_LEASE = 180.0
 _DONE = object()
 
 
 class TargetWorkers:
     def __init__(self, account: Account, ctx: Context, plugins: Plugins, state: StateStore,
-                 report: SyncReport, progress: Progress, *, dry_run: bool) -> None:
+                 report: SyncReport, progress: Progress, *, dry_run: bool,
+                 control: RunControl | None = None) -> None:
         info = plugins.get(account.plugin).info
         self.account = account
         self.ctx = ctx
@@ -39,6 +47,8 @@ class TargetWorkers:
         self.report = report
         self.progress = progress
         self.dry_run = dry_run
+        self.control = control or RunControl()
+        self._claimed: set[str] = set()
         self.batch_size = max(1, info.batch_size)
         self.concurrency = max(1, info.concurrency)
         self._queue: queue.Queue[object] = queue.Queue(maxsize=self.batch_size * self.concurrency * 2)
@@ -57,6 +67,8 @@ class TargetWorkers:
 
     def offer(self, document: Document) -> None:
         """Queue ``document`` unless it is already queued or in flight for this target."""
+        if self.control.stopping:
+            return  # not pushed this run; the backlog offers it again next run
         with self._lock:
             if document.id in self._queued:
                 return
@@ -66,11 +78,14 @@ class TargetWorkers:
         self._queue.put(document)
 
     def close(self) -> None:
-        """Stop once every queued document is settled and no in-run retry is still waiting."""
+        """Stop once every queued document is settled and no in-run retry is still waiting.
+
+        After a stop the queue drains without pushing, and waiting retries are left to the next run.
+        """
         while True:
             self._queue.join()
             with self._retry_wait:
-                if self._waiting == 0 and self._queue.unfinished_tasks == 0:
+                if (self._waiting == 0 or self.control.stopping) and self._queue.unfinished_tasks == 0:
                     break
                 self._retry_wait.wait(timeout=0.5)
         for _ in self._threads:
@@ -86,32 +101,44 @@ class TargetWorkers:
             if first is _DONE:
                 return
             batch = [first]
-            while len(batch) < self.batch_size:
-                try:
-                    item = self._queue.get(timeout=0.05)
-                except queue.Empty:
-                    break
-                if item is _DONE:
-                    self._queue.put(_DONE)  # hand the stop signal to the next worker round
-                    break
-                batch.append(item)
-            documents = [d for d in batch if isinstance(d, Document)]
+            documents: list[Document] = []
+            # Whatever happens, every item taken is marked done: close() must never wait forever.
             try:
+                while len(batch) < self.batch_size:
+                    try:
+                        item = self._queue.get(timeout=0.05)
+                    except queue.Empty:
+                        break
+                    if item is _DONE:
+                        self._queue.put(_DONE)  # hand the stop signal to the next worker round
+                        break
+                    batch.append(item)
+                documents = [d for d in batch if isinstance(d, Document)]
                 self._push(documents)
-            except Exception as exc:
-                log.exception("%s: export worker error", self.account.name)
+            except BaseException as exc:  # noqa: BLE001 - the worker lives on; a full disk ends the run
+                log.warning("%s: export worker error: %s", self.account.name, describe(exc))
                 for document in documents:
-                    self.report.problem(self.account.name, document.id, f"internal error: {exc}")
+                    self.report.problem(self.account.name, document.id, f"internal error: {describe(exc)}")
                     self._finish(document.id)
+                self.control.check_fatal(exc)
+                if not isinstance(exc, Exception):
+                    self.control.abort(f"export to {self.account.name} stopped: {describe(exc)}")
             finally:
-                for _ in documents:
+                self._release_claims(documents)
+                for _ in batch:
                     self._queue.task_done()
 
     def _push(self, documents: list[Document]) -> None:
         requests = []
         for document in documents:
+            if self.control.stopping:  # a safe point: no new push starts; the next run offers it
+                self._finish(document.id)
+                continue
+            if not self._claim(document.id):
+                continue
             if not self.dry_run:
-                # The library may hold a newer version than the one queued.
+                # Read under the claim: the library may hold a newer version than the one queued,
+                # and another runner may have settled it since it was queued.
                 document = self.state.get_document(document.id) or document
             previous = self.state.get_delivery(document.id, self.account.name)
             if previous and previous.status in SETTLED and previous.version == document.version:
@@ -152,6 +179,34 @@ class TargetWorkers:
         for document, delay in retry:  # after _finish, so the offer is not taken for a duplicate
             self._schedule_retry(document, delay)
 
+    def _claim(self, document_id: str) -> bool:
+        """Take this document's claim at this target, or report it as in progress elsewhere."""
+        if self.dry_run:
+            return True
+        if self.state.claim(document_id, self.account.name, self.control.owner, CLAIM_LEASE):
+            with self._lock:
+                self._claimed.add(document_id)
+            return True
+        # Not pushed and not settled: the ledger is left as the other runner leaves it.
+        self.report.count_export(self.account.name, "elsewhere")
+        self.report.problem(self.account.name, document_id,
+                            "in progress elsewhere (another run holds its claim); retried next run")
+        self._finish(document_id)
+        return False
+
+    def _release_claims(self, documents: list[Document]) -> None:
+        """After the outcomes are recorded (or could not be): a crash before this leaves the lease."""
+        for document in documents:
+            with self._lock:
+                if document.id not in self._claimed:
+                    continue
+                self._claimed.discard(document.id)
+            try:
+                self.state.release_claim(document.id, self.account.name, self.control.owner)
+            except Exception as exc:  # noqa: BLE001 - the lease runs out by itself
+                log.warning("%s: could not release the claim on %s: %s", self.account.name, document.id,
+                            describe(exc))
+
     def _retry_soon(self, delivery: Delivery) -> bool:
         if delivery.status is not DeliveryStatus.FAILED or delivery.retry_after is None or self.dry_run:
             return False
@@ -168,7 +223,7 @@ class TargetWorkers:
             self._waiting += 1  # before this batch's task_done: close() cannot slip through
 
         def fire() -> None:
-            self.offer(document)
+            self.offer(document)  # does nothing once the run is stopping
             with self._retry_wait:
                 self._waiting -= 1
                 self._retry_wait.notify_all()

@@ -11,7 +11,10 @@ from ..secrets import redact
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  #: the run finished, but some documents or companies failed
-EXIT_FATAL = 2  #: nothing could be done (bad config, plugin missing, login refused)
+EXIT_FATAL = 2  #: nothing could be done (bad config, plugin missing), or the run had to stop (disk full)
+EXIT_BUSY = 75  #: another sync holds this home's runner lock (EX_TEMPFAIL: try again later)
+EXIT_INTERRUPTED = 130  #: stopped safely on SIGINT (128 + signal number; SIGTERM gives 143)
+EXIT_TERMINATED = 143
 
 
 @dataclass
@@ -34,6 +37,10 @@ class SyncReport:
     planned: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     fatal: list[str] = field(default_factory=list)
+    #: set when another runner held the home's lock: the run did nothing
+    busy: str | None = None
+    #: the signal that stopped the run at a safe point
+    interrupted: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count_import(self, account: str, outcome: str) -> None:
@@ -68,6 +75,10 @@ class SyncReport:
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted is not None:
+            return 128 + self.interrupted
+        if self.busy:
+            return EXIT_BUSY
         if self.fatal:
             return EXIT_FATAL
         if self.failed or self.problems:
@@ -84,6 +95,8 @@ class SyncReport:
             "planned": self.planned,
             "problems": [p.as_dict() for p in self.problems],
             "fatal": self.fatal,
+            "busy": self.busy,
+            "interrupted": self.interrupted,
         }
 
 

@@ -3,8 +3,19 @@
 from pathlib import Path
 
 from ._blobs import BlobStore
+from ._lock import RunnerBusy, RunnerInfo
+from ._problems import describe_state_error
 from ._sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
-from ._store import DocumentFilter, Failure, KeyValue, StateStore, UpsertOutcome
+from ._store import (
+    DocumentFilter,
+    FailingSince,
+    Failure,
+    KeyValue,
+    LibraryEntry,
+    PersistentFailure,
+    StateStore,
+    UpsertOutcome,
+)
 
 
 def open_state(home: Path) -> StateStore:
@@ -17,10 +28,16 @@ __all__ = [
     "SCHEMA_VERSION",
     "BlobStore",
     "DocumentFilter",
+    "FailingSince",
     "Failure",
     "KeyValue",
+    "LibraryEntry",
+    "PersistentFailure",
+    "RunnerBusy",
+    "RunnerInfo",
     "SqliteStore",
     "StateStore",
     "UpsertOutcome",
+    "describe_state_error",
     "open_state",
 ]

@@ -54,6 +54,23 @@ class BlobStore:
                 os.unlink(tmp_name)
             raise
 
+    def clean_tmp(self) -> int:
+        """Remove half-written blobs a killed writer left in ``tmp/``; return how many.
+
+        Only safe when no writer is live: the runner calls it at start-up, under the runner lock.
+        """
+        removed = 0
+        os.makedirs(os.path.join(self._root, "tmp"), exist_ok=True)
+        with os.scandir(os.path.join(self._root, "tmp")) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False):
+                    try:
+                        os.unlink(entry.path)
+                        removed += 1
+                    except FileNotFoundError:
+                        pass
+        return removed
+
     def put(
         self,
         chunks: Iterable[bytes],

@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..models import Account, Delivery, DeliveryStatus, Document, DocumentRef
+from ._library import LibraryQueries, document_where
+from ._lock import FileRunnerLock, RunnerInfo
 from ._store import DocumentFilter, Failure, UpsertOutcome
 
 # Each migration takes the schema from version i to i+1. Append only; never edit a released one.
@@ -51,27 +56,88 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (account, company, source_id)
     );
     """,
+    # 3: failures of listed items (ListingError) beside failed fetches; per-(document, target) claims
+    """
+    ALTER TABLE failures ADD COLUMN kind TEXT NOT NULL DEFAULT 'fetch';
+    ALTER TABLE failures ADD COLUMN field TEXT;
+    CREATE TABLE claims (
+        document_id TEXT NOT NULL, target TEXT NOT NULL, owner TEXT NOT NULL, expires_at REAL NOT NULL,
+        PRIMARY KEY (document_id, target)
+    );
+    """,
+    # 4: how long a delivery or a fetch has been failing (first failure, attempts, runs)
+    """
+    ALTER TABLE deliveries ADD COLUMN first_failed_at TEXT;
+    ALTER TABLE deliveries ADD COLUMN failed_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN failed_runs INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deliveries ADD COLUMN failed_run TEXT;
+    UPDATE deliveries SET first_failed_at = at, failed_attempts = 1, failed_runs = 1 WHERE status = 'failed';
+    CREATE INDEX deliveries_status ON deliveries (status, target);
+    ALTER TABLE failures ADD COLUMN first_failed_at TEXT;
+    UPDATE failures SET first_failed_at = at;
+    -- set on the first failure only: a repeat is an upsert (an UPDATE), which leaves it alone
+    CREATE TRIGGER failures_first_failed_at AFTER INSERT ON failures WHEN NEW.first_failed_at IS NULL
+    BEGIN UPDATE failures SET first_failed_at = NEW.at WHERE rowid = NEW.rowid; END;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Read a state this user may not write. ``mode=ro`` shares the WAL with a running writer; when
+    SQLite cannot do that (no writable -shm file), ``immutable`` reads the file as it is."""
+    if not path.is_file():
+        raise sqlite3.OperationalError("unable to open database file")
+    last: sqlite3.Error | None = None
+    for query in ("mode=ro", "immutable=1"):
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?{query}", uri=True, check_same_thread=False,
+                             isolation_level=None, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            last = exc
+    assert last is not None
+    raise last
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class SqliteStore:
-    def __init__(self, path: Path | str, *, target_version: int = SCHEMA_VERSION) -> None:
+class SqliteStore(LibraryQueries):
+    def __init__(self, path: Path | str, *, target_version: int = SCHEMA_VERSION, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # One opening of the store is one run (one command): failures count runs by it, so the
+        # in-run retries of one document count as one failing run.
+        self._run = uuid.uuid4().hex
+        try:
+            self._db = self._connect()
+            self.schema_version = self._migrate(target_version)
+        except sqlite3.DatabaseError as exc:  # not a database, damaged, read-only, unreadable
+            if hasattr(self, "_db"):
+                self._db.close()
+            from ..errors import ConfigError
+            from ._problems import describe_state_error
+
+            raise ConfigError(describe_state_error(self.path, exc)) from None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return _connect_read_only(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives any process crash; a power cut may lose the last commits,
         # which the design tolerates: a lost cursor re-lists (the library deduplicates) and a lost
         # ledger row re-pushes (targets look up before writing). FULL would fsync every row.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self.schema_version = self._migrate(target_version)
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -84,6 +150,14 @@ class SqliteStore:
                 raise ConfigError(
                     f"the state at {self.path} has schema {current}, newer than this invoicesync "
                     f"knows ({SCHEMA_VERSION}); upgrade invoicesync"
+                )
+            if self.read_only and current < target:
+                from ..errors import ConfigError
+
+                raise ConfigError(
+                    f"the state at {self.path} has schema {current}, older than this invoicesync's "
+                    f"({target}), and cannot be upgraded read-only; run `invoicesync sync` once as the "
+                    f"owner of {self.path.parent}"
                 )
             for version in range(current, target):
                 self._db.executescript(f"BEGIN; {MIGRATIONS[version]}; PRAGMA user_version = {version + 1}; COMMIT;")
@@ -137,7 +211,7 @@ class SqliteStore:
         with self._lock:
             self._db.execute("BEGIN")
             for table in ("accounts WHERE name", "cursors WHERE account", "kv WHERE account",
-                          "failures WHERE account", "deliveries WHERE target"):
+                          "failures WHERE account", "deliveries WHERE target", "claims WHERE target"):
                 self._db.execute(f"DELETE FROM {table} = ?", (name,))
             self._db.execute("COMMIT")
 
@@ -192,24 +266,8 @@ class SqliteStore:
         return Document.model_validate_json(row["body"]) if row else None
 
     def find_documents(self, filters: DocumentFilter) -> Iterator[Document]:
-        clauses, params = [], []
-        for column, value in (
-            ("account", filters.account), ("company", filters.company),
-            ("direction", filters.direction), ("kind", filters.kind),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if filters.since:
-            clauses.append("issue_date >= ?")
-            params.append(filters.since.isoformat())
-        if filters.until:
-            clauses.append("issue_date <= ?")
-            params.append(filters.until.isoformat())
-        if not filters.include_deleted:
-            clauses.append("deleted = 0")
-        where = " AND ".join(clauses) or "1"
-        yield from self._keyset(f"SELECT rowid, body FROM documents WHERE {where} AND rowid > ? "
+        where, params = document_where(filters)
+        yield from self._keyset(f"SELECT rowid, body FROM documents d WHERE {where} AND rowid > ? "
                                 "ORDER BY rowid LIMIT 100", params)
 
     def _keyset(self, sql: str, params: list[Any]) -> Iterator[Document]:
@@ -250,19 +308,32 @@ class SqliteStore:
 
     def record_delivery(self, delivery: Delivery) -> None:
         at = (delivery.at or datetime.now(UTC)).isoformat(timespec="seconds")
+        failed = delivery.status is DeliveryStatus.FAILED
+        # A failure starts (or continues) a failing streak; an intent (pending, planned) leaves the
+        # streak as it was; any settled outcome ends it.
         self._exec(
             """INSERT INTO deliveries (document_id, target, version, status, target_id, target_path,
-                   content_hash, message, at, extra)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   content_hash, message, at, extra, first_failed_at, failed_attempts, failed_runs, failed_run)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (document_id, target) DO UPDATE SET version = excluded.version,
                    status = excluded.status, target_id = COALESCE(excluded.target_id, target_id),
                    target_path = COALESCE(excluded.target_path, target_path),
                    content_hash = COALESCE(excluded.content_hash, content_hash),
-                   message = excluded.message, at = excluded.at, extra = excluded.extra""",
+                   message = excluded.message, at = excluded.at, extra = excluded.extra,
+                   first_failed_at = CASE WHEN excluded.status = 'failed' THEN COALESCE(first_failed_at, excluded.at)
+                       WHEN excluded.status IN ('pending', 'planned') THEN first_failed_at END,
+                   failed_attempts = CASE WHEN excluded.status = 'failed' THEN failed_attempts + 1
+                       WHEN excluded.status IN ('pending', 'planned') THEN failed_attempts ELSE 0 END,
+                   failed_runs = CASE WHEN excluded.status = 'failed'
+                           THEN failed_runs + (failed_run IS NOT excluded.failed_run)
+                       WHEN excluded.status IN ('pending', 'planned') THEN failed_runs ELSE 0 END,
+                   failed_run = CASE WHEN excluded.status = 'failed' THEN excluded.failed_run
+                       WHEN excluded.status IN ('pending', 'planned') THEN failed_run END""",
             (
                 delivery.document_id, delivery.target, delivery.version, delivery.status.value,
                 delivery.target_id, delivery.target_path, delivery.content_hash, delivery.message, at,
-                json.dumps(delivery.extra),
+                json.dumps(delivery.extra), at if failed else None, int(failed), int(failed),
+                self._run if failed else None,
             ),
         )
 
@@ -284,23 +355,69 @@ class SqliteStore:
     # -- failed fetches ----------------------------------------------------------------------
 
     def record_failure(self, account: str, company: str, ref: DocumentRef, error: str) -> None:
+        self._record_failure(account, company, ref, error, kind="fetch", field=None)
+
+    def record_listing_failure(self, account: str, company: str, key: str, field: str | None,
+                               error: str) -> None:
+        self._record_failure(account, company, DocumentRef(source_id=key), error, kind="listing", field=field)
+
+    def _record_failure(self, account: str, company: str, ref: DocumentRef, error: str, *, kind: str,
+                        field: str | None) -> None:
         self._exec(
-            """INSERT INTO failures VALUES (?, ?, ?, ?, ?, 1, ?)
+            """INSERT INTO failures (account, company, source_id, ref, error, attempts, at, kind, field)
+               VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)
                ON CONFLICT (account, company, source_id) DO UPDATE SET ref = excluded.ref,
-                   error = excluded.error, attempts = attempts + 1, at = excluded.at""",
-            (account, company, ref.source_id, ref.model_dump_json(), error, _now()),
+                   error = excluded.error, attempts = attempts + 1, at = excluded.at,
+                   kind = excluded.kind, field = excluded.field""",
+            (account, company, ref.source_id, ref.model_dump_json(), error, _now(), kind, field),
         )
 
     def clear_failure(self, account: str, company: str, source_id: str) -> None:
         self._exec("DELETE FROM failures WHERE account = ? AND company = ? AND source_id = ?",
                    (account, company, source_id))
 
+    def clear_listing_failures(self, account: str, company: str, keep: Collection[str] = ()) -> None:
+        """Forget the company's listing failures except ``keep`` (those its latest listing saw again)."""
+        with self._lock:
+            rows = self._db.execute("SELECT source_id FROM failures WHERE account = ? AND company = ? "
+                                    "AND kind = 'listing'", (account, company)).fetchall()
+            for row in rows:
+                if row["source_id"] not in keep:
+                    self.clear_failure(account, company, row["source_id"])
+
     def failures(self, account: str, company: str) -> list[Failure]:
         rows = self._all("SELECT * FROM failures WHERE account = ? AND company = ? ORDER BY at", (account, company))
         return [
-            Failure(account, company, DocumentRef.model_validate_json(r["ref"]), r["error"], r["attempts"])
+            Failure(account, company, DocumentRef.model_validate_json(r["ref"]), r["error"], r["attempts"],
+                    kind=r["kind"], field=r["field"])
             for r in rows
         ]
+
+    # -- one runner per home, and per-(document, target) claims -------------------------------
+
+    def runner_lock(self, me: RunnerInfo, *, wait: float | None = 0.0,
+                    should_stop: Callable[[], bool] = lambda: False) -> AbstractContextManager[None]:
+        return FileRunnerLock(self.path.with_name("runner.lock")).hold(me, wait=wait, should_stop=should_stop)
+
+    def claim(self, document_id: str, target: str, owner: str, lease: float) -> bool:
+        now = time.time()
+        # One statement, so SQLite's write lock makes it atomic across processes: a claim is taken
+        # if it is free, already ours, or its owner let the lease run out (it crashed).
+        cursor = self._exec(
+            """INSERT INTO claims (document_id, target, owner, expires_at) VALUES (?, ?, ?, ?)
+               ON CONFLICT (document_id, target) DO UPDATE SET owner = excluded.owner,
+                   expires_at = excluded.expires_at
+               WHERE claims.owner = excluded.owner OR claims.expires_at < ?""",
+            (document_id, target, owner, now + lease, now),
+        )
+        return cursor.rowcount == 1
+
+    def release_claim(self, document_id: str, target: str, owner: str) -> None:
+        self._exec("DELETE FROM claims WHERE document_id = ? AND target = ? AND owner = ?",
+                   (document_id, target, owner))
+
+    def renew_claims(self, owner: str, lease: float) -> None:
+        self._exec("UPDATE claims SET expires_at = ? WHERE owner = ?", (time.time() + lease, owner))
 
     # -- plugin state ------------------------------------------------------------------------
 

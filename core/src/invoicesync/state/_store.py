@@ -3,12 +3,14 @@ and no plugin notices: plugins only ever see ``KeyValue`` and ``BlobStore``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
 from ..models import Account, Delivery, Document, DocumentRef
+from ._lock import RunnerInfo
 
 UpsertOutcome = Literal["new", "updated", "unchanged"]
 
@@ -22,6 +24,38 @@ class DocumentFilter:
     since: date | None = None
     until: date | None = None
     include_deleted: bool = False
+    #: Only documents with a delivery in this status at one of ``targets`` (``undelivered``: no
+    #: delivery at one of them).
+    status: str | None = None
+    targets: tuple[str, ...] = ()
+
+
+@dataclass
+class FailingSince:
+    """How long something has been failing: since the first failure of its current streak."""
+
+    first_failed_at: datetime
+    attempts: int  #: failed tries, in-run retries included
+    runs: int  #: runs (commands) in which it failed
+
+
+@dataclass
+class LibraryEntry:
+    """One document of the library with its ledger: the ``documents`` view, in one query."""
+
+    document: Document
+    deliveries: dict[str, Delivery]  #: by target
+    failing: dict[str, FailingSince]  #: by target, for the failed deliveries
+
+
+@dataclass
+class PersistentFailure:
+    """A delivery (``target``) or a fetch (``account/company``) that failed again and again."""
+
+    where: str
+    document: str  #: the document id (a delivery) or the source's id (a fetch)
+    message: str
+    since: FailingSince
 
 
 @dataclass
@@ -31,6 +65,10 @@ class Failure:
     ref: DocumentRef
     error: str
     attempts: int
+    #: ``fetch``: the ref is retried first next run; ``listing``: the item was unusable as listed
+    #: (``ref.source_id`` is then the source's id, or a synthetic ``listing#N`` key when it had none)
+    kind: str = "fetch"
+    field: str | None = None
 
 
 class KeyValue(Protocol):
@@ -66,6 +104,10 @@ class StateStore(Protocol):
     def upsert_document(self, document: Document) -> UpsertOutcome: ...
     def get_document(self, document_id: str) -> Document | None: ...
     def find_documents(self, filters: DocumentFilter) -> Iterator[Document]: ...
+    def library(self, filters: DocumentFilter) -> Iterator[LibraryEntry]:
+        """Documents with their deliveries, filtered by status too, without a query per document."""
+        ...
+    def persistent_failures(self, min_runs: int = 2) -> list[PersistentFailure]: ...
     def mark_deleted(self, document_id: str) -> bool: ...
 
     # the delivery ledger, one row per (document, target account)
@@ -78,6 +120,21 @@ class StateStore(Protocol):
     def record_failure(self, account: str, company: str, ref: DocumentRef, error: str) -> None: ...
     def clear_failure(self, account: str, company: str, source_id: str) -> None: ...
     def failures(self, account: str, company: str) -> list[Failure]: ...
+    # listed items the plugin could not use (ListingError); the cursor is held before them
+    def record_listing_failure(self, account: str, company: str, key: str, field: str | None,
+                               error: str) -> None: ...
+    def clear_listing_failures(self, account: str, company: str, keep: Collection[str] = ()) -> None: ...
+
+    # one runner per home; released by the OS when the holder dies (a PostgreSQL state would use
+    # an advisory lock). Raises ``RunnerBusy`` if another runner keeps it past ``wait`` seconds.
+    def runner_lock(self, me: RunnerInfo, *, wait: float | None = 0.0,
+                    should_stop: Callable[[], bool] = ...) -> AbstractContextManager[None]: ...
+
+    # per-(document, target) claims: a push happens only under its claim, so two runners that get in
+    # at once still push a document once. ``claim`` is an atomic insert-or-take-over-if-expired.
+    def claim(self, document_id: str, target: str, owner: str, lease: float) -> bool: ...
+    def release_claim(self, document_id: str, target: str, owner: str) -> None: ...
+    def renew_claims(self, owner: str, lease: float) -> None: ...
 
     def kv(self, account: str) -> KeyValue: ...
     def close(self) -> None: ...

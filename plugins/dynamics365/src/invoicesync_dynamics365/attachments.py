@@ -25,6 +25,7 @@ from invoicesync import Context, Document, FileRef, OutcomeUnknown
 
 from .client import BusinessCentral, NotFoundError
 from .documents import Kind
+from .files import attachment_name, attachment_names
 
 DOCUMENT_ATTACHMENTS = "documentAttachments"
 INCOMING_ATTACHMENTS = "attachments"
@@ -67,16 +68,16 @@ class Attacher:
         self.check_supported(kind)
         ids: dict[str, str] = {}
         wrote = False
-        for file in files:
-            record = existing.get(file.name)
+        for file, name in attachment_names(files).items():
+            record = existing.get(name)
             if record is None:
-                record = self._create(kind, parent_id, file.name)
+                record = self._create(kind, parent_id, name)
                 wrote = True
             if not self._holds(record, file):
                 self.bc.upload_content(self.company, self.entity, record["id"], file.media_type,
                                        self._chunks(file))
                 wrote = True
-            ids[file.name] = str(record["id"])
+            ids[name] = str(record["id"])
         return ids, wrote
 
     def outdated(self, parent_id: str, files: list[FileRef]) -> list[str]:
@@ -84,8 +85,8 @@ class Attacher:
         existing = self._list(parent_id)
         # A service that cannot show the content back: the same size counts as the same file here,
         # since this only decides what to report, never what to overwrite.
-        return [f.name for f in files if f.name not in existing
-                or not self._holds(existing[f.name], f, unreadable=True)]
+        return [name for f, name in attachment_names(files).items() if name not in existing
+                or not self._holds(existing[name], f, unreadable=True)]
 
     def remove(self, parent_id: str, attachment_ids: set[str]) -> int:
         """Delete those of ``parent_id``'s attachments whose id is given (records we made earlier for
@@ -109,10 +110,12 @@ class Attacher:
         existing = self._list(parent_id)
         pdf = document.pdf or (document.files[0] if document.files else None)
         # Where the service cannot show the content, our file name with our size is the best evidence.
-        if pdf is not None and pdf.name in existing and self._holds(existing[pdf.name], pdf, unreadable=True):
+        names = attachment_names(document.files)
+        pdf_name = (names.get(pdf) or attachment_name(pdf)) if pdf is not None else ""
+        if pdf is not None and pdf_name in existing and self._holds(existing[pdf_name], pdf, unreadable=True):
             return Ownership.MINE
         # Anything complete that is not ours (or our file name with other bytes) is someone else's.
-        ours = {f.name for f in document.files} - ({pdf.name} if pdf else set())
+        ours = set(names.values()) - {pdf_name}
         if any(int(a.get("byteSize") or 0) > 0 for name, a in existing.items() if name not in ours):
             return Ownership.OTHER
         return Ownership.UNFINISHED

@@ -1,13 +1,18 @@
 """Entra client credentials through msal, wrapped as a core ``Authenticator``.
 
 msal keeps the access token in its own in-memory cache and hands it back until it is about to
-expire, so ``apply`` simply asks msal every time. When Business Central refuses a token anyway
-(401: revoked, or the app's registration changed) ``refresh`` drops the cached token so the next
-``acquire_token_for_client`` goes to Entra for a fresh one.
+expire, so ``apply`` simply asks msal every time. One authenticator (one msal application, one
+token cache) serves every batch of an account for the whole run (``shared_authenticator``):
+a new one per batch would fetch the OIDC discovery document and a token again each time. When
+Business Central refuses a token anyway (401: revoked, or the app's registration changed)
+``refresh`` drops the cached token so the next ``acquire_token_for_client`` goes to Entra for a
+fresh one.
 """
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import ssl
 import threading
 from typing import Any
@@ -109,6 +114,32 @@ class MsalAuthenticator:
                 raise AuthError(f"cannot reach the Entra authority {settings.authority}: "
                                 f"{type(exc).__name__}: {exc}") from None
         raise AuthError(f"cannot use the Entra authority {settings.authority}: {first_error}") from None
+
+
+_SHARED: dict[tuple[str, ...], MsalAuthenticator] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_authenticator(settings: Dynamics365Settings, client_secret: str) -> MsalAuthenticator:
+    """The run's authenticator for these credentials: made once, then reused by every batch."""
+    # The secret only as a digest: the key says "same credentials" without holding them twice.
+    key = (settings.authority_host, settings.tenant, settings.client_id, settings.scope,
+           settings.ca_bundle or "", repr(settings.timeout), hashlib.sha256(client_secret.encode()).hexdigest())
+    with _SHARED_LOCK:
+        authenticator = _SHARED.get(key)
+        if authenticator is None:
+            authenticator = _SHARED[key] = MsalAuthenticator(settings, client_secret)
+        return authenticator
+
+
+@atexit.register
+def close_shared() -> None:
+    """Close every shared authenticator's HTTP client (at exit; tests may call it)."""
+    with _SHARED_LOCK:
+        authenticators = list(_SHARED.values())
+        _SHARED.clear()
+    for authenticator in authenticators:
+        authenticator.close()
 
 
 def explain_entra_error(result: dict[str, Any]) -> str:

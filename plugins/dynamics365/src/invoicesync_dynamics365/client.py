@@ -13,10 +13,10 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
-from invoicesync import AuthError, Context, InvoiceSyncError, RemoteError
-from invoicesync.http import HttpClient, iter_pages
+from invoicesync import AuthError, Context, InvoiceSyncError, OutcomeUnknown, RemoteError
+from invoicesync.http import HttpClient, Verdict, iter_pages
 
-from .auth import MsalAuthenticator
+from .auth import MsalAuthenticator, shared_authenticator
 from .settings import Dynamics365Settings
 
 SERVICE = "dynamics365"
@@ -68,6 +68,14 @@ def parse_error(response: httpx.Response) -> InvoiceSyncError:
     return RemoteError(message, status=status, code=code, service=SERVICE)
 
 
+def classify(response: httpx.Response) -> Verdict | None:
+    """A 5xx to a POST is not resent blind: BC may have made the record before the gateway gave
+    up (504 after commit). ``create`` turns it into ``OutcomeUnknown`` and callers look it up."""
+    if response.status_code >= 500 and response.request.method == "POST":
+        return Verdict.OK
+    return None
+
+
 #: Content-Type of an ``attachmentContent`` upload: raw bytes, never JSON or base64.
 CONTENT_TYPE = "application/octet-stream"
 #: Answers to reading ``attachmentContent`` that mean "this service does not serve it".
@@ -116,27 +124,28 @@ class BusinessCentral:
     """The entities this plugin touches, for one environment (``settings.api_base``)."""
 
     def __init__(self, http: HttpClient, authenticator: MsalAuthenticator | None = None, *,
-                 base_url: str = "") -> None:
+                 base_url: str = "", owns_authenticator: bool = True) -> None:
         self.http = http
         self.authenticator = authenticator
+        self._owns_authenticator = owns_authenticator
         #: The API root ``http`` was made for; relative next links are resolved from it.
         self.base_url = base_url.rstrip("/") + "/" if base_url else ""
 
     def close(self) -> None:
-        """Close msal's HTTP client (core closes ``http`` with the context)."""
-        if self.authenticator is not None:
+        """Close msal's HTTP client unless it is the run's shared one (core closes ``http``)."""
+        if self.authenticator is not None and self._owns_authenticator:
             self.authenticator.close()
 
     @classmethod
     def for_context(cls, ctx: Context, secret: str) -> BusinessCentral:
         settings: Dynamics365Settings = ctx.settings
-        authenticator = MsalAuthenticator(settings, secret)
+        authenticator = shared_authenticator(settings, secret)
         http = ctx.http(
             settings.api_base, service=SERVICE, auth=authenticator,
-            error_parser=parse_error, timeout=settings.timeout,
+            error_parser=parse_error, classify=classify, timeout=settings.timeout,
             headers={"Accept": "application/json"},
         )
-        return cls(http, authenticator, base_url=settings.api_base)
+        return cls(http, authenticator, base_url=settings.api_base, owns_authenticator=False)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -196,7 +205,18 @@ class BusinessCentral:
     # -- writing -----------------------------------------------------------------------------
 
     def create(self, company: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.http.post(f"companies({company})/{path}", json=body)
+        """POST a new record. No answer, or a 5xx (which BC may send after committing), raises
+        ``OutcomeUnknown``: the caller looks the record up before it ever sends the POST again."""
+        try:
+            response = self.http.post(f"companies({company})/{path}", json=body)
+        except OutcomeUnknown:
+            raise
+        except RemoteError as exc:
+            if (exc.status or 0) < 500:
+                raise
+            raise OutcomeUnknown(f"POST {path}: Business Central answered {exc.status}, and the record may have been "
+                                 f"made all the same; look it up before sending again ({exc})",
+                                 status=exc.status, code=exc.code, service=SERVICE) from exc
         result: dict[str, Any] = response.json()
         return result
 
@@ -211,10 +231,14 @@ class BusinessCentral:
         result: dict[str, Any] = response.json() if response.content else {}
         return result
 
-    def delete(self, company: str, path: str) -> None:
-        """Delete a record we just made. ``If-Match: *`` (as Microsoft's own S2S sample sends):
-        the etag from its create answer goes stale as soon as a line or total changes it."""
-        self.http.request("DELETE", f"companies({company})/{path}", headers={"If-Match": "*"})
+    def delete(self, company: str, path: str, *, etag: str = "*") -> None:
+        """Delete a record. ``If-Match: *`` (as Microsoft's own S2S sample sends) for one we just made,
+        whose create answer's etag goes stale as soon as a line or total changes it; the etag read
+        when only that version may go (a 412 ``Request_EntityChanged`` otherwise)."""
+        try:
+            self.http.request("DELETE", f"companies({company})/{path}", headers={"If-Match": etag})
+        except NotFoundError:
+            pass  # gone already: a resent DELETE whose first answer was lost, or someone else removed it
 
     def upload_content(self, company: str, entity: str, attachment_id: str, media_type: str,
                        chunks: Callable[[], Iterable[bytes]]) -> None:

@@ -75,12 +75,23 @@ def auth(account: Account, ctx: Context) -> list[Company]:
         raise ConfigError(f"environment {settings.environment!r} has no company this app can see")
     wanted = ctx.options.get("company") or settings.company_id
     if wanted:
-        chosen = [c for c in companies if wanted in (c.id, c.name)]
-        if not chosen:
-            known = ", ".join(f"{c.name} ({c.id})" for c in companies)
-            raise ConfigError(f"no company {wanted!r} in environment {settings.environment!r}; companies: {known}")
-        return chosen
+        return [_choose(companies, str(wanted), settings.environment)]
     return companies
+
+
+def _choose(companies: list[Company], wanted: str, environment: str) -> Company:
+    """A company by id (any case: a GUID), else by name; two of that name are an error, never a guess."""
+    by_id = [c for c in companies if c.id.lower() == wanted.strip().lower()]
+    by_name = by_id or [c for c in companies if c.name == wanted] \
+        or [c for c in companies if c.name.strip().casefold() == wanted.strip().casefold()]
+    if len(by_name) == 1:
+        return by_name[0]
+    if by_name:
+        candidates = ", ".join(f"{c.name} ({c.id})" for c in by_name)
+        raise ConfigError(f"more than one company in environment {environment!r} is called {wanted!r}: "
+                          f"{candidates}; give its id instead")
+    known = ", ".join(f"{c.name} ({c.id})" for c in companies)
+    raise ConfigError(f"no company {wanted!r} in environment {environment!r}; companies: {known}")
 
 
 def _company(raw: dict[str, Any]) -> Company:

@@ -34,6 +34,10 @@ class Dynamics365Settings(Settings):
     lines: Literal["none", "comment"] = Field(
         "none", description="none: header only; comment: one Comment line summarising the totals"
     )
+    on_delete: Literal["delete", "keep"] = Field(
+        "delete", description="A document deleted at the source: delete its draft if unposted and unchanged "
+        "since export (delete), or leave Business Central as it is (keep)",
+    )
     ca_bundle: str | None = Field(None, description="CA file to trust (a local sandbox's throw-away CA)")
     timeout: float = Field(60.0, description="Seconds to wait for one API answer")
 

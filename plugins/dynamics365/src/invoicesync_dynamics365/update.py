@@ -17,7 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from invoicesync import Context, DeliveryStatus, Document, DocumentError, FileRef, PushRequest, RemoteError
+from invoicesync import (
+    Context,
+    DeliveryStatus,
+    Document,
+    DocumentError,
+    FileRef,
+    OutcomeUnknown,
+    PushRequest,
+    RemoteError,
+)
 
 from . import documents
 from .attachments import Attacher
@@ -214,13 +223,30 @@ class DraftUpdater:
         lines = [] if fresh else self.bc.lines(self.company, kind.entity, draft_id, kind.lines)
         ours = next((line for line in lines if documents.is_our_comment(line)), None)
         if ours is None:
-            self.bc.create(self.company, f"{kind.entity}({draft_id})/{kind.lines}", wanted)
+            try:
+                self.bc.create(self.company, f"{kind.entity}({draft_id})/{kind.lines}", wanted)
+            except OutcomeUnknown:
+                # The line may have been made (a 5xx after the commit): look before adding another.
+                if self._our_comment(kind, draft_id) is None:
+                    raise
             return True
         if ours.get("description") == wanted["description"]:
             return False
-        self.bc.patch(self.company, f"{kind.entity}({draft_id})/{kind.lines}({ours['id']})",
-                      {"description": wanted["description"]}, str(ours.get("@odata.etag") or "*"))
+        try:
+            self.bc.patch(self.company, f"{kind.entity}({draft_id})/{kind.lines}({ours['id']})",
+                          {"description": wanted["description"]}, str(ours.get("@odata.etag") or "*"))
+        except RemoteError as exc:
+            # 412: a resend of a PATCH that had landed, or someone edited the line; read it again.
+            if exc.status != 412:
+                raise
+            again = self._our_comment(kind, draft_id)
+            if again is None or again.get("description") != wanted["description"]:
+                raise
         return True
+
+    def _our_comment(self, kind: Kind, draft_id: str) -> dict[str, Any] | None:
+        lines = self.bc.lines(self.company, kind.entity, draft_id, kind.lines)
+        return next((line for line in lines if documents.is_our_comment(line)), None)
 
     def _comment_differs(self, kind: Kind, draft_id: str, document: Document) -> bool:
         wanted = documents.comment_line(document)["description"]

@@ -4,8 +4,11 @@ Served over TLS (msal accepts only https authorities), e.g. ``invoicesync sandbo
 Tenant, app and data are generated; ``account_settings``/``account_secrets`` point an account at
 it. Knobs for tests: ``page_size`` (server paging), ``rate_limit``/``rate_window``/``retry_after``
 (429 throttling), ``document_attachments=False`` (an older tenant without that entity),
-``lcy_code_accepted=False`` (a service that refuses the local currency's code, taking only a
-blank ``currencyCode`` for it), ``next_links="path"|"relative"`` (relative ``@odata.nextLink``s),
+the fault action ``commit_then_status`` (the write happens, the answer is a 5xx),
+``max_upload_bytes`` (350 MB, as BC online), ``lenient=[...]`` (waive one of BC's refusals, see
+``LENIENCIES``; all are enforced by default), ``lcy_code_accepted=False`` (a service that
+refuses the local currency's code, taking only a blank ``currencyCode`` for it),
+``next_links="path"|"relative"`` (relative ``@odata.nextLink``s),
 ``Entra.apps`` (setup mistakes: unknown app, not registered in BC, missing permission), plus the
 core fault injection (``add_fault``).
 """
@@ -16,11 +19,11 @@ import collections
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from invoicesync.sandbox import Request, Response, SandboxApp
+from invoicesync.sandbox import Fault, Request, Response, SandboxApp
 
 from ._bc import BcApi, BcError
 from ._entra import Entra, EntraApp
@@ -31,6 +34,16 @@ DEMO_DOMAIN = "invoicesync-demo.onmicrosoft.com"
 DEMO_CLIENT_ID = "8b1d3c4e-2f6a-4e7b-9c0d-1a2b3c4d5e6f"
 DEMO_SECRET = "sandbox-only-secret-not-real"
 DEMO_COMPANY = "CRONUS BE Demo"
+
+#: Fault action: serve the request (the write is committed), then answer ``status`` instead,
+#: e.g. ``{"action": "commit_then_status", "status": 504, "method": "POST", "path": "/purchaseInvoices$"}``.
+COMMIT_THEN_STATUS = "commit_then_status"
+#: BC online's documented maximum upload size (operational limits).
+MAX_UPLOAD_BYTES = 350 * 1024 * 1024
+#: Refusals of real BC that a test may waive with ``lenient=[...]`` (each is strict by default):
+#: a quoted company GUID, a fileName over 250 characters, an upload over ``max_upload_bytes``, an
+#: ``attachmentContent`` sent as JSON.
+LENIENCIES = ("quoted_guids", "file_name_length", "upload_size", "json_content")
 
 _BASE = r"/v2\.0/(?P<tenant>[^/]+)/(?P<env>[^/]+)/api/v2\.0"
 _COMPANY = _BASE + r"/companies\((?P<cid>[^)]+)\)"
@@ -53,8 +66,15 @@ class BusinessCentralSandbox(SandboxApp):
                  document_attachments: bool = True, rate_limit: int | None = None, rate_window: float = 300.0,
                  retry_after: float | None = None, token_lifetime: int = 3599,
                  content_dir: Path | None = None, lcy_code_accepted: bool = True,
-                 next_links: str = "absolute") -> None:
+                 next_links: str = "absolute", max_upload_bytes: int = MAX_UPLOAD_BYTES,
+                 lenient: Iterable[str] = ()) -> None:
         super().__init__()
+        unknown = set(lenient) - set(LENIENCIES)
+        if unknown:
+            raise ValueError(f"unknown leniencies {sorted(unknown)}; known: {', '.join(LENIENCIES)}")
+        #: The refusals of real BC (per the API notes) this sandbox waives; none unless asked.
+        self.lenient = frozenset(lenient)
+        self.max_upload_bytes = max_upload_bytes
         self.entra = Entra(tenant, domain, token_lifetime)
         self.entra.apps[DEMO_CLIENT_ID] = EntraApp(DEMO_CLIENT_ID, DEMO_SECRET)
         self.environments = set(environments)
@@ -81,8 +101,10 @@ class BusinessCentralSandbox(SandboxApp):
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> BusinessCentralSandbox:
         known = {"page_size", "document_attachments", "rate_limit", "rate_window", "retry_after", "token_lifetime",
-                 "lcy_code_accepted", "next_links"}
-        app = cls(**{k: v for k, v in options.items() if k in known})
+                 "lcy_code_accepted", "next_links", "max_upload_bytes"}
+        lenient = options.get("lenient") or ()
+        app = cls(**{k: v for k, v in options.items() if k in known},
+                  lenient=lenient.split(",") if isinstance(lenient, str) else lenient)
         app.seed(random.Random(options.get("seed", 1)))
         return app
 
@@ -92,8 +114,8 @@ class BusinessCentralSandbox(SandboxApp):
             company.add_vendor(name, vat)
         return company
 
-    def add_company(self, name: str) -> CompanyData:
-        company = CompanyData(str(uuid.uuid4()), name)
+    def add_company(self, name: str, display_name: str = "") -> CompanyData:
+        company = CompanyData(str(uuid.uuid4()), name, display_name)
         self.companies[company.id] = company
         return company
 
@@ -193,7 +215,11 @@ class BusinessCentralSandbox(SandboxApp):
             raise BcError(404, "BadRequest_NotFound", "No HTTP resource was found that matches the request URI.")
         if not need_company:
             return None
-        company = self.companies.get(request.params["cid"].strip("'").lower())
+        cid = request.params["cid"]
+        if cid.startswith("'") and "quoted_guids" not in self.lenient:
+            # BC writes the company GUID bare in the key: companies(<guid>), never companies('<guid>').
+            raise BcError(400, "BadRequest", f"Cannot convert the literal {cid} to the expected type 'Edm.Guid'.")
+        company = self.companies.get(cid.strip("'").lower())
         if company is None:
             raise BcError(404, "Internal_CompanyNotFound", f"Cannot find company {request.params['cid']}.")
         return company
@@ -210,9 +236,18 @@ class BusinessCentralSandbox(SandboxApp):
                 raise _TooManyError(self.retry_after)
             calls.append(moment)
 
+    def _fire(self, request: Request) -> Fault | None:
+        fault = super()._fire(request)
+        if fault is not None and fault.action == COMMIT_THEN_STATUS:
+            # Not a fault before handling: the request is served (the write happens), and only
+            # its answer is replaced, in ``handle``.
+            request.commit_fault = fault  # type: ignore[attr-defined]
+            return None
+        return fault
+
     def handle(self, request: Request) -> Response:
         try:
-            return super().handle(request)
+            response = super().handle(request)
         except _TooManyError as exc:
             response = self.error(429, "Application_TooManyRequests",
                                   f"Too many requests reached. Maximum ({self.rate_limit}).", request)
@@ -220,6 +255,12 @@ class BusinessCentralSandbox(SandboxApp):
                 response.headers["Retry-After"] = f"{exc.retry_after:g}"
             self._log(request, 429)
             return response
+        fault = getattr(request, "commit_fault", None)
+        if fault is not None and response.status < 400:
+            # What a gateway timeout after the commit looks like: the record exists, the answer says 5xx.
+            response = self.error(fault.status, fault.code or "Internal_ServerError", "injected fault after commit",
+                                  request)
+        return response
 
 
 class _TooManyError(Exception):
@@ -228,4 +269,5 @@ class _TooManyError(Exception):
         self.retry_after = retry_after
 
 
-__all__ = ["DEMO_CLIENT_ID", "DEMO_SECRET", "DEMO_TENANT", "BusinessCentralSandbox", "EntraApp"]
+__all__ = ["COMMIT_THEN_STATUS", "DEMO_CLIENT_ID", "DEMO_SECRET", "DEMO_TENANT", "LENIENCIES", "MAX_UPLOAD_BYTES",
+           "BusinessCentralSandbox", "EntraApp"]

@@ -331,7 +331,8 @@ class BcApi:
         file_name = str(body.get("fileName", ""))
         if not file_name:
             raise BcError(400, "Application_FieldValidationException", "File Name must have a value.")
-        _max_length(file_name, 250, "fileName")
+        if "file_name_length" not in self.sandbox.lenient:
+            _max_length(file_name, 250, "fileName")  # Document Attachment "File Name" is Text[250]
         attachment: dict[str, Any] = {"@odata.etag": new_etag(), "id": str(uuid.uuid4()), "parentId": parent_id,
                                       "fileName": file_name, "byteSize": 0, "lastModifiedDateTime": now(),
                                       "parentType": parent_type}
@@ -345,9 +346,14 @@ class BcApi:
         _check_if_match(request, attachment)
         content_type = request.headers.get("content-type") or ""
         self.sandbox.upload_content_types.append(content_type)
-        if content_type.split(";")[0].strip().lower() == "application/json":
+        if content_type.split(";")[0].strip().lower() == "application/json" \
+                and "json_content" not in self.sandbox.lenient:
             raise BcError(400, "BadRequest", "The attachment content must be the raw file, not JSON.")
-        size = self.sandbox.content.write(attachment["id"], request.iter_body())
+        limit = None if "upload_size" in self.sandbox.lenient else self.sandbox.max_upload_bytes
+        size = self.sandbox.content.write(attachment["id"], request.iter_body(), limit=limit)
+        if size is None:
+            raise BcError(413, "BadRequest_RequestEntityTooLarge",
+                          f"The file is larger than the maximum upload size ({self.sandbox.max_upload_bytes} bytes).")
         attachment.update({"byteSize": size, "@odata.etag": new_etag(), "lastModifiedDateTime": now()})
         return Response(204)
 

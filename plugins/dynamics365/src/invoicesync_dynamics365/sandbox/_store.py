@@ -50,6 +50,8 @@ def new_etag() -> str:
 class CompanyData:
     id: str
     name: str
+    #: BC's company ``name`` is its unique key; the ``displayName`` people see may repeat.
+    display_name: str = ""
     local_currency: str = "EUR"
     currencies: set[str] = field(default_factory=lambda: {"USD", "GBP", "CHF"})
     vendors: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -63,7 +65,8 @@ class CompanyData:
 
     def company_json(self) -> dict[str, Any]:
         return {"id": self.id, "systemVersion": "25.0.23364.0", "timestamp": 12345, "name": self.name,
-                "displayName": self.name, "businessProfileId": "", "systemCreatedAt": "2024-01-01T00:00:00Z",
+                "displayName": self.display_name or self.name, "businessProfileId": "",
+                "systemCreatedAt": "2024-01-01T00:00:00Z",
                 "systemCreatedBy": "00000000-0000-0000-0000-000000000001",
                 "systemModifiedAt": "2024-01-01T00:00:00Z",
                 "systemModifiedBy": "00000000-0000-0000-0000-000000000001"}
@@ -104,12 +107,21 @@ class ContentStore:
     def path(self, attachment_id: str) -> Path:
         return self.root / attachment_id
 
-    def write(self, attachment_id: str, chunks: Any) -> int:
+    def write(self, attachment_id: str, chunks: Any, limit: int | None = None) -> int | None:
+        """Store the content; ``None`` (and the old content kept) if it grows past ``limit`` bytes."""
         size = 0
-        with open(self.path(attachment_id), "wb") as handle:
+        part = self.path(attachment_id).with_suffix(".part")
+        with open(part, "wb") as handle:
             for chunk in chunks:
-                handle.write(chunk)
                 size += len(chunk)
+                if limit is not None and size > limit:
+                    for _ in chunks:  # read the rest of the request, so the connection stays usable
+                        pass
+                    handle.close()
+                    part.unlink()
+                    return None
+                handle.write(chunk)
+        part.replace(self.path(attachment_id))
         return size
 
     def chunks(self, attachment_id: str, size: int = 1024 * 1024) -> Iterator[bytes]:
