@@ -116,7 +116,11 @@ def _find_uv() -> str | None:
 @handle_errors
 def install(names: tuple[str, ...], upgrade: bool, find_links: tuple[str, ...], index_url: str | None,
             extra_index_urls: tuple[str, ...], no_index: bool, pre: bool) -> None:
-    """Install connector packages into this same environment (``billit`` means ``invoicesync-billit``)."""
+    """Install connector packages into this same environment (``billit`` means ``invoicesync-billit``).
+
+    Uses pip, or uv where the environment has none (as uv makes them); this invoicesync stays at
+    its version, so pip picks connector releases that support it.
+    """
     options = IndexOptions(find_links, index_url, extra_index_urls, no_index, pre, upgrade)
     command = installer_command(package_names(names), options)
     click.echo(" ".join(command), err=True)
