@@ -141,3 +141,14 @@ def test_the_plugin_template_generates_the_same_metadata(tmp_path: Path, kind: s
     check_metadata(project, data["project"], data["build-system"])
     api = hookspecs.API_VERSION
     assert data["project"]["dependencies"] == [f"invoicesync>=0.{api},<0.{api + 2}"]
+
+
+def test_a_tls_sandbox_without_trustme_is_a_clear_error_the_demo_can_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    """trustme is a dependency now; should an environment still lack it, `invoicesync demo` skips
+    the TLS sandbox with this reason (it catches InvoiceSyncError) instead of dying on a traceback."""
+    from invoicesync import ConfigError
+    from invoicesync.sandbox import SandboxApp, serve
+
+    monkeypatch.setitem(sys.modules, "trustme", None)  # what `import trustme` sees when it is not installed
+    with pytest.raises(ConfigError, match="needs trustme"):
+        serve(SandboxApp(), tls=True)

@@ -154,6 +154,7 @@ def serve(app: SandboxApp, host: str = "127.0.0.1", port: int = 0, *, tls: bool 
         try:
             import trustme
         except ImportError:  # a dependency of invoicesync; missing only from a broken environment
+            server.server_close()
             raise ConfigError("serving a sandbox over TLS needs trustme: pip install trustme") from None
 
         ca = trustme.CA()
