@@ -25,6 +25,7 @@ lint: install
 # pytest's own temporary folders go to build/, so that a test leaving anything in $$TMPDIR shows
 # (.ci/run checks that it stays empty). PYTEST_ARGS: e.g. `-n 2` (pytest-xdist) or `-x`.
 test: lint
+	mkdir -p build
 	$(BIN)/pytest --basetemp=build/pytest-tmp $(PYTEST_ARGS)
 
 # Build every sdist and wheel, twine-check them, and install them into fresh venvs as a pip user
