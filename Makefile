@@ -22,11 +22,9 @@ lint: install
 	$(BIN)/ruff check conftest.py core plugins tests benchmarks tools
 	$(BIN)/mypy
 
-# pytest's own temporary folders go to build/, so that a test leaving anything in $$TMPDIR shows
-# (.ci/run checks that it stays empty). PYTEST_ARGS: e.g. `-n 2` (pytest-xdist) or `-x`.
+# PYTEST_ARGS: e.g. `-n 2` (pytest-xdist), `-x`, or `--basetemp=DIR` (as .ci/run does).
 test: lint
-	mkdir -p build
-	$(BIN)/pytest --basetemp=build/pytest-tmp $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Build every sdist and wheel, twine-check them, and install them into fresh venvs as a pip user
 # would (core with each plugin alone, and invoicesync[all]): plugins load, sandboxes serve, the demo delivers.

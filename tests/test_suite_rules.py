@@ -12,6 +12,7 @@ RULES = (Path(__file__).parent.parent / "conftest.py").read_text()
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_an_unexpected_skip_fails_the_run_and_says_why(pytester: pytest.Pytester, workers: list[str]) -> None:
+    pytester.makeini("[pytest]\n")  # its own rootdir, wherever pytest's temporary folders are
     pytester.makeconftest(RULES)
     pytester.makepyfile(test_sdk="""
         import pytest
@@ -29,6 +30,7 @@ def test_an_unexpected_skip_fails_the_run_and_says_why(pytester: pytest.Pytester
 
 
 def test_an_expected_skip_passes(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\n")  # its own rootdir, wherever pytest's temporary folders are
     pytester.makeconftest(RULES)
     (pytester.path / "tests").mkdir()
     (pytester.path / "tests" / "test_conformance_target.py").write_text(
