@@ -66,7 +66,40 @@ def test_fatal_errors_exit_2_with_a_helpful_message(cli_plugins: Plugins, invoic
     assert code == 2 and "no plugin called 'nosuch' is installed" in output
     code, output = run("sync")
     assert code == 2 and "no accounts to sync" in output
-    code, output = run("connect", "localfs", "--root", "x", "--colour", "blue")
-    assert code == 0  # unknown flags are plugin options, not settings
+    code, output = run("connect", "localfs", "--root", "x", "--tempalte", "{number}.{ext}")
+    # A typo is refused, naming the valid settings and export options, and nothing is stored.
+    assert code == 2 and "unknown setting tempalte" in output and "template" in output and "since" in output
+    assert run_json("accounts") == []
+    code, output = run("connect", "localfs", "--root", "x", "--relogin")
+    assert code == 2 and "no account called 'localfs'" in output  # --relogin never makes a new account
+    assert run("connect", "localfs", "--root", "x")[0] == 0
+    code, output = run("connect", "localfs", "--relogin")
+    assert code == 0  # a connect option is handed to the plugin's login, not stored
+    assert "relogin" not in json.dumps(run_json("accounts"))
     code, output = run("connect", "localfs", "--name", "bad", "--template", "{nope}")
     assert (code == 2 and "invalid settings" in output) or "unknown template field" in output
+
+
+def test_export_options_at_connect_in_accounts_and_deleted_documents(
+        cli_plugins: Plugins, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget], invoicesync_home: Path,
+        tmp_path: Path) -> None:
+    _, source, _target = memory_plugins
+    assert run("connect", "memory")[0] == 0
+    code, output = run("connect", "localfs", "--name", "archive", "--root", str(tmp_path / "out"),
+                       "--files", "pdf,attachments", "--since", "2025-01-01", "--directions", "purchase")
+    assert code == 0, output
+    archive = next(a for a in run_json("accounts") if a["name"] == "archive")  # type: ignore[attr-defined]
+    assert archive["export_options"] == {"files": ["pdf", "attachments"], "directions": ["purchase"],
+                                         "since": "2025-01-01"}
+    assert "exports only: files=pdf,attachments" in run("accounts")[1]
+    code, output = run("connect", "localfs", "--name", "bad", "--root", "x", "--since", "yesterday")
+    assert code == 2 and "since" in output
+
+    assert run("sync")[0] == 0
+    source.touch("m3", deleted=True)
+    code, output = run("sync")
+    assert code == 0 and "1 deleted" in output  # the memory source's import count
+    deleted = run_json("documents", "--deleted")
+    assert [d["id"] for d in deleted] == ["memory:memory:c1:m3"]  # type: ignore[index]
+    assert deleted[0]["deliveries"] == {"archive": "skipped"}  # type: ignore[index]  # localfs keeps it by default
+    assert len(run_json("documents")) == 24  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from invoicesync import OutcomeUnknown, RateLimited, RemoteError
+from invoicesync import AuthError, OutcomeUnknown, RateLimited, RemoteError
 from invoicesync.http import Budget, HttpClient, OAuth2Client, TokenAuth, TokenSet, Verdict, iter_pages, next_link
 
 
@@ -107,6 +107,18 @@ def test_tokens_are_refreshed_before_they_expire() -> None:
     auth = TokenAuth(slot, lambda t: TokenSet(access_token="fresh", refresh_token="r2", expires_at=time.time() + 3600))
     client(api, auth=auth).get("/x")
     assert seen == ["Bearer fresh"]
+
+
+@pytest.mark.parametrize("stored", ["ya29.bare-access-token-not-a-set", '{"refresh_token": "r-only-secret"}'])
+def test_a_stored_login_that_is_not_a_token_set_is_an_auth_error_naming_the_relogin_command(stored: str) -> None:
+    slot = Slot()
+    slot.values["oauth_token"] = stored
+    relogin = "invoicesync connect books --name acme --relogin"
+    auth = TokenAuth(slot, lambda t: t, relogin=relogin)
+    with pytest.raises(AuthError, match=f"run `{relogin}` to log in again") as caught:
+        auth.current()
+    assert "bare-access-token" not in str(caught.value) and "r-only-secret" not in str(caught.value)
+    assert "ValidationError" not in str(caught.value)
 
 
 def test_budget_pauses_everyone_and_limits_the_rate() -> None:

@@ -3,8 +3,19 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from invoicesync import Company, ConfigError, Direction, Document, Party
-from invoicesync.naming import NameRules, render_path, safe_segment, sibling, validate_template, with_suffix_number
+from invoicesync import Company, ConfigError, Direction, Document, FileRef, FileRole, Party
+from invoicesync.naming import (
+    NameRules,
+    file_ext,
+    file_keys,
+    main_file,
+    plan_files,
+    render_path,
+    safe_segment,
+    sibling,
+    validate_template,
+    with_suffix_number,
+)
 
 
 def doc(counterparty: str = "Supplier NV", number: str = "INV-1") -> Document:
@@ -52,3 +63,32 @@ def test_bad_templates_are_refused_with_the_reason() -> None:
         validate_template("../{number}.pdf")
     with pytest.raises(ConfigError):
         render_path("{company.__class__}.pdf", doc())
+
+
+def ref(name: str, role: str = "attachment", media_type: str = "application/octet-stream", n: int = 0) -> FileRef:
+    return FileRef(name=name, media_type=media_type, size=1, sha256=f"{n:064x}", role=FileRole(role))
+
+
+def test_every_file_is_planned_beside_the_main_one_with_safe_unique_names() -> None:
+    files = [ref("INV-1.pdf", "pdf", n=1), ref("INV-1.xml", "ubl", n=2), ref("terms.pdf", n=3),
+             ref("../../etc/passwd", n=4), ref("CON", media_type="image/jpeg", n=5), ref("Terms.PDF", n=6),
+             ref(unicodedata.normalize("NFD", "reçu.jpg"), n=7), ref("x" * 300 + ".xlsx", n=8)]
+    planned = [p for p, _ in plan_files("A/2026/INV-1.pdf", files)]
+    assert planned[:4] == ["A/2026/INV-1.pdf", "A/2026/INV-1.xml", "A/2026/INV-1_terms.pdf", "A/2026/INV-1_passwd"]
+    assert planned[4] == "A/2026/INV-1_CON.jpg"  # an extension from the media type
+    assert planned[5] == "A/2026/INV-1_Terms (2).PDF"  # unique even where names ignore case
+    assert planned[6] == "A/2026/" + unicodedata.normalize("NFC", "INV-1_reçu.jpg")
+    assert planned[7].endswith(".xlsx") and len(planned[7].split("/")[-1].encode()) <= 255
+    assert all(p.startswith("A/2026/") and p.count("/") == 2 for p in planned)
+
+
+def test_an_image_only_document_is_named_by_its_image() -> None:
+    photo = ref("scan", media_type="image/jpeg", n=1)
+    assert main_file([photo]) is photo and file_ext(photo) == "jpg"
+    assert main_file([ref("a.png", n=1), ref("b.pdf", "pdf", n=2)]).name == "b.pdf"  # type: ignore[union-attr]
+    assert plan_files("x/INV.jpg", [photo]) == [("x/INV.jpg", photo)]
+
+
+def test_file_keys_are_stable_and_unique_within_a_document() -> None:
+    files = [ref("a.pdf", "pdf", n=1), ref("a.xml", "ubl", n=2), ref("photo.jpg", n=3), ref("photo.jpg", n=4)]
+    assert file_keys(files) == ["pdf", "ubl", "attachment:photo.jpg", "attachment:photo.jpg#2"]

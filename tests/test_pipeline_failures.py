@@ -206,7 +206,7 @@ def test_a_full_disk_ends_the_run_cleanly_instead_of_hanging(
 
 def test_a_dying_backlog_feeder_ends_the_run_with_one_line(
         memory_workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(target: str) -> Iterator[Document]:
+    def broken(target: str, export_options: str | None = None) -> Iterator[Document]:
         raise RuntimeError("cannot read\nthe ledger")
 
     monkeypatch.setattr(memory_workspace.state, "undelivered", broken)

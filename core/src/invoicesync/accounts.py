@@ -7,6 +7,7 @@ from typing import Any
 
 from .context import UI, NonInteractiveUI, PluginKind
 from .errors import ConfigError, PluginError
+from .http import wants_relogin
 from .models import Account, AccountDirection, Company
 from .plugins import Plugins
 from .sandbox import RunningSandbox
@@ -22,25 +23,85 @@ def connect(
     settings: dict[str, Any] | None = None,
     companies: Sequence[str] = (),
     options: dict[str, Any] | None = None,
+    choose_again: bool = False,
 ) -> Account:
-    """Add (or re-connect) an account: validate settings, run the plugin's ``auth``, choose companies."""
+    """Add (or re-connect) an account: validate settings, run the plugin's ``auth``, choose companies.
+
+    A re-connect (e.g. ``--relogin``) keeps the companies chosen before; ``companies`` or
+    ``choose_again`` (the checklist) replace them. An account declared in ``invoicesync.toml`` is
+    only logged in: its login goes to its secrets, its settings and companies stay in the file."""
     plugin = workspace.plugins.get(plugin_name)
     name = name or plugin_name
+    declared = next((a for a in workspace.accounts() if a.name == name and a.origin == "config"), None)
+    if declared is not None:
+        return _log_in_declared(workspace, declared, plugin_name, ui=ui, settings=settings or {},
+                                companies=companies, options=options, choose_again=choose_again)
     existing = workspace.state.get_account(name)
     if existing is not None and existing.plugin != plugin_name:
         raise ConfigError(f"an account called {name!r} already uses {existing.plugin}; pick another --name")
-    if any(a.name == name and a.origin == "config" for a in workspace.accounts()):
-        raise ConfigError(f"account {name!r} is defined in the config file; change it there")
+    if existing is None and wants_relogin(options or {}):
+        # A mistyped --name must not quietly become a second account.
+        known = ", ".join(a.name for a in workspace.accounts()) or "none"
+        raise ConfigError(f"--relogin logs an existing account in again, and there is no account called "
+                          f"{name!r} (accounts: {known}); to add it, run connect without --relogin")
     direction = AccountDirection.IMPORT if plugin.kind is PluginKind.SOURCE else AccountDirection.EXPORT
     merged = {**(existing.settings if existing else {}), **(settings or {})}
     account = Account(name=name, plugin=plugin_name, direction=direction, settings=merged)
+    if direction is AccountDirection.EXPORT:
+        workspace.export_options(account)  # refuse a bad filter now, not at the first sync
+    available = _authenticate(workspace, account, ui, options)
+    if existing is not None and existing.companies and not companies and not choose_again:
+        account.companies = _keep_companies(existing, available)
+    else:
+        account.companies = choose_companies(available, companies, ui, multiple=plugin.kind is PluginKind.SOURCE)
+    workspace.state.save_account(account)
+    return account
+
+
+def _authenticate(workspace: Workspace, account: Account, ui: UI, options: dict[str, Any] | None) -> list[Company]:
+    """Run the plugin's ``auth`` (it stores the login in the account's secrets); the companies it reaches."""
     ctx = workspace.context(account, ui=ui, options=options)
     try:
-        available = workspace.plugins.call(plugin_name, "auth", account=account, ctx=ctx) or []
+        return list(workspace.plugins.call(account.plugin, "auth", account=account, ctx=ctx) or [])
     finally:
         ctx.close()
-    account.companies = choose_companies(available, companies, ui, multiple=plugin.kind is PluginKind.SOURCE)
-    workspace.state.save_account(account)
+
+
+def _keep_companies(existing: Account, available: Sequence[Company]) -> list[Company]:
+    """The companies chosen before, as the new login sees them; one it cannot reach is an error
+    rather than a quietly shorter list."""
+    if not available:  # the plugin lists no companies on login: nothing to check against
+        return list(existing.companies)
+    by_id = {c.id: c for c in available}
+    if lost := [c for c in existing.companies if c.id not in by_id]:
+        names = ", ".join(f"{c.id} ({c.name})" for c in lost)
+        raise ConfigError(f"this login cannot reach {names}, synced by {existing.name} until now; log in as a "
+                          f"user who can, or choose again with `invoicesync connect {existing.plugin} "
+                          f"--name {existing.name} --companies`")
+    return [by_id[c.id] for c in existing.companies]
+
+
+def _log_in_declared(workspace: Workspace, account: Account, plugin_name: str, *, ui: UI,
+                     settings: dict[str, Any], companies: Sequence[str], options: dict[str, Any] | None,
+                     choose_again: bool) -> Account:
+    """Log in an account declared in ``invoicesync.toml``: the login is stored for the account's
+    secrets; the file stays the one place its settings and companies are written."""
+    where = workspace.config.path or "invoicesync.toml"
+    if account.plugin != plugin_name:
+        raise ConfigError(f"account {account.name!r} uses {account.plugin} in {where}; run "
+                          f"`invoicesync connect {account.plugin} --name {account.name}`")
+    if settings:
+        raise ConfigError(f"account {account.name!r} takes its settings from {where}; "
+                          f"change {', '.join(sorted(settings))} there")
+    if companies or choose_again:
+        raise ConfigError(f"account {account.name!r} takes its companies from {where}; change them there")
+    available = _authenticate(workspace, account, ui, options)
+    listing = ", ".join(f"{c.id} ({c.name})" for c in available)
+    if available and not account.companies and account.direction is AccountDirection.IMPORT:
+        ui.echo(f"{where} lists no companies for {account.name}; this login can reach: {listing}")
+    elif unreachable := [c.id for c in account.companies if available and c.id not in {a.id for a in available}]:
+        ui.echo(f"{where} lists companies this login cannot reach for {account.name}: "
+                f"{', '.join(unreachable)}; it can reach: {listing}")
     return account
 
 

@@ -11,6 +11,10 @@
     [accounts.archive.settings]
     root = "/srv/invoices"
 
+A target account also takes the core's export options here (``files``, ``directions``, ``kinds``,
+``since``, ``until``, ``companies``; see ``invoicesync.export_options``). An unknown setting is an
+error that lists the valid ones: a typo must not be silently ignored.
+
 Any setting can be overridden by ``INVOICESYNC_<ACCOUNT>_<SETTING>`` (upper case, ``-`` as ``_``).
 """
 
@@ -26,6 +30,7 @@ from pydantic import BaseModel
 
 from .context import PluginKind
 from .errors import ConfigError, PluginError
+from .export_options import unknown_settings, unknown_settings_message
 from .models import Account, AccountDirection, Company
 from .secrets import env_name
 
@@ -65,6 +70,10 @@ class Config:
                     f"{env_name(name, sorted(leaked)[0])}"
                 )
             direction = AccountDirection.IMPORT if plugin.kind is PluginKind.SOURCE else AccountDirection.EXPORT
+            fields = plugin.info.settings.model_fields
+            target = direction is AccountDirection.EXPORT
+            if unknown := unknown_settings(settings, fields, target=target):
+                raise ConfigError(unknown_settings_message(where, unknown, fields, target=target))
             try:
                 companies = [Company(id=str(c), name=str(c)) if not isinstance(c, dict) else Company(**c)
                              for c in spec.get("companies") or []]

@@ -115,6 +115,12 @@ def push_documents(account: Account, requests: list[PushRequest], ctx: Context) 
     When ``ctx.dry_run`` is set, write nothing and yield ``planned`` deliveries with the path.
     A per-document problem becomes a ``failed`` delivery; raising fails the whole batch. A
     transient one may set ``retry_after`` (seconds): the runner retries it in the same run.
+
+    API 2: ``request.files`` are exactly the files this target should hold (the account's export
+    options already applied; documents they exclude never arrive): write every one and only them,
+    writing only what is missing when a settled document is offered again after an option changed.
+    ``request.document.deleted``: apply the account's ``on_delete`` policy and yield ``deleted``,
+    ``skipped`` (kept, with the reason) or ``failed``. See docs/hooks.md for the full contract.
     """
 
 

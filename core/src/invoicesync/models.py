@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Direction(StrEnum):
@@ -189,7 +189,8 @@ class PushRequest(BaseModel):
     """One document handed to a target, with what the ledger knows of its last delivery.
 
     ``files`` are the files of ``document`` this target should hold (all of them unless the
-    account narrows it with its ``files`` setting); a target writes every one of them.
+    account narrows it with its ``files`` export option; all of them too when a request is built
+    without ``files``); a target writes every one of them, and only them.
     When ``document.deleted`` is set (API 2), the target applies its deletion policy instead and
     yields ``deleted``, ``skipped`` (kept, with the reason) or ``failed``.
     """
@@ -197,6 +198,17 @@ class PushRequest(BaseModel):
     document: Document
     previous: Delivery | None = None
     files: list[FileRef] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _all_files_by_default(cls, data: Any) -> Any:
+        # Built without ``files`` (tests, scripts): every file of the document, as the core hands them.
+        if isinstance(data, dict) and "files" not in data:
+            document = data.get("document")
+            files = document.files if isinstance(document, Document) else (
+                document.get("files", []) if isinstance(document, dict) else [])
+            data = {**data, "files": list(files)}
+        return data
 
 
 class DeliveryStatus(StrEnum):
@@ -223,6 +235,9 @@ class Delivery(BaseModel):
     at: datetime | None = None
     #: Plugin-specific facts worth keeping (a Dropbox rev, the UBL's path, a BC attachment id).
     extra: dict[str, Any] = Field(default_factory=dict)
+    #: Set by the core, not the plugin: the fingerprint of the target's export options this outcome
+    #: was decided under (``ExportOptions.fingerprint``). Another fingerprint offers the document again.
+    export_options: str | None = None
     #: On a ``failed`` delivery: the failure is transient (write-lock contention, one throttled entry
     #: of a batch) and the document may be offered again after this many seconds, in this same run.
     #: Not stored; the runner retries a few times, then the failure stands until the next run.

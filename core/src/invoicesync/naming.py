@@ -7,14 +7,16 @@ rendered field by field; each field's value is made safe on its own, so a counte
 
 from __future__ import annotations
 
+import mimetypes
 import re
 import string
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
-from .models import Document
+from .models import Document, FileRef, FileRole
 
 DEFAULT_TEMPLATE = "{company}/{year}/{direction}/{date}_{counterparty}_{number}.{ext}"
 
@@ -136,8 +138,90 @@ def with_suffix_number(path: str, n: int) -> str:
     return f"{head}{slash}{stem} ({n}){'.' + ext if ext else ''}"
 
 
+def numbered(path: str, n: int, rules: NameRules = LOCAL_RULES) -> str:
+    """:func:`with_suffix_number`, shortening the stem so the name stays within ``rules.max_bytes``."""
+    head, slash, name = path.rpartition("/")
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    tail = f" ({n})" + (f".{ext}" if ext else "")
+    budget = rules.max_bytes - len(tail.encode())
+    return f"{head}{slash}{stem.encode()[:budget].decode(errors='ignore')}{tail}"
+
+
 def sibling(path: str, ext: str) -> str:
     """The path of a companion file: ``x/inv.pdf`` → ``x/inv.xml`` (the UBL beside the PDF)."""
     head, slash, name = path.rpartition("/")
     stem, dot, _ = name.rpartition(".")
     return f"{head}{slash}{stem if dot else name}.{ext}"
+
+
+# --- every file of a document ----------------------------------------------------------------
+
+_EXT = re.compile(r"^[A-Za-z0-9]{1,10}$")
+
+
+def file_ext(ref: FileRef) -> str:
+    """The extension a file is stored with: its own name's, else one for its media type."""
+    _stem, dot, ext = ref.name.rpartition(".")
+    if dot and _EXT.match(ext):
+        return ext.lower()
+    guessed = mimetypes.guess_extension(ref.media_type.split(";")[0].strip()) or ".bin"
+    return guessed.lstrip(".")
+
+
+def main_file(files: Sequence[FileRef]) -> FileRef | None:
+    """The file that names the document: the PDF, else the UBL, else the first (an image-only purchase)."""
+    for role in (FileRole.PDF, FileRole.UBL):
+        found = next((f for f in files if f.role is role), None)
+        if found is not None:
+            return found
+    return files[0] if files else None
+
+
+def attachment_path(main_path: str, name: str, rules: NameRules = LOCAL_RULES) -> str:
+    """Beside the main file, named after it plus the attachment's own name:
+    ``x/2026-01-05_Acme_INV-1.pdf`` + ``terms.pdf`` → ``x/2026-01-05_Acme_INV-1_terms.pdf``."""
+    head, slash, main = main_path.rpartition("/")
+    stem, dot, _ = main.rpartition(".")
+    own = unicodedata.normalize("NFC", name).rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    return f"{head}{slash}{safe_segment(f'{stem if dot else main}_{own}', rules)}"
+
+
+def plan_files(main_path: str, files: Sequence[FileRef], rules: NameRules = LOCAL_RULES) -> list[tuple[str, FileRef]]:
+    """Where each file of a document goes, the main file first at ``main_path`` (rendered with
+    ``file_ext(main_file(files))``): the UBL beside a PDF as ``.xml``, every other file as an
+    :func:`attachment_path`. Names are unique within the document, compared case-insensitively
+    (as Dropbox, Windows and macOS do); a repeat gets `` (2)``."""
+    main = main_file(files)
+    if main is None:
+        return []
+    planned: list[tuple[str, FileRef]] = [(main_path, main)]
+    taken = {main_path.casefold()}
+    for ref in files:
+        if ref is main:
+            continue
+        if ref.role is FileRole.UBL and main.role is FileRole.PDF:
+            path = sibling(main_path, "xml")
+        else:
+            path = attachment_path(main_path, ref.name if "." in ref.name else f"{ref.name}.{file_ext(ref)}", rules)
+        candidate, n = path, 1
+        while candidate.casefold() in taken:
+            n += 1
+            candidate = numbered(path, n, rules)
+        taken.add(candidate.casefold())
+        planned.append((candidate, ref))
+    return planned
+
+
+def file_keys(files: Sequence[FileRef]) -> list[str]:
+    """A stable key per file of a document, for finding each again on a later run: the role for
+    the PDF and the UBL (as ledgers written before attachments have it), ``attachment:<name>``
+    for an attachment, and ``#2``, ``#3``... on a repeat (two photos both called ``photo.jpg``)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for ref in files:
+        key = ref.role.value if ref.role is not FileRole.ATTACHMENT else f"attachment:{ref.name}"
+        seen[key] = seen.get(key, 0) + 1
+        keys.append(key if seen[key] == 1 else f"{key}#{seen[key]}")
+    return keys

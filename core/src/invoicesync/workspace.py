@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from .config import Config, load_config
 from .context import UI, Context, NonInteractiveUI, PluginKind
 from .errors import ConfigError, PluginError
+from .export_options import ExportOptions, export_options, split_settings, unknown_settings, unknown_settings_message
 from .http import Budget
 from .models import Account, AccountDirection
 from .plugins import Plugins
@@ -122,16 +123,28 @@ class Workspace:
         return AccountSecrets(self.secret_backend, account)
 
     def settings_for(self, account: Account) -> Any:
-        """The account's settings, validated by the plugin's model, with env overrides applied."""
+        """The account's settings, validated by the plugin's model, with env overrides applied.
+
+        A target's export options (``invoicesync.export_options``) are the core's, not the plugin's:
+        they are left out here and read with :meth:`export_options`."""
         plugin = self.plugins.get(account.plugin)
         model = plugin.info.settings
-        values = {**account.settings, **self.config.env_overrides(account.name, model)}
+        own, _ = split_settings(account)
+        target = account.direction is AccountDirection.EXPORT
+        if unknown := unknown_settings(own, model.model_fields, target=target):
+            raise ConfigError(unknown_settings_message(f"account {account.name!r} ({account.plugin})", unknown,
+                                                       model.model_fields, target=target))
+        values = {**own, **self.config.env_overrides(account.name, model)}
         try:
             return model.model_validate(values)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
             message = f"account {account.name!r} ({account.plugin}) has invalid settings: {problems}"
             raise ConfigError(redact(message)) from None
+
+    def export_options(self, account: Account) -> ExportOptions:
+        """A target account's export options, with ``INVOICESYNC_<ACCOUNT>_<OPTION>`` overrides."""
+        return export_options(account, self.config.env_overrides(account.name, ExportOptions))
 
     def context(self, account: Account, *, ui: UI | None = None, dry_run: bool = False,
                 options: dict[str, Any] | None = None) -> Context:

@@ -12,7 +12,7 @@ from invoicesync import Account, AccountDirection, Checkpoint, Company, Deletion
 from invoicesync.context import Context
 from invoicesync.plugins import Plugins
 from invoicesync.sandbox import RunningSandbox
-from invoicesync.testing import ScriptedUI
+from invoicesync.testing import ScriptedUI, loopback_redirect_uri
 from invoicesync.workspace import Workspace
 from invoicesync_billit import plugin as billit_plugin
 from invoicesync_billit.sandbox import BillitSandbox
@@ -92,6 +92,10 @@ def billit(workspace_factory: Callable[..., Workspace],
         plugins = Plugins.from_objects({"billit": (PluginKind.SOURCE, billit_plugin)})
         workspace = workspace_factory(plugins)
         base = app.oauth_settings(server.url) if oauth else app.account_settings(server.url)
+        if oauth:  # the sandbox takes registered redirect URIs only: register one on a free port
+            redirect_uri = loopback_redirect_uri()
+            app.oauth.register_redirect(redirect_uri)
+            base = {**base, "redirect_uri": redirect_uri}
         account = Account(name="books", plugin="billit", direction=AccountDirection.IMPORT,
                           settings={**base, **(settings or {})})
         workspace.state.save_account(account)

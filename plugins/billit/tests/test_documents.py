@@ -30,11 +30,13 @@ def test_purchase_invoice_from_peppol_maps_fully(billit: Any) -> None:
     assert document.issue_date is not None and document.issue_date.isoformat() == order["OrderDate"][:10]
     assert document.amount_incl_vat == Decimal(str(order["TotalIncl"]))
     assert document.amount_excl_vat + document.amount_vat == document.amount_incl_vat
-    assert document.counterparty.name == order["Supplier"]["Name"]
+    supplier = order["Supplier"]
+    assert document.counterparty.name == supplier["DisplayName"] != supplier["Name"]
+    assert document.counterparty.other_names == [supplier["Name"]]  # "Telenet" is also "Telenet BV"
     assert document.counterparty.vat_number == order["Supplier"]["VATNumber"]
     assert document.counterparty.peppol_id == "0208:" + order["Supplier"]["VATNumber"][2:]
     assert document.paid is order["Paid"]
-    roles = sorted(f.role for f in document.files)
+    roles = sorted(f.role for f in document.files if f.role is not FileRole.ATTACHMENT)
     assert roles == sorted([FileRole.PDF, FileRole.UBL])
     assert document.pdf is not None and document.pdf.name.endswith(".xml_1.pdf")
     assert document.ubl is not None and document.ubl.source_id == order["Attachments"][0]["FileID"]
@@ -46,7 +48,8 @@ def test_sales_credit_note(billit: Any) -> None:
     order = _first(h, OrderDirection="Income", OrderType="CreditNote")
     document = h.fetch(str(order["OrderID"]))
     assert document.kind is DocumentKind.CREDIT_NOTE and document.direction is Direction.SALES
-    assert document.counterparty.name == order["Customer"]["Name"]
+    assert document.counterparty.name == order["Customer"]["Name"] == order["Customer"]["DisplayName"]
+    assert document.counterparty.other_names == []  # one name only: nothing else to match on
 
 
 def test_order_without_pdf_is_imported_and_marked(billit: Any, caplog: pytest.LogCaptureFixture) -> None:

@@ -21,7 +21,7 @@ def wanted_ids(h: Any) -> set[str]:
 
 
 def bulk_import(h: Any, count: int) -> None:
-    """``count`` orders sharing one LastModified: only an offset (link or $skip) gets past them."""
+    """``count`` orders sharing one LastModified: only a walk by OrderID gets past them."""
     for order_id in sorted(h.app.company().orders)[:count]:
         h.app.edit_order(order_id, at=datetime(2025, 7, 1, 8, 30), regenerate=False, OrderType="Invoice")
 
@@ -43,22 +43,31 @@ def test_a_bare_array_answer_is_paged_to_the_end(billit: Any) -> None:
     assert [d.source_id for d in h.list(first.cursor).deletions] == [str(deleted)]
 
 
-def test_a_bare_array_with_a_bulk_import_pages_on_with_skip(billit: Any) -> None:
+def test_a_bare_array_with_a_bulk_import_pages_on_by_order_id(billit: Any) -> None:
     h = billit(documents=30, companies=1, settings={"page_size": 5})
     h.app.list_shape = "bare"
     bulk_import(h, 17)
     h.connect()
     assert_complete(h, h.list().ids)
-    assert any("$skip" in q for q in h.app.order_queries)
+    assert not any("$skip" in q for q in h.app.order_queries)  # an offset shifts under edits
+    assert any("OrderID gt" in q.get("$filter", "") for q in h.app.order_queries)
 
 
 @pytest.mark.parametrize("style", ["absolute", "relative", "relative-path", "foreign", "none"])
 def test_every_next_page_link_form_is_followed_on_the_api_host(billit: Any, style: str) -> None:
-    h = billit(documents=40, companies=1, settings={"page_size": 5})
+    h = billit(documents=160, companies=1, settings={"page_size": 5})
     h.app.next_links = style
+    gone = sorted(h.app.company().orders)[-125:]  # more deletions than one page of 120: a link to follow
+    wanted_gone = {str(i) for i in gone if h.app.company().orders[i]["OrderType"] in WANTED}
+    for order_id in gone:
+        h.app.delete_order(order_id)
     bulk_import(h, 17)
     h.connect()
-    assert_complete(h, h.list().ids)
+    listing = h.list()
+    assert_complete(h, listing.ids)
+    reported = {d.source_id for d in listing.deletions}
+    if style != "none":  # without a link only the first page of deletions can be known
+        assert reported == wanted_gone and h.app.count("GET", r"^/v1/orders/deleted$") == 2
     # Every page came from the sandbox (a foreign origin is rewritten to the configured API).
     assert all(path.startswith(("/v1/", "/__sandbox__")) for _, path, _ in h.app.requests)
 
@@ -90,6 +99,16 @@ def test_a_server_taking_only_date_literals_still_lists_incrementally(
     assert h.list(first.cursor).ids == [str(changed)]
     assert "date alone" in caplog.text
     assert re.search(r"DateTime'\d{4}-\d\d-\d\d'", h.app.order_queries[-1]["$filter"])
+
+
+def test_a_server_taking_only_date_literals_walks_a_crowded_day_by_order_id(billit: Any) -> None:
+    h = billit(documents=40, companies=1, settings={"page_size": 5})
+    h.app.date_only_literals = True
+    h.app.crowd_one_second(23)
+    h.connect()
+    assert_complete(h, h.list().ids)
+    walks = [q["$filter"] for q in h.app.order_queries if "OrderID gt" in q.get("$filter", "")]
+    assert walks and all(re.search(r"lt DateTime'\d{4}-\d\d-\d\d'", f) for f in walks)
 
 
 def test_page_shapes_are_read_tolerantly() -> None:

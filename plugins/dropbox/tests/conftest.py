@@ -26,6 +26,7 @@ from invoicesync import (
 )
 from invoicesync.plugins import Plugins
 from invoicesync.sandbox import RunningSandbox
+from invoicesync.testing import loopback_redirect_uri
 from invoicesync.workspace import Workspace
 from invoicesync_dropbox import plugin as dropbox_plugin
 from invoicesync_dropbox.sandbox import DropboxSandbox
@@ -54,7 +55,8 @@ class DropboxEnv:
 
     def document(self, number: str, *, pdf: bytes | Iterable[bytes] | None = None, ubl: bytes | None = None,
                  counterparty: str = "Supplier NV", direction: Direction = Direction.PURCHASE,
-                 issue: date = date(2026, 1, 15)) -> Document:
+                 issue: date = date(2026, 1, 15),
+                 attachments: Iterable[tuple[str, str, bytes]] = ()) -> Document:
         files = []
         blobs = self.workspace.blobs
         if pdf is not None:
@@ -63,6 +65,8 @@ class DropboxEnv:
         if ubl is not None:
             files.append(blobs.put(iter([ubl]), name=f"{number}.xml", media_type="application/xml",
                                    role=FileRole.UBL))
+        for name, media_type, content in attachments:
+            files.append(blobs.put(iter([content]), name=name, media_type=media_type, role=FileRole.ATTACHMENT))
         return Document(
             id=Document.make_id("memory", "src", COMPANY.id, number), source="memory", account="src",
             company=COMPANY, source_id=number, direction=direction, number=number, issue_date=issue,
@@ -105,8 +109,11 @@ def make_env(serve_sandbox: Callable[[DropboxSandbox], RunningSandbox],
         server = serve_sandbox(app)
         plugins = Plugins.from_objects({"dropbox": (PluginKind.TARGET, dropbox_plugin)})
         workspace = workspace_factory(plugins=plugins)
+        # The sandbox takes registered redirect URIs only: register one on a port free now.
+        redirect_uri = loopback_redirect_uri()
+        app.oauth.redirects.register(redirect_uri)
         account = Account(name="dbx", plugin="dropbox", direction=AccountDirection.EXPORT,
-                          settings=app.account_settings(server.url))
+                          settings={**app.account_settings(server.url), "redirect_uri": redirect_uri})
         for key, value in app.account_secrets().items():
             workspace.secrets(account.name).set(key, value)
         return DropboxEnv(app, server, workspace, account)

@@ -88,7 +88,7 @@ def test_a_refused_consent_is_a_clear_auth_error(env: Any) -> None:
 
 def test_the_token_endpoint_checks_the_pkce_verifier(env: Any) -> None:
     verifier_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636 appendix B
-    redirect = "http://127.0.0.1:9/callback"
+    redirect = env.account.settings["redirect_uri"]
     response = httpx.get(f"{env.url}/oauth2/authorize", params={
         "client_id": "sandbox-app-key", "response_type": "code", "redirect_uri": redirect, "state": "s",
         "code_challenge": verifier_challenge, "code_challenge_method": "S256", "token_access_type": "offline"})

@@ -41,26 +41,41 @@ def test_a_large_file_goes_through_a_chunked_session(env: Any) -> None:
     assert env.context().kv.get(f"upload-session:{env.document('BIG-1', pdf=generated(size)).pdf.sha256}") is None
 
 
-def test_an_interrupted_upload_resumes_from_its_offset_not_from_zero(env: Any) -> None:
+def test_a_lost_append_answer_is_resent_at_its_offset_and_the_server_count_wins(env: Any) -> None:
     _small_chunks(env)
     size = 20 * MIB
     doc = env.document("BIG-2", pdf=generated(size, seed=2))
-    # The third append reaches the server, but its answer is lost: the outcome is unknown.
+    # The third append reaches the server, but its answer is lost. An append names its offset, so
+    # it is resent; the server already has those bytes and says so (incorrect_offset).
     env.app.add_fault({"action": "drop_after", "method": "POST", "path": r"append_v2$", "after": 2, "times": 1})
+    [delivery] = env.push([doc])
+    assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+    assert env.app.count("POST", r"upload_session/start$") == 1
+    assert ("POST", "/2/files/upload_session/append_v2", 409) in env.app.requests
+    entry = env.app.namespace.get(delivery.target_path)
+    assert entry.size == size and entry.content_hash == content_hash_of_chunks(generated(size, seed=2))
+
+
+def test_an_interrupted_upload_resumes_from_its_offset_not_from_zero(env: Any) -> None:
+    _small_chunks(env)
+    env.workspace.sleep = lambda seconds: None
+    size = 20 * MIB
+    doc = env.document("BIG-2", pdf=generated(size, seed=2))
+    # The third append never gets through this run (the connection drops every time).
+    env.app.add_fault({"action": "drop", "method": "POST", "path": r"append_v2$", "after": 2, "times": None})
     [failed] = env.push([doc])
     assert failed.status is DeliveryStatus.FAILED
     stored = env.context().kv.get(f"upload-session:{doc.pdf.sha256}")
-    assert stored["offset"] == 12 * MIB  # start + 2 confirmed appends; the lost one is not counted
+    assert stored["offset"] == 12 * MIB  # start + 2 confirmed appends
     assert env.app.namespace.get("/Invoices/Acme BV/2026/purchase/2026-01-15_Supplier NV_BIG-2.pdf") is None
 
+    env.app.clear_faults()
     [delivery] = env.push([PushRequest(document=doc, previous=failed)])
     assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
     assert delivery.extra["files"][0]["resumed_from"] == 12 * MIB
     assert env.app.count("POST", r"upload_session/start$") == 1  # never restarted from zero
-    # The server already had 16 MiB: it said so (incorrect_offset → correct_offset) and we went on.
-    assert ("POST", "/2/files/upload_session/append_v2", 409) in env.app.requests
     appended = [r for r in env.app.requests if r[1].endswith("append_v2") and r[2] == 200]
-    assert len(appended) == 2 + 1  # first run: 2 answered; second run: only the last 4 MiB
+    assert len(appended) == 2 + 2  # first run: 2 answered; second run: the last 8 MiB
     entry = env.app.namespace.get(delivery.target_path)
     assert entry.size == size and entry.content_hash == content_hash_of_chunks(generated(size, seed=2))
 

@@ -178,3 +178,63 @@ def test_list_folder_pages(http: httpx.Client) -> None:
     rest = rpc(http, "files/list_folder/continue", {"cursor": first["cursor"]}).json()
     assert [e["name"] for e in first["entries"] + rest["entries"]] == [f"{i}.txt" for i in range(5)]
     assert not rest["has_more"]
+
+
+@pytest.mark.parametrize("name", ["a?.pdf", 'say "hi".pdf', "a<b>.pdf", "c:d.pdf", "pipe|.pdf", "star*.pdf",
+                                  "dot.", "space ", "folder./x.pdf"])
+def test_names_dropbox_advises_against_are_refused_unless_lenient(make_env: Any, name: str) -> None:
+    strict, lenient = make_env(), make_env(lenient_names=True)
+    for env, status in ((strict, 409), (lenient, 200)):
+        token = json.loads(env.app.account_secrets()["oauth_token"])["access_token"]
+        with httpx.Client(base_url=env.url, headers={"Authorization": f"Bearer {token}"}) as http:
+            response = upload(http, "files/upload", {"path": f"/{name}"}, b"x")
+            assert response.status_code == status, response.text
+            if status == 409:
+                assert response.json()["error_summary"].startswith("path/disallowed_name")
+
+
+def test_a_path_over_260_utf16_units_is_refused(http: httpx.Client) -> None:
+    folder = "/" + "d" * 200
+    assert upload(http, "files/upload", {"path": folder + "/" + "e" * 54 + ".pdf"}, b"x").status_code == 200
+    emoji = "\U0001F600" * 28  # 28 characters, but 56 UTF-16 units: the path is 234 characters, 262 units
+    response = upload(http, "files/upload", {"path": folder + "/" + emoji + ".pdf"}, b"x")
+    assert response.status_code == 409 and response.json()["error_summary"].startswith("path/disallowed_name")
+
+
+def test_a_session_cannot_grow_past_the_file_size_limit(env: Any, http: httpx.Client) -> None:
+    env.app.sessions.max_file = 10
+    start = upload(http, "files/upload_session/start", {"close": False}, b"12345678")
+    session = start.json()["session_id"]
+    refused = upload(http, "files/upload_session/append_v2",
+                     {"cursor": {"session_id": session, "offset": 8}, "close": False}, b"abc")
+    assert refused.status_code == 409 and refused.json()["error"] == {".tag": "too_large"}
+    fits = upload(http, "files/upload_session/append_v2",
+                  {"cursor": {"session_id": session, "offset": 8}, "close": False}, b"ab")
+    assert fits.status_code == 200  # the refused bytes were not kept: the offset did not move
+
+
+def test_move_and_delete_routes(http: httpx.Client, env: Any) -> None:
+    first = upload(http, "files/upload", {"path": "/A/x.pdf"}, b"x").json()
+    upload(http, "files/upload", {"path": "/B/x.pdf"}, b"other")
+    moved = rpc(http, "files/move_v2", {"from_path": "/a/X.PDF", "to_path": "/B/x.pdf", "autorename": True})
+    assert moved.status_code == 200 and moved.json()["metadata"]["path_display"] == "/B/x (2).pdf"
+    assert moved.json()["metadata"]["id"] == first["id"]  # a move keeps the file's id
+    taken = rpc(http, "files/move_v2", {"from_path": "/B/x (2).pdf", "to_path": "/B/x.pdf"})
+    assert taken.json()["error_summary"].startswith("to/conflict/file")
+    missing = rpc(http, "files/move_v2", {"from_path": "/nope", "to_path": "/B/y.pdf"})
+    assert missing.json()["error_summary"].startswith("from_lookup/not_found")
+    stale = rpc(http, "files/delete_v2", {"path": "/B/x.pdf", "parent_rev": "0123456789"})
+    assert stale.json()["error_summary"].startswith("path_write/conflict")
+    gone = rpc(http, "files/delete_v2", {"path": "/B/x.pdf"})
+    assert gone.status_code == 200 and gone.json()["metadata"][".tag"] == "file"
+    assert rpc(http, "files/delete_v2", {"path": "/B/x.pdf"}).json()["error_summary"].startswith(
+        "path_lookup/not_found")
+    assert "/b/x.pdf" in env.app.namespace.deleted
+
+
+@pytest.mark.parametrize("stamp", ["2024-05-12T15:50:38.123Z", "2024-05-12T15:50:38+00:00", "yesterday", 12])
+def test_client_modified_must_be_utc_seconds(http: httpx.Client, stamp: Any) -> None:
+    response = upload(http, "files/upload", {"path": "/m.txt", "client_modified": stamp}, b"x")
+    assert response.status_code == 400 and "client_modified" in response.text
+    ok = upload(http, "files/upload", {"path": "/m.txt", "client_modified": "2024-05-12T15:50:38Z"}, b"x")
+    assert ok.status_code == 200 and ok.json()["client_modified"] == "2024-05-12T15:50:38Z"

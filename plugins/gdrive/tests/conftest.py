@@ -54,14 +54,18 @@ class DriveEnv:
         return ctx
 
     def document(self, n: int, pdf: bytes | Iterable[bytes] | None = None, *, ubl: bytes | None = None,
-                 counterparty: str = "Supplier NV", number: str | None = None) -> Document:
+                 counterparty: str = "Supplier NV", number: str | None = None,
+                 attachments: Iterable[tuple[str, str, bytes]] = (), with_pdf: bool = True) -> Document:
         blobs = self.workspace.blobs
         files = []
         content = pdf if pdf is not None else f"%PDF-1.4 invoice {n}\n".encode()
         chunks = iter([content]) if isinstance(content, bytes) else iter(content)
-        files.append(blobs.put(chunks, name=f"INV-{n}.pdf", media_type="application/pdf", role=FileRole.PDF))
+        if with_pdf:
+            files.append(blobs.put(chunks, name=f"INV-{n}.pdf", media_type="application/pdf", role=FileRole.PDF))
         if ubl is not None:
             files.append(blobs.put(iter([ubl]), name=f"INV-{n}.xml", media_type="application/xml", role=FileRole.UBL))
+        for name, media_type, data in attachments:
+            files.append(blobs.put(iter([data]), name=name, media_type=media_type, role=FileRole.ATTACHMENT))
         return Document(
             id=Document.make_id("billit", "acme", COMPANY.id, str(n)), source="billit", account="acme",
             company=COMPANY, source_id=str(n), direction=Direction.PURCHASE, number=number or f"INV-{n:04d}",
@@ -70,10 +74,12 @@ class DriveEnv:
         )
 
     def push(self, documents: list[Document], *, record: bool = True, dry_run: bool = False,
-             previous: bool = True) -> list[Delivery]:
-        """Push like the runner does: hand over the ledger's last record, record the outcome."""
+             previous: bool = True, roles: set[FileRole] | None = None) -> list[Delivery]:
+        """Push like the runner does: hand over the ledger's last record (and, with ``roles``, only
+        those files, as a narrowed ``files`` option does), record the outcome."""
         state = self.workspace.state
-        requests = [PushRequest(document=d, previous=state.get_delivery(d.id, self.account.name) if previous else None)
+        requests = [PushRequest(document=d, previous=state.get_delivery(d.id, self.account.name) if previous else None,
+                                files=[f for f in d.files if roles is None or f.role in roles])
                     for d in documents]
         ctx = self.context(dry_run=dry_run)
         try:
@@ -88,6 +94,12 @@ class DriveEnv:
     def uploads(self) -> int:
         """Content writes the sandbox has seen (creates and updates through the upload endpoint)."""
         return self.app.count("POST", r"^/upload/") + self.app.count("PATCH", r"^/upload/")
+
+    def live_files(self) -> list[Any]:
+        """Every file (not folder) that is not in the trash."""
+        with self.app.store.lock:
+            return [f for f in self.app.store.files.values()
+                    if not f.trashed and f.mime_type != "application/vnd.google-apps.folder"]
 
     def files_named(self, name: str) -> list[Any]:
         with self.app.store.lock:

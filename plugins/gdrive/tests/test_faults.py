@@ -12,13 +12,22 @@ from invoicesync import DeliveryStatus
     {"status": 403, "code": "rateLimitExceeded", "method": "GET", "path": r"^/drive/v3/files$"},
     {"status": 403, "code": "userRateLimitExceeded", "method": "POST", "path": r"^/upload/drive/v3/files$"},
     {"status": 429, "method": "POST", "path": r"^/drive/v3/files$", "headers": {"Retry-After": "0"}},
-    {"status": 503, "method": "POST", "path": r"^/upload/drive/v3/files$"},
-], ids=["403-rateLimitExceeded", "403-userRateLimitExceeded", "429", "503"])
+    {"status": 503, "method": "GET", "path": r"^/drive/v3/files$"},
+], ids=["403-rateLimitExceeded", "403-userRateLimitExceeded", "429", "503-read"])
 def test_transient_errors_are_retried(drive: Any, fault: dict[str, Any]) -> None:
     injected = drive.app.add_fault(fault)
     [delivery] = drive.push([drive.document(1)])
     assert injected.seen >= 2  # it fired, and the request came again
     assert drive.sleeps, "the retry should have backed off first"
+    assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+    assert len(drive.files_named(delivery.target_path.rsplit("/", 1)[1])) == 1
+
+
+def test_a_503_to_a_create_is_looked_up_then_sent_again_never_duplicated(drive: Any) -> None:
+    # A 5xx to a write leaves its outcome unknown (core raises OutcomeUnknown): look, then write.
+    injected = drive.app.add_fault({"status": 503, "method": "POST", "path": r"^/upload/drive/v3/files$"})
+    [delivery] = drive.push([drive.document(1)])
+    assert injected.seen == 2  # the create came once more, after the lookup found nothing
     assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
     assert len(drive.files_named(delivery.target_path.rsplit("/", 1)[1])) == 1
 

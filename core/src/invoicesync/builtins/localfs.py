@@ -1,9 +1,15 @@
-"""``localfs``: write each document's PDF, UBL and data into a local folder tree.
+"""``localfs``: write every file of each document, and its data, into a local folder tree.
 
-Writes are atomic (temp file, fsync, rename) and idempotent: a file already holding the same
-bytes is left alone, so a re-run — or a run after a crash between the write and the ledger
-record — writes nothing. A name taken by different content gets a `` (2)`` suffix, never an
-overwrite of someone else's file.
+The main file (the PDF; else the UBL; else the first file, e.g. the photo of a receipt) goes to
+the template's path with its own extension; the UBL beside a PDF as ``.xml``; every attachment
+beside it, named after the main file plus the attachment's own name (``…_INV-1_terms.pdf``).
+
+Writes are atomic (temp file, fsync, rename), honour the umask, and are idempotent: a file
+already holding the same bytes is left alone, so a re-run — or a run after a crash between the
+write and the ledger record — writes nothing. A name taken by different content gets a `` (2)``
+suffix, never an overwrite of someone else's file. Temp files a killed run left behind are
+removed the next time their folder is written. A document deleted at the source keeps its files
+(``on_delete = "keep"``) or has them moved under ``_deleted/`` (``"move"``).
 """
 
 from __future__ import annotations
@@ -12,9 +18,8 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -23,7 +28,20 @@ from pydantic import Field
 from ..context import Context, PluginInfo, PluginKind, Settings
 from ..hookspecs import hookimpl
 from ..models import Account, Company, Delivery, DeliveryStatus, Document, FileRef, PushRequest
-from ..naming import DEFAULT_TEMPLATE, render_path, sibling, validate_template, with_suffix_number
+from ..naming import (
+    DEFAULT_TEMPLATE,
+    file_ext,
+    main_file,
+    plan_files,
+    render_path,
+    sibling,
+    validate_template,
+    with_suffix_number,
+)
+from ._fsio import current_umask, free_path, move_aside, sha_of, write_if_different
+
+#: Where ``on_delete = "move"`` puts the files of a document deleted at the source, under the root.
+DELETED_FOLDER = "_deleted"
 
 
 class LocalFsSettings(Settings):
@@ -32,6 +50,9 @@ class LocalFsSettings(Settings):
     write_data: bool = Field(True, description="Also write the document's data as JSON beside the PDF")
     on_change: Literal["overwrite", "keep_both", "skip"] = Field(
         "overwrite", description="When a document changes after it was written"
+    )
+    on_delete: Literal["keep", "move"] = Field(
+        "keep", description="When a document is deleted at the source: keep its files, or move them to _deleted/"
     )
 
 
@@ -63,55 +84,89 @@ def push_documents(account: Account, requests: list[PushRequest], ctx: Context) 
     # Plain strings, not Path objects, per document: pathlib interns every part it parses, which
     # would make memory grow with the number of documents written.
     root = str(settings.root.expanduser())
+    umask = current_umask()
     for request in requests:
         document = request.document
         try:
-            yield _push_one(root, settings, request, ctx)
+            if document.deleted:
+                yield _delete_one(root, settings, request, ctx)
+            else:
+                yield _push_one(root, settings, request, ctx, umask)
         except OSError as exc:
             yield Delivery(document_id=document.id, target=account.name, version=document.version,
                            status=DeliveryStatus.FAILED, message=f"{type(exc).__name__}: {exc.strerror or exc}")
 
 
-def _push_one(root: str, settings: LocalFsSettings, request: PushRequest, ctx: Context) -> Delivery:
-    document = request.document
-    main = document.pdf or document.ubl
-    ext = "pdf" if document.pdf else "xml"
-    planned = render_path(settings.template, document, ext=ext)
+def _push_one(root: str, settings: LocalFsSettings, request: PushRequest, ctx: Context, umask: int) -> Delivery:
+    main = main_file(request.files)
+    planned = render_path(settings.template, request.document, ext=file_ext(main) if main else "json")
     # Documents that render to the same name choose among the same candidates: one at a time.
     with _name_lock(os.path.join(root, planned)):
-        return _place_and_write(root, settings, request, ctx, main, planned)
+        return _place_and_write(root, settings, request, ctx, main, planned, umask)
 
 
 def _place_and_write(root: str, settings: LocalFsSettings, request: PushRequest, ctx: Context,
-                     main: FileRef | None, planned: str) -> Delivery:
+                     main: FileRef | None, planned: str, umask: int) -> Delivery:
     document = request.document
-    # Files to write: (relative path, content source). The first one names the delivery.
-    previous_path = request.previous.target_path if request.previous else None
-    base = _place(root, planned, previous_path, _expected_sha(document, main), settings.on_change)
+    previous = request.previous
+    # A document restored after its files were moved to _deleted/ starts afresh at its template path.
+    ours = [] if previous is None or previous.status is DeliveryStatus.DELETED else _written(previous)
+    sha = main.sha256 if main else hashlib.sha256(_data_json(document)).hexdigest()
+    base = _place(root, planned, ours[0] if ours else None, sha, settings.on_change)
     if base is None:
         return _result(request, ctx.account.name, DeliveryStatus.SKIPPED, planned,
                        message="changed since it was written; on_change=skip keeps the old version")
-    writes: list[tuple[str, FileRef | None]] = []
-    if main is not None:
-        writes.append((base, main))
-    if document.pdf and document.ubl:
-        writes.append((sibling(base, "xml"), document.ubl))
+    # Every file, the main one first; then the data JSON. (path, file or None for the data)
+    writes: list[tuple[str, FileRef | None]] = list(plan_files(base, request.files))
     if settings.write_data:
         writes.append((sibling(base, "json"), None))
     if ctx.dry_run:
         return _result(request, ctx.account.name, DeliveryStatus.PLANNED, base,
                        message="would write " + ", ".join(p for p, _ in writes))
-    changed = False
+    changed, written = False, []
     for rel, ref in writes:
-        target = os.path.join(root, rel)
-        if ref is not None:
-            changed |= _write_if_different(target, ref.sha256, functools.partial(ctx.blobs.iter_chunks, ref.sha256))
-        else:
-            data = _data_json(document)
-            changed |= _write_if_different(target, hashlib.sha256(data).hexdigest(), functools.partial(iter, [data]))
+        data = _data_json(document) if ref is None else b""
+        file_sha = ref.sha256 if ref is not None else hashlib.sha256(data).hexdigest()
+        if rel != base:  # the main file's name was chosen by _place; a companion must not take another's file
+            rel = free_path(root, rel, file_sha, ours)
+        chunks = (functools.partial(ctx.blobs.iter_chunks, ref.sha256) if ref is not None
+                  else functools.partial(iter, [data]))
+        changed |= write_if_different(os.path.join(root, rel), file_sha, chunks, umask=umask)
+        written.append(rel)
+    # Files an earlier delivery wrote that are no longer asked for (a narrower `files` option) stay
+    # where they are, and stay this document's: a later deletion moves them too.
+    kept = [p for p in ours if p not in written and os.path.isfile(os.path.join(root, p))]
     status = DeliveryStatus.DELIVERED if changed else DeliveryStatus.UNCHANGED
     return _result(request, ctx.account.name, status, base, content_hash=main.sha256 if main else None,
-                   extra={"files": [p for p, _ in writes]})
+                   extra={"files": written + kept})
+
+
+def _delete_one(root: str, settings: LocalFsSettings, request: PushRequest, ctx: Context) -> Delivery:
+    """Apply ``on_delete`` to a document deleted at the source: keep its files, or move them aside."""
+    paths = _written(request.previous)
+    if settings.on_delete == "keep":
+        return _result(request, ctx.account.name, DeliveryStatus.SKIPPED, None,
+                       message="deleted at the source; on_delete = keep leaves its files in place")
+    if ctx.dry_run:
+        return _result(request, ctx.account.name, DeliveryStatus.PLANNED, paths[0] if paths else None,
+                       message=f"would move {', '.join(paths) or 'nothing'} to {DELETED_FOLDER}/")
+    moved = []
+    for rel in paths:
+        with _name_lock(os.path.join(root, rel)):
+            if (destination := move_aside(root, rel, DELETED_FOLDER)) is not None:
+                moved.append(destination)
+    return _result(request, ctx.account.name, DeliveryStatus.DELETED, moved[0] if moved else None,
+                   message=f"moved {len(moved)} file(s) to {DELETED_FOLDER}/", extra={"files": moved})
+
+
+def _written(previous: Delivery | None) -> list[str]:
+    """The paths an earlier delivery wrote, its main file first."""
+    if previous is None:
+        return []
+    paths = [p for p in previous.extra.get("files") or [] if isinstance(p, str)]
+    if previous.target_path and previous.target_path not in paths:
+        paths.insert(0, previous.target_path)
+    return paths
 
 
 # Striped locks: bounded memory however many documents pass through.
@@ -122,53 +177,19 @@ def _name_lock(path: str) -> threading.Lock:
     return _LOCKS[hash(path) % len(_LOCKS)]
 
 
-def _expected_sha(document: Document, main: FileRef | None) -> str:
-    return main.sha256 if main else hashlib.sha256(_data_json(document)).hexdigest()
-
-
 def _place(root: str, planned: str, previous: str | None, sha: str, on_change: str) -> str | None:
     """Choose the path: our earlier path if we have one, else the first free or identical name."""
     if previous:
-        current = _sha_of(os.path.join(root, previous))
+        current = sha_of(os.path.join(root, previous))
         if current in (None, sha) or on_change == "overwrite":
             return previous
         if on_change == "skip":
             return None
     candidate, n = planned, 1
-    while (existing := _sha_of(os.path.join(root, candidate))) is not None and existing != sha:
+    while (existing := sha_of(os.path.join(root, candidate))) is not None and existing != sha:
         n += 1
         candidate = with_suffix_number(planned, n)
     return candidate
-
-
-def _sha_of(path: str) -> str | None:
-    if not os.path.isfile(path):
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _write_if_different(target: str, sha: str, chunks: Callable[[], Iterable[bytes]]) -> bool:
-    if _sha_of(target) == sha:
-        return False
-    folder = os.path.dirname(target)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".invoicesync-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks():
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return True
 
 
 def _data_json(document: Document) -> bytes:

@@ -9,9 +9,16 @@ import click
 
 from ..accounts import connect as connect_account
 from ..accounts import disconnect as disconnect_account
+from ..context import PluginKind
 from ..errors import ConfigError
+from ..export_options import EXPORT_OPTION_NAMES, unknown_settings_message
+from ..models import Account, AccountDirection
+from ..workspace import Workspace
 from ._common import State, handle_errors, json_option, pass_state, print_json
 from ._ui import ClickUI
+
+#: Flags for one ``connect`` that are handed to the plugin's ``auth`` as ``ctx.options``, not stored.
+CONNECT_OPTIONS = frozenset({"relogin"})
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -19,14 +26,22 @@ from ._ui import ClickUI
 @click.option("--name", help="Account name (default: the plugin name).")
 @click.option("--company", "companies", multiple=True,
               help="Company id or name to sync (repeatable); skips the checklist.")
+@click.option("--companies", "choose_again", is_flag=True,
+              help="Show the company checklist again (a re-connect keeps the companies chosen before).")
+@click.option("--relogin", is_flag=True,
+              help="Log the account in again (after an expired or revoked login); keeps its settings and companies.")
 @click.option("--no-browser", is_flag=True, help="Print the login URL instead of opening a browser.")
 @click.option("--set", "pairs", multiple=True, metavar="KEY=VALUE", help="A plugin setting (repeatable).")
 @click.argument("plugin_args", nargs=-1, type=click.UNPROCESSED)
 @pass_state
 @handle_errors
-def connect(state: State, plugin: str, name: str | None, companies: tuple[str, ...], no_browser: bool,
-            pairs: tuple[str, ...], plugin_args: tuple[str, ...]) -> None:
+def connect(state: State, plugin: str, name: str | None, companies: tuple[str, ...], choose_again: bool,
+            relogin: bool, no_browser: bool, pairs: tuple[str, ...], plugin_args: tuple[str, ...]) -> None:
     """Add a synced account: log in to PLUGIN and choose the companies.
+
+    Connecting an existing account again keeps its settings and companies, and a stored login that
+    still works; `--relogin` logs in again. For an account declared in invoicesync.toml, connect
+    only logs in: its settings and companies stay in the file.
 
     Plugin settings can be given as --KEY VALUE (or --FLAG) after the plugin name, e.g.
     `invoicesync connect billit --environment sandbox`. Secrets are never taken from the command
@@ -35,16 +50,31 @@ def connect(state: State, plugin: str, name: str | None, companies: tuple[str, .
     workspace = state.workspace()
     info = workspace.plugins.get(plugin).info
     fields = set(info.settings.model_fields)
+    target = info.kind is PluginKind.TARGET
     settings: dict[str, Any] = {}
-    options: dict[str, Any] = {"no_browser": no_browser}
+    options: dict[str, Any] = {"no_browser": no_browser, "relogin": relogin}
+    unknown: list[str] = []
     for key, value in [*_parse_pairs(pairs), *_parse_flags(plugin_args)]:
         if key in info.secrets:
             raise ConfigError(f"{key} is a secret: the plugin will ask for it, or set it in the environment")
-        (settings if key in fields else options)[key] = value
+        if key in fields or (target and key in EXPORT_OPTION_NAMES):
+            settings[key] = value
+        elif key in CONNECT_OPTIONS:
+            options[key] = value
+        else:
+            unknown.append(key)
+    if unknown:  # a typo (--tempalte) must not be dropped silently
+        message = unknown_settings_message(f"connect {plugin}", sorted(unknown), fields, target=target)
+        raise ConfigError(f"{message}; connect options: {', '.join(sorted(CONNECT_OPTIONS))}")
     ui = ClickUI(interactive=sys.stdin.isatty(), no_browser=no_browser)
     account = connect_account(workspace, plugin, ui=ui, name=name, settings=settings, companies=companies,
-                              options=options)
-    chosen = ", ".join(f"{c.name} ({c.id})" for c in account.companies) or "no company selection needed"
+                              options=options, choose_again=choose_again)
+    chosen = ", ".join(f"{c.name} ({c.id})" for c in account.companies)
+    if account.origin == "config":
+        click.echo(f"Logged in {account.name} ({account.plugin}); its settings and companies stay in "
+                   f"{workspace.config.path}: {chosen or 'no companies listed'}")
+        return
+    chosen = chosen or "no company selection needed"
     click.echo(f"Connected {account.name} ({account.plugin}, {account.direction.value}): {chosen}")
 
 
@@ -95,6 +125,7 @@ def accounts(state: State, as_json: bool) -> None:
             "companies": [c.model_dump() for c in account.companies],
             "last_sync": workspace.state.last_sync(account.name),
             "problem": workspace.account_problem(account),
+            "export_options": _export_options(workspace, account),
         })
     if as_json:
         print_json(rows)
@@ -109,6 +140,23 @@ def accounts(state: State, as_json: bool) -> None:
         click.echo(f"{row['name']:<20} {row['direction'] or '?':<7} {row['plugin']:<12} {when:<36} {companies}")
         if row["problem"]:
             click.secho(f"{'':<20} unavailable: {row['problem']}", fg="yellow")
+        if row["export_options"]:
+            narrowed = "  ".join(f"{k}={_show(v)}" for k, v in row["export_options"].items())
+            click.echo(f"{'':<20} exports only: {narrowed}")
+
+
+def _export_options(workspace: Workspace, account: Account) -> dict[str, Any]:
+    """What a target's export options narrow (``{}``: everything), or why they are invalid."""
+    if account.direction is not AccountDirection.EXPORT:
+        return {}
+    try:
+        return workspace.export_options(account).describe()
+    except ConfigError as exc:
+        return {"invalid": str(exc)}
+
+
+def _show(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 @click.command()

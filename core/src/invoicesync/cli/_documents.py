@@ -18,7 +18,7 @@ from ..workspace import Workspace
 from ..workspace_files import home_is_writable
 from ._common import State, handle_errors, json_option, pass_state, print_json
 
-STATUSES = ("delivered", "unchanged", "pending", "failed", "skipped", "undelivered")
+STATUSES = ("delivered", "unchanged", "deleted", "pending", "failed", "skipped", "undelivered")
 
 
 def _targets(workspace: Workspace) -> list[str]:
@@ -66,19 +66,22 @@ def failing_text(since: FailingSince) -> str:
 @click.option("--direction", type=click.Choice(["sales", "purchase"]))
 @click.option("--kind", help="invoice, credit_note, …")
 @click.option("--status", type=click.Choice(STATUSES), help="Only documents with this delivery status at some target.")
+@click.option("--deleted", is_flag=True, help="Only documents deleted at the source (and what each target did).")
 @click.option("--limit", type=int, default=None, help="Show at most this many.")
 @json_option
 @click.pass_context
 @handle_errors
 def documents(ctx: click.Context, account: str | None, company: str | None, since: Any, until: Any,
-              direction: str | None, kind: str | None, status: str | None, limit: int | None, as_json: bool) -> None:
+              direction: str | None, kind: str | None, status: str | None, deleted: bool, limit: int | None,
+              as_json: bool) -> None:
     """The Documents view: what was imported, and where each document was delivered."""
     if ctx.invoked_subcommand is not None:
         return
     workspace = ctx.find_object(State).workspace(writable=False)  # type: ignore[union-attr]
     targets = _targets(workspace)
     filters = DocumentFilter(account=account, company=company, direction=direction, kind=kind,
-                             since=_day(since), until=_day(until), status=status, targets=tuple(targets))
+                             since=_day(since), until=_day(until), status=status, targets=tuple(targets),
+                             include_deleted=deleted, only_deleted=deleted)
     rows = (_row(entry, targets) for entry in workspace.state.library(filters))
     selected = list(itertools.islice(rows, limit)) if limit else list(rows)
     if as_json:

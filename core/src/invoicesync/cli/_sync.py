@@ -101,7 +101,8 @@ def print_summary(report: SyncReport, failing: list[PersistentFailure] | None = 
     echo(f"  imported: {imported['new']} new, {imported['updated']} updated, {imported['unchanged']} unchanged, "
          f"{imported['deleted']} deleted, {imported['failed']} failed")
     for target, counts in sorted(report.exported.items()):
-        parts = [f"{counts[s]} {s}" for s in ("delivered", "unchanged", "skipped", "planned", "failed") if counts[s]]
+        parts = [f"{counts[s]} {s}" for s in ("delivered", "unchanged", "deleted", "skipped", "planned", "failed")
+                 if counts[s]]
         if counts["elsewhere"]:
             parts.append(f"{counts['elsewhere']} in progress elsewhere")
         echo(f"  → {target}: {', '.join(parts) or 'nothing to do'}")

@@ -1,4 +1,25 @@
-"""The one HTTP client every plugin uses: retries, backoff, ``Retry-After``, budget, token refresh."""
+"""The one HTTP client every plugin uses: retries, backoff, ``Retry-After``, budget, token refresh.
+
+Retry rules (what may be sent again, and when):
+
+- **Reads** (GET, HEAD, OPTIONS) and requests marked ``idempotent=True`` (PUT, DELETE, a PATCH with
+  ``If-Match``, a write that commits nothing such as opening an upload session, an append at an
+  explicit offset) are resent after a lost answer, a 5xx or a throttle, with backoff.
+- **Writes whose outcome can be looked up** (POST by default) are sent once. A lost answer (read
+  timeout, dropped connection after sending) and a 5xx answer both leave the outcome unknown: the
+  server may have done the work before failing (a Business Central 504 after the draft was made).
+  They raise ``OutcomeUnknown`` and the caller looks the result up before writing again.
+- **Throttles** (429, and whatever the plugin's ``classify`` calls transient on a 4xx, such as
+  Drive's 403 ``rateLimitExceeded`` or Dropbox's 409 ``too_many_write_operations``) are refusals
+  made before any work, so every request, writes included, is resent after ``Retry-After``.
+  A 503 is *not* one of them, even with ``Retry-After``: none of the services we talk to
+  promises that a 503 comes before processing (Dropbox and Business Central list it among their
+  transient server errors, a gateway can send it after the backend worked), so it is a 5xx like
+  the others. Its ``Retry-After`` still pauses the account's budget.
+- **Connection failures before sending** (connect errors, pool timeouts) never reached the server
+  and are resent for every kind of request.
+- Token refreshes have their own rule, in ``OAuth2Client.refresh``.
+"""
 
 from __future__ import annotations
 
@@ -67,8 +88,9 @@ class HttpClient:
 
     - 429 and 5xx (and whatever ``classify`` calls transient) are retried with exponential
       backoff and full jitter; ``Retry-After`` is honoured and shared through the ``Budget``.
-    - Connection errors are retried. A timeout *after* a non-idempotent request was sent raises
-      ``OutcomeUnknown``: the caller must look the result up instead of sending it again.
+    - Connection errors are retried. A timeout *after* a non-idempotent request was sent, and a
+      5xx answer to one, raise ``OutcomeUnknown``: the caller must look the result up instead of
+      sending it again (see the module docstring for the full rules).
     - A 401 (or ``classify`` → ``REFRESH``) refreshes the token once and resends.
     - Non-2xx answers raise ``error_parser(response)`` (default: ``RemoteError``) unless
       ``check=False``.
@@ -222,6 +244,8 @@ class HttpClient:
                     ) from exc
             verdict = self._verdict(response)
             if verdict is Verdict.REFRESH and self.auth is not None and not refreshed:
+                if stream:
+                    _read_error_body(response)  # the 401 is handed on if the refresh cannot help
                 response.close()
                 refreshed = True
                 if self.auth.refresh():
@@ -229,10 +253,14 @@ class HttpClient:
                 return response
             if verdict is Verdict.RETRY:
                 if stream:
+                    # Keep the (small) error body: the final error must carry the server's own words.
+                    _read_error_body(response)
                     response.close()
                 wait = retry_after_seconds(response)
                 if wait is not None and self.budget is not None:
                     self.budget.pause(min(wait, self.max_retry_after))
+                if response.status_code >= 500 and not safe_to_resend:
+                    raise self._unknown_outcome(method, request, response)
                 raise _Transient(response, wait)
             return response
 
@@ -277,17 +305,25 @@ class HttpClient:
         exc = state.outcome.exception() if state.outcome else None
         log.info("%s: retrying (attempt %d): %s", self.service, state.attempt_number, exc)
 
+    def _unknown_outcome(self, method: str, request: httpx.Request, response: httpx.Response) -> OutcomeUnknown:
+        """A 5xx to a write: the server may have done the work before it failed."""
+        if not response.is_stream_consumed:
+            _read_error_body(response)
+        detail = str(self.error_parser(response)) if self.error_parser is not None else _short_body(response)
+        return OutcomeUnknown(
+            f"{method} {request.url.path}: the server answered {response.status_code} ({detail}); the write "
+            "may have taken effect: look the result up before sending again",
+            status=response.status_code, service=self.service,
+        )
+
     def _exhausted(self, method: str, url: str, exc: _Transient) -> InvoiceSyncError:
         response = exc.response
         if response is None:
             where = self._client.base_url.join(url)
             return ServerError(f"{method} {where}: no connection after {self.max_attempts} attempts ({exc.cause})",
                                service=self.service)
-        if not response.is_stream_consumed:
-            try:
-                response.read()
-            except httpx.HTTPError:
-                pass
+        if not response.is_stream_consumed and not response.is_closed:
+            _read_error_body(response)
         if response.status_code == 429:
             return RateLimited(
                 f"{method} {url}: still rate limited after {self.max_attempts} attempts",
@@ -300,10 +336,18 @@ class HttpClient:
         )
 
 
+def _read_error_body(response: httpx.Response) -> None:
+    """Read an error answer's body so it can still be quoted once the stream is closed."""
+    try:
+        response.read()
+    except (httpx.HTTPError, httpx.StreamError):
+        pass  # no body to quote: the status and reason phrase still say what happened
+
+
 def _short_body(response: httpx.Response) -> str:
     try:
         text = response.text
-    except httpx.ResponseNotRead:
+    except (httpx.ResponseNotRead, httpx.StreamError):
         text = ""
     return (text[:300] or response.reason_phrase or "error").strip()
 

@@ -1,16 +1,21 @@
-"""OAuth 2.0 as a core service: authorization code with PKCE, loopback redirect, refresh.
+"""OAuth 2.0 as a core service: the token endpoint (code exchange, refresh) and ``TokenAuth``.
 
 Refresh tokens may be single-use (Billit rotates them). ``TokenAuth`` therefore stores the new
-token set durably *before* the new access token is used, so a crash can never lose the login.
+token set durably *before* the new access token is used, so a crash can never lose the login,
+and refreshes one token at a time, so two threads never spend the same refresh token. What is
+resent when a token request gets no answer is written at ``OAuth2Client.refresh``.
+The browser step lives in ``_authorize``.
 """
 
 from __future__ import annotations
 
 import base64
+<<<<<<< HEAD
 import hashlib
 import http.server
+=======
+>>>>>>> main
 import json
-import secrets as pysecrets
 import threading
 import time
 import urllib.parse
@@ -18,9 +23,17 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import httpx
+<<<<<<< HEAD
 from pydantic import BaseModel
+=======
+from authlib.common.security import generate_token
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from pydantic import BaseModel, ValidationError
+>>>>>>> main
 
-from ..errors import AuthError
+from ..errors import AuthError, OutcomeUnknown
+from ..secrets import safe_error_text
 from ._client import HttpClient
 
 
@@ -79,6 +92,8 @@ class OAuth2Client:
         basic_auth: bool = False,
         json_body: bool = False,
         extra_refresh_params: dict[str, str] | None = None,
+        rotating_refresh_tokens: bool = False,
+        relogin: str | None = None,
     ) -> None:
         self.http = http
         self.token_url = token_url
@@ -89,6 +104,10 @@ class OAuth2Client:
         #: form. A 415 answer means nothing was processed, so the form is then sent once.
         self.json_body = json_body
         self.extra_refresh_params = extra_refresh_params or {}
+        #: The service hands out a new refresh token on each refresh and refuses the old one.
+        self.rotating_refresh_tokens = rotating_refresh_tokens
+        #: The command that logs the account in again, named in every refusal (``relogin_command``).
+        self.relogin = relogin
 
     def authorization_url(self, authorize_url: str, **params: str | None) -> str:
         parts = urllib.parse.urlsplit(authorize_url)
@@ -97,18 +116,54 @@ class OAuth2Client:
         return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
     def exchange_code(self, code: str, redirect_uri: str, *, verifier: str | None = None) -> TokenSet:
+        """Trade the code from the login for tokens. A code works once: after a lost answer it
+        cannot be sent again (the service would refuse it, or revoke what it issued), so the
+        user is asked to log in again instead."""
         data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
         if verifier:
             data["code_verifier"] = verifier
-        return TokenSet.from_response(self._post(data))
+        try:
+            return TokenSet.from_response(self._post(data, idempotent=False))
+        except OutcomeUnknown:
+            raise AuthError(f"{self.http.service}: the token endpoint gave no answer to the login (a login "
+                            "code works only once); log in again") from None
 
     def refresh(self, token: TokenSet) -> TokenSet:
-        if not token.refresh_token:
-            raise AuthError("the login has no refresh token; connect the account again")
-        data = {"grant_type": "refresh_token", "refresh_token": token.refresh_token, **self.extra_refresh_params}
-        return TokenSet.from_response(self._post(data), previous=token)
+        """A new access token from the refresh token. The retry rule for refreshes:
 
-    def _post(self, data: dict[str, str]) -> dict[str, Any]:
+        - A refresh token that is not rotated (Dropbox, Google) may be sent any number of times:
+          the refresh is marked idempotent and retried like a read.
+        - A single-use rotating refresh token (Billit) is sent once. If no answer comes back (a
+          lost answer, or a 5xx), it is sent **once more with the same refresh token**: a server
+          that did not process the first request accepts it; one that did has spent the token and
+          answers ``invalid_grant``. The login is then lost and the error names the relogin
+          command. Rotation is never guessed at: nothing else is sent.
+        - Any refusal (``invalid_grant``: revoked or spent; ``invalid_client``) is an ``AuthError``
+          that names the relogin command.
+
+        Callers serialise refreshes of one login (``TokenAuth`` holds a lock per secret), so two
+        threads never spend one refresh token; the new token set is stored before it is used.
+        """
+        if not token.refresh_token:
+            raise AuthError(f"{self.http.service}: the login has no refresh token; {self._fix()}")
+        data = {"grant_type": "refresh_token", "refresh_token": token.refresh_token, **self.extra_refresh_params}
+        if not self.rotating_refresh_tokens:
+            return TokenSet.from_response(self._post(data, idempotent=True), previous=token)
+        try:
+            body = self._post(data, idempotent=False)
+        except OutcomeUnknown:
+            try:
+                body = self._post(data, idempotent=False)
+            except OutcomeUnknown as exc:
+                raise AuthError(f"{self.http.service}: the token endpoint gave no answer to two refreshes "
+                                f"({exc}); the next run tries again. If it then reports the login refused, "
+                                f"{self._fix()}") from None
+        return TokenSet.from_response(body, previous=token)
+
+    def _fix(self) -> str:
+        return f"run `{self.relogin}` to log in again" if self.relogin else "connect the account again"
+
+    def _post(self, data: dict[str, str], *, idempotent: bool) -> dict[str, Any]:
         auth = None
         if self.basic_auth and self.client_secret:
             auth = (self.client_id, self.client_secret)
@@ -116,27 +171,27 @@ class OAuth2Client:
             data = {**data, "client_id": self.client_id}
             if self.client_secret:
                 data["client_secret"] = self.client_secret
-        response = self._send(data, auth, as_json=self.json_body)
+        response = self._send(data, auth, as_json=self.json_body, idempotent=idempotent)
         if self.json_body and response.status_code == 415:
-            response = self._send(data, auth, as_json=False)
+            response = self._send(data, auth, as_json=False, idempotent=idempotent)
         body = _json_or_empty(response)
         if not response.is_success:
             reason = body.get("error_description") or body.get("error")
             if not reason and self.http.error_parser is not None:
                 reason = str(self.http.error_parser(response))  # the service's own error shape
             raise AuthError(f"{self.http.service}: the token endpoint refused the request "
-                            f"({reason or response.reason_phrase})")
+                            f"({reason or response.reason_phrase}); {self._fix()}")
         return body
 
-
-    def _send(self, data: dict[str, str], auth: tuple[str, str] | None, *, as_json: bool) -> httpx.Response:
+    def _send(self, data: dict[str, str], auth: tuple[str, str] | None, *, as_json: bool,
+              idempotent: bool) -> httpx.Response:
         content, content_type = ((json.dumps(data).encode(), "application/json") if as_json
                                  else (urllib.parse.urlencode(data).encode(), "application/x-www-form-urlencoded"))
-        # Token calls are never resent blind: a lost answer may have consumed a refresh token.
+        # A 415 means nothing was processed, so the form goes once more (see ``json_body``).
         return self.http.request(
             "POST", self.token_url, content=content,
             headers={"Content-Type": content_type, "Accept": "application/json", **_basic(auth)},
-            idempotent=False, check=False,
+            idempotent=idempotent, check=False,
         )
 
 
@@ -152,6 +207,7 @@ class TokenAuth:
         header: str = "Authorization",
         scheme: str = "Bearer",
         early: float = 300.0,
+        relogin: str | None = None,
     ) -> None:
         self.slot = slot
         self._refresh = refresh
@@ -159,6 +215,7 @@ class TokenAuth:
         self.header = header
         self.scheme = scheme
         self.early = early
+        self.relogin = relogin
         # Shared by every TokenAuth over the same secret: two of them must never both spend one
         # single-use refresh token.
         self._lock = _slot_lock(slot, key)
@@ -166,9 +223,16 @@ class TokenAuth:
 
     def current(self) -> TokenSet:
         raw = self.slot.get(self.key)
+        fix = f"`{self.relogin}`" if self.relogin else "`invoicesync connect` for this account"
         if not raw:
-            raise AuthError("not logged in; run `invoicesync connect` for this account")
-        return TokenSet.model_validate_json(raw)
+            raise AuthError(f"not logged in; run {fix}")
+        try:
+            return TokenSet.model_validate_json(raw)
+        except ValidationError as exc:
+            # Damaged, or a bare token put where a token set belongs: only a new login mends it.
+            # Described without its input, which is the secret itself.
+            raise AuthError(f"the stored login ({self.key}) is not a usable token set "
+                            f"({safe_error_text(exc)}); run {fix} to log in again") from None
 
     def store(self, token: TokenSet) -> None:
         self.slot.set(self.key, token.model_dump_json())
@@ -203,78 +267,6 @@ _SLOT_LOCKS = [threading.Lock() for _ in range(64)]
 def _slot_lock(slot: SecretSlot, key: str) -> threading.Lock:
     owner = getattr(slot, "account", None) or id(slot)
     return _SLOT_LOCKS[hash((owner, key)) % len(_SLOT_LOCKS)]
-
-
-class _CallbackHandler(http.server.BaseHTTPRequestHandler):
-    server: _CallbackServer
-
-    def do_GET(self) -> None:
-        parsed = urllib.parse.urlsplit(self.path)
-        if parsed.path != "/callback":
-            self.send_error(404)
-            return
-        self.server.result = dict(urllib.parse.parse_qsl(parsed.query))
-        body = b"<html><body><h1>invoicesync</h1><p>Login received. You can close this window.</p></body></html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        self.server.done.set()
-
-    def log_message(self, format: str, *args: Any) -> None:  # the query holds the code: never log it
-        pass
-
-
-class _CallbackServer(http.server.HTTPServer):
-    result: dict[str, str]
-    done: threading.Event
-
-
-def authorize_in_browser(
-    ui: Any,
-    build_url: Callable[[str, str], str],
-    *,
-    no_browser: bool = False,
-    timeout: float = 300.0,
-    port: int = 0,
-) -> tuple[str, str]:
-    """Run the browser step of the authorization-code flow and return ``(code, redirect_uri)``.
-
-    ``build_url(redirect_uri, state)`` makes the authorize URL. The code arrives on a loopback
-    redirect (RFC 8252); with ``no_browser`` the user pastes the URL they were redirected to.
-    ``state`` is checked either way. ``port`` fixes the loopback port for services that want the
-    redirect URI registered exactly (0: any free port).
-    """
-    server = _CallbackServer(("127.0.0.1", port), _CallbackHandler)
-    server.done = threading.Event()
-    server.result = {}
-    redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/callback"
-    state = pysecrets.token_urlsafe(24)
-    url = build_url(redirect_uri, state)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        if not no_browser and ui.open_url(url):
-            ui.echo("Waiting for the login to finish in the browser…")
-            if not server.done.wait(timeout):
-                raise AuthError("no login came back from the browser in time; try --no-browser")
-            params = server.result
-        else:
-            ui.echo(f"Open this URL in a browser and log in:\n\n  {url}\n")
-            pasted = ui.prompt("Paste the full URL the browser was sent to after the login")
-            params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(pasted.strip()).query))
-    finally:
-        server.shutdown()
-        server.server_close()
-    if "error" in params:
-        raise AuthError(f"the login was refused: {params.get('error_description') or params['error']}")
-    if params.get("state") != state:
-        raise AuthError("the login answer does not match this request (state mismatch); try again")
-    code = params.get("code")
-    if not code:
-        raise AuthError("the login answer carries no authorization code")
-    return code, redirect_uri
 
 
 def _basic(auth: tuple[str, str] | None) -> dict[str, str]:

@@ -107,7 +107,8 @@ def _run(workspace: Workspace, report: SyncReport, progress: Progress, control: 
                 ctx = workspace.context(account, dry_run=dry_run)
                 contexts.append(ctx)
                 workers.append(TargetWorkers(account, ctx, workspace.plugins, workspace.state, report, progress,
-                                             dry_run=dry_run, control=control))
+                                             dry_run=dry_run, control=control,
+                                             options=workspace.export_options(account)))
             except Exception as exc:  # noqa: BLE001 - one misconfigured target must not stop the others
                 report.problem(account.name, None, describe(exc))
         if targets and not workers and not sources:
@@ -183,7 +184,8 @@ def _select(workspace: Workspace, names: Sequence[str],
 
 def _feed_backlog(workspace: Workspace, worker: TargetWorkers, control: RunControl) -> None:
     try:
-        for document in workspace.state.undelivered(worker.account.name):
+        # Documents settled under other export options are offered again: a changed option is re-checked.
+        for document in workspace.state.undelivered(worker.account.name, export_options=worker.requests.fingerprint):
             if control.stopping:
                 return
             worker.offer(document)

@@ -19,17 +19,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from pydantic import ValidationError
+
 from ..errors import InvoiceSyncError
-from ..secrets import redact
+from ..secrets import redact, safe_error_text
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 _SQLITE_FULL = 13  # SQLITE_FULL: "database or disk is full"
 
 
 def describe(exc: BaseException) -> str:
-    """One line for the summary: our own errors as they are, anything else with its type."""
-    text = str(exc) if isinstance(exc, InvoiceSyncError) else f"{type(exc).__name__}: {exc}"
-    return redact(" ".join(text.split()))
+    """One line for the summary: our own errors as they are, anything else with its type. A
+    pydantic error is told by where and what, never by its input (that input may be a secret)."""
+    if isinstance(exc, InvoiceSyncError):
+        text = redact(str(exc))
+    elif isinstance(exc, ValidationError):
+        text = f"{type(exc).__name__}: {safe_error_text(exc)}"
+    else:
+        text = safe_error_text(exc)
+    return " ".join(text.split())
 
 
 def is_disk_full(exc: BaseException | None) -> bool:

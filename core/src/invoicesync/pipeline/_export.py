@@ -18,16 +18,18 @@ import threading
 from datetime import UTC, datetime
 
 from ..context import Context
+from ..export_options import ExportOptions
 from ..models import Account, Delivery, DeliveryStatus, Document, PushRequest
 from ..plugins import Plugins
 from ..secrets import redact
 from ..state import StateStore
 from ._control import RunControl, describe
 from ._report import Progress, SyncReport
+from ._requests import SETTLED, RequestBuilder
 
 log = logging.getLogger("invoicesync.sync")
 
-SETTLED = {DeliveryStatus.DELIVERED, DeliveryStatus.UNCHANGED, DeliveryStatus.SKIPPED}
+__all__ = ["SETTLED", "TargetWorkers"]
 #: How often one document is offered again in one run after a transient failure (``retry_after``).
 RETRIES_PER_RUN = 2
 #: How long a claim outlives its owner's last sign of life; a live run renews its claims well before.
@@ -38,8 +40,11 @@ _DONE = object()
 class TargetWorkers:
     def __init__(self, account: Account, ctx: Context, plugins: Plugins, state: StateStore,
                  report: SyncReport, progress: Progress, *, dry_run: bool,
-                 control: RunControl | None = None) -> None:
+                 control: RunControl | None = None, options: ExportOptions | None = None) -> None:
         info = plugins.get(account.plugin).info
+        # Deletions go only to plugins written for API 2 or later; the core settles them for older ones.
+        self.requests = RequestBuilder(account.name, options or ExportOptions(),
+                                       handles_deletions=info.api_version[1] >= 2)
         self.account = account
         self.ctx = ctx
         self.plugins = plugins
@@ -141,10 +146,14 @@ class TargetWorkers:
                 # and another runner may have settled it since it was queued.
                 document = self.state.get_document(document.id) or document
             previous = self.state.get_delivery(document.id, self.account.name)
-            if previous and previous.status in SETTLED and previous.version == document.version:
+            decision = self.requests.build(document, previous)
+            if decision is None:  # settled already
                 self._finish(document.id)
-                continue
-            requests.append(PushRequest(document=document, previous=previous))
+            elif isinstance(decision, Delivery):  # the core settles it (filtered out, deletion kept)
+                self._record(decision)
+                self._finish(document.id)
+            else:
+                requests.append(decision)
         if not requests:
             return
         if not self.dry_run:
@@ -153,6 +162,7 @@ class TargetWorkers:
                     document_id=request.document.id, target=self.account.name,
                     version=request.document.version, status=DeliveryStatus.PENDING,
                     extra=request.previous.extra if request.previous else {},
+                    export_options=self.requests.fingerprint,
                 ))
         outcomes: dict[str, Delivery] = {}
         retry: list[tuple[Document, float]] = []
@@ -167,8 +177,8 @@ class TargetWorkers:
                 else:
                     self._record(delivery)
         except Exception as exc:  # noqa: BLE001 - a failing batch fails its documents, not the run
-            message = f"{type(exc).__name__}: {exc}"
-            log.warning("%s: push failed: %s", self.account.name, redact(message))
+            message = describe(exc)
+            log.warning("%s: push failed: %s", self.account.name, message)
             for request in requests:
                 if request.document.id not in outcomes:
                     outcomes[request.document.id] = self._record(self._failed(request, message))
@@ -240,6 +250,7 @@ class TargetWorkers:
 
     def _record(self, delivery: Delivery, *, count: bool = True) -> Delivery:
         delivery = delivery.model_copy(update={"target": self.account.name, "at": datetime.now(UTC),
+                                               "export_options": self.requests.fingerprint,
                                                "message": redact(delivery.message) if delivery.message else None})
         if delivery.status is not DeliveryStatus.FAILED:
             with self._retry_wait:

@@ -239,8 +239,11 @@ class ImportStage:
     def _delete(self, account: Account, company: Company, deletion: Deletion) -> None:
         document_id = Document.make_id(account.plugin, account.name, company.id, deletion.source_id)
         if self.dry_run:
-            if self.state.get_document(document_id) is not None:
+            if (stored := self.state.get_document(document_id)) is not None and not stored.deleted:
                 self.report.count_import(account.name, "deleted")
+                self.deliver(stored.model_copy(update={"deleted": True}))  # show what targets would do
             return
         if self.state.mark_deleted(document_id):
             self.report.count_import(account.name, "deleted")
+            if (document := self.state.get_document(document_id)) is not None:
+                self.deliver(document)  # each target applies its deletion policy (or records why not)

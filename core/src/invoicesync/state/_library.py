@@ -29,7 +29,9 @@ def document_where(filters: DocumentFilter) -> tuple[str, list[Any]]:
     if filters.until:
         clauses.append("d.issue_date <= ?")
         params.append(filters.until.isoformat())
-    if not filters.include_deleted:
+    if filters.only_deleted:
+        clauses.append("d.deleted = 1")
+    elif not filters.include_deleted:
         clauses.append("d.deleted = 0")
     if filters.status is not None:
         targets = ", ".join("?" * len(filters.targets)) or "NULL"

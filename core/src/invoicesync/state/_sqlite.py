@@ -79,6 +79,10 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER failures_first_failed_at AFTER INSERT ON failures WHEN NEW.first_failed_at IS NULL
     BEGIN UPDATE failures SET first_failed_at = NEW.at WHERE rowid = NEW.rowid; END;
     """,
+    # 5: the export options each delivery was decided under, so changing them re-checks it
+    """
+    ALTER TABLE deliveries ADD COLUMN export_options TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -286,9 +290,10 @@ class SqliteStore(LibraryQueries):
         if document is None or document.deleted:
             return False
         document.deleted = True
+        # A new version too: the deletion is a change targets are offered (and settle) once.
         self._exec(
-            "UPDATE documents SET deleted = 1, body = ?, updated_at = ? WHERE id = ?",
-            (document.model_dump_json(), _now(), document_id),
+            "UPDATE documents SET deleted = 1, body = ?, version = ?, updated_at = ? WHERE id = ?",
+            (document.model_dump_json(), document.version, _now(), document_id),
         )
         return True
 
@@ -300,6 +305,7 @@ class SqliteStore(LibraryQueries):
             status=DeliveryStatus(row["status"]), target_id=row["target_id"],
             target_path=row["target_path"], content_hash=row["content_hash"], message=row["message"],
             at=datetime.fromisoformat(row["at"]), extra=json.loads(row["extra"]),
+            export_options=row["export_options"],
         )
 
     def get_delivery(self, document_id: str, target: str) -> Delivery | None:
@@ -313,8 +319,9 @@ class SqliteStore(LibraryQueries):
         # streak as it was; any settled outcome ends it.
         self._exec(
             """INSERT INTO deliveries (document_id, target, version, status, target_id, target_path,
-                   content_hash, message, at, extra, first_failed_at, failed_attempts, failed_runs, failed_run)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   content_hash, message, at, extra, first_failed_at, failed_attempts, failed_runs, failed_run,
+                   export_options)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (document_id, target) DO UPDATE SET version = excluded.version,
                    status = excluded.status, target_id = COALESCE(excluded.target_id, target_id),
                    target_path = COALESCE(excluded.target_path, target_path),
@@ -328,12 +335,13 @@ class SqliteStore(LibraryQueries):
                            THEN failed_runs + (failed_run IS NOT excluded.failed_run)
                        WHEN excluded.status IN ('pending', 'planned') THEN failed_runs ELSE 0 END,
                    failed_run = CASE WHEN excluded.status = 'failed' THEN excluded.failed_run
-                       WHEN excluded.status IN ('pending', 'planned') THEN failed_run END""",
+                       WHEN excluded.status IN ('pending', 'planned') THEN failed_run END,
+                   export_options = excluded.export_options""",
             (
                 delivery.document_id, delivery.target, delivery.version, delivery.status.value,
                 delivery.target_id, delivery.target_path, delivery.content_hash, delivery.message, at,
                 json.dumps(delivery.extra), at if failed else None, int(failed), int(failed),
-                self._run if failed else None,
+                self._run if failed else None, delivery.export_options,
             ),
         )
 
@@ -341,15 +349,20 @@ class SqliteStore(LibraryQueries):
         rows = self._all("SELECT * FROM deliveries WHERE document_id = ? ORDER BY target", (document_id,))
         return [self._delivery(r) for r in rows]
 
-    def undelivered(self, target: str) -> Iterator[Document]:
-        """Documents this target has not taken in their current version (new, changed, failed, pending)."""
+    def undelivered(self, target: str, export_options: str | None = None) -> Iterator[Document]:
+        """Documents this target has not taken in their current version (new, changed, failed, pending),
+        or took under other export options than ``export_options`` (when given). A deleted document
+        is offered only if this target has a record of it: its deletion is then still to be applied."""
         yield from self._keyset(
             """SELECT d.rowid, d.body FROM documents d
                LEFT JOIN deliveries l ON l.document_id = d.id AND l.target = ?
-               WHERE d.deleted = 0 AND (l.status IS NULL OR l.version != d.version
-                     OR l.status IN ('failed', 'pending', 'planned'))
+               WHERE ((d.deleted = 0 AND (l.status IS NULL OR l.version != d.version
+                           OR l.status IN ('failed', 'pending', 'planned')
+                           OR (? IS NOT NULL AND l.export_options IS NOT ?)))
+                      OR (d.deleted = 1 AND l.status IS NOT NULL AND (l.version != d.version
+                           OR l.status IN ('failed', 'pending', 'planned'))))
                  AND d.rowid > ? ORDER BY d.rowid LIMIT 100""",
-            [target],
+            [target, export_options, export_options],
         )
 
     # -- failed fetches ----------------------------------------------------------------------

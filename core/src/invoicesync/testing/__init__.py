@@ -2,11 +2,11 @@
 
     pytest fixtures: ``invoicesync_home``, ``workspace_factory``, ``serve_sandbox``,
                      ``invoicesync_cli``, ``memory_source``, ``memory_target``
-    helpers:         ``ScriptedUI``, ``MemorySource``, ``MemoryTarget``
+    helpers:         ``ScriptedUI``, ``MemorySource``, ``MemoryTarget``, ``loopback_redirect_uri``
     conformance:     ``invoicesync.testing.conformance`` (``SourceConformance``, ``TargetConformance``)
 """
 
-from ._ui import ScriptedUI
+from ._ui import ScriptedUI, loopback_redirect_uri
 from .memory import MemorySource, MemoryTarget
 
-__all__ = ["MemorySource", "MemoryTarget", "ScriptedUI"]
+__all__ = ["MemorySource", "MemoryTarget", "ScriptedUI", "loopback_redirect_uri"]

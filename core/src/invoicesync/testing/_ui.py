@@ -43,3 +43,14 @@ class ScriptedUI:
             return False
         self.browser(url)
         return True
+
+
+def loopback_redirect_uri(path: str = "/callback") -> str:
+    """A loopback redirect URI on a port that is free now, so parallel test runs do not collide
+    on a fixed one. Register it with the sandbox's OAuth client and set it as ``redirect_uri``."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}{path}"

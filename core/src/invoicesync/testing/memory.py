@@ -21,6 +21,7 @@ from ..models import (
     DeliveryStatus,
     Direction,
     Document,
+    DocumentKind,
     DocumentRef,
     FileRole,
     Party,
@@ -39,6 +40,11 @@ class MemoryRecord:
     direction: Direction = Direction.PURCHASE
     deleted: bool = False
     broken: bool = False  #: fetch fails with a DocumentError (a malformed payload)
+    #: More files: (name, media type, content), e.g. signed terms, a spreadsheet, a photo of a receipt.
+    attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
+    ubl: bytes | None = None
+    issue_date: date = date(2026, 1, 1)
+    kind: DocumentKind = DocumentKind.INVOICE
 
 
 class MemorySource:
@@ -95,10 +101,15 @@ class MemorySource:
         if record.pdf is not None:
             files.append(ctx.blobs.put(iter([record.pdf]), name=f"{record.number}.pdf",
                                        media_type="application/pdf", role=FileRole.PDF))
+        if record.ubl is not None:
+            files.append(ctx.blobs.put(iter([record.ubl]), name=f"{record.number}.xml",
+                                       media_type="application/xml", role=FileRole.UBL))
+        for name, media_type, content in record.attachments:
+            files.append(ctx.blobs.put(iter([content]), name=name, media_type=media_type, role=FileRole.ATTACHMENT))
         return Document(
             id=Document.make_id(account.plugin, account.name, company.id, record.source_id),
             source=account.plugin, account=account.name, company=company, source_id=record.source_id,
-            direction=record.direction, number=record.number, issue_date=date(2026, 1, 1),
+            direction=record.direction, kind=record.kind, number=record.number, issue_date=record.issue_date,
             amount_excl_vat=Decimal("100.00"), amount_vat=Decimal("21.00"), amount_incl_vat=Decimal("121.00"),
             counterparty=Party(name="Supplier NV", vat_number="BE0999999999"),
             modified_at=record.modified_at, files=files,
@@ -107,9 +118,14 @@ class MemorySource:
 
 @dataclass(eq=False)  # plugins must stay hashable for pluggy
 class MemoryTarget:
-    """A target that keeps what it receives. ``fail_ids`` fail; ``writes`` counts real writes."""
+    """A target that keeps what it receives. ``fail_ids`` fail; ``writes`` counts real writes.
+
+    ``stored`` maps a document id to the version it holds, ``files`` to the names of the files it
+    was handed (``PushRequest.files``); a deletion removes both and is remembered in ``deleted``."""
 
     stored: dict[str, str] = field(default_factory=dict)
+    files: dict[str, list[str]] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
     writes: int = 0
     fail_ids: set[str] = field(default_factory=set)
     #: source_id -> how many more pushes fail transiently (``retry_after``), like lock contention
@@ -141,12 +157,25 @@ class MemoryTarget:
                 continue
             if ctx.dry_run:
                 yield Delivery(document_id=document.id, target=account.name, version=document.version,
-                               status=DeliveryStatus.PLANNED, target_path=f"memory/{document.number}")
+                               status=DeliveryStatus.PLANNED, target_path=f"memory/{document.number}",
+                               message="would delete" if document.deleted else None)
                 continue
-            # Look up before writing: the same version already here means nothing to do.
-            if self.stored.get(document.id) == document.version:
+            if document.deleted:  # API 2: apply the deletion policy (here: remove it)
+                self.stored.pop(document.id, None)
+                self.files.pop(document.id, None)
+                self.deleted.add(document.id)
+                yield Delivery(document_id=document.id, target=account.name, version=document.version,
+                               status=DeliveryStatus.DELETED, target_path=f"memory/{document.number}")
+                continue
+            # Look up before writing: this version with every requested file already here → nothing to do.
+            wanted = [f.name for f in request.files]
+            held = self.files.get(document.id, [])
+            if self.stored.get(document.id) == document.version and set(wanted) <= set(held):
                 status = DeliveryStatus.UNCHANGED
             else:
+                same_version = self.stored.get(document.id) == document.version
+                # Back-fill: the same version gains only the missing files; a new version is rewritten.
+                self.files[document.id] = [*held, *(n for n in wanted if n not in held)] if same_version else wanted
                 self.stored[document.id] = document.version
                 self.writes += 1
                 status = DeliveryStatus.DELIVERED

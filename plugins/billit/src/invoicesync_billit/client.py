@@ -1,8 +1,7 @@
-"""The Billit wire protocol: base URLs, headers, error bodies, API-key and OAuth 2.0 login.
+"""The Billit wire protocol: base URLs, headers, error bodies, API-key credentials.
 
-Everything goes through core's ``ctx.http`` (retries, backoff, ``Retry-After``, budget) and, for
-OAuth, core's ``OAuth2Client`` + ``TokenAuth`` (refresh in time and on ``AccessTokenExpired``;
-the single-use rotating refresh token is stored before the new access token is used).
+Everything goes through core's ``ctx.http`` (retries, backoff, ``Retry-After``, budget); the OAuth
+login and its refresh live in ``auth`` (refresh in time and on ``AccessTokenExpired``).
 
 Billit's facts this module encodes:
 - API on ``api.billit.be`` / ``api.sandbox.billit.be``; login page ``/Account/Logon`` on
@@ -18,6 +17,7 @@ Billit's facts this module encodes:
 
 from __future__ import annotations
 
+import functools
 import json
 import urllib.parse
 from collections.abc import Iterator
@@ -26,14 +26,12 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from invoicesync import AuthError, ConfigError, Context, RateLimited, RemoteError, ServerError
-from invoicesync.http import HttpClient, OAuth2Client, TokenAuth, TokenSet, Verdict, authorize_in_browser
+from invoicesync import AuthError, Context, RateLimited, RemoteError, ServerError
+from invoicesync.http import HttpClient, TokenAuth, Verdict, relogin_hint
 
 from .settings import BillitSettings
 
 SERVICE = "billit"
-TOKEN_PATH = "/OAuth2/token"
-LOGON_PATH = "/Account/Logon"
 
 #: Answers that mean "this access token is no good, but a refresh may fix it".
 REFRESHABLE_CODES = frozenset({"AccessTokenExpired", "InvalidAccessToken"})
@@ -63,13 +61,15 @@ def error_fields(response: httpx.Response) -> tuple[str | None, str | None]:
     return None, None
 
 
-def parse_error(response: httpx.Response) -> RemoteError:
-    """Turn a Billit error answer into a clear ``RemoteError`` (core's ``error_parser`` hook)."""
+def parse_error(response: httpx.Response, *, relogin: str | None = None) -> RemoteError:
+    """Turn a Billit error answer into a clear ``RemoteError`` (core's ``error_parser`` hook).
+    ``relogin`` (``relogin_hint``) is named by every 401: it is the fix when the login died."""
     code, description = error_fields(response)
     status = response.status_code
     message = description or code or response.reason_phrase or "error"
     if status == 401:
-        message += " (the login is not valid, or it cannot reach this company or document)"
+        fix = f"; if the login expired or was revoked, {relogin}" if relogin else ""
+        message += f" (the login is not valid, or it cannot reach this company or document{fix})"
     kind: type[RemoteError] = RemoteError
     if status == 429:
         kind = RateLimited
@@ -118,56 +118,6 @@ class ApiKeyAuth:
         return False
 
 
-def _token_client(ctx: Context, settings: BillitSettings) -> OAuth2Client:
-    http = ctx.http(settings.api_base(), service=SERVICE, error_parser=parse_error,
-                    max_attempts=3)
-    if not settings.client_id:
-        raise ConfigError("Billit OAuth needs `client_id` in the account settings (Billit support issues "
-                          "it with a client secret), or set `auth = \"api_key\"`")
-    secret = ctx.secrets.get("client_secret")
-    # Billit documents a JSON body with the client credentials in it and no Authorization header
-    # (its Swagger also lists the form, which core falls back to on a 415).
-    return OAuth2Client(http, token_url=TOKEN_PATH, client_id=settings.client_id, client_secret=secret,
-                        json_body=True)
-
-
-def token_auth(ctx: Context, settings: BillitSettings) -> TokenAuth:
-    """The OAuth authenticator: refreshes through ``POST /OAuth2/token`` with
-    ``grant_type=refresh_token, refresh_token, client_id, client_secret``."""
-    oauth = _token_client(ctx, settings)
-
-    def refresh(token: TokenSet) -> TokenSet:
-        try:
-            return oauth.refresh(token)
-        except AuthError as exc:
-            raise AuthError(f"Billit refused to renew the login ({exc}); run `invoicesync connect` "
-                            f"for account {ctx.account.name!r} again") from None
-
-    # Billit access tokens live 3600 s; renew a minute early rather than five.
-    return TokenAuth(ctx.secrets, refresh, key="oauth_token", early=60.0)
-
-
-def login_with_browser(ctx: Context, settings: BillitSettings) -> None:
-    """The authorization-code flow: Billit's logon page, loopback redirect, code exchange."""
-    if not ctx.secrets.get("client_secret"):
-        secret = ctx.ui.prompt("Billit OAuth client secret (from Billit support)", secret=True).strip()
-        if not secret:
-            raise AuthError("no Billit client secret given")
-        ctx.secrets.set("client_secret", secret)
-    oauth = _token_client(ctx, settings)
-    logon = settings.login_base() + LOGON_PATH
-
-    def build_url(redirect_uri: str, state: str) -> str:
-        # Billit takes exactly these three; its own params may not ride on redirect_uri.
-        return oauth.authorization_url(logon, client_id=oauth.client_id, redirect_uri=redirect_uri, state=state)
-
-    code, redirect_uri = authorize_in_browser(ctx.ui, build_url, no_browser=bool(ctx.options.get("no_browser")))
-    token = oauth.exchange_code(code, redirect_uri)
-    if not token.refresh_token:
-        raise AuthError("Billit answered the login without a refresh token; the login could not be kept")
-    TokenAuth(ctx.secrets, lambda t: t, key="oauth_token").store(token)
-
-
 # -- the API client ----------------------------------------------------------------------------
 
 
@@ -184,12 +134,15 @@ class BillitClient:
                                 "run `invoicesync connect` (or set INVOICESYNC_<ACCOUNT>_API_KEY)")
             auth = ApiKeyAuth(key)
         else:
+            from .auth import token_auth  # auth builds on this module's error parsing
+
             auth = token_auth(ctx, settings)
         headers = {"Accept": "application/json"}
         if settings.context_party_id is not None:
             headers["ContextPartyID"] = str(settings.context_party_id)
+        errors = functools.partial(parse_error, relogin=relogin_hint(ctx.account))
         self.http: HttpClient = ctx.http(settings.api_base(), service=SERVICE, auth=auth,
-                                         classify=classify, error_parser=parse_error, headers=headers)
+                                         classify=classify, error_parser=errors, headers=headers)
 
     @staticmethod
     def _party(party_id: str | None) -> dict[str, str]:

@@ -85,27 +85,63 @@ def download(client: BillitClient, party_id: str, entry: FileEntry, reader: Orde
                             field=f"{entry.field}/{exc.field}") from None
     except RemoteError as exc:
         if exc.status in (401, 403, 404):
-            raise DocumentError(f"file {entry.file_id} is not available: {exc}", document=reader.label,
+            raise DocumentError(f"file {entry.file_id} ({entry.name or 'no name'}) is not available: {exc}",
+                                document=reader.label,
                                 field=f"{entry.field}/FileID") from None
         raise
     except httpx.HTTPError as exc:  # the body broke off after the headers: try again next run
         raise ServerError(f"GET /v1/files/{entry.file_id}: download interrupted ({type(exc).__name__})",
                           service=SERVICE) from exc
-    if raw_type is not None:
-        raw_name = (entry.name or "").strip() or f"{entry.file_id}.bin"
-        raw_media = raw_type or mimetypes.guess_type(raw_name)[0] or "application/octet-stream"
-        return FileRef(name=raw_name, media_type=raw_media, size=size, sha256=sha,
-                       role=entry.role, source_id=entry.file_id)
-    if not scanner.content_found:
+    if raw_type is None and not scanner.content_found:
         raise DocumentError(f"file {entry.file_id} came without FileContent", document=reader.label,
                             field=f"{entry.field}/FileContent")
-    name = scanner.fields.get("FileName")
-    name = name if isinstance(name, str) and name.strip() else entry.name or f"{entry.file_id}.bin"
-    media_type = scanner.fields.get("MimeType")
-    if not isinstance(media_type, str) or not media_type.strip():
-        media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return FileRef(name=name.strip(), media_type=media_type.strip(), size=size, sha256=sha,
-                   role=entry.role, source_id=entry.file_id)
+    if size == 0:
+        # Never hand targets a 0-byte "PDF": fail the document (retried next run) instead.
+        raise DocumentError(f"file {entry.file_id} ({entry.name or 'no name'}) came empty",
+                            document=reader.label,
+                            field=f"{entry.field}/FileContent" if raw_type is None else f"{entry.field}/FileID")
+    if raw_type is not None:
+        name = safe_file_name(entry.name, entry.file_id)
+        return FileRef(name=name, media_type=media_type_of(raw_type, name), size=size, sha256=sha,
+                       role=entry.role, source_id=entry.file_id)
+    given = scanner.fields.get("FileName")
+    name = safe_file_name(given if isinstance(given, str) and given.strip() else entry.name, entry.file_id)
+    mime = scanner.fields.get("MimeType")
+    return FileRef(name=name, media_type=media_type_of(mime if isinstance(mime, str) else None, name),
+                   size=size, sha256=sha, role=entry.role, source_id=entry.file_id)
+
+
+#: Media types that say nothing about the file: the name's extension says more.
+VAGUE_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream", "application/unknown"})
+MAX_NAME = 200
+KNOWN_TYPES = {
+    "pdf": "application/pdf", "xml": "text/xml", "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xls": "application/vnd.ms-excel",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "csv": "text/csv",
+}
+
+
+def media_type_of(given: str | None, name: str) -> str:
+    """Billit's ``MimeType`` when it names a type; else the one the file name implies."""
+    given = (given or "").split(";")[0].strip().lower()
+    if given not in VAGUE_TYPES and "/" in given:
+        return given
+    extension = name.rpartition(".")[2].lower() if "." in name else ""
+    # The types Billit's files come in, fixed here: the system's MIME table varies (and may lack .xlsx).
+    return KNOWN_TYPES.get(extension) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def safe_file_name(name: str | None, file_id: str) -> str:
+    """A plain file name: no folders (``../../x``), no control characters, at most 200
+    characters with the extension kept; the FileID when nothing is left. Targets still apply
+    their own rules (reserved names such as ``nul`` on Windows)."""
+    text = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    text = "".join(ch for ch in text if ch.isprintable()).strip().strip(".").strip()
+    if len(text) > MAX_NAME:
+        _, dot, extension = text.rpartition(".")
+        extension = extension if dot and 0 < len(extension) <= 10 else ""
+        text = text[:MAX_NAME - len(extension) - 1].rstrip() + ("." + extension if extension else "")
+    return text or f"{file_id}.bin"
 
 
 def file_body(response: httpx.Response) -> tuple[Iterator[bytes], str | None]:

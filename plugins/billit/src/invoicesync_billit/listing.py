@@ -17,14 +17,24 @@ Paging
 ``$skip`` paging (and ``NextPageLink``, which is ``$skip`` underneath) is an offset into a list
 that moves while we read it: when an order on an earlier page is edited it jumps to the end and
 every later order shifts one place forward, so the order at the page boundary is never seen —
-and the cursor would then move past it for good. So each page is a fresh keyset query from the
-last instant seen (``ge`` that instant, skipping the ids already listed), which no edit can
-shift. An offset is used only when a page brought nothing new (a bulk import sharing one
-instant, the one case a keyset on ``LastModified`` cannot step over): the ``NextPageLink``
-(absolute or relative, see ``BillitClient.follow``), or ``$skip`` on the same query when the
-answer has no link (the Swagger declares a bare array). The listing ends on a page with no
-``NextPageLink`` that is not full. Sorting by ``LastModified asc, OrderID asc`` makes the order
-of equal instants stable.
+and the cursor would then move past it for good. So every page is a fresh keyset query that no
+edit can shift:
+
+* from the last instant seen: ``LastModified ge S`` (``$orderby=LastModified asc,OrderID asc``),
+  skipping the ids already listed at that instant;
+* when a full page lies entirely inside one second (a bulk import: filter literals are whole
+  seconds, so ``ge S`` would return that same page again), that second is walked by OrderID:
+  ``LastModified ge S and LastModified lt S+1s and OrderID gt X`` with ``$orderby=OrderID asc``
+  (ordered by OrderID alone: within the second the LastModified values differ in their
+  milliseconds, and a keyset on OrderID is only exact when the rows come in OrderID order).
+  An order edited meanwhile leaves the second (it is listed again later, as its new version);
+  the ones still to come keep their OrderIDs, so none is skipped. The cursor carries
+  ``"win": S, "after": X`` while inside such a second, so a run that stops there resumes there.
+  Once the second is done the listing goes on from ``ge S+1s``.
+
+``NextPageLink`` is only read as "more records are left" (a short page with a link is not the
+end); the listing ends on a short page without one. Both ``OrderID`` and ``LastModified`` are on
+Billit's filter whitelist; ``lt`` is standard OData v3.
 
 Only documented, whitelisted filter properties are used (``LastModified``, ``OrderType``,
 ``OrderDirection``); OData ``or`` is not documented, so several wanted types are filtered here.
@@ -34,118 +44,33 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.parse
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterator
 from datetime import datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, NamedTuple
 
-from invoicesync import Checkpoint, Deletion, DocumentRef, RemoteError
+from invoicesync import Checkpoint, Deletion, DocumentRef, ListingError, RemoteError
 
 from .client import SERVICE, BillitClient
+from .deleted import list_deletions
 from .settings import BillitSettings
+from .wire import (
+    ORDERS,
+    Cursor,
+    as_int_id,
+    encode_query,
+    localize,
+    odata_datetime,
+    page_items,
+    parse_timestamp,
+    wire_timestamp,
+)
 
-ORDERS = "/v1/orders"
-DELETED = "/v1/orders/deleted"
+__all__ = ["Cursor", "OrderLister", "as_int_id", "localize", "odata_datetime", "page_items", "parse_timestamp"]
+
 ORDER_BY = "LastModified asc,OrderID asc"
-#: At most this many boundary ids ride in the cursor (more only after a huge bulk import).
-MAX_CURSOR_IDS = 500
-
-try:
-    BILLIT_TZ: ZoneInfo | None = ZoneInfo("Europe/Brussels")
-except ZoneInfoNotFoundError:  # no tz database: keep Billit's naive local time
-    BILLIT_TZ = None
-
-
-def _parse(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip()
-    if "." in text:  # Python wants exactly 3 or 6 fraction digits before 3.11's relaxed parser
-        head, _, frac = text.partition(".")
-        digits = "".join(ch for ch in frac if ch.isdigit())
-        tail = frac[len(digits):]
-        text = f"{head}.{(digits + '000000')[:6]}{tail}"
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """Billit's ``2024-03-10T15:00:49.72`` (no offset, 0-7 fraction digits) as a naive datetime,
-    on Billit's own clock: the cursor compares and filters on exactly what Billit wrote (an
-    offset, should one ever come, is dropped rather than converted, so a filter built from it
-    still names the instant as the server wrote it)."""
-    parsed = _parse(value)
-    return parsed.replace(tzinfo=None) if parsed is not None else None
-
-
-def localize(value: datetime | None, text: Any = None) -> datetime | None:
-    """An aware instant for the library: Billit's offset-free local time is Belgian time; a
-    timestamp that does carry an offset (``Z``, ``+01:00``) keeps it."""
-    explicit = _parse(text)
-    if explicit is not None and explicit.tzinfo is not None:
-        return explicit
-    if value is None or BILLIT_TZ is None:
-        return value
-    return value.replace(tzinfo=BILLIT_TZ)
-
-
-def odata_datetime(value: datetime, *, date_only: bool = False) -> str:
-    """An OData v3 ``DateTime'...'`` literal: no offset (Billit's timestamps have none, and OData
-    v3 ``DateTime`` is offset-free; ``+01:00`` would even turn into a space in a query), whole
-    seconds (floored). Billit's docs only show ``DateTime'2025-04-01'``; a time part is standard
-    OData v3, and whole seconds are the form every DateTime parser reads. Flooring only re-reads a
-    few orders of that second, which the cursor skips. ``date_only`` is the fallback for a server
-    that takes nothing but the documented date form."""
-    if date_only:
-        return f"DateTime'{value.date().isoformat()}'"
-    return "DateTime'" + value.replace(microsecond=0, tzinfo=None).isoformat(timespec="seconds") + "'"
-
-
-SAFE_IN_QUERY = "$',:/()"
-
-
-def encode_query(params: dict[str, Any]) -> str:
-    """The query string as Billit's docs write it: ``$filter=OrderType+eq+'Invoice'`` (``$``,
-    quotes, commas and colons literal, spaces as ``+``), rather than ``%24filter=...%27``."""
-    return "&".join(f"{urllib.parse.quote_plus(str(k), safe='$')}="
-                    f"{urllib.parse.quote_plus(str(v), safe=SAFE_IN_QUERY)}" for k, v in params.items())
-
-
-
-@dataclass
-class Cursor:
-    last_modified: str | None = None
-    ids: list[int] = field(default_factory=list)
-    deleted_since: str | None = None
-    deleted_ids: list[int] = field(default_factory=list)  # deletions reported at that instant
-
-    @classmethod
-    def parse(cls, text: str | None) -> Cursor:
-        if not text:
-            return cls()
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return cls(last_modified=text)  # a bare timestamp (hand-set cursor)
-        if not isinstance(data, dict):
-            return cls()
-        ids = [i for i in data.get("ids") or [] if isinstance(i, int)]
-        deleted_ids = [i for i in data.get("dids") or [] if isinstance(i, int)]
-        return cls(data.get("lm"), ids, data.get("del"), deleted_ids)
-
-    def dump(self) -> str:
-        data: dict[str, Any] = {"lm": self.last_modified}
-        if self.ids and len(self.ids) <= MAX_CURSOR_IDS:
-            data["ids"] = sorted(self.ids)
-        if self.deleted_since:
-            data["del"] = self.deleted_since
-            if self.deleted_ids and len(self.deleted_ids) <= MAX_CURSOR_IDS:
-                data["dids"] = sorted(self.deleted_ids)
-        return json.dumps(data, separators=(",", ":"))
+#: Inside one crowded second the keyset is the OrderID alone (see "Paging" above).
+WINDOW_ORDER_BY = "OrderID asc"
+INT32 = (-(2**31), 2**31 - 1)
 
 
 def base_filters(settings: BillitSettings) -> list[str]:
@@ -157,35 +82,13 @@ def base_filters(settings: BillitSettings) -> list[str]:
     return filters
 
 
-ITEMS_KEYS = ("Items", "items", "value", "Value")
-NEXT_KEYS = ("NextPageLink", "nextPageLink", "odata.nextLink", "@odata.nextLink", "__next")
+class Row(NamedTuple):
+    """A listed order the walk can use: its key, and the summary Billit listed."""
 
-
-def page_items(body: Any) -> tuple[list[Any], str | None]:
-    """A page of ``GET /v1/orders``: ``{"Items": [...], "NextPageLink": ..., "Count": ...}`` is what
-    Billit's docs and clients show; its Swagger declares a bare array. Both are read (and the
-    OData spellings ``value`` / ``odata.nextLink``, should a server use them)."""
-    if isinstance(body, list):
-        return body, None
-    if isinstance(body, dict):
-        for key in ITEMS_KEYS:
-            if isinstance(body.get(key), list):
-                links = [body.get(k) for k in NEXT_KEYS]
-                link = next((v for v in links if isinstance(v, str) and v.strip()), None)
-                return body[key], link
-    raise RemoteError(f"{ORDERS}: expected {{'Items': [...]}} or an array, got {type(body).__name__}",
-                      service=SERVICE)
-
-
-def as_int_id(value: Any) -> int | None:
-    """An OrderID or PartyID: an int32 per the Swagger; a string of digits is read too."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
+    order_id: int
+    stamp: datetime
+    text: str
+    item: dict[str, Any]
 
 
 class OrderLister:
@@ -198,117 +101,193 @@ class OrderLister:
         self.party_id = party_id
         self.log = log
         self.date_only = False  # set when the server refuses a DateTime with a time of day
+        self._reported: set[str] = set()  # unusable items already reported in this run
+        self._lookback = timedelta(0)  # how far before the cursor the run's first page re-reads
 
-    def changes(self, cursor_text: str | None) -> Iterator[DocumentRef | Deletion | Checkpoint]:
+    def changes(self, cursor_text: str | None
+                ) -> Iterator[DocumentRef | Deletion | ListingError | Checkpoint]:
         cursor = Cursor.parse(cursor_text)
+        self._lookback = timedelta(seconds=self.settings.lookback_seconds)
         yield from self._orders(cursor)
         if self.settings.import_deletions:
-            yield from self._deletions(cursor)
+            yield from list_deletions(self.client, self.party_id, cursor, self.wanted)
         yield Checkpoint(cursor=cursor.dump())
 
-    # -- orders ------------------------------------------------------------------------------
+    # -- the queries -------------------------------------------------------------------------
 
-    def _query(self, since: str | None) -> dict[str, Any]:
+    def _step(self) -> timedelta:
+        """The width of a filter literal: a second, or a day on a server taking only dates."""
+        return timedelta(days=1) if self.date_only else timedelta(seconds=1)
+
+    def _floor(self, stamp: datetime) -> datetime:
+        floored = stamp.replace(microsecond=0)
+        return floored.replace(hour=0, minute=0, second=0) if self.date_only else floored
+
+    def _literal(self, moment: datetime) -> str:
+        return odata_datetime(moment, date_only=self.date_only)
+
+    def _query(self, cursor: Cursor) -> dict[str, Any]:
         filters = base_filters(self.settings)
-        start = parse_timestamp(since) if since else None
-        if start is not None:
-            start -= timedelta(seconds=self.settings.lookback_seconds)
-            filters.insert(0, f"LastModified ge {odata_datetime(start, date_only=self.date_only)}")
+        window = parse_timestamp(cursor.window)
+        if window is not None:
+            start = self._floor(window)
+            keyset = [f"LastModified ge {self._literal(start)}",
+                      f"LastModified lt {self._literal(start + self._step())}"]
+            if cursor.after is not None:
+                keyset.append(f"OrderID gt {cursor.after}")
+            filters[:0] = keyset
+            order_by = WINDOW_ORDER_BY
+        else:
+            since = parse_timestamp(cursor.last_modified)
+            if since is not None:
+                filters.insert(0, f"LastModified ge {self._literal(since - self._lookback)}")
+            order_by = ORDER_BY
         params: dict[str, Any] = {}
         if filters:
             params["$filter"] = " and ".join(filters)
-        params["$orderby"] = ORDER_BY
+        params["$orderby"] = order_by
         params["$top"] = self.settings.page_size
         return params
 
-    def _get(self, query: dict[str, Any] | None, link: str | None) -> tuple[Any, str]:
-        url = link or f"{ORDERS}?{encode_query(query or {})}"
-        return self.client.get_page(url, party_id=self.party_id)
-
-    def _first_page(self, query: dict[str, Any], since: str | None) -> tuple[Any, str, dict[str, Any]]:
-        """A keyset query. Should the server refuse a ``DateTime`` with a time part (400), the
-        documented date-only form is used from then on: more re-reading, nothing lost."""
+    def _get(self, cursor: Cursor) -> tuple[Any, dict[str, Any]]:
+        """One page of a keyset query. Should the server refuse a ``DateTime`` with a time part
+        (400), the documented date-only form is used from then on: more re-reading, nothing lost
+        (a second being walked by OrderID widens to its whole day, walked from the start)."""
+        query = self._query(cursor)
         try:
-            body, url = self._get(query, None)
-            return body, url, query
+            return self.client.get_json(f"{ORDERS}?{encode_query(query)}", party_id=self.party_id), query
         except RemoteError as exc:
             if exc.status != 400 or self.date_only or "DateTime'" not in str(query.get("$filter")):
                 raise
         self.log.warning("billit: company %s: Billit refused a DateTime with a time of day; filtering "
                          "on the date alone", self.party_id)
         self.date_only = True
-        query = self._query(since)
-        body, url = self._get(query, None)
-        return body, url, query
+        cursor.after = None
+        query = self._query(cursor)
+        return self.client.get_json(f"{ORDERS}?{encode_query(query)}", party_id=self.party_id), query
 
-    def _orders(self, cursor: Cursor) -> Iterator[DocumentRef | Checkpoint]:
-        boundary = parse_timestamp(cursor.last_modified)
-        seen: set[int] = set(cursor.ids)  # OrderIDs already listed at the boundary instant
-        body, came_from, query = self._first_page(self._query(cursor.last_modified), cursor.last_modified)
-        offset = 0  # how far into the current keyset query the pages so far reached
-        previous_page: list[int] | None = None
+    # -- the walk ----------------------------------------------------------------------------
+
+    def _orders(self, cursor: Cursor) -> Iterator[DocumentRef | ListingError | Checkpoint]:
+        listed: set[tuple[int, datetime]] = set()  # (OrderID, LastModified) listed in this run
         while True:
+            body, query = self._get(cursor)
             items, next_link = page_items(body)
-            fresh = 0  # orders this page added; a page that adds none cannot be keyset-requeried
-            page_ids = []
+            more = bool(next_link) or len(items) >= self.settings.page_size
+            rows: list[Row] = []
             for item in items:
-                order_id, stamp, text = self._key(item)
-                if order_id is None:
+                key = self._key(item)
+                if isinstance(key, ListingError):
+                    # Reported (and the cursor held for it) only if it is a kind this account imports.
+                    if (not isinstance(item, dict) or self.wanted(item)) and self._first_report(item):
+                        yield key
                     continue
-                page_ids.append(order_id)
-                if stamp is not None and boundary is not None and stamp < boundary:
-                    continue  # already covered: lookback, or the filter's whole-second floor
-                if stamp is not None and stamp == boundary:
-                    if order_id in seen:
-                        continue
-                elif stamp is not None:
-                    boundary, seen = stamp, set()
-                    cursor.last_modified = text
-                seen.add(order_id)
-                fresh += 1
-                if self._wanted(item):
-                    yield DocumentRef(source_id=str(order_id), modified_at=localize(stamp, text), summary=item)
-            cursor.ids = sorted(seen)
-            if items and cursor.last_modified:
-                yield Checkpoint(cursor=cursor.dump())
-            offset += len(items)
-            # Billit gives a NextPageLink while records are left. A page without one that is
-            # full (a bare array, as the Swagger declares, carries no link at all) may still
-            # have a successor: ask again; an empty answer ends the listing.
-            if not next_link and len(items) < self.settings.page_size:
-                return
-            if fresh == 0 or len(seen) >= self.settings.page_size:
-                # Only an offset gets past a page that brought nothing new (a bulk import at
-                # one instant): the NextPageLink, or $skip on the same query.
-                if fresh == 0 and previous_page == page_ids:
-                    raise RemoteError(f"{ORDERS}: the next page repeats the previous one; the server "
-                                      "does not page ($skip / NextPageLink)", service=SERVICE)
-                previous_page = page_ids
-                if next_link:
-                    body, came_from = self._get(None, self.client.follow(next_link, came_from))
-                else:
-                    body, came_from = self._get({**query, "$skip": offset}, None)
+                rows.append(Row(*key, item))
+            in_window = cursor.window is not None
+            if in_window:
+                fresh = yield from self._window_page(rows, cursor, listed, more)
             else:
-                previous_page, offset = None, 0
-                query = self._query(cursor.last_modified)
-                body, came_from = self._get(query, None)
+                boundary = parse_timestamp(cursor.last_modified)
+                reread_from = boundary - self._lookback if boundary is not None and self._lookback else None
+                fresh = yield from self._main_page(rows, cursor, listed, more, reread_from)
+            self._lookback = timedelta(0)  # only the run's first page looks back: later ones start at the cursor
+            if items and (cursor.last_modified or cursor.window):
+                yield Checkpoint(cursor=cursor.dump())
+            if not more and not in_window:
+                return  # a short page of `ge S` is the end; a short window page only ends its second
+            if fresh == 0 and query == self._query(cursor):
+                raise RemoteError(f"{ORDERS}: the next page would repeat the previous one ({query.get('$filter')}); "
+                                  "the server does not honour the keyset filter", service=SERVICE)
 
-    def _key(self, item: Any) -> tuple[int | None, datetime | None, str | None]:
-        if not isinstance(item, dict) or isinstance(item.get("OrderID"), bool) \
-                or not isinstance(item.get("OrderID"), int):
-            number = item.get("OrderNumber") if isinstance(item, dict) else None
-            self.log.error("billit: company %s: a listed order has no valid OrderID (OrderNumber %r); "
-                           "it cannot be imported until Billit lists it correctly", self.party_id, number)
-            return None, None, None
+    def _main_page(self, rows: list[Row], cursor: Cursor, listed: set[tuple[int, datetime]],
+                   more: bool, reread_from: datetime | None = None) -> Generator[DocumentRef, None, int]:
+        """``LastModified ge S`` pages: skip what the cursor covers, move it to the last order.
+        With ``lookback_seconds``, what lies from ``reread_from`` up to the cursor is listed again
+        (an order committed late with an earlier LastModified; the library dedupes the rest)."""
+        boundary = start = parse_timestamp(cursor.last_modified)
+        seen: set[int] = set(cursor.ids)  # OrderIDs already listed at the boundary instant
+        fresh = 0
+        for order_id, stamp, text, item in rows:
+            if boundary is not None and stamp < boundary:
+                if reread_from is None or stamp < reread_from or (order_id, stamp) in listed:
+                    continue  # covered by the cursor (the filter floors to whole seconds)
+                listed.add((order_id, stamp))
+                fresh += 1
+                if self.wanted(item):
+                    yield DocumentRef(source_id=str(order_id), modified_at=localize(stamp, text), summary=item)
+                continue
+            if stamp == boundary and order_id in seen:
+                continue
+            if boundary is None or stamp > boundary:
+                boundary, seen = stamp, set()
+                cursor.last_modified = text
+            seen.add(order_id)
+            fresh += 1
+            listed.add((order_id, stamp))
+            if self.wanted(item):
+                yield DocumentRef(source_id=str(order_id), modified_at=localize(stamp, text), summary=item)
+        cursor.ids = sorted(seen)
+        seconds = {self._floor(row.stamp) for row in rows}
+        if more and len(seconds) == 1 and (start is None or min(seconds) >= self._floor(start)):
+            # A full page inside one second: `ge S` would only return it again. Walk that
+            # second by OrderID (what was listed of it already is in `listed`). A second before
+            # the cursor (a lookback re-read) is not walked: the next page starts at the cursor.
+            cursor.window, cursor.after = wire_timestamp(seconds.pop()), None
+        return fresh
+
+    def _window_page(self, rows: list[Row], cursor: Cursor, listed: set[tuple[int, datetime]],
+                     more: bool) -> Generator[DocumentRef, None, int]:
+        """``ge S and lt S+1s and OrderID gt X`` pages, in OrderID order."""
+        fresh = 0
+        highest = cursor.after
+        for order_id, stamp, text, item in rows:
+            if highest is None or order_id > highest:
+                highest = order_id
+                fresh += 1
+            if (order_id, stamp) in listed:
+                continue  # listed by an earlier page of this run, before the walk began
+            listed.add((order_id, stamp))
+            if self.wanted(item):
+                yield DocumentRef(source_id=str(order_id), modified_at=localize(stamp, text), summary=item)
+        cursor.after = highest
+        if not more:  # the second is done: go on after it
+            start = parse_timestamp(cursor.window)
+            assert start is not None
+            cursor.last_modified = wire_timestamp(self._floor(start) + self._step())
+            cursor.ids, cursor.window, cursor.after = [], None, None
+            fresh += 1
+        return fresh
+
+    def _first_report(self, item: Any) -> bool:
+        fingerprint = json.dumps(item, sort_keys=True, default=str)
+        if fingerprint in self._reported:
+            return False
+        self._reported.add(fingerprint)
+        return True
+
+    def _key(self, item: Any) -> tuple[int, datetime, str] | ListingError:
+        """``(OrderID, LastModified, its text)``, or a ``ListingError`` naming the unusable field:
+        core records it, and holds the cursor before it so the order is listed again."""
+        if not isinstance(item, dict):
+            return ListingError(field="Items", message=f"a listed order is not a JSON object but "
+                                                       f"{type(item).__name__}")
+        number = item.get("OrderNumber")
+        label = f" (OrderNumber {str(number)[:80]!r})" if number is not None else ""
+        order_id = item.get("OrderID")
+        if order_id is None:
+            return ListingError(field="OrderID", message=f"a listed order has no OrderID{label}")
+        if not _is_int32(order_id):
+            return ListingError(source_id=_shown_id(order_id), field="OrderID",
+                                message=f"OrderID must be a 32-bit integer, got {_shown(order_id)}{label}")
         text = item.get("LastModified")
         stamp = parse_timestamp(text)
         if stamp is None:
-            # Still import it (its fetch names the broken field), but it cannot move the cursor.
-            self.log.warning("billit: order %s has an unreadable LastModified %r", item["OrderID"], text)
-            return int(item["OrderID"]), None, None
-        return int(item["OrderID"]), stamp, str(text)
+            return ListingError(source_id=str(order_id), field="LastModified",
+                                message=f"order {order_id}{label}: LastModified must be a date-time like "
+                                        f"2025-04-25T16:22:25.457, got {_shown(text)}")
+        return int(order_id), stamp, str(text)
 
-    def _wanted(self, item: dict[str, Any]) -> bool:
+    def wanted(self, item: dict[str, Any]) -> bool:
         kind, direction = item.get("OrderType"), item.get("OrderDirection")
         # An unknown or missing value is imported: fetch_document reports it by field.
         if kind in ("Invoice", "CreditNote", "Offer", "DeliveryNote", "OrderForm") \
@@ -316,36 +295,17 @@ class OrderLister:
             return False
         return not (direction in ("Income", "Cost") and direction not in self.settings.directions)
 
-    # -- deletions ---------------------------------------------------------------------------
 
-    def _deletions(self, cursor: Cursor) -> Iterator[Deletion]:
-        """``GET /v1/orders/deleted``: soft-deleted orders. Its answer is not specified, so
-        both a page envelope and a bare array, of objects or of bare ids, are understood."""
-        since = parse_timestamp(cursor.deleted_since)
-        newest = since
-        at_newest = set(cursor.deleted_ids)
-        url: str | None = DELETED
-        pages = 0
-        while url is not None and pages < 10_000:
-            pages += 1
-            body, came_from = self.client.get_page(url, party_id=self.party_id)
-            items, next_link = page_items(body)
-            for item in items:
-                order_id = as_int_id(item.get("OrderID") if isinstance(item, dict) else item)
-                if order_id is None:
-                    continue
-                stamp = parse_timestamp(item.get("LastModified")) if isinstance(item, dict) else None
-                if stamp is not None and since is not None and (
-                        stamp < since or (stamp == since and order_id in cursor.deleted_ids)):
-                    continue  # reported by an earlier run
-                if stamp is not None and (newest is None or stamp > newest):
-                    newest, at_newest = stamp, set()
-                    cursor.deleted_since = str(item["LastModified"])
-                if stamp is not None and stamp == newest:
-                    at_newest.add(order_id)
-                if isinstance(item, dict) and not self._wanted(item):
-                    continue
-                yield Deletion(source_id=str(order_id), deleted_at=localize(
-                    stamp, item.get("LastModified") if isinstance(item, dict) else None))
-            url = self.client.follow(next_link, came_from) if next_link else None
-        cursor.deleted_ids = sorted(at_newest)
+def _is_int32(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and INT32[0] <= value <= INT32[1]
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _shown_id(value: Any) -> str | None:
+    """A wrong-typed OrderID as an id core can hold the failure under (``"123"``), if it has one."""
+    text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    return text[:40] or None

@@ -138,12 +138,16 @@ class OrderReader:
         fallback = "Customer" if direction is LibraryDirection.SALES else "Supplier"
         party = self.obj("CounterParty") or self.obj(fallback) or {}
         where = "CounterParty" if self.order.get("CounterParty") is not None else fallback
-        name = self.string("DisplayName", source=party, path=f"{where}/DisplayName") \
-            or self.string("Name", source=party, path=f"{where}/Name") \
-            or self.string("CommercialName", source=party, path=f"{where}/CommercialName") or ""
+        # The display name first; the legal Name and a CommercialName that differ from it are
+        # the party's other names (a target matching vendors may know it by any of them).
+        names: list[str] = []
+        for key in ("DisplayName", "Name", "CommercialName"):
+            value = (self.string(key, source=party, path=f"{where}/{key}") or "").strip()
+            if value and value.casefold() not in {n.casefold() for n in names}:
+                names.append(value)
         vat = self.string("VATNumber", source=party, path=f"{where}/VATNumber")
-        return Party(name=name.strip(), vat_number=(vat or "").replace(" ", "") or None,
-                     peppol_id=self._peppol_id(party, where))
+        return Party(name=names[0] if names else "", other_names=names[1:],
+                     vat_number=(vat or "").replace(" ", "") or None, peppol_id=self._peppol_id(party, where))
 
     def _peppol_id(self, party: dict[str, Any], where: str) -> str | None:
         explicit = self.string("PeppolIdentifier", source=party, path=f"{where}/PeppolIdentifier")

@@ -17,13 +17,16 @@ from invoicesync import (
     Deletion,
     Document,
     DocumentRef,
+    ListingError,
     PluginInfo,
     PluginKind,
     RemoteError,
     hookimpl,
 )
+from invoicesync.http import keep_or_login, relogin_hint, wants_relogin
 
-from .client import BillitClient, login_with_browser
+from . import auth as _auth
+from .client import BillitClient
 from .documents import fetch_order
 from .listing import OrderLister, as_int_id
 from .settings import SECRETS, BillitSettings
@@ -64,25 +67,30 @@ def auth(account: Account, ctx: Context) -> list[Company]:
     settings: BillitSettings = ctx.settings
     api_key: str | None = None
     if settings.auth == "api_key":
-        api_key = ctx.secrets.get("api_key") or ctx.ui.prompt(
+        # --relogin asks for a new key: the stored one is the key that stopped working.
+        fresh = wants_relogin(ctx.options) and ctx.ui.interactive
+        api_key = (None if fresh else ctx.secrets.get("api_key")) or ctx.ui.prompt(
             "Billit API key (MyBillit > My profile > Users & API key)", secret=True).strip()
         if not api_key:
             raise AuthError("no Billit API key given")
-    elif ctx.ui.interactive or not ctx.secrets.get("oauth_token"):
-        login_with_browser(ctx, settings)
+
+    def account_information() -> dict[str, Any]:
+        client = BillitClient(ctx, settings, api_key=api_key)
+        try:
+            return client.account_information()
+        except RemoteError as exc:
+            if exc.status in (400, 401, 403):
+                raise AuthError(f"Billit refused the login: {exc}") from None
+            raise
+
+    if settings.auth == "api_key":
+        info = account_information()
+        ctx.secrets.set("api_key", api_key or "")  # kept only once Billit accepted it
     else:
-        # Scripts and the demo connect without a person: reuse the stored login. The call below
-        # proves it still works (renewing it if need be) before the account is saved.
-        ctx.ui.echo("Using the stored Billit login.")
-    client = BillitClient(ctx, settings, api_key=api_key)
-    try:
-        info = client.account_information()
-    except RemoteError as exc:
-        if exc.status in (400, 401, 403):
-            raise AuthError(f"Billit refused the login: {exc}") from None
-        raise
-    if api_key:
-        ctx.secrets.set("api_key", api_key)  # kept only once Billit accepted it
+        _auth.client_secret(ctx)
+        # A stored login that works is kept (scripts, the demo); --relogin or a dead one logs in.
+        info = keep_or_login(ctx, service="Billit", token_key=_auth.TOKEN_KEY,
+                             login=lambda: _auth.login_with_browser(ctx, settings), verify=account_information)
     return companies_of(info, ctx)
 
 
@@ -107,15 +115,16 @@ def companies_of(info: dict[str, Any], ctx: Context) -> list[Company]:
 
 @hookimpl
 def list_documents(account: Account, company: Company, cursor: str | None,
-                   ctx: Context) -> Iterator[DocumentRef | Deletion | Checkpoint]:
+                   ctx: Context) -> Iterator[DocumentRef | Deletion | ListingError | Checkpoint]:
     lister = OrderLister(client_for(ctx), ctx.settings, company.id, ctx.log)
     try:
         yield from lister.changes(cursor)
     except RemoteError as exc:
         if exc.status in (401, 403):
+            fix = "" if exc.status == 401 else f", or {relogin_hint(account)}"  # a 401 names it already
             raise AuthError(f"Billit company {company.name} (PartyID {company.id}) can no longer be reached "
                             f"with the login of account {account.name!r}: {exc}. Check the company's access "
-                            "in Billit, or run `invoicesync connect` again") from None
+                            f"in Billit{fix}") from None
         raise
 
 

@@ -9,13 +9,24 @@ one when the refresh answer carries none.
 A stored login that still works is reused rather than asked for again: ``invoicesync demo`` and
 scripts store the token set first and connect without a person. The browser runs when there is no
 stored login, when the stored one no longer works (and someone is there to log in), or when the
-user asks for it with ``invoicesync connect dropbox --relogin``.
+user asks for it with ``invoicesync connect dropbox --name NAME --relogin`` (core's
+``keep_or_login``). The redirect URI is the ``redirect_uri`` setting, which must match one
+registered in the app console exactly; core's ``authorize_in_browser`` listens on a loopback one
+or has the user paste the address of any other.
 """
 
 from __future__ import annotations
 
 from invoicesync import AuthError, ConfigError, Context
-from invoicesync.http import PKCE, OAuth2Client, TokenAuth, TokenSet, authorize_in_browser
+from invoicesync.http import (
+    PKCE,
+    OAuth2Client,
+    TokenAuth,
+    TokenSet,
+    authorize_in_browser,
+    keep_or_login,
+    relogin_command,
+)
 from pydantic import ValidationError
 
 from .client import DropboxClient
@@ -28,38 +39,31 @@ def oauth_client(ctx: Context, settings: DropboxSettings) -> OAuth2Client:
     if not settings.app_key:
         raise ConfigError("the Dropbox account needs an app_key setting (the App key of your Dropbox app)")
     http = ctx.http("", service="dropbox-oauth")
-    return OAuth2Client(http, token_url=settings.token_url, client_id=settings.app_key)
+    # Dropbox does not rotate refresh tokens: a refresh may be resent like a read.
+    return OAuth2Client(http, token_url=settings.token_url, client_id=settings.app_key,
+                        relogin=relogin_command(ctx.account))
 
 
 def token_auth(ctx: Context, settings: DropboxSettings) -> TokenAuth:
     """The authenticator for API calls; it refreshes through the token endpoint when needed."""
     oauth = oauth_client(ctx, settings)
-    return TokenAuth(ctx.secrets, oauth.refresh, key=TOKEN_KEY)
+    return TokenAuth(ctx.secrets, oauth.refresh, key=TOKEN_KEY, relogin=relogin_command(ctx.account))
 
 
 def login(ctx: Context, settings: DropboxSettings) -> None:
     """Make sure the account has a working login: the stored one if it works, else the browser."""
-    stored = ctx.secrets.get(TOKEN_KEY)
-    if stored and not _asked_to_relogin(ctx):
-        try:
+
+    def check() -> None:
+        stored = ctx.secrets.get(TOKEN_KEY)
+        if stored:
             _check_scopes(_parse(stored), settings)
-            verify(ctx, settings)
-        except AuthError as exc:
-            if not ctx.ui.interactive:
-                raise AuthError(f"the stored Dropbox login does not work ({exc}); run `invoicesync connect "
-                                "dropbox --relogin` in a terminal to log in again") from exc
-            ctx.ui.echo(f"The stored Dropbox login does not work ({exc}); logging in again.")
-        else:
-            ctx.ui.echo("Using the stored Dropbox login.")
-            return
+        verify(ctx, settings)
+
+    keep_or_login(ctx, service="Dropbox", token_key=TOKEN_KEY, login=lambda: _login(ctx, settings), verify=check)
+
+
+def _login(ctx: Context, settings: DropboxSettings) -> None:
     connect(ctx, settings)
-    verify(ctx, settings)
-
-
-def _asked_to_relogin(ctx: Context) -> bool:
-    """``--relogin`` arrives as ``True``; ``--relogin no`` as a string."""
-    value = ctx.options.get("relogin", False)
-    return value.strip().lower() not in ("", "0", "false", "no", "off") if isinstance(value, str) else bool(value)
 
 
 def verify(ctx: Context, settings: DropboxSettings) -> None:
@@ -102,7 +106,8 @@ def connect(ctx: Context, settings: DropboxSettings) -> TokenSet:
             code_challenge_method="S256",
         )
 
-    code, redirect_uri = authorize_in_browser(ctx.ui, build_url, no_browser=bool(ctx.options.get("no_browser")))
+    code, redirect_uri = authorize_in_browser(ctx.ui, build_url, redirect_uri=settings.redirect_uri,
+                                              no_browser=bool(ctx.options.get("no_browser")))
     token = oauth.exchange_code(code, redirect_uri, verifier=pkce.verifier)
     if not token.refresh_token:
         raise AuthError("Dropbox returned no refresh token; the app must allow offline access")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from invoicesync import AuthError, Context
-from invoicesync.http import Authenticator, HttpClient
+from invoicesync.http import Authenticator, HttpClient, relogin_hint
 
 from .errors import DropboxApiError, classify, encode_arg, parse_error
 from .settings import DropboxSettings
@@ -75,17 +75,18 @@ class DropboxClient:
                                         classify=classify, error_parser=parse_error)
         self.content: HttpClient = ctx.http(settings.content_url, service="dropbox", auth=auth,
                                             classify=classify, error_parser=parse_error)
+        self._relogin = relogin_hint(ctx.account)
 
     # -- plumbing ------------------------------------------------------------------------------
 
     def call(self, route: str, arg: Any, *, idempotent: bool = False) -> Any:
         """An RPC route: JSON in, JSON out."""
-        with _auth_errors():
+        with _auth_errors(self._relogin):
             response = self.rpc.post(f"/2/{route}", content=json.dumps(arg).encode(),
                                      headers={"Content-Type": "application/json"}, idempotent=idempotent)
         return response.json() if response.content else None
 
-    def upload_call(self, route: str, arg: Any, body: Body, length: int) -> Any:
+    def upload_call(self, route: str, arg: Any, body: Body, length: int, *, idempotent: bool = False) -> Any:
         """A content-upload route: the argument in ``Dropbox-API-Arg``, the bytes streamed."""
         headers = {
             "Content-Type": "application/octet-stream",
@@ -93,8 +94,8 @@ class DropboxClient:
             # Known length: the body streams without chunked encoding, like the official SDK's.
             "Content-Length": str(length),
         }
-        with _auth_errors():
-            response = self.content.post(f"/2/{route}", content=body, headers=headers)
+        with _auth_errors(self._relogin):
+            response = self.content.post(f"/2/{route}", content=body, headers=headers, idempotent=idempotent)
         return response.json() if response.content else None
 
     # -- routes --------------------------------------------------------------------------------
@@ -117,7 +118,8 @@ class DropboxClient:
 
     def session_start(self, body: Body, length: int, content_hash: str, *, close: bool) -> str:
         arg = with_hash({"close": close}, content_hash, length)
-        result = self.upload_call("files/upload_session/start", arg, body, length)
+        # Opening a session commits nothing: a resend at worst leaves an unused session to expire.
+        result = self.upload_call("files/upload_session/start", arg, body, length, idempotent=True)
         session_id = result.get("session_id") if isinstance(result, dict) else None
         if not isinstance(session_id, str) or not session_id:
             raise DropboxApiError("upload_session/start answered without a session_id", status=200)
@@ -127,7 +129,9 @@ class DropboxClient:
                        *, close: bool = False) -> None:
         arg = with_hash({"cursor": {"session_id": session_id, "offset": offset}, "close": close},
                         content_hash, length)
-        self.upload_call("files/upload_session/append_v2", arg, body, length)
+        # The offset makes a resend harmless: bytes already received give incorrect_offset with the
+        # server's count, which the uploader carries on from.
+        self.upload_call("files/upload_session/append_v2", arg, body, length, idempotent=True)
 
     def session_finish(self, session_id: str, offset: int, commit: dict[str, Any], body: Body, length: int,
                        content_hash: str) -> Metadata:
@@ -135,6 +139,20 @@ class DropboxClient:
                         content_hash, length)
         return _metadata(self.upload_call("files/upload_session/finish", arg, body, length),
                          "files/upload_session/finish")
+
+    def move(self, from_path: str, to_path: str) -> Metadata:
+        """``files/move_v2`` without replacing anything: a taken name gets Dropbox's `` (n)``."""
+        result = self.call("files/move_v2", {"from_path": from_path, "to_path": to_path, "autorename": True,
+                                             "allow_shared_folder": False, "allow_ownership_transfer": False})
+        return _metadata(result.get("metadata") if isinstance(result, dict) else None, "files/move_v2")
+
+    def delete(self, path: str, parent_rev: str | None) -> Metadata:
+        """``files/delete_v2``; with ``parent_rev`` only that revision (a newer one is a conflict)."""
+        arg: dict[str, Any] = {"path": path}
+        if parent_rev:
+            arg["parent_rev"] = parent_rev
+        result = self.call("files/delete_v2", arg)
+        return _metadata(result.get("metadata") if isinstance(result, dict) else None, "files/delete_v2")
 
     def finish_batch(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Commit closed sessions in one write operation; one result per entry, in order. Each is
@@ -166,9 +184,12 @@ def _batch_entry(item: Any) -> dict[str, Any]:
 class _auth_errors:  # noqa: N801 - used as a lowercase context manager
     """A 401 that survived the refresh is a login problem for the whole account, not one file."""
 
+    def __init__(self, relogin: str) -> None:
+        self.relogin = relogin
+
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if isinstance(exc, DropboxApiError) and exc.status == 401:
-            raise AuthError(f"Dropbox refused the login: {exc}") from exc
+            raise AuthError(f"Dropbox refused the login: {exc}; {self.relogin}") from exc

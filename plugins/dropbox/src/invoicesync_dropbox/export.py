@@ -1,6 +1,11 @@
 """``push_documents`` for Dropbox: plan each document's files, upload what is missing, and
 return one ``Delivery`` per document with the path, id, rev and content_hash Dropbox confirmed.
 
+Every file of ``request.files`` goes: the main one (the PDF, else the UBL, else e.g. the photo of
+a receipt) at the template's path, the UBL beside a PDF as ``.xml``, each attachment beside it
+named after the main file plus its own name. Each is looked up first, so a document offered again
+after the account's ``files`` option widened gets only what is missing.
+
 One document failing (a refused name, no space, a lost answer that turned out not to be a
 write) becomes a ``failed`` delivery; the other documents of the batch carry on. When every
 failure of a document is transient (lock contention on its entry of a batch commit, or a rate
@@ -25,12 +30,13 @@ from invoicesync import (
     PushRequest,
     RemoteError,
 )
-from invoicesync.naming import sibling
+from invoicesync.naming import file_ext, file_keys, main_file, plan_files
 
 from .auth import token_auth
 from .client import DropboxClient
 from .content_hash import content_hash_of_chunks
-from .paths import document_path
+from .deletion import apply_deletions, planned_deletion
+from .paths import DROPBOX_RULES, document_path, fit_path
 from .placement import Earlier, Placer
 from .settings import DropboxSettings
 from .uploads import FileTask, Uploader
@@ -39,6 +45,7 @@ from .uploads import FileTask, Uploader
 #: entry carries no wait of its own (only a whole 429 answer has ``Retry-After``, and the core
 #: client has honoured that already), so a short pause lets the other writer finish.
 ENTRY_RETRY_AFTER = 1.0
+NO_FILES = "the document has no file"
 
 
 @dataclass
@@ -50,6 +57,8 @@ class DocumentWork:
     skipped: str | None = None
     #: When skipped by policy: the earlier version's file, which stays this document's own.
     kept: list[dict[str, Any]] = field(default_factory=list)
+    #: ``id(file)`` → its ledger key (``naming.file_keys``).
+    keys: dict[int, str] = field(default_factory=dict)
 
     @property
     def document(self) -> Document:
@@ -66,7 +75,10 @@ def push(requests: list[PushRequest], ctx: Context) -> Iterator[Delivery]:
     placer = Placer(client, ctx.account.name, settings.on_change)
     uploader = Uploader(ctx, client, chunk_size=settings.chunk_size, threshold=settings.upload_threshold,
                         batch_commit=settings.batch_commit)
+    deletions = [r for r in requests if r.document.deleted]
+    requests = [r for r in requests if not r.document.deleted]
     try:
+        yield from apply_deletions(deletions, settings, client, ctx)
         works = [_plan(request, settings, placer, ctx) for request in requests]
         uploader.run(_to_upload(works))
         # A name we found free was taken before our commit (another process delivering a document
@@ -85,39 +97,42 @@ def _to_upload(works: list[DocumentWork]) -> list[FileTask]:
     return [task for work in works if work.error is None and not work.skipped for task in work.tasks]
 
 
-def _files(document: Document) -> list[tuple[FileRef, str]]:
-    """The files that go to Dropbox with the extension each gets: the PDF, and the UBL beside it."""
-    files: list[tuple[FileRef, str]] = []
-    if document.pdf is not None:
-        files.append((document.pdf, "pdf"))
-    if document.ubl is not None:
-        files.append((document.ubl, "xml"))
-    return files
+def _layout(request: PushRequest, settings: DropboxSettings, main_path: str | None = None) -> list[tuple[str, FileRef]]:
+    """Every file of ``request.files`` with its Dropbox path: the main file at the template's path
+    (or ``main_path``, where it actually went), the others beside it (``naming.plan_files``)."""
+    files = request.files
+    main = main_file(files)
+    if main is None:
+        return []
+    document = request.document
+    first = main_path or document_path(settings.template, document, ext=file_ext(main))
+    return [(path if index == 0 else fit_path(path, document.id), ref)
+            for index, (path, ref) in enumerate(plan_files(first, files, DROPBOX_RULES))]
 
 
 def _planned(request: PushRequest, settings: DropboxSettings, ctx: Context) -> Delivery:
-    document = request.document
-    files = _files(document)
-    if not files:
-        return _result(request, ctx, DeliveryStatus.SKIPPED, message="the document has no PDF or UBL file")
+    if request.document.deleted:
+        return planned_deletion(request, settings, ctx)
     try:
-        main = document_path(settings.template, document, ext=files[0][1])
+        layout = _layout(request, settings)
     except DocumentError as exc:
         return _result(request, ctx, DeliveryStatus.FAILED, message=str(exc))
-    paths = [main] + [sibling(main, ext) for _, ext in files[1:]]
-    return _result(request, ctx, DeliveryStatus.PLANNED, path=main, message="would upload " + " and ".join(paths))
+    if not layout:
+        return _result(request, ctx, DeliveryStatus.SKIPPED, message=NO_FILES)
+    return _result(request, ctx, DeliveryStatus.PLANNED, path=layout[0][0],
+                   message="would upload " + ", ".join(path for path, _ in layout))
 
 
 def _earlier(request: PushRequest) -> dict[str, Earlier]:
-    """Where the ledger says this document's files are, by role: only files Dropbox confirmed
-    (they have an id), so a failed attempt's path never counts as ours."""
+    """Where the ledger says this document's files are, by key (``naming.file_keys``): only files Dropbox
+    confirmed (they have an id), so a failed attempt's path never counts as ours."""
     previous = request.previous
     if previous is None:
         return {}
     earlier = {}
     for item in previous.extra.get("files", []):
         if isinstance(item, dict) and item.get("path") and item.get("role") and item.get("id"):
-            earlier[str(item["role"])] = Earlier(str(item["path"]), item.get("content_hash"))
+            earlier[str(item.get("key") or item["role"])] = Earlier(str(item["path"]), item.get("content_hash"))
     settled = previous.status in (DeliveryStatus.DELIVERED, DeliveryStatus.UNCHANGED)
     if not earlier and settled and previous.target_path and previous.content_hash:
         earlier["main"] = Earlier(previous.target_path, previous.content_hash)
@@ -126,36 +141,46 @@ def _earlier(request: PushRequest) -> dict[str, Earlier]:
 
 def _plan(request: PushRequest, settings: DropboxSettings, placer: Placer, ctx: Context) -> DocumentWork:
     work = DocumentWork(request)
-    document = request.document
-    files = _files(document)
-    if not files:
-        work.skipped = "the document has no PDF or UBL file"
-        return work
     earlier = _earlier(request)
+    # How the ledger knows each file across runs (naming.file_keys): by the file object's identity,
+    # as plan_files hands back the same objects.
+    work.keys = {id(ref): key for ref, key in zip(request.files, file_keys(request.files), strict=True)}
     try:
-        planned = document_path(settings.template, document, ext=files[0][1])
-        for index, (ref, ext) in enumerate(files):
-            # The UBL goes beside wherever the main file actually went (suffix included).
-            want = planned if index == 0 else sibling(work.main_path, ext)
-            before = earlier.get(ref.role.value) or (earlier.get("main") if index == 0 else None)
-            digest = _dropbox_hash(ref, ctx)
-            placement = placer.place(want, before, digest)
-            if index == 0:
-                work.main_path = placement.path
-            if placement.skipped:
-                work.skipped = placement.skipped
-                # The earlier version stays our file: keep its lineage for the next version.
-                meta = placement.existing or {}
-                work.kept = [{"role": ref.role.value, "path": meta.get("path_display") or placement.path,
-                              "id": meta.get("id"), "rev": meta.get("rev"),
-                              "content_hash": meta.get("content_hash")}]
+        layout = _layout(request, settings)
+        if not layout:
+            work.skipped = NO_FILES
+            return work
+        main_key = work.keys[id(layout[0][1])]
+        if not _place(work, *layout[0], earlier.get(main_key) or earlier.get("main"), placer, ctx):
+            return work
+        # The others go beside wherever the main file actually went (suffix included).
+        for want, ref in _layout(request, settings, work.main_path)[1:]:
+            if not _place(work, want, ref, earlier.get(work.keys[id(ref)]), placer, ctx):
                 return work
-            task = FileTask(role=ref.role, ref=ref, path=placement.path, content_hash=digest, mode=placement.mode,
-                            metadata=placement.existing if placement.mode is None else None)
-            work.tasks.append(task)
     except (RemoteError, DocumentError, FileExistsError, OSError) as exc:
         work.error = str(exc)
     return work
+
+
+def _place(work: DocumentWork, want: str, ref: FileRef, before: Earlier | None, placer: Placer,
+           ctx: Context) -> bool:
+    """Choose where one file goes and add its upload task; ``False`` when the policy skips the document."""
+    digest = _dropbox_hash(ref, ctx)
+    placement = placer.place(want, before, digest)
+    if not work.tasks:
+        work.main_path = placement.path
+    if placement.skipped:
+        work.skipped = placement.skipped
+        # The earlier version stays our file: keep its lineage for the next version.
+        meta = placement.existing or {}
+        work.kept = [{"role": ref.role.value, "key": work.keys[id(ref)], "name": ref.name,
+                      "path": meta.get("path_display") or placement.path,
+                      "id": meta.get("id"), "rev": meta.get("rev"), "content_hash": meta.get("content_hash")}]
+        return False
+    work.tasks.append(FileTask(role=ref.role, ref=ref, path=placement.path, content_hash=digest,
+                               mode=placement.mode, metadata=placement.existing if placement.mode is None else None,
+                               key=work.keys[id(ref)]))
+    return True
 
 
 def _dropbox_hash(ref: FileRef, ctx: Context) -> str:
@@ -173,11 +198,18 @@ def _delivery(work: DocumentWork, ctx: Context) -> Delivery:
     files: list[dict[str, Any]] = []
     for task in work.tasks:
         meta = task.metadata or {}
-        files.append({"role": task.role.value, "path": meta.get("path_display") or task.path,
+        files.append({"role": task.role.value, "key": task.key, "name": task.ref.name,
+                      "path": meta.get("path_display") or task.path,
                       "id": meta.get("id"), "rev": meta.get("rev"), "content_hash": task.content_hash,
                       "size": task.ref.size, **task.extra})
     main = work.tasks[0]
     main_meta = main.metadata or {}
+    # Files an earlier delivery confirmed that are no longer asked for (a narrower `files` option)
+    # stay in Dropbox and stay this document's: a later deletion applies to them too.
+    current = {item["key"] for item in files}
+    files += [item for item in (request.previous.extra.get("files", []) if request.previous else [])
+              if isinstance(item, dict) and item.get("id") and item.get("path")
+              and str(item.get("key") or item.get("role")) not in current]
     extra: dict[str, Any] = {"rev": main_meta.get("rev"), "files": files}
     if failures:
         transient = all(task.transient for task in work.tasks if task.error)
@@ -196,9 +228,9 @@ def _keep_lineage(files: list[dict[str, Any]], request: PushRequest) -> list[dic
     this run or a later one) still knows the earlier version is ours: ``overwrite`` then still
     replaces it, instead of putting the new version beside it."""
     previous = request.previous.extra.get("files", []) if request.previous else []
-    confirmed = {str(item["role"]): item for item in previous
+    confirmed = {str(item.get("key") or item["role"]): item for item in previous
                  if isinstance(item, dict) and item.get("role") and item.get("path") and item.get("id")}
-    return [item if item.get("id") or item["role"] not in confirmed else confirmed[item["role"]] for item in files]
+    return [item if item.get("id") or item["key"] not in confirmed else confirmed[item["key"]] for item in files]
 
 
 def _result(request: PushRequest, ctx: Context, status: DeliveryStatus, *, path: str | None = None,

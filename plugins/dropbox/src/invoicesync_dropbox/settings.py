@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from invoicesync import ConfigError, Settings
+from invoicesync.http import DEFAULT_REDIRECT_URI, check_redirect_uri
 from invoicesync.naming import validate_template
 from pydantic import Field, field_validator
 
@@ -22,12 +23,22 @@ class DropboxSettings(Settings):
     content_url: str = Field("https://content.dropboxapi.com", description="Base URL of the content (upload) host")
     authorize_url: str = Field("https://www.dropbox.com/oauth2/authorize", description="OAuth authorize page")
     token_url: str = Field("https://api.dropboxapi.com/oauth2/token", description="OAuth token endpoint")
+    redirect_uri: str = Field(
+        DEFAULT_REDIRECT_URI,
+        description="A redirect URI registered in the app console (exact match): loopback is listened on, "
+        "any other https page means pasting the address the browser lands on",
+    )
     template: str = Field(DEFAULT_TEMPLATE, description="Dropbox path of each document, from the root")
     on_change: Literal["keep_both", "overwrite", "skip"] = Field(
         "keep_both",
         description="When a document already delivered changes: upload the new version beside its file with "
         "a ' (2)' suffix, replace that file (only the exact revision seen), or leave it and skip the new "
         "version. Other documents' files at the same name are always kept",
+    )
+    on_delete: Literal["keep", "move", "trash"] = Field(
+        "keep",
+        description="When a document is deleted at the source: keep its files, move them under /_deleted, "
+        "or delete them (Dropbox keeps deleted files restorable for a while)",
     )
     upload_threshold: int = Field(
         8 * MIB, ge=1, le=MAX_REQUEST_BODY,
@@ -56,6 +67,14 @@ class DropboxSettings(Settings):
         if value % (4 * MIB):
             raise ValueError("chunk_size must be a multiple of 4 MiB (4194304 bytes)")
         return value
+
+    @field_validator("redirect_uri")
+    @classmethod
+    def _registrable_redirect(cls, value: str) -> str:
+        try:
+            return check_redirect_uri(value)
+        except ConfigError as exc:  # pydantic reports ValueErrors, with the field name
+            raise ValueError(str(exc)) from None
 
     @field_validator("api_url", "content_url")
     @classmethod

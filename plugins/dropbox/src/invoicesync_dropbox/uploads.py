@@ -60,6 +60,11 @@ class FileTask:
     #: The failure is lock contention or throttling: the same write may well pass in a moment.
     transient: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: How the ledger knows this file on a later run (``naming.file_keys``); the role by default.
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        self.key = self.key or self.role.value
 
     def fail(self, message: str, tags: list[str] | None = None, *, rate_limited: bool = False) -> None:
         self.error = f"{self.role.value} {self.path}: {message}"
@@ -143,8 +148,12 @@ class Uploader:
         try:
             meta = self.client.upload(task.path, task.mode, self._body(task.ref, 0, size), size, task.content_hash)
         except OutcomeUnknown as exc:
-            self._confirm(task, exc)
-            return
+            if exc.status is None or self.client.get_metadata(task.path) is not None:
+                self._confirm(task, exc)
+                return
+            # The server answered (a 5xx), so it is done with the request, and the path is still
+            # empty: nothing was written, and sending it once more cannot make a second copy.
+            meta = self.client.upload(task.path, task.mode, self._body(task.ref, 0, size), size, task.content_hash)
         self._accept(task, meta)
 
     def upload_batch(self, tasks: list[FileTask]) -> None:

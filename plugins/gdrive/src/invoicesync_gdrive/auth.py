@@ -1,8 +1,14 @@
 """Logging in to Google: a user's OAuth2 consent (code + PKCE), or a service account's signed JWT.
 
 Both end as a ``TokenAuth`` over the account's secrets, so core refreshes tokens early and on
-401. For a user the refresh uses the stored refresh token; for a service account "refresh"
-means signing a fresh JWT bearer assertion (RFC 7523) — there is no refresh token.
+401. For a user the refresh uses the stored refresh token (Google does not rotate it, so a
+refresh may be resent like a read); for a service account "refresh" means signing a fresh JWT
+bearer assertion (RFC 7523) — there is no refresh token.
+
+The redirect URI is the ``redirect_uri`` setting: a Desktop-app client takes a loopback URI on
+any port (the default, ``http://127.0.0.1/``, listens on a free one); a Web-application client
+needs one registered exactly, and any non-loopback one means the user pastes the address the
+browser lands on (core's ``authorize_in_browser``). A dead login names the relogin command.
 """
 
 from __future__ import annotations
@@ -14,7 +20,16 @@ from typing import Any
 
 import jwt
 from invoicesync import AuthError, ConfigError, Context
-from invoicesync.http import PKCE, HttpClient, OAuth2Client, TokenAuth, TokenSet, authorize_in_browser
+from invoicesync.http import (
+    PKCE,
+    HttpClient,
+    OAuth2Client,
+    TokenAuth,
+    TokenSet,
+    authorize_in_browser,
+    relogin_command,
+    secret_for_login,
+)
 
 from .settings import SECRET_CLIENT_SECRET, SECRET_SERVICE_ACCOUNT_KEY, SECRET_TOKEN, GDriveSettings
 
@@ -29,7 +44,8 @@ def user_client(ctx: Context, settings: GDriveSettings, http: HttpClient) -> OAu
     if not settings.client_id:
         raise ConfigError("auth_mode \"user\" needs client_id (an OAuth client of type Desktop app)")
     return OAuth2Client(http, token_url=settings.token_url, client_id=settings.client_id,
-                        client_secret=ctx.secrets.get(SECRET_CLIENT_SECRET) or None)
+                        client_secret=ctx.secrets.get(SECRET_CLIENT_SECRET) or None,
+                        relogin=relogin_command(ctx.account))
 
 
 def build_auth(ctx: Context, settings: GDriveSettings) -> TokenAuth:
@@ -42,17 +58,16 @@ def build_auth(ctx: Context, settings: GDriveSettings) -> TokenAuth:
         if not ctx.secrets.get(SECRET_TOKEN):
             auth.store(service_account_token(http, settings, key))
         return auth
-    return TokenAuth(ctx.secrets, user_client(ctx, settings, http).refresh, key=SECRET_TOKEN)
+    return TokenAuth(ctx.secrets, user_client(ctx, settings, http).refresh, key=SECRET_TOKEN,
+                     relogin=relogin_command(ctx.account))
 
 
 def connect_user(ctx: Context, settings: GDriveSettings) -> None:
     """The browser step (or pasted URL with --no-browser), then the code exchange; the token set
     (with its refresh token) goes into the secret store."""
-    if ctx.secrets.get(SECRET_CLIENT_SECRET) is None:
-        secret = ctx.ui.prompt("OAuth client secret of your Google Desktop-app client (empty if none)",
-                               secret=True, default="")
-        if secret:
-            ctx.secrets.set(SECRET_CLIENT_SECRET, secret)
+    # Typed or from the environment, it is stored: every later refresh needs it.
+    secret_for_login(ctx, SECRET_CLIENT_SECRET, "OAuth client secret of your Google Desktop-app client "
+                     "(empty if none)", optional=True)
     oauth = user_client(ctx, settings, oauth_http(ctx))
     pkce = PKCE()
 
@@ -65,7 +80,8 @@ def connect_user(ctx: Context, settings: GDriveSettings) -> None:
             code_challenge=pkce.challenge, code_challenge_method="S256",
         )
 
-    code, redirect_uri = authorize_in_browser(ctx.ui, build_url, no_browser=bool(ctx.options.get("no_browser")))
+    code, redirect_uri = authorize_in_browser(ctx.ui, build_url, redirect_uri=settings.redirect_uri,
+                                              no_browser=bool(ctx.options.get("no_browser")))
     token = oauth.exchange_code(code, redirect_uri, verifier=pkce.verifier)
     if not token.refresh_token:
         raise AuthError("Google returned no refresh token; remove invoicesync's access at "

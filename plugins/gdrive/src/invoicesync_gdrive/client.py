@@ -7,6 +7,7 @@ streamed from a ``RangeReader`` so a file is never held whole in memory.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -16,7 +17,7 @@ from typing import Any
 
 import httpx
 from invoicesync import Context, RemoteError
-from invoicesync.http import Authenticator, iter_pages
+from invoicesync.http import Authenticator, iter_pages, relogin_command
 
 from .errors import SERVICE, DriveError, classify, is_not_found, parse_error
 from .settings import GDriveSettings
@@ -59,7 +60,8 @@ class DriveClient:
         #: The shared drive lookups are confined to (``corpora=drive``): the configured one, or the
         #: one the root folder turned out to live in (``FolderTree.root`` sets it).
         self.drive_id = settings.shared_drive_id
-        common = {"service": SERVICE, "auth": auth, "classify": classify, "error_parser": parse_error}
+        errors = functools.partial(parse_error, relogin=relogin_command(ctx.account))
+        common = {"service": SERVICE, "auth": auth, "classify": classify, "error_parser": errors}
         self.api = ctx.http(settings.api_url, **common)  # type: ignore[arg-type]
         self.upload = ctx.http(settings.upload_url, timeout=300.0, **common)  # type: ignore[arg-type]
 
@@ -95,6 +97,13 @@ class DriveClient:
         body = {"name": name, "mimeType": FOLDER_MIME, "parents": [parent]}
         params = {"fields": FILE_FIELDS, "supportsAllDrives": "true"}
         return self.api.post("files", json=body, params=params).json()
+
+    def update_metadata(self, file_id: str, metadata: dict[str, Any],
+                        params: dict[str, str] | None = None) -> dict[str, Any]:
+        """PATCH a file's metadata (``trashed``, a move with ``addParents``/``removeParents``).
+        Setting the same values twice changes nothing: safe to resend."""
+        query = {"fields": FILE_FIELDS, "supportsAllDrives": "true", **(params or {})}
+        return self.api.request("PATCH", f"files/{file_id}", json=metadata, params=query, idempotent=True).json()
 
     # -- content writes ----------------------------------------------------------------------
 

@@ -79,13 +79,13 @@ def is_retryable(reason: str | None) -> bool:
     return _norm(reason) in RETRY_REASONS
 
 
-def parse_error(response: httpx.Response) -> InvoiceSyncError:
-    """The ``error_parser`` for every Drive request."""
+def parse_error(response: httpx.Response, *, relogin: str = "invoicesync connect") -> InvoiceSyncError:
+    """The ``error_parser`` for every Drive request; ``relogin`` is the command that logs in again."""
     reason, message, location = error_details(response)
     status = response.status_code
     if status == 401:
         # Core already refreshed the token once and resent: the login itself is refused.
-        return AuthError(f"gdrive: Google refused the login ({message}); run `invoicesync connect` again")
+        return AuthError(f"gdrive: Google refused the login ({message}); run `{relogin}` to log in again")
     if status == 429 or (is_retryable(reason) and _norm(reason) != "backenderror"):
         return DriveRateLimited(f"still over Drive's rate limit after retries: {message}", status=status,
                                 code=reason, service=SERVICE)

@@ -1,4 +1,10 @@
-"""``push_documents`` for Drive: each document's PDF (and its UBL beside it) into the folder tree."""
+"""``push_documents`` for Drive: every file of each document into the folder tree.
+
+The main file (the PDF, else the UBL, else e.g. the photo of a receipt) gets the template's name;
+the UBL beside a PDF ``.xml``; each attachment the main file's name plus its own. Each file is
+found again by its ``appProperties`` (document and role), so a document offered again after the
+account's ``files`` option widened gets only what is missing. Deletions: ``deletion.py``.
+"""
 
 from __future__ import annotations
 
@@ -13,20 +19,21 @@ from invoicesync import (
     Delivery,
     DeliveryStatus,
     DocumentError,
+    FileRef,
+    FileRole,
     PushRequest,
     RemoteError,
 )
-from invoicesync.naming import NameRules, render_path, sibling
+from invoicesync.naming import file_ext, main_file, plan_files, render_path
 
 from .auth import build_auth
 from .client import DriveClient
+from .deletion import Deletions
 from .errors import is_not_found
 from .folders import FolderTree
+from .names import DRIVE_RULES
 from .settings import GDriveSettings
-from .upload import FileResult, FileSpec, Uploader
-
-#: Drive takes almost any character in a name; only our own separator and control characters go.
-DRIVE_RULES = NameRules(max_bytes=255, forbidden="/\\", reserved=frozenset())
+from .upload import FileResult, FileSpec, Uploader, file_roles
 
 
 class Exporter:
@@ -36,6 +43,7 @@ class Exporter:
         self.client = DriveClient(ctx, self.settings, None if ctx.dry_run else build_auth(ctx, self.settings))
         self.tree = FolderTree(self.client, ctx.kv, ctx.account.name)
         self.uploader = Uploader(self.client, ctx)
+        self.deletions = Deletions(self.client, self.tree, ctx)
 
     def push(self, requests: list[PushRequest]) -> Iterator[Delivery]:
         for request in requests:
@@ -48,15 +56,17 @@ class Exporter:
 
     def _push_one(self, request: PushRequest) -> Delivery:
         document = request.document
-        main = document.pdf or document.ubl
+        if document.deleted:
+            return self.deletions.apply(request)
+        files = self._files(request)
+        main = main_file(files)
         if main is None:
-            return self._delivery(request, DeliveryStatus.SKIPPED,
-                                  message="the document has neither a PDF nor a UBL file")
-        path = render_path(self.settings.template, document, ext="pdf" if document.pdf else "xml", rules=DRIVE_RULES)
+            return self._delivery(request, DeliveryStatus.SKIPPED, message="the document has no file")
+        path = render_path(self.settings.template, document, ext=file_ext(main), rules=DRIVE_RULES)
         *folders, name = path.split("/")
-        specs = [FileSpec(document.id, "pdf" if document.pdf else "ubl", name, main)]
-        if document.pdf and document.ubl and self.settings.write_ubl:
-            specs.append(FileSpec(document.id, "ubl", sibling(name, "xml"), document.ubl, keep_apart=False))
+        role_of = {id(ref): role for ref, role in zip(files, file_roles(files), strict=True)}
+        specs = [FileSpec(document.id, role_of[id(ref)], planned, ref, keep_apart=index == 0)
+                 for index, (planned, ref) in enumerate(plan_files(name, files, DRIVE_RULES))]
         if self.ctx.dry_run:
             return self._delivery(request, DeliveryStatus.PLANNED, path=path,
                                   message="would upload " + ", ".join(s.name for s in specs))
@@ -72,18 +82,30 @@ class Exporter:
             results = self._upload_all(specs, folders, known)
         written = any(r.written for r in results)
         path = "/".join([*folders, results[0].file["name"]])  # with its collision suffix, if it got one
-        files = {spec.role: {"id": r.file["id"], "name": r.file["name"], "md5": r.file.get("md5Checksum")}
-                 for spec, r in zip(specs, results, strict=True)}
+        # Files an earlier delivery made that are no longer asked for (a narrower `files` option) stay
+        # in Drive and stay this document's: a later deletion applies to them too.
+        recorded = {role: item for role, item in known.items() if isinstance(item, dict) and item.get("id")}
+        recorded.update({spec.role: {"id": r.file["id"], "name": r.file["name"], "md5": r.file.get("md5Checksum")}
+                         for spec, r in zip(specs, results, strict=True)})
         return self._delivery(request, DeliveryStatus.DELIVERED if written else DeliveryStatus.UNCHANGED, path=path,
                               target_id=results[0].file["id"], content_hash=main.sha256,
-                              extra={"files": files, "folder_id": (results[0].file.get("parents") or [None])[0]})
+                              extra={"files": recorded, "folder_id": (results[0].file.get("parents") or [None])[0]})
+
+    def _files(self, request: PushRequest) -> list[FileRef]:
+        """``request.files``; ``write_ubl = false`` (older than the core's ``files`` option) still
+        leaves out a UBL that has a PDF beside it."""
+        files = request.files
+        if self.settings.write_ubl or not any(f.role is FileRole.PDF for f in files):
+            return files
+        return [f for f in files if f.role is not FileRole.UBL]
 
     def _upload_all(self, specs: list[FileSpec], folders: list[str], known: dict[str, Any]) -> list[FileResult]:
         folder_id = self.tree.ensure(folders)
         results: list[FileResult] = []
-        for spec in specs:
-            if results:  # the UBL goes beside the PDF under the name the PDF actually got
-                spec = replace(spec, name=sibling(results[0].file["name"], "xml"))
+        for index, spec in enumerate(specs):
+            if results:  # the others go beside the main file, under the name it actually got
+                beside = plan_files(results[0].file["name"], [s.ref for s in specs], DRIVE_RULES)
+                spec = replace(spec, name=beside[index][0])
             results.append(self.uploader.sync(spec, folder_id, (known.get(spec.role) or {}).get("id")))
         return results
 

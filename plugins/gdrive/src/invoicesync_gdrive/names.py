@@ -19,10 +19,12 @@ import threading
 from typing import Any
 
 from invoicesync import DocumentError
-from invoicesync.naming import with_suffix_number
+from invoicesync.naming import NameRules, with_suffix_number
 
 from .client import DriveClient, quote
 
+#: Drive takes almost any character in a name; only our own separator and control characters go.
+DRIVE_RULES = NameRules(max_bytes=255, forbidden="/\\", reserved=frozenset())
 #: Candidates asked about in one ``files.list`` call (``name = a or name = b ...``).
 _BATCH = 10
 #: Give up after this many taken names: something is wrong with the folder, not with us.

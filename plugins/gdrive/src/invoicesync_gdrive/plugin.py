@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from invoicesync import Account, Company, Context, Delivery, PluginInfo, PluginKind, PushRequest, hookimpl
+from invoicesync.http import keep_or_login
 from invoicesync.naming import validate_template
 
 from .auth import build_auth, connect_service_account, connect_user
@@ -36,17 +37,19 @@ def auth(account: Account, ctx: Context) -> list[Company]:
     settings: GDriveSettings = ctx.settings
     validate_template(settings.template)
     settings.check_mode()
+    def root_folder() -> None:
+        if not ctx.dry_run:
+            client = DriveClient(ctx, settings, build_auth(ctx, settings))
+            root = FolderTree(client, ctx.kv, account.name).root(refresh=True)
+            ctx.ui.echo(f"Documents will be written under Drive folder {root}.")
+
     if settings.auth_mode == "service_account":
         connect_service_account(ctx, settings)
-    elif ctx.ui.interactive or not ctx.secrets.get(SECRET_TOKEN):
-        connect_user(ctx, settings)
+        root_folder()
     else:
-        # Scripts and the demo connect without a person: reuse the stored login (checked below).
-        ctx.ui.echo("Using the stored Google login.")
-    if not ctx.dry_run:
-        client = DriveClient(ctx, settings, build_auth(ctx, settings))
-        root = FolderTree(client, ctx.kv, account.name).root(refresh=True)
-        ctx.ui.echo(f"Documents will be written under Drive folder {root}.")
+        # A stored login that works is kept (scripts, the demo); --relogin or a dead one logs in.
+        keep_or_login(ctx, service="Google", token_key=SECRET_TOKEN, login=lambda: connect_user(ctx, settings),
+                      verify=root_folder)
     return []
 
 

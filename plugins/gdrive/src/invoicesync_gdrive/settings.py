@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from invoicesync import ConfigError, Settings
+from invoicesync.http import check_redirect_uri
 from invoicesync.naming import DEFAULT_TEMPLATE
 from pydantic import Field, field_validator
 
@@ -36,7 +37,11 @@ class GDriveSettings(Settings):
         "invoicesync", description="Folder path to find or create under My Drive or the shared drive"
     )
     template: str = Field(DEFAULT_TEMPLATE, description="Path template under the root folder")
-    write_ubl: bool = Field(True, description="Also upload the UBL XML beside the PDF")
+    write_ubl: bool = Field(True, description="Also upload the UBL XML beside the PDF (the core's `files` "
+                            "export option does this for every target)")
+    on_delete: Literal["keep", "move", "trash"] = Field(
+        "keep", description="When a document is deleted at the source: keep its files, move them into "
+        "_deleted/ under the root folder, or move them to the Drive trash")
     # Google meant multipart for "5 MB or less" without saying MB or MiB, and whether the
     # metadata counts: 4 MiB stays under every reading.
     resumable_threshold: int = Field(
@@ -48,6 +53,11 @@ class GDriveSettings(Settings):
     upload_url: str = Field("https://www.googleapis.com/upload/drive/v3", description="Drive upload base URL")
     authorize_url: str = Field("https://accounts.google.com/o/oauth2/v2/auth", description="OAuth authorize endpoint")
     token_url: str = Field("https://oauth2.googleapis.com/token", description="OAuth token endpoint")
+    redirect_uri: str = Field(
+        "http://127.0.0.1/",
+        description="Where the login comes back: a loopback URI (a Desktop-app client takes any port; none "
+        "given: a free one) or an https URI registered with a Web-application client (then paste the address)",
+    )
     ca_bundle: str | None = Field(None, description="CA file to trust (TLS test servers only)")
 
     @field_validator("chunk_size")
@@ -56,6 +66,14 @@ class GDriveSettings(Settings):
         if value <= 0 or value % CHUNK_UNIT:
             raise ValueError(f"must be a positive multiple of 256 KiB ({CHUNK_UNIT} bytes)")
         return value
+
+    @field_validator("redirect_uri")
+    @classmethod
+    def _registrable_redirect(cls, value: str) -> str:
+        try:
+            return check_redirect_uri(value)
+        except ConfigError as exc:  # pydantic reports ValueErrors, with the field name
+            raise ValueError(str(exc)) from None
 
     @field_validator("api_url", "upload_url")
     @classmethod

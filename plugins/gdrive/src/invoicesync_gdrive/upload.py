@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from invoicesync import Context, DocumentError, FileRef, OutcomeUnknown
+from invoicesync.naming import file_keys
 
 from .client import DriveClient, RangeReader, SessionGoneError, UploadProgress, app_property, quote
 from .names import free_name, is_variant, name_lock
@@ -28,22 +29,38 @@ _PROPERTY_BYTES = 124
 _READ = 1024 * 1024
 
 
+def file_roles(files: list[FileRef]) -> list[str]:
+    """The role each file is found again by (``appProperties``, ledger): ``naming.file_keys`` —
+    ``pdf``, ``ubl``, ``attachment:<name>`` (``#2`` on a repeat) — digested when it would not fit
+    Drive's 124 bytes per property."""
+    roles = []
+    for key in file_keys(files):
+        if len(APP_ROLE.encode()) + len(key.encode()) > _PROPERTY_BYTES:
+            key = "attachment:sha256:" + hashlib.sha256(key.encode()).hexdigest()[:40]
+        roles.append(key)
+    return roles
+
+
 @dataclass(frozen=True)
 class FileSpec:
     document_id: str
-    role: str  #: "pdf" or "ubl": two files of one document share a folder
+    role: str  #: from ``file_roles``: the files of one document share a folder
     name: str  #: the planned name
     ref: FileRef
-    #: Give it a `` (n)`` suffix when another file holds the planned name (the main file). The UBL
-    #: does not: its name follows wherever the PDF landed.
+    #: Give it a `` (n)`` suffix when another file holds the planned name (the main file). The
+    #: others do not: their names follow wherever the main file landed.
     keep_apart: bool = True
 
     @property
     def document_key(self) -> str:
-        """The document id if it fits in an app property, else a stable digest of it."""
-        if len(APP_DOCUMENT.encode()) + len(self.document_id.encode()) <= _PROPERTY_BYTES:
-            return self.document_id
-        return "sha256:" + hashlib.sha256(self.document_id.encode()).hexdigest()[:48]
+        return document_key(self.document_id)
+
+
+def document_key(document_id: str) -> str:
+    """The document id if it fits in an app property, else a stable digest of it."""
+    if len(APP_DOCUMENT.encode()) + len(document_id.encode()) <= _PROPERTY_BYTES:
+        return document_id
+    return "sha256:" + hashlib.sha256(document_id.encode()).hexdigest()[:48]
 
 
 @dataclass

@@ -24,7 +24,9 @@ from typing import Any
 
 from invoicesync.sandbox import Request, Response, SandboxApp
 
-from .data import CompanyData, Seeder, StoredFile, attach_files, summary, wire_time
+from .admin import OrderAdmin
+from .corpus import OMIT, BadInputs, file_json_body
+from .data import CompanyData, Seeder, StoredFile, attach_files, summary
 from .oauth import OAuthClient, OAuthState
 from .odata import ODataError, parse_filter, sort_orders
 from .wire_json import dumps
@@ -41,16 +43,24 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(status, dumps(data), {"Content-Type": "application/json; charset=utf-8"})
 
 
-def _wire(order: dict[str, Any]) -> dict[str, Any]:
-    """Drop emulator-private keys and nulls (Billit omits null fields)."""
-    return {k: v for k, v in order.items() if not k.startswith("_") and v is not None}
+def _wire(order: dict[str, Any], garbled: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Drop emulator-private keys and nulls (Billit omits null fields); then garble what a
+    bad-input test asks for (``OMIT`` drops a field), on the wire only: the stored order still
+    filters and sorts by its real values, as a server with a serialisation bug would."""
+    wire = {k: v for k, v in order.items() if not k.startswith("_") and v is not None}
+    for key, value in (garbled or {}).items():
+        if value is OMIT:
+            wire.pop(key, None)
+        else:
+            wire[key] = value
+    return wire
 
 
-class BillitSandbox(SandboxApp):
+class BillitSandbox(OrderAdmin, SandboxApp):
     name = "billit"
 
     def __init__(self, *, documents: int = 50, seed: int = 1, companies: int = 2,
-                 token_lifetime: float = 3600.0) -> None:
+                 token_lifetime: float = 3600.0, bad_inputs: bool = False) -> None:
         super().__init__()
         self.seeder = Seeder(seed)
         self.data_lock = threading.RLock()
@@ -65,11 +75,18 @@ class BillitSandbox(SandboxApp):
         # Variants of what Billit leaves undocumented, for tolerance tests: the list shape
         # ("envelope" as the docs show, or "bare" as the Swagger declares: an array, no links),
         # the NextPageLink form ("absolute", "relative" path+query, "foreign": absolute on another
-        # origin, as a server behind a proxy may write it, "none"), and a server that takes only
+        # origin, as a server behind a proxy may write it, "none", "loop": a broken server whose
+        # every link points back to the first page), and a server that takes only
         # the documented date-only DateTime literal.
         self.list_shape = "envelope"
         self.next_links = "absolute"
         self.date_only_literals = False
+        #: Edits racing the listing: after each page of ``GET /v1/orders`` one order it listed is
+        #: edited (LastModified bumped to now, as a user at work would), this many times in all.
+        self.racing_edits = 0
+        #: OData as forgiving as a naive emulator (any keyword case, literals of any type,
+        #: DateTime with an offset); Billit's own is strict (see ``odata``), and so is the default.
+        self.lenient_odata = False
         #: "json" (documented: File object with base64 FileContent) or "raw" (the bytes themselves).
         self.file_shape = "json"
         #: ``(Content-Type, sent an Authorization header)`` of each token request: Billit's docs
@@ -80,6 +97,8 @@ class BillitSandbox(SandboxApp):
         self._last_stamp = datetime(2025, 1, 1)
         for company in self.companies:
             self._seed(company, documents)
+        #: The bad-input corpus (``bad_inputs``): its defects, and ``fix()`` to repair them.
+        self.bad_inputs = BadInputs(self).seed() if bad_inputs else None
         self.route("GET", r"/v1/account/accountInformation", self._account_information)
         self.route("GET", r"/v1/orders", self._orders)
         self.route("GET", r"/v1/orders/deleted", self._deleted)
@@ -97,7 +116,10 @@ class BillitSandbox(SandboxApp):
     def from_options(cls, options: dict[str, Any]) -> BillitSandbox:
         app = cls(documents=int(options.get("documents") or options.get("orders") or 50),
                   seed=int(options.get("seed") or 1), companies=int(options.get("companies") or 2),
-                  token_lifetime=float(options.get("token_lifetime") or 3600.0))
+                  token_lifetime=float(options.get("token_lifetime") or 3600.0),
+                  bad_inputs=_flag(options.get("bad_inputs")))
+        app.lenient_odata = _flag(options.get("lenient_odata"))
+        app.oauth.configure_redirects(options)  # redirect_uris, lenient_redirects
         for fault in options.get("faults") or []:
             app.add_fault(fault)
         return app
@@ -127,78 +149,6 @@ class BillitSandbox(SandboxApp):
             attach_files(order, self.files, self.seeder, extra_attachment=self.seeder.rng.random() < 0.04)
             company.orders[order["OrderID"]] = order
             self._last_stamp = max(self._last_stamp, moment)
-
-    def company(self, party_id: int | str | None = None) -> CompanyData:
-        if party_id is None:
-            return self.companies[0]
-        return next(c for c in self.companies if c.party_id == int(party_id))
-
-    def _find(self, order_id: int) -> tuple[CompanyData, dict[str, Any]]:
-        for company in self.companies:
-            if order_id in company.orders:
-                return company, company.orders[order_id]
-        raise KeyError(order_id)
-
-    def next_stamp(self) -> datetime:
-        """A new LastModified: now (local, no offset), strictly after every earlier one."""
-        with self.data_lock:
-            stamp = max(datetime.now().replace(microsecond=datetime.now().microsecond // 1000 * 1000),
-                        self._last_stamp + timedelta(milliseconds=1))
-            self._last_stamp = stamp
-            return stamp
-
-    def edit_order(self, order_id: int, *, at: datetime | None = None, regenerate: bool = True,
-                   **changes: Any) -> dict[str, Any]:
-        """Change fields (any value, even of the wrong type: for malformed-payload tests) and
-        bump LastModified (to ``at`` if given); the PDF/UBL are re-rendered like Billit does."""
-        with self.data_lock:
-            _, order = self._find(order_id)
-            order["LastModified"] = wire_time(at or self.next_stamp())
-            order.update(changes)  # after the stamp: a test may break LastModified itself
-            if at is not None:
-                self._last_stamp = max(self._last_stamp, at)
-            if regenerate and isinstance(order.get("OrderNumber"), str):
-                attach_files(order, self.files, self.seeder)
-            return order
-
-    def add_order(self, party_id: int | None = None, *, at: datetime | None = None, **overrides: Any
-                  ) -> dict[str, Any]:
-        with self.data_lock:
-            company = self.company(party_id)
-            order = self.seeder.order(company, at or self.next_stamp(), len(company.orders) + 1, **overrides)
-            attach_files(order, self.files, self.seeder)
-            company.orders[order["OrderID"]] = order
-            return order
-
-    def delete_order(self, order_id: int, *, at: datetime | None = None) -> None:
-        """Soft-delete: the order leaves ``/v1/orders`` and shows in ``/v1/orders/deleted``."""
-        with self.data_lock:
-            company, order = self._find(order_id)
-            del company.orders[order_id]
-            order["LastModified"] = wire_time(at or self.next_stamp())
-            company.deleted[order_id] = order
-
-    def drop_pdf(self, order_id: int) -> None:
-        with self.data_lock:
-            _, order = self._find(order_id)
-            order["_no_pdf"] = True
-            attach_files(order, self.files, self.seeder)
-
-    def add_large_file(self, order_id: int, size: int, chunk: int = 1 << 20) -> StoredFile:
-        """Give an order a big generated attachment (streamed, never held in memory)."""
-        def render() -> Iterator[bytes]:
-            block = bytes(range(256)) * (chunk // 256)
-            left = size
-            while left > 0:
-                yield block[:left]
-                left -= len(block)
-
-        with self.data_lock:
-            _, order = self._find(order_id)
-            stored = StoredFile(self.seeder.uuid(), "scan.bin", "application/octet-stream", render, order_id)
-            self.files[stored.file_id] = stored
-            order.setdefault("Attachments", []).append({"FileID": stored.file_id, "FileName": stored.name})
-            return stored
 
     def expire_access_tokens(self) -> None:
         self.oauth.expire_all()
@@ -258,15 +208,16 @@ class BillitSandbox(SandboxApp):
                               "UserCompanyRoles": [{"PartyID": c["PartyID"], "UserRoleTypes": ["Admin"]}
                                                    for c in companies]})
 
-    def _page(self, request: Request, rows: list[dict[str, Any]], path: str) -> Response:
+    def _page(self, request: Request, rows: list[dict[str, Any]], path: str,
+              served: list[dict[str, Any]] | None = None) -> Response:
         if self.date_only_literals and re.search(r"[Dd]ate[Tt]ime'[^']*T", request.arg("$filter") or ""):
             return self.error(400, "GenericError", "The DateTime literal must be a date.")
         try:
-            rows = [r for r in rows if parse_filter(request.arg("$filter"))(r)]
+            rows = [r for r in rows if parse_filter(request.arg("$filter"), strict=not self.lenient_odata)(r)]
             search = (request.arg("fullTextSearch") or "").strip().lower()
             if search:
                 rows = [r for r in rows if search in dumps(summary(r)).decode().lower()]
-            rows = sort_orders(rows, request.arg("$orderby"))
+            rows = sort_orders(rows, request.arg("$orderby"), strict=not self.lenient_odata)
             top = min(int(request.arg("$top") or PAGE_SIZE), PAGE_SIZE)
             skip = int(request.arg("$skip") or 0)
             if top < 0 or skip < 0:
@@ -275,10 +226,17 @@ class BillitSandbox(SandboxApp):
             return self.error(400, "GenericError", str(exc))
         except ValueError:
             return self.error(400, "GenericError", "$top and $skip must be integers.")
-        items = [_wire(summary(r)) for r in rows[skip:skip + top]]
+        page = rows[skip:skip + top]
+        if served is not None:
+            served.extend(page)
+        items = [_wire(summary(r), r.get("_garbled_in_list")) for r in page]
         if self.list_shape == "bare":
             return _json(items)
         body: dict[str, Any] = {"Items": items, "NextPageLink": None, "Count": None}
+        if self.next_links == "loop":  # a broken server: every page links back to the first
+            first = {k: v[0] for k, v in request.query.items() if k != "$skip"}
+            body["NextPageLink"] = request.base_url + f"{path}?{urllib.parse.urlencode(first, safe='$,/')}"
+            return _json(body)
         if skip + top < len(rows) and top > 0 and self.next_links != "none":
             query = {k: v[0] for k, v in request.query.items()}
             query["$skip"] = str(skip + top)
@@ -302,7 +260,15 @@ class BillitSandbox(SandboxApp):
             rows = list(company.orders.values())
             self.order_queries.append({k: v[0] for k, v in request.query.items()})
             self.raw_order_queries.append(request.query_string)
-        return self._page(request, rows, "/v1/orders")
+        served: list[dict[str, Any]] = []
+        response = self._page(request, rows, "/v1/orders", served)
+        with self.data_lock:
+            racing = served[:1] if self.racing_edits > 0 else []
+            self.racing_edits -= len(racing)
+        for order in racing:
+            # Someone works in Billit while the client pages: a listed order moves to the end.
+            self.edit_order(order["OrderID"], regenerate=False)
+        return response
 
     def _deleted(self, request: Request) -> Response:
         company = self._company_for(request)
@@ -318,7 +284,7 @@ class BillitSandbox(SandboxApp):
             return company
         with self.data_lock:
             order = company.orders.get(int(request.params["order_id"]))
-            body = dumps(_wire(order)) if order is not None else None
+            body = dumps(_wire(order, order.get("_garbled"))) if order is not None else None
         if body is None:  # Billit answers an unknown or foreign OrderID with 401
             return self.error(401, "Unauthorized", f"You have no access to order {request.params['order_id']}.")
         return Response(200, body, {"Content-Type": "application/json; charset=utf-8"})
@@ -333,6 +299,8 @@ class BillitSandbox(SandboxApp):
             owned = stored is not None and stored.order_id in company.orders
         if stored is None or not owned:
             return self.error(401, "Unauthorized", f"You have no access to file {file_id}.")
+        if stored.damage:
+            return Response(200, file_json_body(stored), {"Content-Type": "application/json; charset=utf-8"})
         if self.file_shape == "raw":
             return Response(200, _chunks(stored.render()), {"Content-Type": stored.mime})
         return Response(200, self._file_json(stored), {"Content-Type": "application/json; charset=utf-8"})
@@ -418,6 +386,11 @@ class BillitSandbox(SandboxApp):
         except KeyError:
             return self.error(404, "NotFound", "no such order")
         return Response.json({"deleted": True})
+
+
+def _flag(value: Any) -> bool:
+    """An on/off option as a CLI or a TOML file gives it."""
+    return str(value).strip().lower() in ("1", "true", "yes", "on") if value is not None else False
 
 
 def _chunks(parts: Iterable[bytes]) -> Iterator[bytes]:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from .attachments import EXTRAS, choose_extras
 from .files import order_pdf, order_ubl
 
 CENT = Decimal("0.01")
@@ -38,6 +39,7 @@ _CUSTOMERS = ["Bakkerij Peeters", "Hotel Ter Duinen", "Garage Verstraete", "Stud
 _SUPPLIERS = ["Proximus NV", "Engie Electrabel", "Bpost NV", "Colruyt Group", "Telenet BV", "Makro Belgium",
               "Brico Belgium", "Securex", "Total Energies Belgium", "Office Depot BV", "Coolblue België",
               "Sodexo Belgium"]
+LEGAL_FORMS = frozenset({"NV", "BV", "SA", "SRL", "VOF", "BVBA"})
 _ITEMS = [("Consultancy (hours)", 21, 85), ("Webdesign", 21, 450), ("Onderhoudscontract", 21, 120),
           ("Boeken", 6, 24), ("Catering", 12, 35), ("Transport", 21, 60), ("Drukwerk", 21, 140),
           ("Export services", 0, 300)]
@@ -88,6 +90,8 @@ class StoredFile:
     mime: str
     render: Callable[[], Iterable[bytes]]
     order_id: int = 0  #: the order it belongs to: files are scoped to that order's company
+    #: A bad-input test's damage to the answer: "empty" (``FileContent: ""``), "not-base64".
+    damage: str | None = None
 
 
 @dataclass
@@ -116,11 +120,13 @@ class Seeder:
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
+        #: Extra attachments are drawn apart, so the orders are the same with or without them.
+        self.extras_rng = random.Random(f"extras-{seed}")
         self._ids = iter(range(1_100_000, 10**9))
         self._party_ids = iter(range(600_000, 10**9))
 
-    def uuid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+    def uuid(self, rng: random.Random | None = None) -> str:
+        return str(uuid.UUID(int=(rng or self.rng).getrandbits(128), version=4))
 
     def company(self, index: int) -> CompanyData:
         name, city, zipcode = _COMPANIES[index % len(_COMPANIES)]
@@ -146,8 +152,10 @@ class Seeder:
 
     def counterparty(self, name: str, party_type: str) -> dict[str, Any]:
         vat = belgian_vat(self.rng)
+        # Billit shows a DisplayName; the legal Name often carries the company form as well.
+        display = name.rsplit(" ", 1)[0] if name.rsplit(" ", 1)[-1] in LEGAL_FORMS else name
         party: dict[str, Any] = {
-            "PartyID": next(self._party_ids), "Name": name, "DisplayName": name, "VATNumber": vat,
+            "PartyID": next(self._party_ids), "Name": name, "DisplayName": display, "VATNumber": vat,
             "PartyType": party_type, "VATLiable": True, "VATDeductable": True, "Language": "NL",
             "Addresses": [], "Street": "Kerkstraat", "StreetNumber": str(self.rng.randrange(1, 200)),
             "City": "Antwerpen", "Zipcode": "2000", "CountryCode": "BE",
@@ -163,6 +171,7 @@ class Seeder:
 
     def order(self, company: CompanyData, moment: datetime, number: int, **overrides: Any) -> dict[str, Any]:
         rng = self.rng
+        extras = overrides.pop("_extras", None)
         direction = overrides.pop("OrderDirection", "Cost" if rng.random() < 0.4 else "Income")
         roll = rng.random()
         kind = overrides.pop("OrderType", "Invoice" if roll < 0.82 else "CreditNote" if roll < 0.92
@@ -214,6 +223,7 @@ class Seeder:
             order.pop("PaidDate", None)
             order["_no_pdf"] = True
         order.update(overrides)
+        order["_extras"] = choose_extras(order, self.extras_rng) if extras is None else extras
         return order
 
     def times(self, count: int, start: datetime) -> Iterator[datetime]:
@@ -248,6 +258,12 @@ def attach_files(order: dict[str, Any], files: dict[str, StoredFile], seeder: Se
         ubl = StoredFile(seeder.uuid(), f"{stem}.xml", "text/xml", lambda: [order_ubl(snapshot)], order["OrderID"])
         files[ubl.file_id] = ubl
         order["Attachments"].append({"FileID": ubl.file_id, "FileName": ubl.name})
+    for kind in order.get("_extras") or []:
+        name, mime, render = EXTRAS[kind]
+        extra = StoredFile(seeder.uuid(seeder.extras_rng), name, mime,
+                           (lambda r: lambda: [r(snapshot)])(render), order["OrderID"])
+        files[extra.file_id] = extra
+        order["Attachments"].append({"FileID": extra.file_id, "FileName": extra.name})
     if extra_attachment:
         csv = StoredFile(seeder.uuid(), "timesheet.csv", "text/csv",
                          lambda: [b"date;hours\n2025-01-06;7.5\n2025-01-07;8\n"], order["OrderID"])

@@ -3,6 +3,9 @@
 - ``/Account/Logon?client_id&redirect_uri&state`` shows a login form; approving redirects to
   ``redirect_uri?code=...&state=...`` (refusing: ``?error=access_denied``). A code lives 10
   minutes and works once, for the client and redirect URI it was issued to.
+- Like Billit, the logon page refuses a ``redirect_uri`` that is not registered for the client
+  exactly. The demo client has core's default loopback URI registered; the sandbox options
+  ``redirect_uris`` (replaces it) and ``lenient_redirects`` (any http(s) URI) change that.
 - The token endpoint takes JSON or a form: ``grant_type=authorization_code`` (``code``,
   ``client_id``, ``client_secret``, ``redirect_uri``) or ``grant_type=refresh_token``
   (``refresh_token``, ``client_id``, ``client_secret``) and answers
@@ -19,10 +22,13 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-CODE_LIFETIME = 600.0
+from invoicesync.http import DEFAULT_REDIRECT_URI
+from invoicesync.sandbox import CODE_LIFETIME, CodeStore, RedirectRegistry
+
+__all__ = ["CODE_LIFETIME", "AccessToken", "OAuthClient", "OAuthState"]
 
 
 @dataclass
@@ -33,10 +39,15 @@ class AccessToken:
     used: bool = False
 
 
+def _default_redirects() -> RedirectRegistry:
+    return RedirectRegistry([DEFAULT_REDIRECT_URI])
+
+
 @dataclass
 class OAuthClient:
     client_id: str
     secret: str
+    redirects: RedirectRegistry = field(default_factory=_default_redirects)
 
 
 class OAuthState:
@@ -44,7 +55,7 @@ class OAuthState:
         self.clients = {c.client_id: c for c in clients}
         self.users = users
         self.token_lifetime = token_lifetime
-        self.codes: dict[str, tuple[str, str, float]] = {}  # code -> client, redirect_uri, expiry
+        self.codes = CodeStore()
         self.refresh_tokens: dict[str, str] = {}  # live refresh token -> client id
         self.spent_refresh_tokens: set[str] = set()
         self.access_tokens: dict[str, AccessToken] = {}
@@ -55,21 +66,22 @@ class OAuthState:
 
     # -- the logon page ----------------------------------------------------------------------
 
+    def configure_redirects(self, options: dict[str, Any]) -> None:
+        """Sandbox options ``redirect_uris`` / ``lenient_redirects``, for every client."""
+        for client in self.clients.values():
+            client.redirects = RedirectRegistry.from_options(options, client.redirects.uris)
+
+    def register_redirect(self, redirect_uri: str) -> None:
+        for client in self.clients.values():
+            client.redirects.register(redirect_uri)
+
     def logon_problem(self, client_id: str | None, redirect_uri: str | None) -> str | None:
         if not client_id or client_id not in self.clients:
             return "Unknown client_id."
-        if not redirect_uri:
-            return "redirect_uri is required."
-        parsed = urllib.parse.urlsplit(redirect_uri)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            return "redirect_uri must be an absolute http(s) URL."
-        return None
+        return self.clients[client_id].redirects.problem(redirect_uri)
 
     def issue_code(self, client_id: str, redirect_uri: str) -> str:
-        code = secrets.token_urlsafe(24)
-        with self.lock:
-            self.codes[code] = (client_id, redirect_uri, time.time() + CODE_LIFETIME)
-        return code
+        return self.codes.issue(client_id=client_id, redirect_uri=redirect_uri)
 
     @staticmethod
     def redirect(redirect_uri: str, params: dict[str, str | None]) -> str:
@@ -103,10 +115,10 @@ class OAuthState:
             return 400, _oauth_error("invalid_client", "InvalidClient", "Unknown client or wrong client_secret.")
         with self.lock:
             if grant == "authorization_code":
-                entry = self.codes.pop(str(params.get("code") or ""), None)  # single use, even on failure
-                if entry is None or entry[2] < time.time():
+                entry = self.codes.redeem(str(params.get("code") or ""))  # single use, even on failure
+                if entry is None:
                     return 400, _oauth_error("invalid_grant", "InvalidCode", "The code is unknown, used or expired.")
-                if entry[0] != client.client_id or entry[1] != params.get("redirect_uri"):
+                if entry["client_id"] != client.client_id or entry["redirect_uri"] != params.get("redirect_uri"):
                     return 400, _oauth_error("invalid_grant", "InvalidCode",
                                              "The code was issued to another client or redirect_uri.")
             elif grant == "refresh_token":

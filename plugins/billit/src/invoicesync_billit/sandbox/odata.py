@@ -4,6 +4,11 @@
 string literals in single or double quotes, ``DateTime'...'`` / ``datetime'...'`` (date or
 date-time), numbers, ``true``/``false``/``null``, sub-properties with ``/``. Only the properties
 Billit still allows may be filtered on; anything else is Billit's ``GenericError``.
+
+Strict by default, as Billit's OData (ASP.NET Web API, OData v3) is: operators and keywords are
+lowercase (``EQ`` is a syntax error), property names match exactly, a literal must have its
+property's type (``LastModified ge '2025-01-01'`` and ``OrderID gt '5'`` are type errors), and an
+OData v3 ``DateTime`` carries no offset. ``strict=False`` is the lenient variant for tolerance tests.
 """
 
 from __future__ import annotations
@@ -42,11 +47,54 @@ class ODataError(ValueError):
 Predicate = Callable[[dict[str, Any]], bool]
 
 
-def parse_datetime(text: str) -> datetime:
+#: Edm types of the filterable properties (the rest are strings / enums).
+DATETIME_PROPS = frozenset({"OrderDate", "ExpiryDate", "LastModified", "Created", "PaidDate"})
+NUMBER_PROPS = frozenset({"OrderID", "CompanyID", "TotalExcl", "TotalVAT", "TotalIncl", "FXRateToForeign",
+                          "RemindersSent"})
+BOOLEAN_PROPS = frozenset({"ExportedToConnector", "AccountantVerificationNeeded", "Paid", "IsSent"})
+#: Billit's docs write this one quoted (``CounterParty/PartyID eq '...'``): a number or a string.
+EITHER_PROPS = frozenset({"CounterParty/PartyID"})
+_OP_NAMES = {"eq": "Equal", "ne": "NotEqual", "gt": "GreaterThan", "ge": "GreaterThanOrEqual",
+             "lt": "LessThan", "le": "LessThanOrEqual"}
+
+
+def parse_datetime(text: str, *, strict: bool = False) -> datetime:
     try:
-        return datetime.fromisoformat(text.strip().replace("Z", ""))
+        parsed = datetime.fromisoformat(text.strip() if strict else text.strip().replace("Z", ""))
     except ValueError:
         raise ODataError(f"The DateTime literal '{text}' is not valid.") from None
+    if strict and parsed.tzinfo is not None:  # that would be a DateTimeOffset, not an OData v3 DateTime
+        raise ODataError(f"Unrecognized 'Edm.DateTime' literal 'datetime'{text}''.")
+    return parsed
+
+
+def _edm_type(prop: str) -> str:
+    if prop in DATETIME_PROPS:
+        return "Edm.DateTime"
+    if prop in NUMBER_PROPS:
+        return "Edm.Int32" if prop in ("OrderID", "CompanyID", "RemindersSent") else "Edm.Decimal"
+    return "Edm.Boolean" if prop in BOOLEAN_PROPS else "Edm.String"
+
+
+def _literal_type(literal: Any) -> str:
+    if isinstance(literal, bool):
+        return "Edm.Boolean"
+    if isinstance(literal, datetime):
+        return "Edm.DateTime"
+    if isinstance(literal, Decimal):
+        return "Edm.Decimal"
+    return "Edm.String"
+
+
+def check_types(prop: str, op: str, literal: Any) -> None:
+    """A comparison whose literal does not have the property's type is an OData type error."""
+    if literal is None or prop in EITHER_PROPS:
+        return
+    wanted, given = _edm_type(prop), _literal_type(literal)
+    if wanted == given or (wanted == "Edm.Int32" and given == "Edm.Decimal" and literal == int(literal)):
+        return
+    raise ODataError(f"A binary operator with incompatible types was detected. Found operand types "
+                     f"'{wanted}' and '{given}' for operator kind '{_OP_NAMES[op]}'.")
 
 
 def value_of(order: dict[str, Any], prop: str) -> Any:
@@ -56,7 +104,7 @@ def value_of(order: dict[str, Any], prop: str) -> Any:
     return value
 
 
-def _tokens(text: str) -> list[tuple[str, Any]]:
+def _tokens(text: str, strict: bool) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     pos = 0
     text = text.strip()
@@ -70,7 +118,7 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
         elif match.group("rparen"):
             out.append((")", None))
         elif match.group("dt") is not None:
-            out.append(("lit", parse_datetime(match.group("dtv"))))
+            out.append(("lit", parse_datetime(match.group("dtv"), strict=strict)))
         elif match.group("str") is not None:
             sv = match.group("sv")
             out.append(("lit", sv.replace("''", "'") if sv is not None else match.group("dv")))
@@ -81,7 +129,7 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
                 raise ODataError(f"Bad number in '{text}'.") from None
         else:
             word = match.group("word")
-            lower = word.lower()
+            lower = word if strict else word.lower()  # OData keywords are lowercase
             if lower in _OPS or lower in ("and", "or"):
                 out.append((lower, None))
             elif lower in ("true", "false"):
@@ -94,9 +142,10 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
 
 
 class _Parser:
-    def __init__(self, tokens: list[tuple[str, Any]]) -> None:
+    def __init__(self, tokens: list[tuple[str, Any]], strict: bool) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.strict = strict
 
     def peek(self) -> str | None:
         return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
@@ -138,6 +187,8 @@ class _Parser:
             raise ODataError(f"Syntax error: expected a comparison after '{prop}'.")
         self.pos += 1
         literal = self.take("lit")
+        if self.strict:
+            check_types(prop, op, literal)
         return lambda order: compare(value_of(order, prop), op, literal)
 
 
@@ -159,28 +210,32 @@ def compare(actual: Any, op: str, literal: Any) -> bool:
         raise ODataError(f"A binary operator with incompatible types was detected ({op}).") from None
 
 
-def parse_filter(text: str | None) -> Predicate:
+def parse_filter(text: str | None, *, strict: bool = True) -> Predicate:
     if not text or not text.strip():
         return lambda order: True
-    parser = _Parser(_tokens(text))
+    parser = _Parser(_tokens(text, strict), strict)
     predicate = parser.expression()
     if parser.peek() is not None:
         raise ODataError(f"Syntax error at token {parser.pos} in '{text}'.")
     return predicate
 
 
-def sort_orders(orders: list[dict[str, Any]], orderby: str | None) -> list[dict[str, Any]]:
-    """``$orderby=Prop [asc|desc], ...``; stable, nulls first (like SQL Server)."""
+def sort_orders(orders: list[dict[str, Any]], orderby: str | None, *, strict: bool = True
+                ) -> list[dict[str, Any]]:
+    """``$orderby=Prop [asc|desc], ...``; stable, nulls first (like SQL Server). ``asc``/``desc``
+    are lowercase OData keywords (``ASC`` is a syntax error) unless not ``strict``."""
     if not orderby or not orderby.strip():
         return sorted(orders, key=lambda o: o["OrderID"])
     keys = []
     for part in orderby.split(","):
         words = part.split()
-        if not words or len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
+        direction = words[1] if len(words) == 2 else "asc"
+        direction = direction if strict else direction.lower()
+        if not words or len(words) > 2 or direction not in ("asc", "desc"):
             raise ODataError(f"Syntax error in $orderby '{orderby}'.")
         if words[0] not in FILTERABLE:
             raise ODataError(f"Could not find a property named '{words[0]}' on type '{SAFE_TYPE}'.")
-        keys.append((words[0], len(words) == 2 and words[1].lower() == "desc"))
+        keys.append((words[0], direction == "desc"))
     result = list(orders)
     for prop, descending in reversed(keys):
         result.sort(key=_key_for(prop), reverse=descending)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from invoicesync.http import TokenSet
-from invoicesync.sandbox import Request, Response, SandboxApp
+from invoicesync.sandbox import RedirectRegistry, Request, Response, SandboxApp
 
 from ..errors import tag_chain
 from .oauth import AuthFailedError, OAuthServer
@@ -52,14 +52,14 @@ class DropboxSandbox(DropboxRoutes, SandboxApp):
     def __init__(self, *, app_key: str = DEFAULT_APP_KEY, app_secret: str | None = None,
                  scopes: str = DEFAULT_SCOPES, root: Path | None = None, quota_bytes: int | None = None,
                  write_limit: int = 4, write_hold: float = 0.0, retry_after: int = 1,
-                 access_ttl: int = 14400) -> None:
+                 access_ttl: int = 14400, lenient_names: bool = False) -> None:
         super().__init__()
         if root is None:
             root = Path(tempfile.mkdtemp(prefix="invoicesync-dropbox-sandbox-"))
             self._cleanup = weakref.finalize(self, shutil.rmtree, root, True)
         self.root = root
         self.namespace = Namespace(root / "files", quota_bytes=quota_bytes, write_limit=write_limit,
-                                   write_hold=write_hold)
+                                   write_hold=write_hold, lenient_names=lenient_names)
         self.sessions = Sessions(root / "sessions")
         self.oauth = OAuthServer(app_key, app_secret, scopes, access_ttl)
         self.retry_after = retry_after
@@ -67,7 +67,8 @@ class DropboxSandbox(DropboxRoutes, SandboxApp):
         self.route("POST", r"/oauth2/token", self.oauth.token)
         rpc = {"files/get_metadata": self.get_metadata, "files/create_folder_v2": self.create_folder,
                "files/list_folder": self.list_folder, "files/list_folder/continue": self.list_folder_continue,
-               "files/upload_session/finish_batch_v2": self.finish_batch}
+               "files/upload_session/finish_batch_v2": self.finish_batch, "files/move_v2": self.move,
+               "files/delete_v2": self.delete}
         content = {"files/upload": self.upload, "files/upload_session/start": self.session_start,
                    "files/upload_session/append_v2": self.session_append,
                    "files/upload_session/finish": self.session_finish}
@@ -79,8 +80,11 @@ class DropboxSandbox(DropboxRoutes, SandboxApp):
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> DropboxSandbox:
         known = {"app_key", "app_secret", "scopes", "quota_bytes", "write_limit", "write_hold", "retry_after",
-                 "access_ttl"}
-        return cls(**{k: v for k, v in options.items() if k in known and v is not None})
+                 "access_ttl", "lenient_names"}
+        app = cls(**{k: v for k, v in options.items() if k in known and v is not None})
+        # redirect_uris, lenient_redirects: the app's registered redirect URIs (exact match)
+        app.oauth.redirects = RedirectRegistry.from_options(options, app.oauth.redirects.uris)
+        return app
 
     def close(self) -> None:
         if hasattr(self, "_cleanup"):

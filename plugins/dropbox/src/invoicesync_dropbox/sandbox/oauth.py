@@ -1,7 +1,11 @@
 """The sandbox's OAuth 2 server: ``/oauth2/authorize`` (approves at once, for tests and demos)
 and ``/oauth2/token`` (authorization code with PKCE S256 or app secret; refresh token), plus the
 bearer check every API route makes (``invalid_access_token``, ``expired_access_token``,
-``missing_scope``)."""
+``missing_scope``).
+
+As strict as Dropbox: a ``redirect_uri`` must match one registered for the app exactly (the
+default registration is core's default loopback URI; sandbox options ``redirect_uris`` and
+``lenient_redirects`` change it), codes work once within 10 minutes, access tokens live 4 hours."""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 
-from invoicesync.sandbox import Request, Response
+from invoicesync.http import DEFAULT_REDIRECT_URI
+from invoicesync.sandbox import CodeStore, RedirectRegistry, Request, Response
 
 
 class AuthFailedError(Exception):
@@ -31,7 +36,6 @@ class _Code:
     challenge: str | None
     scope: str
     offline: bool
-    expires: float
 
 
 @dataclass
@@ -41,13 +45,15 @@ class _Access:
 
 
 class OAuthServer:
-    def __init__(self, app_key: str, app_secret: str | None, scopes: str, access_ttl: int = 14400) -> None:
+    def __init__(self, app_key: str, app_secret: str | None, scopes: str, access_ttl: int = 14400,
+                 redirects: RedirectRegistry | None = None) -> None:
         self.app_key = app_key
+        self.redirects = redirects or RedirectRegistry([DEFAULT_REDIRECT_URI])
         self.app_secret = app_secret
         self.scopes = scopes
         self.access_ttl = access_ttl
         self.account_id = "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc"
-        self._codes: dict[str, _Code] = {}
+        self.codes = CodeStore()
         self._refresh: dict[str, str] = {}  # refresh token -> granted scope
         self._access: dict[str, _Access] = {}
         self._lock = threading.Lock()
@@ -103,8 +109,9 @@ class OAuthServer:
         if q["client_id"] != self.app_key:
             return Response.text("Invalid client_id", 400)
         redirect = q["redirect_uri"]
-        if redirect and not (redirect.startswith(("http://127.0.0.1", "http://localhost", "https://"))):
-            return Response.text("Invalid redirect_uri: it must be https or a loopback address", 400)
+        problem = self.redirects.problem(redirect) if redirect else None
+        if problem:  # Dropbox shows an error page; it never redirects to an unregistered URI
+            return Response.text(f"Invalid redirect_uri: {problem}", 400)
         if q["response_type"] != "code":
             return self._redirect_error(redirect, q["state"], "unsupported_response_type", "only code is supported")
         if q["code_challenge"] and q["code_challenge_method"] != "S256":
@@ -114,11 +121,8 @@ class OAuthServer:
         unknown = set(q["scope"].split()) - set(self.scopes.split())
         if unknown:
             return self._redirect_error(redirect, q["state"], "invalid_scope", f"unknown scope {sorted(unknown)[0]}")
-        code = secrets.token_urlsafe(24)
-        with self._lock:
-            self._codes[code] = _Code(q["client_id"], redirect or None, q["code_challenge"] or None,
-                                      q["scope"] or self.scopes, q["token_access_type"] == "offline",
-                                      time.time() + 600)
+        code = self.codes.issue(grant=_Code(q["client_id"], redirect or None, q["code_challenge"] or None,
+                                            q["scope"] or self.scopes, q["token_access_type"] == "offline"))
         if not redirect:  # no redirect: Dropbox shows the code for the user to copy
             return Response.text(f"Your access code: {code}", 200, "text/html; charset=utf-8")
         params = {"code": code, **({"state": q["state"]} if q["state"] else {})}
@@ -153,10 +157,10 @@ class OAuthServer:
         return _token_error("unsupported_grant_type", f"grant_type {grant!r} is not supported", 400)
 
     def _exchange(self, form: dict[str, str], has_secret: bool) -> Response:
-        with self._lock:
-            code = self._codes.pop(form.get("code", ""), None)  # single use, even when refused
-        if code is None or code.expires < time.time():
+        grant = self.codes.redeem(form.get("code", ""))  # single use, even when refused
+        if grant is None:
             return _token_error("invalid_grant", "code doesn't exist or has expired")
+        code: _Code = grant["grant"]
         if code.redirect_uri != (form.get("redirect_uri") or None):
             return _token_error("invalid_grant", "redirect_uri mismatch")
         if code.challenge is not None:

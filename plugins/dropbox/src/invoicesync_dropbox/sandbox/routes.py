@@ -28,6 +28,7 @@ from .store import (
 )
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 MAX_BATCH = 1000
 
 
@@ -55,6 +56,16 @@ def parse_hash(value: Any, route: str) -> str | None:
     return value
 
 
+def parse_modified(value: Any, route: str) -> str | None:
+    """``client_modified``: UTC as ``%Y-%m-%dT%H:%M:%SZ`` exactly (no fraction, no offset)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _TIMESTAMP.match(value):
+        raise BadInputError(f'Error in call to API function "{route}": client_modified: '
+                            f"{value!r} is not a timestamp like 2024-05-12T15:50:38Z")
+    return value
+
+
 def _cursor(arg: dict[str, Any], route: str) -> tuple[Any, Any]:
     cursor = arg.get("cursor")
     if not isinstance(cursor, dict) or "session_id" not in cursor or "offset" not in cursor:
@@ -67,7 +78,7 @@ def _commit_args(commit: Any, route: str) -> tuple[str, dict[str, Any], bool, bo
         raise BadInputError(f'Error in call to API function "{route}": commit: missing required field')
     return (check_path(commit.get("path"), route, field="commit.path"), parse_mode(commit.get("mode"), route),
             bool(commit.get("autorename", False)), bool(commit.get("strict_conflict", False)),
-            commit.get("client_modified"))
+            parse_modified(commit.get("client_modified"), route))
 
 
 def _declared_length(request: Request) -> int | None:
@@ -86,6 +97,7 @@ class DropboxRoutes:
         path = check_path(arg.get("path"), route)
         mode = parse_mode(arg.get("mode"), route)
         expected = parse_hash(arg.get("content_hash"), route)
+        modified = parse_modified(arg.get("client_modified"), route)
         session = self.sessions.start()
         try:
             self.sessions.write(session, request.iter_body(), expected)
@@ -98,7 +110,7 @@ class DropboxRoutes:
                 entry = self.namespace.commit(path, mode, session.file, session.offset,
                                               autorename=bool(arg.get("autorename", False)),
                                               strict_conflict=bool(arg.get("strict_conflict", False)),
-                                              client_modified=arg.get("client_modified"))
+                                              client_modified=modified)
         except TooManyWritesError:
             self._drop(session)
             raise
@@ -214,7 +226,7 @@ class DropboxRoutes:
                 found = next((e for e in self.namespace.entries.values() if e.id == path), None)
         else:
             try:
-                check_names(check_path(path, route))
+                check_names(check_path(path, route), strict=False)  # a read of any name just finds nothing
             except RouteError:
                 raise RouteError({".tag": "path", "path": {".tag": "malformed_path"}}) from None
             found = self.namespace.get(str(path))
@@ -234,6 +246,24 @@ class DropboxRoutes:
         except RouteError as exc:
             raise RouteError({".tag": "path", "path": exc.error}) from None
         return Response.json({"metadata": entry.metadata(tagged=False)})
+
+    def move(self, request: Request, arg: dict[str, Any]) -> Response:
+        route = "files/move_v2"
+        from_path = check_path(arg.get("from_path"), route, field="from_path")
+        to_path = check_path(arg.get("to_path"), route, field="to_path")
+        with self.namespace.write_slot():
+            entry = self.namespace.move(from_path, to_path, bool(arg.get("autorename", False)))
+        return Response.json({"metadata": entry.metadata(tagged=True)})
+
+    def delete(self, request: Request, arg: dict[str, Any]) -> Response:
+        route = "files/delete_v2"
+        path = check_path(arg.get("path"), route)
+        parent_rev = arg.get("parent_rev")
+        if parent_rev is not None and not (isinstance(parent_rev, str) and re.fullmatch(r"[0-9a-f]{9,}", parent_rev)):
+            raise BadInputError(f'Error in call to API function "{route}": parent_rev: did not match pattern')
+        with self.namespace.write_slot():
+            entry = self.namespace.delete(path, parent_rev)
+        return Response.json({"metadata": entry.metadata(tagged=True)})
 
     def list_folder(self, request: Request, arg: dict[str, Any]) -> Response:
         path = arg.get("path", "")

@@ -2,7 +2,8 @@
 
 - ``offset`` must equal the bytes received so far, else ``incorrect_offset`` + ``correct_offset``;
 - a closed session takes no more data (``closed``); a batch commit needs it closed (``not_closed``);
-- each request carries at most 150 MiB (``payload_too_large``);
+- each request carries at most 150 MiB (``payload_too_large``), a file at most 2^41 - 2^22 bytes
+  (``too_large``);
 - ``content_hash`` covers the bytes of that one request (``content_hash_mismatch``), and data
   whose hash does not match is discarded, so the session stays at its old offset.
 """
@@ -20,6 +21,8 @@ from ..content_hash import ContentHasher
 from .store import RouteError
 
 MAX_REQUEST = 150 * 1024 * 1024
+#: The largest file an upload session may build (UploadSessionLookupError ``too_large``).
+MAX_FILE = 2**41 - 2**22
 SESSION_TTL = 7 * 24 * 3600
 
 
@@ -42,8 +45,9 @@ class SessionError(Exception):
 
 
 class Sessions:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, max_file: int = MAX_FILE) -> None:
         self.root = root
+        self.max_file = max_file
         root.mkdir(parents=True, exist_ok=True)
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
@@ -76,16 +80,20 @@ class Sessions:
         """Append a request body; on any refusal truncate back, so the offset never moves."""
         hasher = ContentHasher()
         received = 0
-        too_large = False
+        too_large = file_too_large = False
         with open(session.file, "r+b") as handle:
             handle.seek(session.offset)
             for chunk in body:
                 received += len(chunk)
-                if received > MAX_REQUEST:
-                    too_large = True
+                too_large = too_large or received > MAX_REQUEST
+                file_too_large = file_too_large or session.offset + received > self.max_file
+                if too_large or file_too_large:
                     continue  # keep draining the body, store nothing more
                 hasher.update(chunk)
                 handle.write(chunk)
+            if file_too_large and not too_large:
+                handle.truncate(session.offset)
+                raise SessionError({".tag": "too_large"})
             if too_large or (content_hash is not None and hasher.hexdigest() != content_hash):
                 handle.truncate(session.offset)
                 raise SessionError({".tag": "payload_too_large" if too_large else "content_hash_mismatch"})

@@ -86,8 +86,20 @@ def check_path(path: Any, route: str, *, field: str = "path") -> str:
     return unicodedata.normalize("NFC", path)
 
 
-def check_names(path: str) -> None:
-    """The names in a write path (a WriteError, which each route wraps in its own union)."""
+#: Characters Dropbox calls "not recommended" (they break the Windows desktop app).
+DISCOURAGED = set('<>:"|?*')
+#: Dropbox's guidance for a whole path, in UTF-16 code units (an emoji counts 2).
+MAX_PATH_UNITS = 260
+
+
+def check_names(path: str, *, strict: bool = True) -> None:
+    """The names in a write path (a WriteError, which each route wraps in its own union).
+
+    Always refused: ``\\``, control characters, names over 255 bytes, empty, ``.`` and ``..``.
+    ``strict`` (the sandbox default) also refuses what Dropbox only advises against — the
+    characters ``< > : " | ? *``, a trailing dot or space, a path over 260 UTF-16 units — as
+    ``disallowed_name``: the API notes do not say how the service reacts, and a client that
+    avoids them is safe whichever way it does. ``DropboxSandbox(lenient_names=True)`` accepts them."""
     if not path.startswith("/"):
         raise RouteError(write_error("malformed_path"))  # ids and namespaces are not emulated
     names = path[1:].split("/")
@@ -96,6 +108,10 @@ def check_names(path: str) -> None:
     for name in names:
         if "\\" in name or _CONTROL.search(name) or len(name.encode()) > 255:
             raise RouteError(write_error("disallowed_name"))
+        if strict and (DISCOURAGED & set(name) or name.endswith((".", " "))):
+            raise RouteError(write_error("disallowed_name"))
+    if strict and len(path.encode("utf-16-le")) // 2 > MAX_PATH_UNITS:
+        raise RouteError(write_error("disallowed_name"))
 
 
 def _now() -> str:
@@ -129,13 +145,16 @@ class Namespace:
     """One user's Dropbox. ``write_limit`` concurrent writes are allowed; one more is contention."""
 
     def __init__(self, root: Path, *, quota_bytes: int | None = None, write_limit: int = 4,
-                 write_hold: float = 0.0) -> None:
+                 write_hold: float = 0.0, lenient_names: bool = False) -> None:
         self.root = root
+        self.strict_names = not lenient_names
         (root / "blobs").mkdir(parents=True, exist_ok=True)
         self.quota_bytes = quota_bytes
         self.write_limit = write_limit
         self.write_hold = write_hold
         self.entries: dict[str, Entry] = {}
+        #: What ``files/delete_v2`` removed, by key: Dropbox keeps deleted files restorable.
+        self.deleted: dict[str, Entry] = {}
         self.lock = threading.RLock()
         self._writers = 0
         self._rev = 0
@@ -232,7 +251,7 @@ class Namespace:
     def commit(self, path: str, mode: dict[str, Any], data: Path, size: int, *, autorename: bool = False,
                strict_conflict: bool = False, client_modified: str | None = None) -> Entry:
         """Store ``data`` (a file on disk, moved in) at ``path`` under ``mode``'s rules."""
-        check_names(path)
+        check_names(path, strict=self.strict_names)
         digest = _hash_file(data, size)
         with self.lock:
             self._check_contention(path)
@@ -284,8 +303,53 @@ class Namespace:
                 return candidate, existing
         raise RouteError(conflict("file"))
 
+    def move(self, from_path: str, to_path: str, autorename: bool) -> Entry:
+        """``files/move_v2`` of a file (folders are not emulated). Errors are RelocationError unions."""
+        try:
+            check_names(to_path, strict=self.strict_names)
+        except RouteError as exc:
+            raise RouteError({".tag": "to", "to": exc.error}) from None
+        with self.lock:
+            self._check_contention(to_path)
+            source = self.entries.get(normalize_key(from_path))
+            if source is None:
+                raise RouteError({".tag": "from_lookup", "from_lookup": {".tag": "not_found"}})
+            if source.kind != "file":
+                raise RouteError({".tag": "other"})
+            try:
+                self._ancestors_ok(to_path)
+                target = to_path
+                existing = self.entries.get(normalize_key(target))
+                if existing is not None:
+                    if not autorename:
+                        raise RouteError(conflict("folder" if existing.kind == "folder" else "file"))
+                    target, _ = self._free_name(to_path, "")
+                display = self._ensure_parents(target)
+            except RouteError as exc:
+                raise RouteError({".tag": "to", "to": exc.error}) from None
+            del self.entries[normalize_key(source.display)]
+            moved = Entry("file", display, source.id, source.rev, source.size, source.content_hash, source.blob,
+                          source.client_modified, _now())
+            self.entries[normalize_key(display)] = moved
+            return moved
+
+    def delete(self, path: str, parent_rev: str | None) -> Entry:
+        """``files/delete_v2``: the entry (a folder with everything in it) goes to ``self.deleted``,
+        restorable as Dropbox keeps it. With ``parent_rev``, only that revision of a file."""
+        with self.lock:
+            self._check_contention(path)
+            entry = self.entries.get(normalize_key(path))
+            if entry is None:
+                raise RouteError({".tag": "path_lookup", "path_lookup": {".tag": "not_found"}})
+            if parent_rev is not None and (entry.kind != "file" or entry.rev != parent_rev):
+                raise RouteError({".tag": "path_write", "path_write": conflict("file")})
+            prefix = normalize_key(entry.display) + "/"
+            for key in [k for k in self.entries if k == normalize_key(entry.display) or k.startswith(prefix)]:
+                self.deleted[key] = self.entries.pop(key)
+            return entry
+
     def create_folder(self, path: str, autorename: bool) -> Entry:
-        check_names(path)
+        check_names(path, strict=self.strict_names)
         with self.lock:
             self._ancestors_ok(path)
             existing = self.entries.get(normalize_key(path))

@@ -19,13 +19,13 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from invoicesync.sandbox import Request, Response, SandboxApp
+from invoicesync.sandbox import RedirectRegistry, Request, Response, SandboxApp
 
 from . import fields as partial
-from .oauth import CLIENT_ID, CLIENT_SECRET, Grant, OAuthServer
+from .oauth import CLIENT_ID, CLIENT_SECRET, LOOPBACK_REDIRECTS, Grant, OAuthServer
 from .query import QueryError, parse
 from .store import FOLDER_MIME, MY_DRIVE_ROOT, ApiError, Content, DriveFile, DriveStore
-from .uploads import Session, Uploads
+from .uploads import SMALL_UPLOAD_LIMIT, Session, Uploads
 
 SHARED_DRIVE_ID = "0ASandboxSharedDrive"
 DEFAULT_FILE_FIELDS = "kind,id,name,mimeType"
@@ -47,7 +47,12 @@ class DriveSandbox(SandboxApp):
         options = options or {}
         self.store = DriveStore(shared_drives={SHARED_DRIVE_ID: "Invoices (shared drive)"})
         self.oauth = OAuthServer(token_ttl=float(options.get("token_ttl", 3600)))
-        self.uploads = Uploads(self.store)
+        # redirect_uris, lenient_redirects: exact registrations besides the Desktop-app loopback
+        self.oauth.redirects = RedirectRegistry.from_options(
+            {**options, "redirect_uris": [*LOOPBACK_REDIRECTS, *_listed(options.get("redirect_uris"))]},
+            LOOPBACK_REDIRECTS, any_loopback_port=True)
+        # Strict by default; {"small_upload_limit": None} lifts Drive's 5 MB cap on simple/multipart uploads.
+        self.uploads = Uploads(self.store, small_upload_limit=options.get("small_upload_limit", SMALL_UPLOAD_LIMIT))
         self.route("GET", r"/o/oauth2(?:/v2)?/auth", self.oauth.authorize)
         self.route("POST", r"/token", self.oauth.token)
         self.route("GET", r"/drive/v3/files", self._authed(self.list_files))
@@ -322,3 +327,9 @@ def _read_file(path: Any) -> Iterator[bytes]:
     with open(path, "rb") as handle:
         while chunk := handle.read(1024 * 1024):
             yield chunk
+
+
+def _listed(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return list(value or [])

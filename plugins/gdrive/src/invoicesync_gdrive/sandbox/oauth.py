@@ -1,5 +1,10 @@
 """Google's OAuth endpoints, emulated: an auto-approving consent page, the token endpoint
-(authorization code with PKCE, refresh token, JWT bearer for service accounts) and token checks."""
+(authorization code with PKCE, refresh token, JWT bearer for service accounts) and token checks.
+
+As strict as Google: the sandbox client is a Desktop-app client, so a loopback redirect URI on
+any port is accepted (RFC 8252 §7.3) and anything else only if registered exactly (sandbox
+options ``redirect_uris``, ``lenient_redirects``); a refused one gets ``redirect_uri_mismatch``
+and no redirect. Codes work once, within 10 minutes; access tokens live an hour."""
 
 from __future__ import annotations
 
@@ -15,12 +20,14 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from invoicesync.sandbox import Request, Response
+from invoicesync.sandbox import CodeStore, RedirectRegistry, Request, Response
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLIENT_ID = "sandbox-client.apps.googleusercontent.com"
 CLIENT_SECRET = "sandbox-client-secret"
 SERVICE_ACCOUNT = "invoicesync@sandbox-project.iam.gserviceaccount.com"
+#: What a Desktop-app client has "registered": loopback, on any port.
+LOOPBACK_REDIRECTS = ("http://127.0.0.1/", "http://localhost/")
 
 
 @dataclass
@@ -31,10 +38,11 @@ class Grant:
 
 
 class OAuthServer:
-    def __init__(self, token_ttl: float = 3600.0) -> None:
+    def __init__(self, token_ttl: float = 3600.0, redirects: RedirectRegistry | None = None) -> None:
         self.token_ttl = token_ttl
         self.lock = threading.Lock()
-        self.codes: dict[str, dict[str, str]] = {}
+        self.redirects = redirects or RedirectRegistry(LOOPBACK_REDIRECTS, any_loopback_port=True)
+        self.codes = CodeStore()
         self.refresh_tokens: dict[str, str] = {}  # refresh token → scope
         self.access: dict[str, Grant] = {}
         self.refreshes = 0
@@ -93,18 +101,16 @@ class OAuthServer:
         redirect = params.get("redirect_uri", "")
         if params.get("client_id") != CLIENT_ID:
             return Response.text("Error 401: invalid_client\nThe OAuth client was not found.", 401)
-        if not redirect.startswith(("http://127.0.0.1", "http://localhost")):
+        if self.redirects.problem(redirect):
             return Response.text("Error 400: redirect_uri_mismatch", 400)
         state = {"state": params["state"]} if "state" in params else {}
         if params.get("response_type") != "code" or not params.get("scope"):
             return Response.redirect(_add(redirect, {"error": "invalid_request", **state}))
         if params.get("code_challenge") and params.get("code_challenge_method") != "S256":
             return Response.redirect(_add(redirect, {"error": "invalid_request", **state}))
-        code = "4/sandbox-" + secrets.token_urlsafe(16)
-        with self.lock:
-            self.codes[code] = {"redirect_uri": redirect, "scope": params["scope"],
-                                "challenge": params.get("code_challenge", ""),
-                                "offline": params.get("access_type", "online")}
+        code = self.codes.issue("4/sandbox-", redirect_uri=redirect, scope=params["scope"],
+                                challenge=params.get("code_challenge", ""),
+                                offline=params.get("access_type", "online"))
         return Response.redirect(_add(redirect, {"code": code, "scope": params["scope"], **state}))
 
     def token(self, request: Request) -> Response:
@@ -112,11 +118,11 @@ class OAuthServer:
         grant = form.get("grant_type")
         if grant == JWT_BEARER:
             return self._jwt_bearer(form.get("assertion", ""), request)
-        if form.get("client_id") != CLIENT_ID or form.get("client_secret", CLIENT_SECRET) != CLIENT_SECRET:
+        # Google wants the client secret on every code exchange and refresh, Desktop clients too.
+        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
             return _oauth_error(401, "invalid_client", "Unauthorized")
         if grant == "authorization_code":
-            with self.lock:
-                saved = self.codes.pop(form.get("code", ""), None)  # a code works once
+            saved = self.codes.redeem(form.get("code", ""))  # a code works once, for 10 minutes
             if saved is None or saved["redirect_uri"] != form.get("redirect_uri"):
                 return _oauth_error(400, "invalid_grant", "Bad Request")
             if saved["challenge"] and _s256(form.get("code_verifier", "")) != saved["challenge"]:

@@ -199,6 +199,7 @@ class DriveStore:
                 file.trashed = bool(metadata["trashed"])
             for attr, key in (("app_properties", "appProperties"), ("properties", "properties")):
                 if isinstance(metadata.get(key), dict):
+                    _string_map({k: v for k, v in metadata[key].items() if v is not None})  # the 124-byte rule
                     merged = {**getattr(file, attr), **metadata[key]}
                     setattr(file, attr, {k: str(v) for k, v in merged.items() if v is not None})
             parents = [p for p in file.parents if p not in remove] + [p for p in add if p not in file.parents]
