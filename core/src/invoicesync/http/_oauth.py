@@ -10,12 +10,9 @@ The browser step lives in ``_authorize``.
 from __future__ import annotations
 
 import base64
-<<<<<<< HEAD
 import hashlib
-import http.server
-=======
->>>>>>> main
 import json
+import secrets as pysecrets
 import threading
 import time
 import urllib.parse
@@ -23,14 +20,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import httpx
-<<<<<<< HEAD
-from pydantic import BaseModel
-=======
-from authlib.common.security import generate_token
-from authlib.common.urls import add_params_to_uri
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from pydantic import BaseModel, ValidationError
->>>>>>> main
 
 from ..errors import AuthError, OutcomeUnknown
 from ..secrets import safe_error_text
