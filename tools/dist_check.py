@@ -81,9 +81,11 @@ def build_with_setuptools_floor() -> None:
     venv = fresh_venv("setuptools-floor")
     run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", f"setuptools=={match.group(1)}.*"])
     out = WORK / "floor-wheels"
-    for project in [*PROJECTS.values(), *render_template()]:
+    # From the sdists (built in a temporary folder, as pip does): building in the checkout would leave
+    # setuptools' build/ folders in it. The template's projects live in WORK, so in place is fine.
+    for source in [*sorted(DIST.glob("*.tar.gz")), *render_template()]:
         run([venv / "bin" / "python", "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-             "--wheel-dir", out, project])
+             "--wheel-dir", out, source])
     run([sys.executable, "-m", "twine", "check", "--strict", *sorted(out.glob("invoicesync_acme_*"))])
     print(f"built every wheel, and the template's, with setuptools {match.group(1)}", flush=True)
 

@@ -1,5 +1,0 @@
-"""The Billit emulator (``invoicesync sandbox billit``)."""
-
-from .app import DEMO_API_KEY, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USER, BillitSandbox
-
-__all__ = ["DEMO_API_KEY", "DEMO_CLIENT_ID", "DEMO_CLIENT_SECRET", "DEMO_USER", "BillitSandbox"]

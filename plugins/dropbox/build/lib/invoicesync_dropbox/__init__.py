@@ -1,3 +1,0 @@
-"""invoicesync-dropbox: export invoices to Dropbox (API v2), exactly once."""
-
-__version__ = "0.2.0"
