@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from invoicesync import DeliveryStatus
+from invoicesync_dropbox.sandbox.store import TooManyWritesError
 
 
 def _pdf(i: int) -> bytes:
@@ -72,10 +75,25 @@ def test_persistent_rate_limit_fails_documents_not_the_run(env: Any) -> None:
 
 
 def test_real_lock_contention_between_concurrent_writers_is_survived(make_env: Any) -> None:
-    # One write at a time, each holding the namespace lock a while: parallel uploads must collide.
-    env = make_env(write_limit=1, write_hold=0.1, retry_after=1)
+    # One write at a time. The first writer keeps the namespace lock until the other writer has been
+    # turned away, so the two collide however the threads are scheduled (a timed hold did not, under load).
+    env = make_env(write_limit=1, retry_after=1)
     env.configure(batch_commit=False)
     results: list[Any] = []
+    namespace = env.app.namespace
+    slot, turned_away = namespace.write_slot, threading.Event()
+
+    @contextmanager
+    def held_until_contended() -> Iterator[None]:
+        try:
+            with slot():
+                turned_away.wait(30)
+                yield
+        except TooManyWritesError:
+            turned_away.set()
+            raise
+
+    namespace.write_slot = held_until_contended
 
     def worker(n: int) -> None:
         results.extend(env.push([env.document(f"W-{n}-{i}", pdf=f"%PDF {n} {i}".encode()) for i in range(2)]))
