@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PLUGINS := plugins/billit plugins/dropbox plugins/gdrive plugins/dynamics365
 EDITABLES := -e ./core $(foreach p,$(wildcard $(PLUGINS)),-e ./$(p)) -e '.[dev]'
 
-.PHONY: demo test lint typecheck docs install clean dist-check
+.PHONY: demo test test-browser browsers lint typecheck docs install clean dist-check
 
 $(BIN)/invoicesync: core/pyproject.toml pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ test: lint
 # would (core with each plugin alone, and invoicesync[all]): plugins load, sandboxes serve, the demo delivers.
 dist-check: install
 	$(BIN)/python tools/dist_check.py
+
+# Debian's Chromium for the dashboard's browser test (Playwright's own browser download is not used).
+browsers:
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+# The dashboard in Chromium: logs in, syncs the sandboxes, screenshots into docs/screenshots/.
+test-browser: install browsers
+	$(BIN)/pytest -m browser tests/serve/test_browser.py
 
 docs: install
 	$(BIN)/mkdocs build --strict --site-dir build/site

@@ -109,3 +109,63 @@ def test_builtin_localfs_is_registered_like_any_plugin() -> None:
     localfs = plugins.get("localfs", PluginKind.TARGET)
     assert localfs.distribution == "invoicesync"
     assert {"plugin_info", "auth", "push_documents"} <= set(localfs.hooks)
+
+
+FAKE_TARGET = '''
+from invoicesync import Company, PluginInfo, PluginKind, hookimpl
+
+@hookimpl
+def plugin_info():
+    return PluginInfo(kind=PluginKind.TARGET, title="{name}", api_version=(1, 2))
+
+@hookimpl
+def auth(account, ctx):
+    return [Company(id="{name}", name="{name}")]
+
+@hookimpl
+def push_documents(account, requests, ctx):
+    return iter(())
+'''
+
+
+def fake_targets(tmp_path: Path, names: list[str], extra: str = "") -> None:
+    for name in names:
+        (tmp_path / f"{name}.py").write_text(FAKE_TARGET.replace("{name}", name))
+    dist = tmp_path / "invoicesync_fakes-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: invoicesync-fakes\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[invoicesync.targets]\n" + "".join(f"{n} = {n}\n" for n in names) + extra)
+
+
+def test_lazy_discovery_imports_a_plugin_only_when_it_is_asked_for(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_targets(tmp_path, ["lazy_one", "lazy_two"])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins = Plugins.discover(lazy=True)
+    account = Account(name="x", plugin="lazy_one", direction=AccountDirection.EXPORT)
+    assert plugins.call("lazy_one", "auth", account=account, ctx=None)[0].id == "lazy_one"
+    assert "lazy_one" in sys.modules and "lazy_two" not in sys.modules
+    plugins.get("lazy_two")  # a later load ...
+    # ... leaves earlier routing intact: lazy_one's hook still answers alone (not lazy_two first).
+    assert plugins.call("lazy_one", "auth", account=account, ctx=None)[0].id == "lazy_one"
+    assert {"lazy_one", "lazy_two", "localfs"} <= set(plugins.loaded)  # `loaded` imports the rest
+
+
+def test_lazy_discovery_reports_a_plugin_that_fails_to_import_when_asked_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_targets(tmp_path, [], "broken_lazy = invoicesync_lazy_module_that_does_not_exist\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins = Plugins.discover(lazy=True)
+    with pytest.raises(PluginError, match="failed to load: ModuleNotFoundError"):
+        plugins.get("broken_lazy")
+    assert plugins.get("localfs").name == "localfs"
+    assert [f.name for f in plugins.failures] == ["broken_lazy"]
+
+
+def test_the_cli_view_of_plugins_is_lazy() -> None:
+    import subprocess
+
+    script = ("import sys; from invoicesync.plugins import Plugins; p = Plugins.installed(); p.get('localfs'); "
+              "print(sorted(m for m in sys.modules if m.startswith('invoicesync_')))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"  # localfs is built in; no other plugin was imported

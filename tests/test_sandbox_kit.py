@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+import threading
+import time
 from collections.abc import Callable
 
 import httpx
@@ -66,3 +68,52 @@ def test_tls_sandboxes_are_trusted_through_their_ca(serve_sandbox: Callable[...,
     assert running.url.startswith("https://")
     trust = ssl.create_default_context(cafile=str(running.ca_file))
     assert httpx.post(f"{running.url}/items", verify=trust).status_code == 201
+
+
+class Slow(SandboxApp):
+    def __init__(self) -> None:
+        super().__init__()
+        self.route("GET", r"/wait", self.wait)
+        self.release = threading.Event()
+
+    def wait(self, request: Request) -> Response:
+        self.release.wait(5)
+        return Response.json({"ok": True})
+
+
+def test_latency_delays_every_answer_but_not_the_admin_api(serve_sandbox: Callable[..., RunningSandbox]) -> None:
+    app = Counter()
+    app.latency = 0.2
+    running = serve_sandbox(app)
+    with httpx.Client(base_url=running.url) as http:
+        started = time.perf_counter()
+        assert http.post("/items", json={}).status_code == 201
+        assert time.perf_counter() - started >= 0.2
+        started = time.perf_counter()
+        assert http.get("/__sandbox__/requests").status_code == 200
+        assert time.perf_counter() - started < 0.2
+
+
+def test_requests_beyond_the_in_flight_cap_of_a_credential_get_429(
+        serve_sandbox: Callable[..., RunningSandbox]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = Slow()
+    app.max_in_flight = 2
+    running = serve_sandbox(app)
+
+    def get(key: str) -> int:
+        with httpx.Client(base_url=running.url, headers={"Authorization": key}) as http:
+            return http.get("/wait").status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        held = [pool.submit(get, "Bearer one") for _ in range(2)]
+        deadline = time.monotonic() + 5
+        while app._in_flight.get("Bearer one", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # until both are in flight
+        assert get("Bearer one") == 429  # a third from the same credential
+        other = pool.submit(get, "Bearer two")  # another credential has its own cap
+        app.release.set()
+        assert [f.result() for f in held] == [200, 200]
+        assert other.result() == 200
+    assert get("Bearer one") == 200  # the cap is on requests in flight, not a count

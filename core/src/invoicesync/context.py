@@ -5,20 +5,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
 from .http import Authenticator, Budget, ErrorParser, HttpClient, ResponseClassifier
+from .http._client import new_pool
 
 if TYPE_CHECKING:
     from .models import Account
     from .secrets import AccountSecrets
     from .state import BlobStore, KeyValue
+
+
+T = TypeVar("T")
 
 
 class PluginKind(StrEnum):
@@ -124,8 +129,13 @@ class Context:
     #: How HTTP retries wait; tests inject a recorder so backoff costs no wall time.
     sleep: Callable[[float], None] = time.sleep
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("invoicesync.plugin"))
-    _clients: list[HttpClient] = field(default_factory=list, repr=False)
+    #: How many ``submit`` calls run at once for this account.
+    side_threads: int = 4
+    #: One connection pool per (base URL, timeout, headers) for the life of this context (a run).
+    _pools: dict[tuple[Any, ...], httpx.Client] = field(default_factory=dict, repr=False)
+    _resources: dict[Hashable, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _opening: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def http(
         self,
@@ -139,27 +149,73 @@ class Context:
         max_attempts: int = 6,
         headers: dict[str, str] | None = None,
     ) -> HttpClient:
-        """A client for one service, sharing this account's budget and the test transport."""
-        client = HttpClient(
+        """A client for one service, sharing this account's budget and the test transport.
+
+        Cheap to call per batch: every client for the same ``base_url``, ``timeout`` and ``headers``
+        shares one connection pool (and TLS context) for the whole run, closed by ``close()``;
+        only the policy (``auth``, ``classify``, ``error_parser``, attempts) is per client.
+        """
+        key = (base_url, timeout, tuple(sorted((headers or {}).items())))
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = self._pools[key] = new_pool(base_url, transport=self.transport, verify=self.verify,
+                                                   timeout=timeout, headers=headers)
+        return HttpClient(
             base_url,
             service=service or self.account.plugin,
             auth=auth,
             classify=classify,
             error_parser=error_parser,
             budget=self.budget,
-            transport=self.transport,
-            verify=self.verify,
-            timeout=timeout,
             max_attempts=max_attempts,
-            headers=headers,
             sleep=self.sleep,
+            pool=pool,
         )
-        with self._lock:
-            self._clients.append(client)
-        return client
+
+    def resource(self, key: Hashable, open: Callable[[], T]) -> T:
+        """A plugin's run-scoped object (an API client, a token cache, a folder index): made by
+        ``open()`` on first use, shared by every thread working for this account, and closed (if it
+        has ``close()``) when the run ends, the last opened first. Key it by your plugin's name."""
+        with self._opening:  # one open() per key, even when threads race for it
+            if key not in self._resources:
+                self._resources[key] = open()
+            return self._resources[key]
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run ``fn(*args, **kwargs)`` beside the caller, on this account's run-scoped threads, e.g. a
+        document's PDF download while its detail is read (the listing often names the file already).
+        At most ``side_threads`` at once; what has not started when the run ends is cancelled.
+        ``fn`` must not wait for another ``submit``: the threads are few and shared."""
+        pool = self.resource(_SIDE_POOL, lambda: _SidePool(self.side_threads, self.account.name))
+        return pool.executor.submit(fn, *args, **kwargs)
 
     def close(self) -> None:
+        """End the run's resources, then its connection pools. Safe to call more than once."""
+        with self._opening:
+            resources, self._resources = list(self._resources.values()), {}
+        errors: list[Exception] = []
+        for resource in reversed(resources):
+            closer = getattr(resource, "close", None)
+            if callable(closer):
+                try:
+                    closer()
+                except Exception as exc:  # noqa: BLE001 - every pool must still close
+                    errors.append(exc)
         with self._lock:
-            clients, self._clients = self._clients, []
-        for client in clients:
-            client.close()
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+        if errors:
+            raise errors[0]
+
+
+_SIDE_POOL = "invoicesync.side-threads"
+
+
+class _SidePool:
+    def __init__(self, threads: int, account: str) -> None:
+        self.executor = ThreadPoolExecutor(max(1, threads), thread_name_prefix=f"side-{account}")
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)

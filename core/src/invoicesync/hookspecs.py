@@ -138,4 +138,9 @@ def sandbox(options: dict[str, Any]) -> SandboxApp:
 
 @hookspec
 def register_commands(cli: click.Group) -> None:
-    """Add commands to the ``invoicesync`` CLI. Called on every plugin (not routed)."""
+    """Deprecated in API 2: declare commands in the ``invoicesync.commands`` entry-point group.
+
+    Add commands to the ``invoicesync`` CLI. Called on every plugin (not routed), and only when the
+    command typed is not a core or entry-point command: drawing the CLI imports no plugin, so the
+    commands added here are not listed in ``invoicesync --help``.
+    """

@@ -18,6 +18,7 @@ import functools
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -65,21 +66,47 @@ class Plugins:
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager("invoicesync")
         self.pm.add_hookspecs(hookspecs)
-        self.loaded: dict[str, LoadedPlugin] = {}
-        self.failures: list[LoadFailure] = []
+        self._loaded: dict[str, LoadedPlugin] = {}
+        self._failures: list[LoadFailure] = []
         self._callers: dict[tuple[str, str], Any] = {}
+        #: Entry points not imported yet (``discover(lazy=True)``): name -> [(kind, entry point)].
+        self._pending: dict[str, list[tuple[PluginKind, metadata.EntryPoint]]] = {}
+        self._loading = threading.RLock()
         if os.environ.get("INVOICESYNC_TRACE_PLUGINS"):
             self.pm.trace.root.setwriter(lambda text: sys.stderr.write(text))
             self.pm.enable_tracing()
 
     # -- loading -----------------------------------------------------------------------------
 
+    @property
+    def loaded(self) -> dict[str, LoadedPlugin]:
+        """Every plugin that loaded (importing the ones not asked for yet)."""
+        self.load_all()
+        return self._loaded
+
+    @property
+    def failures(self) -> list[LoadFailure]:
+        """Every plugin that failed to load (importing the ones not asked for yet)."""
+        self.load_all()
+        return self._failures
+
     @classmethod
-    def discover(cls, only: Iterable[str] | None = None) -> Plugins:
+    def discover(cls, only: Iterable[str] | None = None, *, lazy: bool = False) -> Plugins:
         """Load every installed plugin. ``INVOICESYNC_LOAD_PLUGINS=a,b`` limits loading to those
-        names (empty: none), like ``LLM_LOAD_PLUGINS``."""
+        names (empty: none), like ``LLM_LOAD_PLUGINS``.
+
+        ``lazy``: read the entry points now, import each plugin when it is first asked for by name
+        (``get``, ``call``): a sync of Billit into Dropbox then never imports the Drive or Business
+        Central plugins and what they import (google auth, msal). Whatever needs them all
+        (``loaded``, ``failures``, ``of_kind``, ``load_all``) imports the rest."""
         plugins = cls()
         allowed = set(only) if only is not None else _env_allow_list()
+        if lazy:
+            for kind, group in GROUPS.items():  # sources first, as the eager path registers them
+                for entry_point in metadata.entry_points(group=group):
+                    if allowed is None or entry_point.name in allowed:
+                        plugins._pending.setdefault(entry_point.name, []).append((kind, entry_point))
+            return plugins
         for kind, group in GROUPS.items():
             # Named loading imports only the allowed names; the others are never imported.
             manager: ExtensionManager[Any] = (
@@ -97,8 +124,25 @@ class Plugins:
         """The installed plugins, discovered once per process (the CLI's view)."""
         global _installed
         if _installed is None:
-            _installed = cls.discover()
+            _installed = cls.discover(lazy=True)
         return _installed
+
+    def load_all(self) -> None:
+        """Import every plugin not imported yet."""
+        if self._pending:
+            for name in list(self._pending):
+                self._load(name)
+
+    def _load(self, name: str) -> None:
+        with self._loading:
+            for kind, entry_point in self._pending.pop(name, []):
+                try:
+                    obj = entry_point.load()
+                except Exception as error:  # noqa: BLE001 - one broken plugin is reported and skipped
+                    self._failures.append(LoadFailure(name, GROUPS[kind], f"{type(error).__name__}: {error}"))
+                    log.warning("plugin %s (%s) failed to load and was skipped: %s", name, GROUPS[kind], error)
+                    continue
+                self.register(name, obj, kind=kind, entry_point=entry_point)
 
     @classmethod
     def from_objects(cls, objects: dict[str, tuple[PluginKind, Any]]) -> Plugins:
@@ -110,7 +154,7 @@ class Plugins:
 
     def _on_load_failure(self, manager: ExtensionManager, entry_point: Any, error: BaseException) -> None:
         group = getattr(manager, "namespace", "?")
-        self.failures.append(LoadFailure(entry_point.name, group, f"{type(error).__name__}: {error}"))
+        self._failures.append(LoadFailure(entry_point.name, group, f"{type(error).__name__}: {error}"))
         log.warning("plugin %s (%s) failed to load and was skipped: %s", entry_point.name, group, error)
 
     def register(self, name: str, obj: Any, *, kind: PluginKind, entry_point: Any = None) -> LoadedPlugin | None:
@@ -121,14 +165,18 @@ class Plugins:
         except Exception as exc:  # noqa: BLE001 - a broken plugin must never break the others
             if self.pm.get_plugin(name) is not None:
                 self.pm.unregister(name=name)
-            self.failures.append(LoadFailure(name, group, str(exc)))
+            self._failures.append(LoadFailure(name, group, str(exc)))
             log.warning("plugin %s (%s) was refused: %s", name, group, exc)
             return None
-        self.loaded[name] = loaded
+        self._loaded[name] = loaded
+        # A routed caller leaves out the plugins registered when it was made; one registered later
+        # (lazy loading) would be called too. Make them afresh. (Every plugin a sync uses is loaded
+        # before its threads start, so no call is in flight here.)
+        self._callers.clear()
         return loaded
 
     def _register(self, name: str, obj: Any, kind: PluginKind, entry_point: Any) -> LoadedPlugin:
-        if name in self.loaded:
+        if name in self._loaded:
             raise PluginError(f"the name {name!r} is already taken by another plugin")
         try:
             self.pm.register(obj, name=name)
@@ -169,7 +217,9 @@ class Plugins:
     # -- calling -----------------------------------------------------------------------------
 
     def get(self, name: str, kind: PluginKind | None = None) -> LoadedPlugin:
-        plugin = self.loaded.get(name)
+        if name in self._pending:
+            self._load(name)
+        plugin = self._loaded.get(name)
         if plugin is None:
             failed = next((f for f in self.failures if f.name == name), None)
             if failed:

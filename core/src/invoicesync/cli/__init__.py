@@ -1,23 +1,134 @@
-"""The ``invoicesync`` command line. Commands parse and print; the core does the work."""
+"""The ``invoicesync`` command line. Commands parse and print; the core does the work.
+
+Drawing the CLI imports no command module and no plugin: ``invoicesync --help`` must answer at
+once, so each command is imported when it runs (``_LazyGroup``), and plugins' commands are named by
+entry points (group ``invoicesync.commands``) that are loaded only when called.
+"""
 
 from __future__ import annotations
 
+import importlib
+from functools import cache
+from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .. import __version__
-from ..plugins import Plugins
-from ._accounts import accounts, connect, disconnect
-from ._common import State, setup_logging
-from ._dev import demo, sandbox
-from ._documents import documents
-from ._new_plugin import new_plugin
-from ._plugins import plugins
-from ._sync import sync
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+#: Entry-point group through which a plugin adds CLI commands: ``NAME = "module:click_command"``.
+COMMANDS_GROUP = "invoicesync.commands"
+
+#: The core's commands: where each lives, and its one-line help for ``--help`` (a test keeps the
+#: line equal to the command's own, so the two cannot drift apart).
+CORE_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "plugins": ("._plugins", "plugins",
+                "List installed sources and targets, their versions, and plugins that failed to load."),
+    "connect": ("._accounts", "connect", "Add a synced account: log in to PLUGIN and choose the companies."),
+    "accounts": ("._accounts", "accounts",
+                 "List the synced accounts: direction, companies, last sync and its result."),
+    "disconnect": ("._accounts", "disconnect",
+                   "Remove account NAME and its stored secrets (the documents library is kept)."),
+    "sync": ("._sync", "sync",
+             "Import new and changed documents, then export each one to every target, exactly once."),
+    "documents": ("._documents", "documents",
+                  "The Documents view: what was imported, and where each document was delivered."),
+    "sandbox": ("._dev", "sandbox",
+                "Serve a local emulator of PLUGIN's service on loopback, for trying things and for tests."),
+    "demo": ("._dev", "demo", "Run the whole flow on built-in sandboxes: no accounts needed, nothing to type."),
+    "new-plugin": ("._new_plugin", "new_plugin",
+                   "Create a plugin package NAME: hooks, a sandbox, the conformance tests and a README."),
+    "serve": ("._serve", "serve",
+              "Serve the dashboard (Sync, Documents, History) on HOST:PORT, for the admins of `serve-user`."),
+    "serve-user": ("._serve", "serve_user", "Dashboard admins: stored in the home (argon2 hashes, mode 0600)."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@cache
+def plugin_command_entry_points() -> dict[str, metadata.EntryPoint]:
+    """Commands plugins declare (read from metadata: nothing is imported). A core name wins."""
+    return {ep.name: ep for ep in metadata.entry_points(group=COMMANDS_GROUP) if ep.name not in CORE_COMMANDS}
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands are imported on first use, not to draw ``--help``."""
+
+    _hooks_called = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(CORE_COMMANDS) | set(plugin_command_entry_points()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is not None:
+            return command
+        if cmd_name in CORE_COMMANDS:
+            module, attribute, _ = CORE_COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module, __name__), attribute)
+        elif cmd_name in plugin_command_entry_points():
+            command = _load_plugin_command(plugin_command_entry_points()[cmd_name])
+        else:
+            self._call_register_commands()  # API 1 plugins add commands through the hook
+            return self.commands.get(cmd_name)
+        if command is not None:
+            self.add_command(command, cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Like click's, from the one-line helps above (and the plugin's name) without importing."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max((len(n) for n in names), default=0)
+        rows = []
+        for name in names:
+            command = self.commands.get(name) or _Placeholder(name, self._short_help(name))
+            if not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    @staticmethod
+    def _short_help(name: str) -> str:
+        if name in CORE_COMMANDS:
+            return CORE_COMMANDS[name][2]
+        entry_point = plugin_command_entry_points()[name]
+        dist = entry_point.dist.name if entry_point.dist is not None else entry_point.value.split(":")[0]
+        return f"(from {dist}; `invoicesync {name} --help` for more)"
+
+    def _call_register_commands(self) -> None:
+        if _LazyGroup._hooks_called:
+            return
+        _LazyGroup._hooks_called = True
+        from ..plugins import Plugins
+        from ._common import setup_logging
+
+        setup_logging(0)  # plugin load failures must be readable before the options are parsed
+        plugins = Plugins.installed()
+        plugins.load_all()
+        plugins.pm.hook.register_commands(cli=self)
+
+
+class _Placeholder(click.Command):
+    def __init__(self, name: str, short_help: str) -> None:
+        super().__init__(name, help=short_help)
+
+
+def _load_plugin_command(entry_point: metadata.EntryPoint) -> click.Command | None:
+    try:
+        command = entry_point.load()
+    except Exception as exc:  # a broken plugin must not break the CLI
+        raise click.ClickException(f"the command {entry_point.name!r} ({entry_point.value}) failed to load: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(command, click.Command):
+        raise click.ClickException(f"{entry_point.value} is not a click command")
+    return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(path_type=Path), envvar="INVOICESYNC_HOME",
               help="State folder (default: the platform's user data dir; env INVOICESYNC_HOME).")
 @click.option("--config", type=click.Path(path_type=Path, exists=True, dir_okay=False), envvar="INVOICESYNC_CONFIG",
@@ -34,20 +145,11 @@ def cli(ctx: click.Context, home: Path | None, config: Path | None, verbose: int
                invoicesync sync                  # import, then export each document once
                invoicesync documents             # the library and its delivery status
     """
+    from ._common import State, setup_logging
+
     setup_logging(verbose)
     ctx.obj = State(home, config)
 
 
-for command in (plugins, connect, accounts, disconnect, sync, documents, sandbox, demo, new_plugin):
-    cli.add_command(command)
-
-
-def _plugin_commands() -> None:
-    # Plugins may add commands (register_commands is the one broadcast hook).
-    Plugins.installed().pm.hook.register_commands(cli=cli)
-
-
-def main() -> None:
-    setup_logging(0)  # until the options are parsed: plugin load failures must still be readable
-    _plugin_commands()
-    cli()
+def main(args: Sequence[str] | None = None) -> Any:
+    return cli(args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from ..context import Context, PluginKind
 from ..errors import InvoiceSyncError, PluginError
@@ -63,6 +64,7 @@ def run_sync(
     from the main thread, SIGINT and SIGTERM stop it at the next safe point (``report.interrupted``).
     """
     report = SyncReport(dry_run=dry_run)
+    started = datetime.now(UTC)
     control = control or RunControl()
     with stop_on_signals(control):
         try:
@@ -80,7 +82,17 @@ def run_sync(
     report.interrupted = control.signal
     if control.error and control.error not in report.fatal:
         report.fatal.append(control.error)
+    if not report.busy and not dry_run:
+        _record_run(workspace, started, accounts, report)
     return report
+
+
+def _record_run(workspace: Workspace, started: datetime, accounts: Sequence[str], report: SyncReport) -> None:
+    """Keep the run for History (CLI and dashboard alike); a run that did nothing (busy, dry) is not one."""
+    try:
+        workspace.state.record_run(started, datetime.now(UTC), accounts, report.exit_code, report.as_dict())
+    except Exception as exc:  # noqa: BLE001 - only the History page misses it; the run's outcome stands
+        log.warning("could not record the run: %s", describe(exc))
 
 
 def _run(workspace: Workspace, report: SyncReport, progress: Progress, control: RunControl, *,
@@ -98,6 +110,7 @@ def _run(workspace: Workspace, report: SyncReport, progress: Progress, control: 
     workers: list[TargetWorkers] = []
     contexts: list[Context] = []
     renewing = threading.Event()
+    imported = threading.Event()  # every source is done: what they left to the backlog can be read
     renewer = threading.Thread(target=_renew_claims, args=(workspace, control, renewing), daemon=True)
     if not dry_run:
         renewer.start()
@@ -118,8 +131,9 @@ def _run(workspace: Workspace, report: SyncReport, progress: Progress, control: 
             for worker in workers:
                 worker.offer(document)
 
-        # The backlog (new targets, earlier failures) flows in beside the fresh imports.
-        backlog = [threading.Thread(target=_feed_backlog, args=(workspace, w, control), daemon=True)
+        # The backlog (new targets, earlier failures) flows in beside the fresh imports, and once
+        # they are done, whatever the imports left to it because a target's queue was full.
+        backlog = [threading.Thread(target=_feed_backlog, args=(workspace, w, control, imported), daemon=True)
                    for w in workers]
         for thread in backlog:
             thread.start()
@@ -138,6 +152,7 @@ def _run(workspace: Workspace, report: SyncReport, progress: Progress, control: 
             except Exception as exc:  # noqa: BLE001 - end the run cleanly: the workers still close
                 control.abort(f"import from {account.name} stopped: {describe(exc)}")
 
+        imported.set()
         for thread in backlog:
             thread.join()
         for worker in workers:
@@ -149,6 +164,7 @@ def _run(workspace: Workspace, report: SyncReport, progress: Progress, control: 
                     report.problem(worker.account.name, None, f"could not record the sync result: {describe(exc)}")
                     control.check_fatal(exc)
     finally:
+        imported.set()
         renewing.set()
         for ctx in contexts:
             try:
@@ -182,15 +198,23 @@ def _select(workspace: Workspace, names: Sequence[str],
     return sources, targets
 
 
-def _feed_backlog(workspace: Workspace, worker: TargetWorkers, control: RunControl) -> None:
+def _feed_backlog(workspace: Workspace, worker: TargetWorkers, control: RunControl,
+                  imported: threading.Event) -> None:
     try:
-        # Documents settled under other export options are offered again: a changed option is re-checked.
-        for document in workspace.state.undelivered(worker.account.name, export_options=worker.requests.fingerprint):
-            if control.stopping:
-                return
-            worker.offer(document)
+        _feed_undelivered(workspace, worker, control)
+        imported.wait()
+        while worker.take_spilled() and not control.stopping:
+            _feed_undelivered(workspace, worker, control)
     except BaseException as exc:  # noqa: BLE001 - a feeder that dies must end the run, not hang it
         control.abort(f"reading the backlog of {worker.account.name} failed: {describe(exc)}")
+
+
+def _feed_undelivered(workspace: Workspace, worker: TargetWorkers, control: RunControl) -> None:
+    # Documents settled under other export options are offered again: a changed option is re-checked.
+    for document in workspace.state.undelivered(worker.account.name, export_options=worker.requests.fingerprint):
+        if control.stopping:
+            return
+        worker.feed(document)
 
 
 def _renew_claims(workspace: Workspace, control: RunControl, done: threading.Event) -> None:

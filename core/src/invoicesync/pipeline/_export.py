@@ -59,6 +59,10 @@ class TargetWorkers:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=self.batch_size * self.concurrency * 2)
         self._lock = threading.Lock()
         self._queued: set[str] = set()
+        #: Document versions whose push ended this run (whatever the outcome): not offered again this
+        #: run, except as an in-run retry, so a backlog read never pushes twice what the import brought.
+        self._handled: dict[str, str] = {}
+        self._spilled = False
         # In-run retries of transient failures: how many each document had, and how many are waiting.
         self._retries: dict[str, int] = {}
         self._waiting = 0
@@ -71,16 +75,42 @@ class TargetWorkers:
             thread.start()
 
     def offer(self, document: Document) -> None:
-        """Queue ``document`` unless it is already queued or in flight for this target."""
+        """The import's hand-over: queue ``document`` if there is room, and never wait for it.
+
+        A fetch thread must not stall behind a slow target. A document that finds the queue full is
+        already in the library with no delivery here, so it is in this target's backlog (the ledger
+        is the queue): ``take_spilled`` tells the backlog feeder to read it once the import is done.
+        """
+        self._enqueue(document, block=self.dry_run)  # a dry run stores nothing: no backlog to fall back on
+
+    def feed(self, document: Document) -> None:
+        """The backlog's hand-over: wait for room. Skips what this run already pushed or queued."""
+        self._enqueue(document, block=True)
+
+    def take_spilled(self) -> bool:
+        """Whether ``offer`` left documents to the backlog since the last call."""
+        with self._lock:
+            spilled, self._spilled = self._spilled, False
+            return spilled
+
+    def _enqueue(self, document: Document, *, block: bool, retry: bool = False) -> None:
         if self.control.stopping:
             return  # not pushed this run; the backlog offers it again next run
         with self._lock:
-            if document.id in self._queued:
+            if document.id in self._queued or (self._handled.get(document.id) == document.version and not retry):
                 return
-            self._queued.add(document.id)
+            self._queued.add(document.id)  # before the put: a worker may finish it at once
+            if not block:
+                try:
+                    self._queue.put_nowait(document)
+                except queue.Full:
+                    self._queued.discard(document.id)
+                    self._spilled = True
+                    return
             self._total += 1
             self.progress.update(self._task, total=self._total)
-        self._queue.put(document)
+        if block:
+            self._queue.put(document)
 
     def close(self) -> None:
         """Stop once every queued document is settled and no in-run retry is still waiting.
@@ -124,7 +154,7 @@ class TargetWorkers:
                 log.warning("%s: export worker error: %s", self.account.name, describe(exc))
                 for document in documents:
                     self.report.problem(self.account.name, document.id, f"internal error: {describe(exc)}")
-                    self._finish(document.id)
+                    self._finish(document.id, document.version)
                 self.control.check_fatal(exc)
                 if not isinstance(exc, Exception):
                     self.control.abort(f"export to {self.account.name} stopped: {describe(exc)}")
@@ -139,7 +169,7 @@ class TargetWorkers:
             if self.control.stopping:  # a safe point: no new push starts; the next run offers it
                 self._finish(document.id)
                 continue
-            if not self._claim(document.id):
+            if not self._claim(document):
                 continue
             if not self.dry_run:
                 # Read under the claim: the library may hold a newer version than the one queued,
@@ -148,10 +178,10 @@ class TargetWorkers:
             previous = self.state.get_delivery(document.id, self.account.name)
             decision = self.requests.build(document, previous)
             if decision is None:  # settled already
-                self._finish(document.id)
+                self._finish(document.id, document.version)
             elif isinstance(decision, Delivery):  # the core settles it (filtered out, deletion kept)
                 self._record(decision)
-                self._finish(document.id)
+                self._finish(document.id, document.version)
             else:
                 requests.append(decision)
         if not requests:
@@ -185,12 +215,13 @@ class TargetWorkers:
         for request in requests:
             if request.document.id not in outcomes:
                 self._record(self._failed(request, "the target plugin reported no outcome"))
-            self._finish(request.document.id)
+            self._finish(request.document.id, request.document.version)
         for document, delay in retry:  # after _finish, so the offer is not taken for a duplicate
             self._schedule_retry(document, delay)
 
-    def _claim(self, document_id: str) -> bool:
+    def _claim(self, document: Document) -> bool:
         """Take this document's claim at this target, or report it as in progress elsewhere."""
+        document_id = document.id
         if self.dry_run:
             return True
         if self.state.claim(document_id, self.account.name, self.control.owner, CLAIM_LEASE):
@@ -201,7 +232,7 @@ class TargetWorkers:
         self.report.count_export(self.account.name, "elsewhere")
         self.report.problem(self.account.name, document_id,
                             "in progress elsewhere (another run holds its claim); retried next run")
-        self._finish(document_id)
+        self._finish(document_id, document.version)
         return False
 
     def _release_claims(self, documents: list[Document]) -> None:
@@ -233,7 +264,7 @@ class TargetWorkers:
             self._waiting += 1  # before this batch's task_done: close() cannot slip through
 
         def fire() -> None:
-            self.offer(document)  # does nothing once the run is stopping
+            self._enqueue(document, block=True, retry=True)  # does nothing once the run is stopping
             with self._retry_wait:
                 self._waiting -= 1
                 self._retry_wait.notify_all()
@@ -269,7 +300,9 @@ class TargetWorkers:
             self.state.record_delivery(delivery)
         return delivery
 
-    def _finish(self, document_id: str) -> None:
+    def _finish(self, document_id: str, version: str | None = None) -> None:
         with self._lock:
             self._queued.discard(document_id)
+            if version is not None:
+                self._handled[document_id] = version
         self.progress.update(self._task, advance=1)

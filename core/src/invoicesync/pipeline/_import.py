@@ -92,22 +92,34 @@ class ImportStage:
         if not account.companies:
             self.report.problem(account.name, None, "no companies chosen; run `invoicesync connect` again")
             return
-        with ThreadPoolExecutor(concurrency, thread_name_prefix=f"fetch-{account.name}") as pool:
-            for company in account.companies:
-                if self.control.stopping:
-                    break
-                try:
-                    self._company(account, company, ctx, pool, concurrency)
-                except Exception as exc:  # noqa: BLE001 - one unreachable company must not stop the others
-                    self.report.problem(f"{account.name}/{company.name or company.id}", None,
-                                        f"company {company.name} ({company.id}): {describe(exc)}")
-                    self.control.check_fatal(exc)
+        # The companies are listed at once (each listing is a chain of pages, one at a time), and
+        # share one fetch pool; half the plugin's concurrency at most, so listings never crowd it out.
+        listers = max(1, min(len(account.companies), concurrency // 2))
+        with ThreadPoolExecutor(concurrency, thread_name_prefix=f"fetch-{account.name}") as pool, \
+                ThreadPoolExecutor(listers, thread_name_prefix=f"list-{account.name}") as listing:
+            for company_done in [listing.submit(self._company_guarded, account, company, ctx, pool, concurrency)
+                                 for company in account.companies]:
+                company_done.result()
         if not self.dry_run:
             try:
                 self.state.record_sync(account.name, self.report.account_result(account.name))
             except Exception as exc:  # noqa: BLE001 - only the `accounts` overview misses it
                 self.report.problem(account.name, None, f"could not record the sync result: {describe(exc)}")
                 self.control.check_fatal(exc)
+
+    def _company_guarded(self, account: Account, company: Company, ctx: Context, pool: ThreadPoolExecutor,
+                         concurrency: int) -> None:
+        if self.control.stopping:
+            return
+        try:
+            self._company(account, company, ctx, pool, concurrency)
+        except Exception as exc:  # noqa: BLE001 - one unreachable company must not stop the others
+            self.report.problem(f"{account.name}/{company.name or company.id}", None,
+                                f"company {company.name} ({company.id}): {describe(exc)}")
+            self.control.check_fatal(exc)
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and the like from a plugin: end the run cleanly
+            self.control.abort(f"listing {account.name}/{company.name or company.id} stopped the run: "
+                               f"{describe(exc)}")
 
     def _company(self, account: Account, company: Company, ctx: Context, pool: ThreadPoolExecutor,
                  concurrency: int) -> None:

@@ -148,12 +148,18 @@ class SandboxApp:
     name = "sandbox"
     #: Serve over HTTPS with a throw-away CA (e.g. because the official client insists on https).
     tls = False
+    #: Seconds each request waits before it is handled: a real service's round trip, for benchmarks.
+    latency = 0.0
+    #: Requests one credential may have in flight at once; beyond it the answer is 429, as real
+    #: services throttle. ``None``: no cap.
+    max_in_flight: int | None = None
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, int]] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._in_flight: dict[str, int] = {}
         self.route("POST", r"/__sandbox__/faults", self._admin_add_fault)
         self.route("DELETE", r"/__sandbox__/faults", self._admin_clear_faults)
         self.route("GET", r"/__sandbox__/requests", self._admin_requests)
@@ -207,7 +213,31 @@ class SandboxApp:
 
     # -- dispatch ----------------------------------------------------------------------------
 
+    def credential(self, request: Request) -> str:
+        """Who is calling, for ``max_in_flight``: the ``Authorization`` or ``ApiKey`` header."""
+        return request.headers.get("authorization") or request.headers.get("apikey") or ""
+
     def handle(self, request: Request) -> Response:
+        if request.path.startswith("/__sandbox__/"):
+            return self._handle(request)  # the admin API is never slowed or throttled
+        who = self.credential(request)
+        with self.lock:
+            busy = self._in_flight.get(who, 0)
+            if self.max_in_flight is not None and busy >= self.max_in_flight:
+                response = self.error(429, "TooManyRequests", f"more than {self.max_in_flight} requests in flight",
+                                      request)
+                self.requests.append((request.method, request.path, 429))
+                return response
+            self._in_flight[who] = busy + 1
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            return self._handle(request)
+        finally:
+            with self.lock:
+                self._in_flight[who] -= 1
+
+    def _handle(self, request: Request) -> Response:
         fault = self._fire(request)
         if fault is not None:
             if fault.action == "drop":

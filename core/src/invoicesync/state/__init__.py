@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from ._blobs import BlobStore
+from ._history import LibraryCounts, LibraryPage, LoggedDelivery, RunRecord
 from ._lock import RunnerBusy, RunnerInfo
 from ._problems import describe_state_error
 from ._sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
@@ -31,9 +32,13 @@ __all__ = [
     "FailingSince",
     "Failure",
     "KeyValue",
+    "LibraryCounts",
     "LibraryEntry",
+    "LibraryPage",
+    "LoggedDelivery",
     "PersistentFailure",
     "RunnerBusy",
+    "RunRecord",
     "RunnerInfo",
     "SqliteStore",
     "StateStore",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Account, Delivery, DeliveryStatus, Document, DocumentRef
+from ._history import HistoryQueries
 from ._library import LibraryQueries, document_where
 from ._lock import FileRunnerLock, RunnerInfo
 from ._store import DocumentFilter, Failure, UpsertOutcome
@@ -83,6 +84,26 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE deliveries ADD COLUMN export_options TEXT;
     """,
+    # 6: past runs (the dashboard's History) and every settled delivery outcome (a document's history)
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, finished_at TEXT NOT NULL,
+        accounts TEXT NOT NULL, exit_code INTEGER NOT NULL, report TEXT NOT NULL
+    );
+    CREATE TABLE delivery_log (
+        document_id TEXT NOT NULL, target TEXT NOT NULL, version TEXT NOT NULL, status TEXT NOT NULL,
+        target_path TEXT, message TEXT, at TEXT NOT NULL
+    );
+    CREATE INDEX delivery_log_document ON delivery_log (document_id, at);
+    -- triggers, so every writer of the ledger keeps the log; intents (pending, planned) are not outcomes
+    CREATE TRIGGER delivery_log_insert AFTER INSERT ON deliveries WHEN NEW.status NOT IN ('pending', 'planned')
+    BEGIN INSERT INTO delivery_log VALUES (NEW.document_id, NEW.target, NEW.version, NEW.status,
+        NEW.target_path, NEW.message, NEW.at); END;
+    CREATE TRIGGER delivery_log_update AFTER UPDATE OF status, version, at ON deliveries
+    WHEN NEW.status NOT IN ('pending', 'planned')
+    BEGIN INSERT INTO delivery_log VALUES (NEW.document_id, NEW.target, NEW.version, NEW.status,
+        NEW.target_path, NEW.message, NEW.at); END;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -111,7 +132,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class SqliteStore(LibraryQueries):
+class SqliteStore(LibraryQueries, HistoryQueries):
     def __init__(self, path: Path | str, *, target_version: int = SCHEMA_VERSION, read_only: bool = False) -> None:
         self.path = Path(path)
         self.read_only = read_only

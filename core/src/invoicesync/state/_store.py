@@ -3,14 +3,17 @@ and no plugin notices: plugins only ever see ``KeyValue`` and ``BlobStore``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..models import Account, Delivery, Document, DocumentRef
 from ._lock import RunnerInfo
+
+if TYPE_CHECKING:
+    from ._history import LibraryCounts, LibraryPage, LoggedDelivery, RunRecord
 
 UpsertOutcome = Literal["new", "updated", "unchanged"]
 
@@ -137,6 +140,16 @@ class StateStore(Protocol):
     def claim(self, document_id: str, target: str, owner: str, lease: float) -> bool: ...
     def release_claim(self, document_id: str, target: str, owner: str) -> None: ...
     def renew_claims(self, owner: str, lease: float) -> None: ...
+
+    # past runs, every settled delivery outcome, and the dashboard's library pages and counts
+    def record_run(self, started_at: datetime, finished_at: datetime, accounts: Sequence[str], exit_code: int,
+                   report: dict[str, Any]) -> int: ...
+    def runs(self, *, before: int | None = None, limit: int = 50) -> list[RunRecord]: ...
+    def run(self, run_id: int) -> RunRecord | None: ...
+    def delivery_log(self, document_id: str) -> list[LoggedDelivery]: ...
+    def library_page(self, filters: DocumentFilter, *, text: str = "", before: int | None = None,
+                     limit: int = 50) -> LibraryPage: ...
+    def library_counts(self) -> LibraryCounts: ...
 
     def kv(self, account: str) -> KeyValue: ...
     def close(self) -> None: ...

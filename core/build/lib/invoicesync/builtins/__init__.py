@@ -1,0 +1,1 @@
+"""Plugins that ship with core. They register through entry points exactly like external ones."""

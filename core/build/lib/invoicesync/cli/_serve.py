@@ -1,0 +1,104 @@
+"""``serve`` and ``serve-user``: the dashboard and its admin users. The server package does the work."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+
+import click
+
+from ..errors import ConfigError
+from ._common import State, handle_errors, pass_state
+
+MISSING = "the dashboard needs its extra: pip install 'invoicesync[server]'"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--public", is_flag=True, help="Allow a non-loopback --host (put a TLS reverse proxy in front).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Host header to accept besides localhost (the proxy's public name; repeatable).")
+@click.option("--https-only", is_flag=True, help="Send the session cookie over HTTPS only (behind a TLS proxy).")
+@pass_state
+@handle_errors
+def serve(state: State, host: str, port: int, public: bool, allowed_hosts: tuple[str, ...], https_only: bool) -> None:
+    """Serve the dashboard (Sync, Documents, History) on HOST:PORT, for the admins of `serve-user`."""
+    try:
+        import uvicorn
+
+        from ..server import Users, create_app
+    except ImportError:
+        raise ConfigError(MISSING) from None
+    if not _is_loopback(host) and not public:
+        raise ConfigError(f"{host} is not a loopback address; pass --public to listen there, "
+                          "and put a TLS reverse proxy in front (see docs/serve.md)")
+    workspace = state.workspace()
+    if not Users(workspace.home).names():
+        raise ConfigError("no dashboard user yet; add one with `invoicesync serve-user add NAME`")
+    app = create_app(workspace, allowed_hosts=("127.0.0.1", "localhost", host, *allowed_hosts), https_only=https_only)
+    click.echo(f"invoicesync dashboard on http://{host}:{port}/ (Ctrl-C stops it)", err=True)
+    # timeout_graceful_shutdown: an open live-progress stream must not hold a stop (Ctrl-C, SIGTERM) back
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False,
+                timeout_graceful_shutdown=5)
+
+
+@click.group("serve-user")
+def serve_user() -> None:
+    """Dashboard admins: stored in the home (argon2 hashes, mode 0600)."""
+
+
+@serve_user.command("add")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (scripts).")
+@pass_state
+@handle_errors
+def add_user(state: State, name: str, password_stdin: bool) -> None:
+    """Add admin NAME, or set a new password for NAME."""
+    try:
+        from ..server import Users
+    except ImportError:
+        raise ConfigError(MISSING) from None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    Users(state.workspace().home).add(name, password)
+    click.echo(f"Dashboard user {name} saved.")
+
+
+@serve_user.command("remove")
+@click.argument("name")
+@pass_state
+@handle_errors
+def remove_user(state: State, name: str) -> None:
+    """Remove admin NAME; its open sessions end at their next request."""
+    try:
+        from ..server import Users
+    except ImportError:
+        raise ConfigError(MISSING) from None
+    if not Users(state.workspace().home).remove(name):
+        raise ConfigError(f"no dashboard user called {name!r}")
+    click.echo(f"Dashboard user {name} removed.")
+
+
+@serve_user.command("list")
+@pass_state
+@handle_errors
+def list_users(state: State) -> None:
+    """List the admins (names only)."""
+    try:
+        from ..server import Users
+    except ImportError:
+        raise ConfigError(MISSING) from None
+    for name in Users(state.workspace(writable=False).home).names():
+        click.echo(name)

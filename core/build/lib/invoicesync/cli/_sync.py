@@ -1,0 +1,131 @@
+"""``sync``: import from every source, export to every target, print a summary, exit with a code."""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+from contextlib import nullcontext
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..errors import InvoiceSyncError
+from ..pipeline import EXIT_FATAL, RunControl, SyncReport, run_sync
+from ..pipeline._control import describe, stop_on_signals
+from ..secrets import redact
+from ..state import PersistentFailure
+from ..workspace import Workspace
+from ._common import State, handle_errors, json_option, pass_state, print_json
+from ._documents import failing_text
+
+
+@click.command()
+@click.option("--account", "accounts", multiple=True, help="Only this account (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show what would be written where; write nothing.")
+@click.option("--full", is_flag=True, help="Ignore saved cursors and list everything again (nothing is duplicated).")
+@click.option("--wait", type=click.FloatRange(min=0), is_flag=False, flag_value=math.inf, default=None,
+              metavar="[SECONDS]",
+              help="If another sync is running in this home, queue behind it (at most SECONDS) instead of "
+                   "exiting with code 75.")
+@json_option
+@pass_state
+@handle_errors
+def sync(state: State, accounts: tuple[str, ...], dry_run: bool, full: bool, wait: float | None,
+         as_json: bool) -> None:
+    """Import new and changed documents, then export each one to every target, exactly once.
+
+    \b
+    Exit codes: 0 all well; 1 some documents or companies failed (see the summary);
+    2 fatal (nothing could be done, or the run had to stop, e.g. disk full);
+    75 another sync is running in this home; 130/143 stopped safely by Ctrl-C/SIGTERM.
+    """
+    control = RunControl()
+    # From the start: a Ctrl-C while the home opens or the lock is awaited stops just as safely.
+    with stop_on_signals(control):
+        try:
+            workspace = state.workspace()
+            show_bars = not as_json and sys.stderr.isatty()
+            progress = (Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+                        if show_bars else None)
+            with progress if progress is not None else nullcontext():
+                report = run_sync(workspace, accounts=accounts, dry_run=dry_run, full=full, progress=progress,
+                                  wait=None if wait is not None and math.isinf(wait) else (wait or 0.0),
+                                  control=control)
+        except InvoiceSyncError:
+            raise  # handle_errors prints it
+        except Exception as exc:  # noqa: BLE001 - e.g. a home whose disk is full: one line, no traceback
+            click.secho(f"Error: {describe(exc)}", fg="red", err=True)
+            sys.exit(EXIT_FATAL)
+    failing = [] if report.busy else _still_failing(workspace, report)
+    if as_json:
+        print_json({**report.as_dict(), "failing": [_failing_dict(f) for f in failing]})
+    elif not report.busy:
+        print_summary(report, failing)
+    if report.busy:
+        click.secho(f"Error: {redact(report.busy)}", fg="red", err=True)
+    if report.interrupted is not None:
+        name = signal.Signals(report.interrupted).name
+        click.echo(f"Interrupted by {name}: stopped safely; the next run picks up where this one stopped.",
+                   err=True)
+    sys.exit(report.exit_code)
+
+
+def _still_failing(workspace: Workspace, report: SyncReport) -> list[PersistentFailure]:
+    """This run's failures that also failed in earlier runs: those need a person, not a retry."""
+    if report.dry_run:
+        return []
+    now_failed = {(p.where.split("/")[0], p.document) for p in report.problems if p.document}
+    return [f for f in workspace.state.persistent_failures()
+            if (f.where.split("/")[0], f.document) in now_failed]
+
+
+def _failing_dict(failure: PersistentFailure) -> dict[str, Any]:
+    return {"where": failure.where, "document": failure.document, "message": failure.message,
+            "since": failure.since.first_failed_at.isoformat(), "runs": failure.since.runs,
+            "attempts": failure.since.attempts}
+
+
+def print_summary(report: SyncReport, failing: list[PersistentFailure] | None = None) -> None:
+    echo = click.echo
+    title = "Dry run: nothing was written" if report.dry_run else "Sync finished"
+    if report.interrupted is not None:
+        title = "Sync interrupted"
+    elif report.fatal and not report.dry_run:
+        title = "Sync stopped"
+    echo(title)
+    imported = report.imported
+    echo(f"  imported: {imported['new']} new, {imported['updated']} updated, {imported['unchanged']} unchanged, "
+         f"{imported['deleted']} deleted, {imported['failed']} failed")
+    for target, counts in sorted(report.exported.items()):
+        parts = [f"{counts[s]} {s}" for s in ("delivered", "unchanged", "deleted", "skipped", "planned", "failed")
+                 if counts[s]]
+        if counts["elsewhere"]:
+            parts.append(f"{counts['elsewhere']} in progress elsewhere")
+        echo(f"  → {target}: {', '.join(parts) or 'nothing to do'}")
+        for reason, count in report.skipped_reasons.get(target, {}).items():
+            echo(f"      skipped {count}: {reason}")
+    if report.planned:
+        echo("  would write:")
+        for plan in report.planned[:50]:
+            echo(f"    {plan['target']}: {plan['path'] or plan['message']}")
+        if len(report.planned) > 50:
+            echo(f"    … and {len(report.planned) - 50} more (use --json for all)")
+    if report.problems:
+        echo(f"  problems ({len(report.problems)}):")
+        for problem in report.problems[:30]:
+            doc = f" {problem.document}" if problem.document else ""
+            echo(f"    {problem.where}{doc}: {problem.message}")
+        if len(report.problems) > 30:
+            echo(f"    … and {len(report.problems) - 30} more (use --json for all)")
+    if failing:
+        click.secho(f"  still failing, run after run ({len(failing)}):", fg="red")
+        for failure in failing[:30]:
+            echo(f"    {failure.where} {failure.document}: {failing_text(failure.since)}: {failure.message}")
+        if len(failing) > 30:
+            echo(f"    … and {len(failing) - 30} more (`invoicesync documents --status failed`)")
+    for message in report.fatal:
+        click.secho(f"  fatal: {message}", fg="red")

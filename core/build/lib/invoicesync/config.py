@@ -1,0 +1,137 @@
+"""``invoicesync.toml``: accounts declared as code, for ops and GitOps. Secrets never go here.
+
+    [accounts.billit-acme]
+    plugin = "billit"
+    companies = ["123456"]          # Billit PartyIDs
+    [accounts.billit-acme.settings]
+    environment = "sandbox"
+
+    [accounts.archive]
+    plugin = "localfs"
+    [accounts.archive.settings]
+    root = "/srv/invoices"
+
+A target account also takes the core's export options here (``files``, ``directions``, ``kinds``,
+``since``, ``until``, ``companies``; see ``invoicesync.export_options``). An unknown setting is an
+error that lists the valid ones: a typo must not be silently ignored.
+
+Any setting can be overridden by ``INVOICESYNC_<ACCOUNT>_<SETTING>`` (upper case, ``-`` as ``_``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from .context import PluginKind
+from .errors import ConfigError, PluginError
+from .export_options import unknown_settings, unknown_settings_message
+from .models import Account, AccountDirection, Company
+from .secrets import env_name
+
+if TYPE_CHECKING:
+    from .plugins import Plugins
+
+
+@dataclass
+class Config:
+    path: Path | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    #: Accounts declared here whose plugin cannot be used (not installed, failed to load): the
+    #: problem, per account name. They are still listed, so that every command reports them
+    #: instead of one missing plugin making every command fatal.
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    def accounts(self, plugins: Plugins) -> list[Account]:
+        result = []
+        for name, spec in self._account_specs().items():
+            where = f"{self.path}: [accounts.{name}]"
+            try:
+                plugin = plugins.get(spec["plugin"])
+            except PluginError as exc:
+                self.unavailable[name] = str(exc)
+                # The direction comes from the plugin; without one, "import" stands in (nothing runs it).
+                try:
+                    result.append(Account(name=name, plugin=spec["plugin"], direction=AccountDirection.IMPORT,
+                                          settings=dict(spec.get("settings") or {}), origin="config"))
+                except ValueError as invalid:
+                    raise ConfigError(f"{where}: {invalid}") from None
+                continue
+            settings = dict(spec.get("settings") or {})
+            if leaked := set(settings) & set(plugin.info.secrets):
+                raise ConfigError(
+                    f"{where}: {', '.join(sorted(leaked))} is a secret and does not belong in the config file; "
+                    f"set it with `invoicesync connect` or the environment variable "
+                    f"{env_name(name, sorted(leaked)[0])}"
+                )
+            direction = AccountDirection.IMPORT if plugin.kind is PluginKind.SOURCE else AccountDirection.EXPORT
+            fields = plugin.info.settings.model_fields
+            target = direction is AccountDirection.EXPORT
+            if unknown := unknown_settings(settings, fields, target=target):
+                raise ConfigError(unknown_settings_message(where, unknown, fields, target=target))
+            try:
+                companies = [Company(id=str(c), name=str(c)) if not isinstance(c, dict) else Company(**c)
+                             for c in spec.get("companies") or []]
+                result.append(Account(name=name, plugin=plugin.name, direction=direction, settings=settings,
+                                      companies=companies, origin="config"))
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+        return result
+
+    def _account_specs(self) -> dict[str, dict[str, Any]]:
+        """``[accounts.NAME]`` tables, checked for shape: a TOML that parses can still be wrong."""
+        accounts = self.data.get("accounts")
+        if accounts is None:
+            return {}
+        if not isinstance(accounts, dict):
+            raise ConfigError(f"{self.path}: `accounts` must be a table of accounts, like [accounts.archive] "
+                              f"with a plugin = \"...\" line, not {_toml_kind(accounts)}")
+        for name, spec in accounts.items():
+            where = f"{self.path}: [accounts.{name}]"
+            if not isinstance(spec, dict):
+                raise ConfigError(f"{where} must be a table (a [accounts.{name}] section with a "
+                                  f"plugin = \"...\" line), not {_toml_kind(spec)}")
+            if not isinstance(spec.get("plugin"), str) or not spec["plugin"]:
+                raise ConfigError(f"{where} needs a `plugin = \"...\"` line naming an installed plugin "
+                                  f"(`invoicesync plugins` lists them)")
+            if not isinstance(spec.get("settings", {}), dict):
+                raise ConfigError(f"{where}: `settings` must be a table ([accounts.{name}.settings]), "
+                                  f"not {_toml_kind(spec['settings'])}")
+            companies = spec.get("companies", [])
+            if not isinstance(companies, list) or not all(isinstance(c, str | int | dict) for c in companies):
+                raise ConfigError(f"{where}: `companies` must be a list of company ids, like "
+                                  f"companies = [\"123456\"], not {_toml_kind(companies)}")
+        return accounts
+
+    def env_overrides(self, account: str, model: type[BaseModel]) -> dict[str, Any]:
+        overrides = {}
+        for name in model.model_fields:
+            value = os.environ.get(env_name(account, name))
+            if value is not None:
+                overrides[name] = value
+        return overrides
+
+
+def _toml_kind(value: Any) -> str:
+    """What a TOML value is, in TOML's words (never the value itself: it may be a misplaced secret)."""
+    kinds = {dict: "a table", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return next((kind for t, kind in kinds.items() if isinstance(value, t)), "a date or time")
+
+
+def load_config(path: Path | None) -> Config:
+    if path is None:
+        return Config()
+    try:
+        config = Config(path, tomllib.loads(path.read_text()))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc}); "
+                          f"check that it is a UTF-8 text file this user may read") from None
+    config._account_specs()  # a file of the wrong shape fails every command up front, in one line
+    return config

@@ -1,0 +1,141 @@
+"""Hook specifications: the public contract between invoicesync and its plugins.
+
+A plugin is a module (or object) with functions marked ``@hookimpl``, registered through one
+entry-point line in ``invoicesync.sources`` or ``invoicesync.targets``. An implementation may
+accept any subset of a hook's arguments (pluggy matches them by name), so new arguments never
+break old plugins.
+
+Routing: every hook here except ``register_commands`` is *routed* — the runner calls it on the
+one plugin the account names, never on every installed plugin (see ``invoicesync.plugins``).
+Each routed hook is ``firstresult``, so its return value is the plugin's own, not a list.
+
+The hooks are grouped by the life of a sync: describe, connect, import, export, develop.
+Every hook is documented, with an example, in ``docs/hooks.md``; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from .context import Context, PluginInfo
+    from .models import (
+        Account,
+        Checkpoint,
+        Company,
+        Deletion,
+        Delivery,
+        Document,
+        DocumentRef,
+        PushRequest,
+    )
+    from .sandbox import SandboxApp
+
+hookspec = pluggy.HookspecMarker("invoicesync")
+hookimpl = pluggy.HookimplMarker("invoicesync")
+
+#: The version of this contract. Plugins declare the range they support in ``PluginInfo``.
+#: 2 added ``ListingError`` (list_documents), ``PushRequest.files`` and deletions handed to targets
+#: (push_documents), and ``DeliveryStatus.DELETED``.
+API_VERSION = 2
+#: The oldest contract this core still drives. A plugin written for 1 keeps working: it is never
+#: handed a deleted document (core records ``skipped`` for it) and may ignore ``PushRequest.files``.
+MIN_API_VERSION = 1
+
+# --- describe ---------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def plugin_info() -> PluginInfo:
+    """Describe the plugin: its kind (source or target), the core API versions it supports,
+    its settings model (base URLs included) and which settings are secrets.
+
+    Called once at load time; a plugin whose ``api_version`` range excludes
+    ``invoicesync.API_VERSION`` is refused with a clear message.
+    """
+
+
+# --- connect ----------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def auth(account: Account, ctx: Context) -> list[Company]:
+    """Log in for ``account`` and return the companies that login can reach.
+
+    Interactive steps (open a browser, paste a URL, type an API key) go through ``ctx.ui``;
+    credentials are stored with ``ctx.secrets`` and never returned, printed or logged.
+    Raise ``AuthError`` with a message that says what to fix.
+    """
+
+
+# --- import -----------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def list_documents(
+    account: Account, company: Company, cursor: str | None, ctx: Context
+) -> Iterable[DocumentRef | Deletion | Checkpoint]:
+    """Yield what changed in ``company`` since ``cursor`` (``None``: everything).
+
+    Yield a ``DocumentRef`` per new or changed document, a ``Deletion`` per deleted one, and
+    now and then a ``Checkpoint(cursor)`` that covers everything yielded before it. Items must
+    come in cursor order. The runner fetches refs concurrently and stores a checkpoint's cursor
+    only once every item before it is safely stored. Re-yielding an item that shares the
+    boundary of ``cursor`` is fine: the library deduplicates by id and version.
+    """
+
+
+@hookspec(firstresult=True)
+def fetch_document(account: Account, company: Company, ref: DocumentRef, ctx: Context) -> Document:
+    """Fetch one document in full: its metadata and files.
+
+    Stream each file into ``ctx.blobs`` (``ctx.blobs.write(chunks)``) and list the returned
+    ``FileRef``s in ``Document.files``. Called concurrently from worker threads.
+    Raise ``DocumentError(document=…, field=…)`` for a malformed payload: only that document
+    fails, and it is retried on the next run.
+    """
+
+
+# --- export -----------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def push_documents(account: Account, requests: list[PushRequest], ctx: Context) -> Iterable[Delivery]:
+    """Deliver a batch of documents to the target, exactly once, and yield one ``Delivery`` each.
+
+    Read file content with ``ctx.blobs.open(sha256)``; never load a large file whole.
+    ``request.previous`` is the ledger's last record for that document here (``None`` if never
+    delivered; status ``pending`` if an earlier run may have crashed mid-write). Before writing,
+    look the document up on the target, so a retry, crash or unknown outcome never duplicates.
+    When ``ctx.dry_run`` is set, write nothing and yield ``planned`` deliveries with the path.
+    A per-document problem becomes a ``failed`` delivery; raising fails the whole batch. A
+    transient one may set ``retry_after`` (seconds): the runner retries it in the same run.
+
+    API 2: ``request.files`` are exactly the files this target should hold (the account's export
+    options already applied; documents they exclude never arrive): write every one and only them,
+    writing only what is missing when a settled document is offered again after an option changed.
+    ``request.document.deleted``: apply the account's ``on_delete`` policy and yield ``deleted``,
+    ``skipped`` (kept, with the reason) or ``failed``. See docs/hooks.md for the full contract.
+    """
+
+
+# --- develop and extend -----------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def sandbox(options: dict[str, Any]) -> SandboxApp:
+    """Return a local emulator of the plugin's service, for tests and ``invoicesync demo``.
+
+    ``options`` carries ``seed``, ``documents`` (how many to seed) and plugin-specific keys.
+    Build it with ``invoicesync.sandbox`` so it gets fault injection and the admin API.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add commands to the ``invoicesync`` CLI. Called on every plugin (not routed)."""

@@ -1,0 +1,187 @@
+"""The browser step of the OAuth authorization-code flow, for every plugin (one piece of code).
+
+Where the login comes back is the ``redirect_uri`` registered with the service:
+
+- A **loopback** URI (``http://127.0.0.1:PORT/path``, ``localhost``, ``[::1]``): invoicesync
+  listens on exactly that host, port and path (RFC 8252 §7.3) and the browser hands the code over
+  by itself. Dropbox and Billit match registered URIs exactly, so the port is the URI's; a URI
+  without a port (Google's Desktop clients accept any loopback port) takes a free one.
+- **Any other** registered URI (e.g. ``https://example.com/invoicesync/callback``): the browser is
+  opened, the user logs in, lands on that address, and pastes it back here.
+
+Either way ``state`` is checked, so a code meant for another login is refused. The caller builds
+the authorize URL (``build_url(redirect_uri, state)``) and adds PKCE where the service takes it.
+"""
+
+from __future__ import annotations
+
+import http.server
+import ipaddress
+import secrets as pysecrets
+import socket
+import threading
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import AuthError, ConfigError
+
+#: What a plugin uses when the account sets no ``redirect_uri``: a loopback URI with a fixed port,
+#: as services that match registered URIs exactly need (register it as it is written here).
+DEFAULT_REDIRECT_URI = "http://127.0.0.1:53682/callback"
+
+BuildUrl = Callable[[str, str], str]
+
+
+def is_loopback(redirect_uri: str) -> bool:
+    """Whether the URI points back at this machine over plain http (the listener flow)."""
+    split = urllib.parse.urlsplit(redirect_uri)
+    if split.scheme != "http" or not split.hostname:
+        return False
+    if split.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(split.hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def check_redirect_uri(redirect_uri: str) -> str:
+    """Refuse what no service registers: relative URIs, fragments, non-http(s) schemes."""
+    split = urllib.parse.urlsplit(redirect_uri.strip())
+    if split.scheme not in ("http", "https") or not split.netloc:
+        raise ConfigError(f"redirect_uri {redirect_uri!r} must be an absolute http(s) URL, as registered")
+    if split.fragment:
+        raise ConfigError("redirect_uri may not carry a #fragment (the code comes back in the query)")
+    if split.scheme == "http" and not is_loopback(redirect_uri):
+        raise ConfigError("a redirect_uri that is not on this machine must use https")
+    return redirect_uri.strip()
+
+
+def authorize_in_browser(
+    ui: Any,
+    build_url: BuildUrl,
+    *,
+    redirect_uri: str | None = None,
+    no_browser: bool = False,
+    timeout: float = 300.0,
+) -> tuple[str, str]:
+    """Run the browser step and return ``(code, redirect_uri as sent)``.
+
+    ``redirect_uri`` is the registered one (``None``: a loopback URI on any free port). With
+    ``no_browser`` the URL is printed and the user pastes the address they land on."""
+    uri = check_redirect_uri(redirect_uri) if redirect_uri else "http://127.0.0.1/callback"
+    state = pysecrets.token_urlsafe(24)
+    if is_loopback(uri):
+        with _Listener(uri) as listener:
+            url = build_url(listener.redirect_uri, state)
+            params = listener.wait(ui, url, no_browser=no_browser, timeout=timeout)
+            sent = listener.redirect_uri
+    else:
+        url = build_url(uri, state)
+        params = _pasted(ui, url, uri, no_browser=no_browser)
+        sent = uri
+    return _code_from(params, state), sent
+
+
+def _code_from(params: dict[str, str], state: str) -> str:
+    if "error" in params:
+        raise AuthError(f"the login was refused: {params.get('error_description') or params['error']}")
+    if params.get("state") != state:
+        raise AuthError("the login answer does not match this request (state mismatch); try again")
+    code = params.get("code")
+    if not code:
+        raise AuthError("the login answer carries no authorization code")
+    return code
+
+
+def _pasted(ui: Any, url: str, redirect_uri: str, *, no_browser: bool) -> dict[str, str]:
+    """The paste flow: the browser ends on the registered page; the user copies its address."""
+    if no_browser or not ui.open_url(url):
+        ui.echo(f"Open this URL in a browser and log in:\n\n  {url}\n")
+    ui.echo(f"After the login the browser goes to {redirect_uri} (the page may show an error: that is fine).")
+    pasted = ui.prompt("Paste the full address the browser landed on after the login").strip()
+    return _query_of(pasted, redirect_uri)
+
+
+def _query_of(pasted: str, redirect_uri: str) -> dict[str, str]:
+    landed, expected = urllib.parse.urlsplit(pasted), urllib.parse.urlsplit(redirect_uri)
+    if (landed.scheme, landed.netloc.lower(), landed.path.rstrip("/")) != (
+            expected.scheme, expected.netloc.lower(), expected.path.rstrip("/")):
+        raise AuthError(f"that address is not the registered redirect URI {redirect_uri}; paste the address "
+                        "the browser shows after the login")
+    return dict(urllib.parse.parse_qsl(landed.query))
+
+
+class _Listener:
+    """A one-shot HTTP server on the loopback redirect URI's host, port and path."""
+
+    def __init__(self, redirect_uri: str) -> None:
+        split = urllib.parse.urlsplit(redirect_uri)
+        host = "::1" if split.hostname == "::1" else "127.0.0.1"  # localhost: the IPv4 literal RFC 8252 prefers
+        self.path = split.path or "/"
+        server_class = _CallbackServerV6 if ":" in host else _CallbackServer
+        try:
+            self.server = server_class((host, split.port or 0), _CallbackHandler)
+        except OSError as exc:
+            raise AuthError(f"cannot listen on {redirect_uri} for the login ({exc.strerror or exc}); close what "
+                            "uses that port, or register and set another redirect_uri") from None
+        self.server.done = threading.Event()
+        self.server.result = {}
+        self.server.path = self.path
+        port = self.server.server_address[1]
+        # Sent exactly as registered; only a port-less URI gets the port chosen here.
+        self.redirect_uri = redirect_uri if split.port else split._replace(
+            netloc=f"{split.hostname if ':' not in (split.hostname or '') else f'[{split.hostname}]'}:{port}"
+        ).geturl()
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+
+    def __enter__(self) -> _Listener:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def wait(self, ui: Any, url: str, *, no_browser: bool, timeout: float) -> dict[str, str]:
+        if not no_browser and ui.open_url(url):
+            ui.echo("Waiting for the login to finish in the browser…")
+            if not self.server.done.wait(timeout):
+                raise AuthError("no login came back from the browser in time; try --no-browser")
+            return self.server.result
+        ui.echo(f"Open this URL in a browser and log in:\n\n  {url}\n")
+        pasted = ui.prompt("Paste the full URL the browser was sent to after the login")
+        return _query_of(pasted.strip(), self.redirect_uri)
+
+
+class _CallbackHandler(http.server.BaseHTTPRequestHandler):
+    server: _CallbackServer
+
+    def do_GET(self) -> None:
+        parsed = urllib.parse.urlsplit(self.path)
+        if parsed.path.rstrip("/") != self.server.path.rstrip("/"):
+            self.send_error(404)
+            return
+        self.server.result = dict(urllib.parse.parse_qsl(parsed.query))
+        body = b"<html><body><h1>invoicesync</h1><p>Login received. You can close this window.</p></body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.server.done.set()
+
+    def log_message(self, format: str, *args: Any) -> None:  # the query holds the code: never log it
+        pass
+
+
+class _CallbackServer(http.server.HTTPServer):
+    result: dict[str, str]
+    done: threading.Event
+    path: str
+
+
+class _CallbackServerV6(_CallbackServer):
+    address_family = socket.AF_INET6

@@ -1,0 +1,275 @@
+"""The export stage: one worker group per target account, fed while the import is still running.
+
+Exactly once, from the core's side: a document is pushed only if the ledger has no settled
+record of its current version at that target; an intent (``pending``) is written before each
+push, so a crash leaves a trace the plugin is shown next time; and a document is never in two
+pushes to the same target at once — not even by two processes: each push happens under a
+per-(document, target) claim in the state, taken before the intent and released once the outcome is
+recorded, so a second runner that gets in (a bypassed lock, two hosts on one state) skips what the
+first holds. A crashed owner's claims expire with their lease. The plugin's side is to look up
+before writing.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from datetime import UTC, datetime
+
+from ..context import Context
+from ..export_options import ExportOptions
+from ..models import Account, Delivery, DeliveryStatus, Document, PushRequest
+from ..plugins import Plugins
+from ..secrets import redact
+from ..state import StateStore
+from ._control import RunControl, describe
+from ._report import Progress, SyncReport
+from ._requests import SETTLED, RequestBuilder
+
+log = logging.getLogger("invoicesync.sync")
+
+__all__ = ["SETTLED", "TargetWorkers"]
+#: How often one document is offered again in one run after a transient failure (``retry_after``).
+RETRIES_PER_RUN = 2
+#: How long a claim outlives its owner's last sign of life; a live run renews its claims well before.
+CLAIM_LEASE = 180.0
+_DONE = object()
+
+
+class TargetWorkers:
+    def __init__(self, account: Account, ctx: Context, plugins: Plugins, state: StateStore,
+                 report: SyncReport, progress: Progress, *, dry_run: bool,
+                 control: RunControl | None = None, options: ExportOptions | None = None) -> None:
+        info = plugins.get(account.plugin).info
+        # Deletions go only to plugins written for API 2 or later; the core settles them for older ones.
+        self.requests = RequestBuilder(account.name, options or ExportOptions(),
+                                       handles_deletions=info.api_version[1] >= 2)
+        self.account = account
+        self.ctx = ctx
+        self.plugins = plugins
+        self.state = state
+        self.report = report
+        self.progress = progress
+        self.dry_run = dry_run
+        self.control = control or RunControl()
+        self._claimed: set[str] = set()
+        self.batch_size = max(1, info.batch_size)
+        self.concurrency = max(1, info.concurrency)
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=self.batch_size * self.concurrency * 2)
+        self._lock = threading.Lock()
+        self._queued: set[str] = set()
+        # In-run retries of transient failures: how many each document had, and how many are waiting.
+        self._retries: dict[str, int] = {}
+        self._waiting = 0
+        self._retry_wait = threading.Condition()
+        self._task = progress.add_task(f"export → {account.name}", total=0)
+        self._total = 0
+        self._threads = [threading.Thread(target=self._work, name=f"push-{account.name}-{i}", daemon=True)
+                         for i in range(self.concurrency)]
+        for thread in self._threads:
+            thread.start()
+
+    def offer(self, document: Document) -> None:
+        """Queue ``document`` unless it is already queued or in flight for this target."""
+        if self.control.stopping:
+            return  # not pushed this run; the backlog offers it again next run
+        with self._lock:
+            if document.id in self._queued:
+                return
+            self._queued.add(document.id)
+            self._total += 1
+            self.progress.update(self._task, total=self._total)
+        self._queue.put(document)
+
+    def close(self) -> None:
+        """Stop once every queued document is settled and no in-run retry is still waiting.
+
+        After a stop the queue drains without pushing, and waiting retries are left to the next run.
+        """
+        while True:
+            self._queue.join()
+            with self._retry_wait:
+                if (self._waiting == 0 or self.control.stopping) and self._queue.unfinished_tasks == 0:
+                    break
+                self._retry_wait.wait(timeout=0.5)
+        for _ in self._threads:
+            self._queue.put(_DONE)
+        for thread in self._threads:
+            thread.join()
+
+    # -- workers -------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _DONE:
+                return
+            batch = [first]
+            documents: list[Document] = []
+            # Whatever happens, every item taken is marked done: close() must never wait forever.
+            try:
+                while len(batch) < self.batch_size:
+                    try:
+                        item = self._queue.get(timeout=0.05)
+                    except queue.Empty:
+                        break
+                    if item is _DONE:
+                        self._queue.put(_DONE)  # hand the stop signal to the next worker round
+                        break
+                    batch.append(item)
+                documents = [d for d in batch if isinstance(d, Document)]
+                self._push(documents)
+            except BaseException as exc:  # noqa: BLE001 - the worker lives on; a full disk ends the run
+                log.warning("%s: export worker error: %s", self.account.name, describe(exc))
+                for document in documents:
+                    self.report.problem(self.account.name, document.id, f"internal error: {describe(exc)}")
+                    self._finish(document.id)
+                self.control.check_fatal(exc)
+                if not isinstance(exc, Exception):
+                    self.control.abort(f"export to {self.account.name} stopped: {describe(exc)}")
+            finally:
+                self._release_claims(documents)
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _push(self, documents: list[Document]) -> None:
+        requests = []
+        for document in documents:
+            if self.control.stopping:  # a safe point: no new push starts; the next run offers it
+                self._finish(document.id)
+                continue
+            if not self._claim(document.id):
+                continue
+            if not self.dry_run:
+                # Read under the claim: the library may hold a newer version than the one queued,
+                # and another runner may have settled it since it was queued.
+                document = self.state.get_document(document.id) or document
+            previous = self.state.get_delivery(document.id, self.account.name)
+            decision = self.requests.build(document, previous)
+            if decision is None:  # settled already
+                self._finish(document.id)
+            elif isinstance(decision, Delivery):  # the core settles it (filtered out, deletion kept)
+                self._record(decision)
+                self._finish(document.id)
+            else:
+                requests.append(decision)
+        if not requests:
+            return
+        if not self.dry_run:
+            for request in requests:
+                self.state.record_delivery(Delivery(
+                    document_id=request.document.id, target=self.account.name,
+                    version=request.document.version, status=DeliveryStatus.PENDING,
+                    extra=request.previous.extra if request.previous else {},
+                    export_options=self.requests.fingerprint,
+                ))
+        outcomes: dict[str, Delivery] = {}
+        retry: list[tuple[Document, float]] = []
+        by_id = {r.document.id: r.document for r in requests}
+        try:
+            for delivery in self.plugins.call(self.account.plugin, "push_documents", account=self.account,
+                                              requests=requests, ctx=self.ctx):
+                outcomes[delivery.document_id] = delivery
+                if delivery.document_id in by_id and self._retry_soon(delivery):
+                    retry.append((by_id[delivery.document_id], delivery.retry_after or 0.0))
+                    self._record(delivery, count=False)
+                else:
+                    self._record(delivery)
+        except Exception as exc:  # noqa: BLE001 - a failing batch fails its documents, not the run
+            message = f"{type(exc).__name__}: {exc}"
+            log.warning("%s: push failed: %s", self.account.name, redact(message))
+            for request in requests:
+                if request.document.id not in outcomes:
+                    outcomes[request.document.id] = self._record(self._failed(request, message))
+        for request in requests:
+            if request.document.id not in outcomes:
+                self._record(self._failed(request, "the target plugin reported no outcome"))
+            self._finish(request.document.id)
+        for document, delay in retry:  # after _finish, so the offer is not taken for a duplicate
+            self._schedule_retry(document, delay)
+
+    def _claim(self, document_id: str) -> bool:
+        """Take this document's claim at this target, or report it as in progress elsewhere."""
+        if self.dry_run:
+            return True
+        if self.state.claim(document_id, self.account.name, self.control.owner, CLAIM_LEASE):
+            with self._lock:
+                self._claimed.add(document_id)
+            return True
+        # Not pushed and not settled: the ledger is left as the other runner leaves it.
+        self.report.count_export(self.account.name, "elsewhere")
+        self.report.problem(self.account.name, document_id,
+                            "in progress elsewhere (another run holds its claim); retried next run")
+        self._finish(document_id)
+        return False
+
+    def _release_claims(self, documents: list[Document]) -> None:
+        """After the outcomes are recorded (or could not be): a crash before this leaves the lease."""
+        for document in documents:
+            with self._lock:
+                if document.id not in self._claimed:
+                    continue
+                self._claimed.discard(document.id)
+            try:
+                self.state.release_claim(document.id, self.account.name, self.control.owner)
+            except Exception as exc:  # noqa: BLE001 - the lease runs out by itself
+                log.warning("%s: could not release the claim on %s: %s", self.account.name, document.id,
+                            describe(exc))
+
+    def _retry_soon(self, delivery: Delivery) -> bool:
+        if delivery.status is not DeliveryStatus.FAILED or delivery.retry_after is None or self.dry_run:
+            return False
+        with self._retry_wait:
+            tries = self._retries.get(delivery.document_id, 0)
+            if tries >= RETRIES_PER_RUN:
+                self._retries.pop(delivery.document_id, None)
+                return False
+            self._retries[delivery.document_id] = tries + 1
+            return True
+
+    def _schedule_retry(self, document: Document, delay: float) -> None:
+        with self._retry_wait:
+            self._waiting += 1  # before this batch's task_done: close() cannot slip through
+
+        def fire() -> None:
+            self.offer(document)  # does nothing once the run is stopping
+            with self._retry_wait:
+                self._waiting -= 1
+                self._retry_wait.notify_all()
+
+        timer = threading.Timer(min(delay, 60.0), fire)
+        timer.daemon = True
+        timer.start()
+
+    def _failed(self, request: PushRequest, message: str) -> Delivery:
+        # Keep what the plugin knew of its earlier delivery (ids, paths): the next try needs it.
+        return Delivery(document_id=request.document.id, target=self.account.name,
+                        version=request.document.version, status=DeliveryStatus.FAILED, message=message,
+                        extra=request.previous.extra if request.previous else {})
+
+    def _record(self, delivery: Delivery, *, count: bool = True) -> Delivery:
+        delivery = delivery.model_copy(update={"target": self.account.name, "at": datetime.now(UTC),
+                                               "export_options": self.requests.fingerprint,
+                                               "message": redact(delivery.message) if delivery.message else None})
+        if delivery.status is not DeliveryStatus.FAILED:
+            with self._retry_wait:
+                self._retries.pop(delivery.document_id, None)
+        if not count:  # a transient failure about to be retried: ledger only, the report waits
+            if not self.dry_run:
+                self.state.record_delivery(delivery)
+            return delivery
+        status = delivery.status.value
+        self.report.count_export(self.account.name, status, reason=delivery.message)
+        if delivery.status is DeliveryStatus.FAILED:
+            self.report.problem(self.account.name, delivery.document_id, delivery.message or "failed")
+        if delivery.status is DeliveryStatus.PLANNED:
+            self.report.plan(self.account.name, delivery.document_id, delivery.target_path, delivery.message)
+        if not self.dry_run:
+            self.state.record_delivery(delivery)
+        return delivery
+
+    def _finish(self, document_id: str) -> None:
+        with self._lock:
+            self._queued.discard(document_id)
+        self.progress.update(self._task, advance=1)

@@ -1,0 +1,159 @@
+"""Closed by default: every page needs a logged-in admin, every POST a valid CSRF token.
+
+``LoginRequired`` is a pure ASGI middleware (so server-sent events stream through it untouched).
+It lets through only the public paths (login, health, static files); ``/metrics`` also takes HTTP
+Basic auth with an admin's password, for Prometheus. For a POST it reads the form body, compares its
+``csrf`` field with the session's token, and replays the body to the endpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from ._users import Users
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PUBLIC = ("/login", "/healthz", "/static/")
+MAX_FORM = 1 << 20  # settings forms are small; a bigger body is refused before it is parsed
+
+
+def csrf_token(session: MutableMapping[str, Any]) -> str:
+    """The session's CSRF token, made on first use."""
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def _is_public(path: str) -> bool:
+    return any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC)
+
+
+class LoginRequired:
+    def __init__(self, app: ASGIApp, users: Users) -> None:
+        self.app = app
+        self.users = users
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path, session = scope["path"], scope["session"]
+        if session.get("user") and not self.users.exists(session["user"]):
+            session.clear()  # the user was removed (serve-user remove): its sessions end now
+        if not _is_public(path) and not session.get("user"):
+            if path == "/metrics" and self._basic_auth_ok(scope):
+                await self.app(scope, receive, send)
+                return
+            response: Response = RedirectResponse(f"/login?next={quote(path)}", status_code=303)
+            if path == "/metrics":
+                response = PlainTextResponse("login required", status_code=401,
+                                             headers={"WWW-Authenticate": 'Basic realm="invoicesync"'})
+            await response(scope, receive, send)
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            body = await _read_body(receive)
+            if body is None or not self._csrf_ok(session, scope, body):
+                await PlainTextResponse("bad or missing CSRF token; reload the page and try again",
+                                        status_code=403)(scope, receive, send)
+                return
+            receive = _replay(body)
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _csrf_ok(session: MutableMapping[str, Any], scope: Scope, body: bytes) -> bool:
+        expected = session.get("csrf")
+        content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip()
+        if not isinstance(expected, str) or content_type != b"application/x-www-form-urlencoded":
+            return False
+        sent = parse_qs(body.decode("utf-8", "replace")).get("csrf", [""])[0]
+        return hmac.compare_digest(sent.encode(), expected.encode())
+
+    def _basic_auth_ok(self, scope: Scope) -> bool:
+        header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            name, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return self.users.verify(name, password)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_FORM:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def _safe_next(target: str | None) -> str:
+    # Only a path on this site: never an open redirect to another host.
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def routes(users: Users, render: Callable[..., Response]) -> list[Route]:
+    async def login_page(request: Request) -> Response:
+        return render(request, "login.html", {"next": _safe_next(request.query_params.get("next")), "error": None})
+
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        name, password = str(form.get("username", "")), str(form.get("password", ""))
+        target = _safe_next(str(form.get("next", "")))
+        if not users.verify(name, password):
+            return render(request, "login.html", {"next": target, "error": "Wrong user name or password."},
+                          status_code=401)
+        request.session.clear()  # a new session on login: no fixation of a token set before it
+        request.session["user"] = name
+        csrf_token(request.session)
+        return RedirectResponse(target, status_code=303)
+
+    async def logout(request: Request) -> Response:
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    return [
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+    ]

@@ -1,0 +1,93 @@
+"""Sync: the synced accounts (imports and exports), "Sync now", live progress, Disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..accounts import disconnect
+from ..errors import InvoiceSyncError
+from ..models import AccountDirection
+from ..secrets import redact
+from ..workspace import Workspace
+from ._jobs import SyncJobs
+
+POLL_SECONDS = 0.5
+
+
+def account_rows(workspace: Workspace) -> list[dict[str, Any]]:
+    rows = []
+    for account in workspace.accounts():
+        known = workspace.direction_known(account)
+        rows.append({
+            "name": account.name, "plugin": account.plugin, "origin": account.origin,
+            "direction": account.direction.value if known else None,
+            "companies": [c.name or c.id for c in account.companies],
+            "last_sync": workspace.state.last_sync(account.name),
+            "problem": workspace.account_problem(account),
+        })
+    return rows
+
+
+def routes(workspace: Workspace, jobs: SyncJobs, render: Callable[..., Response]) -> list[Route]:
+    async def sync_page(request: Request) -> Response:
+        rows = account_rows(workspace)
+        job = jobs.current
+        return render(request, "sync.html", {
+            "imports": [r for r in rows if r["direction"] == AccountDirection.IMPORT.value],
+            "exports": [r for r in rows if r["direction"] != AccountDirection.IMPORT.value],
+            "job": job.state() if job else None,
+            "notice": request.session.pop("notice", None),
+        })
+
+    async def sync_now(request: Request) -> Response:
+        form = await request.form()
+        account = str(form.get("account", ""))
+        if account and account not in {a.name for a in workspace.accounts()}:
+            return notice(request, f"There is no account called {account}.")
+        jobs.start([account] if account else [])
+        return RedirectResponse("/sync#progress", status_code=303)
+
+    async def events(request: Request) -> Response:
+        async def stream() -> AsyncIterator[str]:
+            while True:
+                job = jobs.current
+                state = job.state() if job else None
+                if state is None or not state["running"]:
+                    yield f"event: done\ndata: {redact(json.dumps(state))}\n\n"
+                    return
+                yield f"data: {redact(json.dumps(state))}\n\n"
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(POLL_SECONDS)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    async def remove(request: Request) -> Response:
+        form = await request.form()
+        try:
+            account = disconnect(workspace, str(form.get("account", "")))
+        except InvoiceSyncError as exc:
+            return notice(request, str(exc))
+        return notice(request, f"Disconnected {account.name}.")
+
+    return [
+        Route("/sync", sync_page, methods=["GET"]),
+        Route("/sync/run", sync_now, methods=["POST"]),
+        Route("/sync/events", events, methods=["GET"]),
+        Route("/accounts/disconnect", remove, methods=["POST"]),
+    ]
+
+
+
+def notice(request: Request, text: str) -> Response:
+    """Back to Sync with a one-time message, kept in the session (never taken from the URL, so a link
+    cannot put words in the dashboard's mouth)."""
+    request.session["notice"] = redact(text)
+    return RedirectResponse("/sync", status_code=303)

@@ -1,0 +1,122 @@
+"""The dashboard in a real browser: log in, sync the demo sandboxes, find a document, see its PDF.
+
+Chromium is Debian's (/usr/bin/chromium; `make browsers` installs it): Playwright's own browser
+download is not used. A missing Chromium fails this test, never skips it. Screenshots of the pages
+go to docs/screenshots/ (the README and docs/serve.md show them).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from invoicesync.accounts import connect, connect_to_sandbox
+from invoicesync.context import NonInteractiveUI, PluginKind
+from invoicesync.plugins import Plugins
+from invoicesync.sandbox import serve
+from invoicesync.server import Users, create_app
+from invoicesync.workspace import Workspace
+
+from .conftest import ADMIN, PASSWORD
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def demo_dashboard(invoicesync_home: Path, tmp_path: Path) -> Iterator[str]:
+    """The dashboard on loopback over a home connected to the Billit sandbox and a local folder."""
+    workspace = Workspace.open(invoicesync_home, plugins=Plugins.discover())
+    sandboxes = []
+    # as `invoicesync demo` does: the Billit sandbox, every target plugin's sandbox, a local folder
+    names = ["billit", *(p.name for p in workspace.plugins.of_kind(PluginKind.TARGET) if "sandbox" in p.hooks)]
+    for name in names:
+        app = workspace.plugins.call(name, "sandbox", options={"documents": 6, "seed": 1})
+        sandboxes.append(serve(app, tls=getattr(app, "tls", False), tls_dir=invoicesync_home / "sandbox-ca" / name))
+        connect_to_sandbox(workspace, name, sandboxes[-1], name=f"demo-{name}")
+    connect(workspace, "localfs", ui=NonInteractiveUI(), name="demo-folder", settings={"root": str(tmp_path / "out")})
+    Users(invoicesync_home).add(ADMIN, PASSWORD)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(workspace), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        for sandbox in sandboxes:
+            sandbox.stop()
+        workspace.close()
+
+
+def test_log_in_sync_the_sandboxes_filter_and_preview_a_pdf(demo_dashboard: str) -> None:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browsers` (the browser test never skips)")
+    from playwright.sync_api import expect, sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1360, "height": 900})
+        page.set_default_timeout(30_000)
+
+        page.goto(f"{demo_dashboard}/documents")
+        expect(page).to_have_url(re.compile(r"/login\?next=/documents$"))
+        page.fill("input[name=username]", ADMIN)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/documents$"))
+
+        page.goto(f"{demo_dashboard}/sync")
+        page.click("#sync-all")
+        # live progress over server-sent events; the page reloads with the summary when it is done
+        expect(page.locator("#job-summary")).to_contain_text("Exit code 0", timeout=90_000)
+        page.screenshot(path=str(SCREENSHOTS / "sync.png"), full_page=True)
+
+        page.click("nav >> text=Documents")
+        rows = page.locator("table.documents tbody tr")
+        expect(rows.first).to_contain_text("delivered")
+        total = rows.count()
+        assert total >= 2
+        page.screenshot(path=str(SCREENSHOTS / "documents.png"), full_page=True)
+        number = rows.first.locator("td").nth(1).locator("a").inner_text()
+        page.fill("input[name=q]", number)
+        page.click("#filters button[type=submit]")
+        expect(rows).to_have_count(1)
+
+        with page.expect_response(re.compile(r"/document/file\?.*inline=1")) as pdf:
+            rows.first.locator("a").first.click()
+        assert pdf.value.status == 200 and pdf.value.headers["content-type"] == "application/pdf"
+        # Chromium hands the response to its PDF viewer (what the page shows); fetch the bytes themselves
+        # with the same session to see that they are the PDF
+        assert page.request.get(pdf.value.url).body().startswith(b"%PDF")
+        expect(page.locator("iframe#pdf-preview")).to_be_visible()
+        expect(page.locator("h1")).to_contain_text(number)
+        page.wait_for_timeout(1500)  # let the PDF viewer paint before the screenshot
+        page.screenshot(path=str(SCREENSHOTS / "document.png"), full_page=True)
+
+        page.click("nav >> text=History")
+        expect(page.locator("tbody tr").first).to_contain_text("#1")
+        page.screenshot(path=str(SCREENSHOTS / "history.png"), full_page=True)
+        browser.close()
