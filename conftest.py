@@ -10,6 +10,11 @@ from __future__ import annotations
 import os
 import re
 
+# httpx imports httpcore lazily and caches httpcore's exception classes on first use. A pytester
+# in-process run drops every module first imported inside it, so a later import makes new classes
+# that httpx no longer maps (a dropped connection then escapes as httpcore.RemoteProtocolError instead
+# of OutcomeUnknown). Importing it here, before any such run, keeps one httpcore for the session.
+import httpcore  # noqa: F401
 import pytest
 
 AS_ROOT = os.geteuid() == 0
