@@ -40,3 +40,30 @@ def test_an_expected_skip_passes(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(skipped=1)
+
+
+def test_an_in_process_pytest_run_does_not_leave_httpx_with_stale_httpcore_classes(pytester: pytest.Pytester) -> None:
+    """Under -n 2, eleven dropped-connection tests failed together on one worker: its first HTTP
+    request had happened inside a pytester in-process run, which dropped httpcore afterwards."""
+    pytester.makeini("[pytest]\n")
+    pytester.makeconftest(RULES + '\npytest_plugins = ["pytester"]\n')
+    pytester.makepyfile(test_order="""
+        import httpx
+        import pytest
+
+        def closed_port():
+            try:
+                httpx.get("http://127.0.0.1:9/", timeout=2)
+            except httpx.HTTPError as exc:
+                return type(exc)
+
+        def test_first_request_inside_an_inprocess_run(pytester):
+            inner = "import httpx\\n\\ndef test_x():\\n    httpx.get('http://127.0.0.1:9/', timeout=2)\\n"
+            pytester.makepyfile(test_inner=inner)
+            pytester.runpytest_inprocess("-p", "no:cacheprovider")
+
+        def test_a_later_request_still_raises_httpx_errors():
+            assert closed_port() is httpx.ConnectError
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
