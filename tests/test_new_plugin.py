@@ -52,7 +52,7 @@ def run_pytest(project: Path, pythonpath: str, tmp_path: Path, *args: str) -> su
 
 
 @pytest.mark.parametrize(("kind", "group", "tests"), [
-    ("source", "invoicesync.sources", 11),  # 7 conformance checks + 4 on the login
+    ("source", "invoicesync.sources", 12),  # 7 conformance checks + 5 on the login (one the dashboard's)
     ("target", "invoicesync.targets", 6),  # 6 conformance checks
 ])
 def test_generated_plugin_passes_its_own_conformance_suite(

@@ -120,3 +120,83 @@ def test_log_in_sync_the_sandboxes_filter_and_preview_a_pdf(demo_dashboard: str)
         expect(page.locator("tbody tr").first).to_contain_text("#1")
         page.screenshot(path=str(SCREENSHOTS / "history.png"), full_page=True)
         browser.close()
+
+
+@pytest.fixture
+def billit_dashboard(invoicesync_home: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """The dashboard on loopback with no account yet, and a Billit sandbox that has the dashboard's
+    ``/oauth/callback`` registered for its OAuth client (as Billit support would register it)."""
+    workspace = Workspace.open(invoicesync_home, plugins=Plugins.discover(["billit"]))
+    app = workspace.plugins.call("billit", "sandbox", options={"documents": 2, "seed": 5})
+    sandbox = serve(app, tls=getattr(app, "tls", False), tls_dir=invoicesync_home / "sandbox-ca" / "billit")
+    Users(invoicesync_home).add(ADMIN, PASSWORD)
+    port = _free_port()
+    app.oauth.register_redirect(f"http://127.0.0.1:{port}/oauth/callback")
+    settings = {k: str(v) for k, v in app.oauth_settings(sandbox.url).items()}
+    if sandbox.ca_file:
+        settings["ca_bundle"] = str(sandbox.ca_file)
+    server = uvicorn.Server(uvicorn.Config(create_app(workspace), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", sandbox.url, settings
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sandbox.stop()
+        workspace.close()
+
+
+def test_import_billit_with_its_oauth_login_in_a_popup(billit_dashboard: tuple[str, str, dict[str, str]]) -> None:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browsers` (the browser test never skips)")
+    from invoicesync_billit.sandbox.app import DEMO_CLIENT_SECRET, DEMO_USER
+    from playwright.sync_api import expect, sync_playwright
+
+    dashboard, _, settings = billit_dashboard
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1360, "height": 900}, ignore_https_errors=True)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(f"{dashboard}/login")
+        page.fill("input[name=username]", ADMIN)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+
+        page.click("nav >> text=+ Import")
+        page.click("text=Billit")
+        page.fill("input[name=name]", "books")
+        page.select_option("select[name=environment]", settings["environment"])
+        for name in ("api_url", "login_url", "client_id", "ca_bundle"):
+            if name in settings:
+                page.fill(f"input[name={name}]", settings[name])
+        page.fill("input[name=client_secret]", DEMO_CLIENT_SECRET)
+        page.click("form.stack button[type=submit]")
+        expect(page.locator("#oauth-login")).to_be_visible()
+        page.screenshot(path=str(SCREENSHOTS / "connect-oauth.png"), full_page=True)
+
+        with page.expect_popup() as opened:
+            page.click("#oauth-login")
+        popup = opened.value
+        popup.fill("input[name=email]", DEMO_USER[0])
+        popup.fill("input[name=password]", DEMO_USER[1])
+        popup.click("button[value=approve]")
+        # back on /oauth/callback the popup sends the dashboard on to the checklist and closes
+        expect(page).to_have_url(re.compile(r"/connect/oauth/"))
+        deadline = time.monotonic() + 10
+        while not popup.is_closed():  # it may have closed before a "close" listener could be added
+            assert time.monotonic() < deadline, "the login popup did not close itself"
+            page.wait_for_timeout(100)
+        boxes = page.locator("input[name=company]")
+        assert boxes.count() >= 2
+        page.screenshot(path=str(SCREENSHOTS / "connect-companies.png"), full_page=True)
+        boxes.first.check()
+        page.click("button[type=submit].primary")
+        expect(page).to_have_url(re.compile(r"/sync$"))
+        expect(page.locator("p.notice")).to_contain_text("Connected books")
+        browser.close()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .models import (
         Account,
         AccountDirection,
+        AuthStart,
         Checkpoint,
         Company,
         Deletion,
@@ -47,9 +48,9 @@ _HOMES = {
     "errors": ("AuthError", "ConfigError", "DocumentError", "InvoiceSyncError", "OutcomeUnknown", "PluginError",
                "RateLimited", "RemoteError", "ServerError"),
     "hookspecs": ("API_VERSION", "hookimpl"),
-    "models": ("Account", "AccountDirection", "Checkpoint", "Company", "Deletion", "Delivery", "DeliveryStatus",
-               "Direction", "Document", "DocumentKind", "DocumentRef", "FileRef", "FileRole", "ListingError",
-               "Party", "PushRequest"),
+    "models": ("Account", "AccountDirection", "AuthStart", "Checkpoint", "Company", "Deletion", "Delivery",
+               "DeliveryStatus", "Direction", "Document", "DocumentKind", "DocumentRef", "FileRef", "FileRole",
+               "ListingError", "Party", "PushRequest"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
@@ -75,6 +76,7 @@ __all__ = [
     "Account",
     "AccountDirection",
     "AuthError",
+    "AuthStart",
     "Checkpoint",
     "Company",
     "ConfigError",

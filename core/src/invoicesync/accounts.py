@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .context import UI, NonInteractiveUI, PluginKind
@@ -24,8 +24,12 @@ def connect(
     companies: Sequence[str] = (),
     options: dict[str, Any] | None = None,
     choose_again: bool = False,
+    login: Callable[[Account], Sequence[Company]] | None = None,
 ) -> Account:
     """Add (or re-connect) an account: validate settings, run the plugin's ``auth``, choose companies.
+
+    ``login`` replaces the ``auth`` call: the dashboard has already logged in with
+    ``auth_begin``/``auth_complete`` and passes the companies that login reached.
 
     A re-connect (e.g. ``--relogin``) keeps the companies chosen before; ``companies`` or
     ``choose_again`` (the checklist) replace them. An account declared in ``invoicesync.toml`` is
@@ -35,7 +39,7 @@ def connect(
     declared = next((a for a in workspace.accounts() if a.name == name and a.origin == "config"), None)
     if declared is not None:
         return _log_in_declared(workspace, declared, plugin_name, ui=ui, settings=settings or {},
-                                companies=companies, options=options, choose_again=choose_again)
+                                companies=companies, options=options, choose_again=choose_again, login=login)
     existing = workspace.state.get_account(name)
     if existing is not None and existing.plugin != plugin_name:
         raise ConfigError(f"an account called {name!r} already uses {existing.plugin}; pick another --name")
@@ -49,7 +53,7 @@ def connect(
     account = Account(name=name, plugin=plugin_name, direction=direction, settings=merged)
     if direction is AccountDirection.EXPORT:
         workspace.export_options(account)  # refuse a bad filter now, not at the first sync
-    available = _authenticate(workspace, account, ui, options)
+    available = list(login(account)) if login else _authenticate(workspace, account, ui, options)
     if existing is not None and existing.companies and not companies and not choose_again:
         account.companies = _keep_companies(existing, available)
     else:
@@ -83,7 +87,7 @@ def _keep_companies(existing: Account, available: Sequence[Company]) -> list[Com
 
 def _log_in_declared(workspace: Workspace, account: Account, plugin_name: str, *, ui: UI,
                      settings: dict[str, Any], companies: Sequence[str], options: dict[str, Any] | None,
-                     choose_again: bool) -> Account:
+                     choose_again: bool, login: Callable[[Account], Sequence[Company]] | None) -> Account:
     """Log in an account declared in ``invoicesync.toml``: the login is stored for the account's
     secrets; the file stays the one place its settings and companies are written."""
     where = workspace.config.path or "invoicesync.toml"
@@ -95,7 +99,7 @@ def _log_in_declared(workspace: Workspace, account: Account, plugin_name: str, *
                           f"change {', '.join(sorted(settings))} there")
     if companies or choose_again:
         raise ConfigError(f"account {account.name!r} takes its companies from {where}; change them there")
-    available = _authenticate(workspace, account, ui, options)
+    available = list(login(account)) if login else _authenticate(workspace, account, ui, options)
     listing = ", ".join(f"{c.id} ({c.name})" for c in available)
     if available and not account.companies and account.direction is AccountDirection.IMPORT:
         ui.echo(f"{where} lists no companies for {account.name}; this login can reach: {listing}")

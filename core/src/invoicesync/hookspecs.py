@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .context import Context, PluginInfo
     from .models import (
         Account,
+        AuthStart,
         Checkpoint,
         Company,
         Deletion,
@@ -41,7 +42,9 @@ hookimpl = pluggy.HookimplMarker("invoicesync")
 
 #: The version of this contract. Plugins declare the range they support in ``PluginInfo``.
 #: 2 added ``ListingError`` (list_documents), ``PushRequest.files`` and deletions handed to targets
-#: (push_documents), and ``DeliveryStatus.DELETED``.
+#: (push_documents), ``DeliveryStatus.DELETED``, and the optional two-request login
+#: ``auth_begin``/``auth_complete`` (a plugin without them is connected with ``auth`` only: from
+#: the terminal, the dashboard showing the ``invoicesync connect`` command instead).
 API_VERSION = 2
 #: The oldest contract this core still drives. A plugin written for 1 keeps working: it is never
 #: handed a deleted document (core records ``skipped`` for it) and may ignore ``PushRequest.files``.
@@ -70,6 +73,28 @@ def auth(account: Account, ctx: Context) -> list[Company]:
     Interactive steps (open a browser, paste a URL, type an API key) go through ``ctx.ui``;
     credentials are stored with ``ctx.secrets`` and never returned, printed or logged.
     Raise ``AuthError`` with a message that says what to fix.
+    """
+
+
+@hookspec(firstresult=True)
+def auth_begin(account: Account, ctx: Context, redirect_uri: str) -> AuthStart | None:
+    """Start a login that a web server finishes in a later request (``auth_complete``).
+
+    Return an ``AuthStart``: the service's login URL carrying exactly ``redirect_uri`` (the
+    server's own callback, as registered with the service) and a fresh ``state``, plus anything
+    the second half needs (a PKCE verifier). Store no login yet. Return ``None`` when this
+    account's login does not go through the service's page (an API key, a service account): the
+    caller connects it with ``auth``. Core's ``invoicesync.http.CodeFlow.begin`` builds it.
+    Optional: without it the dashboard sends the user to ``invoicesync connect``.
+    """
+
+
+@hookspec(firstresult=True)
+def auth_complete(account: Account, ctx: Context, callback_url: str, started: AuthStart) -> list[Company]:
+    """Finish the login ``auth_begin`` started: ``callback_url`` is the full address the service
+    sent the browser back to, ``started`` what ``auth_begin`` returned (the caller has matched
+    their ``state``). Check the answer and trade its code (``CodeFlow.complete``), store the login
+    with ``ctx.secrets``, and return the companies it reaches, as ``auth`` does.
     """
 
 

@@ -69,6 +69,24 @@ class Company(BaseModel):
     vat_number: str | None = None
 
 
+class AuthStart(BaseModel):
+    """The first half of a browser login (``auth_begin``): where to send the person, and what the
+    second half (``auth_complete``) needs to finish it. The caller keeps it on its own side: the
+    PKCE ``verifier`` and ``data`` never go to the browser, and ``state`` is checked on the way back."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: The service's login page, with ``redirect_uri`` and ``state`` in it.
+    url: str
+    #: Unguessable and single-use: the answer must carry it back.
+    state: str
+    #: Exactly as sent in ``url`` (the code exchange must repeat it).
+    redirect_uri: str
+    verifier: str | None = Field(default=None, repr=False)
+    #: Anything else the plugin needs between the two halves.
+    data: dict[str, str] = Field(default_factory=dict, repr=False)
+
+
 class Document(BaseModel):
     """An invoice, credit note or other business document, as imported from a source.
 

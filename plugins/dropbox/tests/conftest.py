@@ -85,6 +85,10 @@ class DropboxEnv:
     def writes(self) -> int:
         return self.app.count("POST", WRITE_ROUTES)
 
+    def requests_to_dropbox(self) -> list[str]:
+        """The paths of every API request the sandbox answered, in order (OAuth excluded)."""
+        return [path for _, path, _ in self.app.requests if path.startswith("/2/")]
+
     def files(self) -> list[Entry]:
         return [e for e in self.app.namespace.entries.values() if e.kind == "file"]
 

@@ -93,7 +93,15 @@ def _intercept(env: Any, hook: Callable[[Request, Response | None], None]) -> No
 
 
 def _is_lookup_of(request: Request, path: str) -> bool:
+    """A look at ``path``: its own ``get_metadata``, or the listing the run's folder index is built from."""
+    if request.path.endswith(("/files/list_folder", "/files/list_folder/continue")):
+        return True
     return request.path.endswith("/files/get_metadata") and request.json().get("path") == path
+
+
+def _is_write_to(request: Request, path: str) -> bool:
+    arg = json.loads(request.headers.get("Dropbox-API-Arg") or "{}")
+    return request.path.endswith("/files/upload") and arg.get("path") == path
 
 
 def test_concurrent_batches_of_one_account_never_choose_the_same_free_name(env: Any) -> None:
@@ -105,10 +113,13 @@ def test_concurrent_batches_of_one_account_never_choose_the_same_free_name(env: 
     moved_on = threading.Event()
 
     def hook(request: Request, response: Response | None) -> None:
-        arg = json.loads(request.headers.get("Dropbox-API-Arg") or "{}")
-        if response is None and request.path.endswith("/files/upload") and arg.get("path") == PATH:
+        if response is None and _is_write_to(request, PATH):
             moved_on.wait(5)
-        if response is not None and _is_lookup_of(request, SECOND):
+        # Stepping past: the other batch writes `` (2)`` (from the listing) or looks it up.
+        if response is None and _is_write_to(request, SECOND):
+            moved_on.set()
+        if response is not None and request.path.endswith("/files/get_metadata") and \
+                request.json().get("path") == SECOND:
             moved_on.set()
 
     _intercept(env, hook)

@@ -55,7 +55,9 @@ def test_server_errors_back_off_and_retry(env: Any) -> None:
     assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
     calls = [(p, s) for m, p, s in env.app.requests if p in ("/2/files/upload", "/2/files/get_metadata")]
     after_the_503 = calls[calls.index(("/2/files/upload", 503)) + 1:]
-    assert after_the_503 == [("/2/files/get_metadata", 409), ("/2/files/upload", 200)]  # looked, then sent
+    # Looked (through the read's own 500), then sent. The planning look was the folder listing.
+    assert after_the_503 == [("/2/files/get_metadata", 500), ("/2/files/get_metadata", 409),
+                             ("/2/files/upload", 200)]
 
 
 def test_too_many_write_operations_inside_a_409_is_retried(env: Any) -> None:
@@ -75,25 +77,27 @@ def test_persistent_rate_limit_fails_documents_not_the_run(env: Any) -> None:
 
 
 def test_real_lock_contention_between_concurrent_writers_is_survived(make_env: Any) -> None:
-    # One write at a time. The first writer keeps the namespace lock until the other writer has been
-    # turned away, so the two collide however the threads are scheduled (a timed hold did not, under load).
+    # One write at a time. The first writer keeps the namespace lock until the other writer has
+    # been refused (an event, not a pause), so the two always collide, however loaded the machine.
     env = make_env(write_limit=1, retry_after=1)
     env.configure(batch_commit=False)
-    results: list[Any] = []
     namespace = env.app.namespace
-    slot, turned_away = namespace.write_slot, threading.Event()
+    refused, first_holder = threading.Event(), threading.Lock()
+    real_slot = namespace.write_slot
 
     @contextmanager
-    def held_until_contended() -> Iterator[None]:
+    def slot() -> Iterator[None]:
         try:
-            with slot():
-                turned_away.wait(30)
+            with real_slot():
+                if first_holder.acquire(blocking=False):
+                    refused.wait(30)  # bounded only so a broken run fails instead of hanging
                 yield
         except TooManyWritesError:
-            turned_away.set()
+            refused.set()
             raise
 
-    namespace.write_slot = held_until_contended
+    namespace.write_slot = slot
+    results: list[Any] = []
 
     def worker(n: int) -> None:
         results.extend(env.push([env.document(f"W-{n}-{i}", pdf=f"%PDF {n} {i}".encode()) for i in range(2)]))
@@ -103,6 +107,6 @@ def test_real_lock_contention_between_concurrent_writers_is_survived(make_env: A
         thread.start()
     for thread in threads:
         thread.join()
-    assert env.app.namespace.contended >= 1  # the sandbox did refuse some writes...
+    assert refused.is_set() and namespace.contended >= 1  # the sandbox did refuse some writes...
     assert [d.status for d in results] == [DeliveryStatus.DELIVERED] * 4  # ...and every one got through
     assert len([e for e in env.app.namespace.entries.values() if e.kind == "file"]) == 4

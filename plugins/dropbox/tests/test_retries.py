@@ -8,6 +8,7 @@ entry of a ``finish_batch_v2`` while the others commit, like a busy shared folde
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -117,13 +118,43 @@ def offers(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return seen
 
 
+@pytest.fixture
+def one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole source goes to Dropbox as one batch: the export workers start only once all 8
+    documents are queued, and the second only after the first has formed its batch. Otherwise a
+    loaded machine may hand INV-0003 over alone, as a lone upload (whose contention the HTTP
+    client retries inside one push) instead of an entry of a batch commit."""
+    all_queued, formed, first = threading.Event(), threading.Event(), threading.Lock()
+    real_offer, real_work, real_push = (export_stage.TargetWorkers.offer, export_stage.TargetWorkers._work,
+                                        export_stage.TargetWorkers._push)
+
+    def offer(self: Any, document: Any) -> None:
+        real_offer(self, document)
+        if self._total >= 8:
+            all_queued.set()
+
+    def work(self: Any) -> None:
+        all_queued.wait(30)  # bounded only so a broken run fails instead of hanging
+        if not first.acquire(blocking=False):
+            formed.wait(30)
+        real_work(self)
+
+    def push(self: Any, documents: list[Any]) -> None:
+        formed.set()
+        real_push(self, documents)
+
+    monkeypatch.setattr(export_stage.TargetWorkers, "offer", offer)
+    monkeypatch.setattr(export_stage.TargetWorkers, "_work", work)
+    monkeypatch.setattr(export_stage.TargetWorkers, "_push", push)
+
+
 def _files(app: DropboxSandbox) -> list[str]:
     return sorted(e.display for e in app.namespace.entries.values() if e.kind == "file")
 
 
 def test_contended_entry_is_delivered_in_the_same_run(serve_sandbox: Callable[[DropboxSandbox], Any],
                                                       workspace_factory: Callable[..., Any],
-                                                      offers: Counter[str]) -> None:
+                                                      offers: Counter[str], one_batch: None) -> None:
     app = DropboxSandbox(retry_after=0)
     server = serve_sandbox(app)
     source = MemorySource(8, page=8)

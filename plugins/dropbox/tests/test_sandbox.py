@@ -180,6 +180,41 @@ def test_list_folder_pages(http: httpx.Client) -> None:
     assert not rest["has_more"]
 
 
+def test_list_folder_continue_reports_changes_after_the_listing(http: httpx.Client, env: Any) -> None:
+    """A finished listing's cursor is a change feed: new and changed files, and deleted ones as
+    ``deleted`` entries; nothing at all when nothing changed."""
+    for name in ("a", "b", "c"):
+        upload(http, "files/upload", {"path": f"/feed/sub/{name}.txt"}, name.encode())
+    listing = rpc(http, "files/list_folder", {"path": "/feed", "recursive": True, "limit": 2}).json()
+    cursor, seen = listing["cursor"], [e["path_lower"] for e in listing["entries"]]
+    while listing["has_more"]:
+        listing = rpc(http, "files/list_folder/continue", {"cursor": cursor}).json()
+        cursor, seen = listing["cursor"], seen + [e["path_lower"] for e in listing["entries"]]
+    assert seen == ["/feed/sub", "/feed/sub/a.txt", "/feed/sub/b.txt", "/feed/sub/c.txt"]
+    quiet = rpc(http, "files/list_folder/continue", {"cursor": cursor}).json()
+    assert quiet["entries"] == [] and not quiet["has_more"]
+
+    upload(http, "files/upload", {"path": "/feed/sub/d.txt"}, b"d")
+    upload(http, "files/upload", {"path": "/elsewhere.txt"}, b"not under /feed")
+    rpc(http, "files/delete_v2", {"path": "/feed/sub/a.txt"})
+    changes = rpc(http, "files/list_folder/continue", {"cursor": quiet["cursor"]}).json()
+    assert [(e[".tag"], e["path_lower"]) for e in changes["entries"]] == [
+        ("file", "/feed/sub/d.txt"), ("deleted", "/feed/sub/a.txt")]
+
+
+def test_a_reset_cursor_is_refused_with_reset(http: httpx.Client, env: Any) -> None:
+    upload(http, "files/upload", {"path": "/r/a.txt"}, b"a")
+    cursor = rpc(http, "files/list_folder", {"path": "/r"}).json()["cursor"]
+    env.app.namespace.reset_cursors()
+    response = rpc(http, "files/list_folder/continue", {"cursor": cursor})
+    assert response.status_code == 409 and response.json()["error"] == {".tag": "reset"}
+
+
+@pytest.mark.parametrize("arg", [{"limit": 0}, {"limit": 2001}, {"limit": True}, {"recursive": "yes"}])
+def test_list_folder_arguments_out_of_range_are_bad_input(http: httpx.Client, arg: dict[str, Any]) -> None:
+    assert rpc(http, "files/list_folder", {"path": "", **arg}).status_code == 400
+
+
 @pytest.mark.parametrize("name", ["a?.pdf", 'say "hi".pdf', "a<b>.pdf", "c:d.pdf", "pipe|.pdf", "star*.pdf",
                                   "dot.", "space ", "folder./x.pdf"])
 def test_names_dropbox_advises_against_are_refused_unless_lenient(make_env: Any, name: str) -> None:

@@ -120,6 +120,21 @@ def test_files_upload_on_the_wire(wire: Any) -> None:
                    "strict_conflict": False, "content_hash": content_hash(pdf)}
     decoded = _sdk_decode("UploadArg_validator", upload.raw_arg)
     assert decoded.mode.is_add() and decoded.content_hash == content_hash(pdf)
+    # The look before the write is one listing of the template's fixed root, not a get_metadata.
+    assert wire.app.routes("files/get_metadata") == []
+    [listing] = wire.app.routes("files/list_folder")
+    assert json.loads(listing.body) == {"path": "/Invoices", "recursive": True, "include_deleted": False,
+                                        "limit": 2000}
+    decoded_listing = _sdk_decode("ListFolderArg_validator", listing.body)
+    assert decoded_listing.recursive and decoded_listing.limit == 2000
+
+
+def test_get_metadata_after_an_unknown_outcome_on_the_wire(wire: Any) -> None:
+    """Where the index cannot answer (the write's outcome is unknown) the path is looked up itself."""
+    wire.configure(batch_commit=False)
+    wire.app.add_fault({"status": 503, "path": r"/2/files/upload$", "times": 1})
+    [delivery] = wire.push([wire.document("W-3", pdf=b"%PDF unknown")])
+    assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
     [lookup] = wire.app.routes("files/get_metadata")
     assert json.loads(lookup.body) == {"path": delivery.target_path}
     _sdk_decode("GetMetadataArg_validator", lookup.body)
@@ -146,9 +161,10 @@ def test_batched_sessions_on_the_wire(wire: Any) -> None:
     assert [d.status for d in deliveries] == [DeliveryStatus.DELIVERED] * 3, [d.message for d in deliveries]
     for seen in wire.app.seen:
         _check_host_and_headers(wire, seen)
-    starts = wire.app.routes("files/upload_session/start")
-    assert [s.body for s in starts] == pdfs
-    for start, pdf in zip(starts, pdfs, strict=True):
+    # The sessions start side by side, so they arrive in any order.
+    starts = sorted(wire.app.routes("files/upload_session/start"), key=lambda s: s.body)
+    assert [s.body for s in starts] == sorted(pdfs)
+    for start, pdf in zip(starts, sorted(pdfs), strict=True):
         decoded = _sdk_decode("UploadSessionStartArg_validator", start.raw_arg)
         assert decoded.close is True
         # Each call's hash covers that call's bytes; an empty body carries none.

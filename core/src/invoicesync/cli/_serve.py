@@ -29,9 +29,13 @@ def _is_loopback(host: str) -> bool:
 @click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
               help="Host header to accept besides localhost (the proxy's public name; repeatable).")
 @click.option("--https-only", is_flag=True, help="Send the session cookie over HTTPS only (behind a TLS proxy).")
+@click.option("--public-url", metavar="URL", default=None,
+              help="The address people open (behind a proxy, e.g. https://invoices.example.com): OAuth logins "
+                   "come back to URL/oauth/callback, which must be registered with the service.")
 @pass_state
 @handle_errors
-def serve(state: State, host: str, port: int, public: bool, allowed_hosts: tuple[str, ...], https_only: bool) -> None:
+def serve(state: State, host: str, port: int, public: bool, allowed_hosts: tuple[str, ...], https_only: bool,
+          public_url: str | None) -> None:
     """Serve the dashboard (Sync, Documents, History) on HOST:PORT, for the admins of `serve-user`."""
     try:
         import uvicorn
@@ -45,7 +49,8 @@ def serve(state: State, host: str, port: int, public: bool, allowed_hosts: tuple
     workspace = state.workspace()
     if not Users(workspace.home).names():
         raise ConfigError("no dashboard user yet; add one with `invoicesync serve-user add NAME`")
-    app = create_app(workspace, allowed_hosts=("127.0.0.1", "localhost", host, *allowed_hosts), https_only=https_only)
+    app = create_app(workspace, allowed_hosts=("127.0.0.1", "localhost", host, *allowed_hosts), https_only=https_only,
+                     public_url=public_url)
     click.echo(f"invoicesync dashboard on http://{host}:{port}/ (Ctrl-C stops it)", err=True)
     # timeout_graceful_shutdown: an open live-progress stream must not hold a stop (Ctrl-C, SIGTERM) back
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False,

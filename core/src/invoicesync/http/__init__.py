@@ -3,9 +3,18 @@
 The retry rules (reads, writes whose outcome can be looked up, throttles, token refreshes) are
 written at the top of ``_client`` and at ``OAuth2Client.refresh``; docs/ops.md repeats them."""
 
-from ._authorize import DEFAULT_REDIRECT_URI, authorize_in_browser, check_redirect_uri, is_loopback
+from ._authorize import (
+    DEFAULT_REDIRECT_URI,
+    authorize_in_browser,
+    browser_callback,
+    callback_state,
+    check_redirect_uri,
+    code_from_callback,
+    is_loopback,
+)
 from ._budget import Budget
 from ._client import Authenticator, ErrorParser, HttpClient, ResponseClassifier, Verdict
+from ._code_flow import CodeFlow
 from ._login import keep_or_login, relogin_command, relogin_hint, secret_for_login, wants_relogin
 from ._oauth import PKCE, OAuth2Client, TokenAuth, TokenSet
 from ._paging import iter_pages, next_link
@@ -16,6 +25,7 @@ __all__ = [
     "PKCE",
     "Authenticator",
     "Budget",
+    "CodeFlow",
     "ErrorParser",
     "HttpClient",
     "OAuth2Client",
@@ -24,7 +34,10 @@ __all__ = [
     "TokenSet",
     "Verdict",
     "authorize_in_browser",
+    "browser_callback",
+    "callback_state",
     "check_redirect_uri",
+    "code_from_callback",
     "is_loopback",
     "iter_pages",
     "keep_or_login",

@@ -11,6 +11,10 @@ Where the login comes back is the ``redirect_uri`` registered with the service:
 
 Either way ``state`` is checked, so a code meant for another login is refused. The caller builds
 the authorize URL (``build_url(redirect_uri, state)``) and adds PKCE where the service takes it.
+
+A web server carries the answer itself (its own callback URL, in a later request): the halves
+``start``/``code_from_callback`` are the same ones the terminal flow above runs, and
+``CodeFlow`` (``_code_flow``) puts them together with the code exchange for a plugin.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import AuthError, ConfigError
+from ..models import AuthStart
 
 #: What a plugin uses when the account sets no ``redirect_uri``: a loopback URI with a fixed port,
 #: as services that match registered URIs exactly need (register it as it is written here).
@@ -58,6 +63,47 @@ def check_redirect_uri(redirect_uri: str) -> str:
     return redirect_uri.strip()
 
 
+def new_state() -> str:
+    return pysecrets.token_urlsafe(24)
+
+
+def start(build_url: BuildUrl, redirect_uri: str) -> AuthStart:
+    """The first half of a login without PKCE: a fresh ``state`` and the URL to send the person to."""
+    state = new_state()
+    return AuthStart(url=build_url(redirect_uri, state), state=state, redirect_uri=redirect_uri)
+
+
+def callback_state(callback_url: str) -> str | None:
+    """The ``state`` an answer carries (a server looks up which login it belongs to by it)."""
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback_url).query)).get("state")
+
+
+def code_from_callback(callback_url: str, started: AuthStart) -> str:
+    """The authorization code in the address the service sent the browser back to, once that
+    address is the redirect URI and its ``state`` is the one ``started`` issued."""
+    return _code_from(_query_of(callback_url.strip(), started.redirect_uri), started.state)
+
+
+def browser_callback(
+    ui: Any,
+    begin: Callable[[str], AuthStart],
+    *,
+    redirect_uri: str | None = None,
+    no_browser: bool = False,
+    timeout: float = 300.0,
+) -> tuple[str, AuthStart]:
+    """The terminal's way of carrying a login back: ``begin(redirect_uri)`` starts it, the browser
+    (or the person pasting) brings the answer. Returns ``(callback URL, what begin returned)``;
+    the caller checks it with ``code_from_callback``, as a web server does with its own callback."""
+    uri = check_redirect_uri(redirect_uri) if redirect_uri else "http://127.0.0.1/callback"
+    if is_loopback(uri):
+        with _Listener(uri) as listener:
+            started = begin(listener.redirect_uri)
+            return listener.wait(ui, started.url, no_browser=no_browser, timeout=timeout), started
+    started = begin(uri)
+    return _pasted(ui, started.url, uri, no_browser=no_browser), started
+
+
 def authorize_in_browser(
     ui: Any,
     build_url: BuildUrl,
@@ -70,18 +116,9 @@ def authorize_in_browser(
 
     ``redirect_uri`` is the registered one (``None``: a loopback URI on any free port). With
     ``no_browser`` the URL is printed and the user pastes the address they land on."""
-    uri = check_redirect_uri(redirect_uri) if redirect_uri else "http://127.0.0.1/callback"
-    state = pysecrets.token_urlsafe(24)
-    if is_loopback(uri):
-        with _Listener(uri) as listener:
-            url = build_url(listener.redirect_uri, state)
-            params = listener.wait(ui, url, no_browser=no_browser, timeout=timeout)
-            sent = listener.redirect_uri
-    else:
-        url = build_url(uri, state)
-        params = _pasted(ui, url, uri, no_browser=no_browser)
-        sent = uri
-    return _code_from(params, state), sent
+    callback, started = browser_callback(ui, lambda uri: start(build_url, uri), redirect_uri=redirect_uri,
+                                         no_browser=no_browser, timeout=timeout)
+    return code_from_callback(callback, started), started.redirect_uri
 
 
 def _code_from(params: dict[str, str], state: str) -> str:
@@ -95,13 +132,12 @@ def _code_from(params: dict[str, str], state: str) -> str:
     return code
 
 
-def _pasted(ui: Any, url: str, redirect_uri: str, *, no_browser: bool) -> dict[str, str]:
+def _pasted(ui: Any, url: str, redirect_uri: str, *, no_browser: bool) -> str:
     """The paste flow: the browser ends on the registered page; the user copies its address."""
     if no_browser or not ui.open_url(url):
         ui.echo(f"Open this URL in a browser and log in:\n\n  {url}\n")
     ui.echo(f"After the login the browser goes to {redirect_uri} (the page may show an error: that is fine).")
-    pasted = ui.prompt("Paste the full address the browser landed on after the login").strip()
-    return _query_of(pasted, redirect_uri)
+    return str(ui.prompt("Paste the full address the browser landed on after the login")).strip()
 
 
 def _query_of(pasted: str, redirect_uri: str) -> dict[str, str]:
@@ -127,7 +163,7 @@ class _Listener:
             raise AuthError(f"cannot listen on {redirect_uri} for the login ({exc.strerror or exc}); close what "
                             "uses that port, or register and set another redirect_uri") from None
         self.server.done = threading.Event()
-        self.server.result = {}
+        self.server.result = ""
         self.server.path = self.path
         port = self.server.server_address[1]
         # Sent exactly as registered; only a port-less URI gets the port chosen here.
@@ -145,15 +181,16 @@ class _Listener:
         self.server.shutdown()
         self.server.server_close()
 
-    def wait(self, ui: Any, url: str, *, no_browser: bool, timeout: float) -> dict[str, str]:
+    def wait(self, ui: Any, url: str, *, no_browser: bool, timeout: float) -> str:
+        """The address the browser came back to (or the one the user pasted)."""
         if not no_browser and ui.open_url(url):
             ui.echo("Waiting for the login to finish in the browser…")
             if not self.server.done.wait(timeout):
                 raise AuthError("no login came back from the browser in time; try --no-browser")
-            return self.server.result
+            split = urllib.parse.urlsplit(self.redirect_uri)
+            return urllib.parse.urlunsplit((split.scheme, split.netloc, split.path, self.server.result, ""))
         ui.echo(f"Open this URL in a browser and log in:\n\n  {url}\n")
-        pasted = ui.prompt("Paste the full URL the browser was sent to after the login")
-        return _query_of(pasted.strip(), self.redirect_uri)
+        return str(ui.prompt("Paste the full URL the browser was sent to after the login")).strip()
 
 
 class _CallbackHandler(http.server.BaseHTTPRequestHandler):
@@ -164,7 +201,7 @@ class _CallbackHandler(http.server.BaseHTTPRequestHandler):
         if parsed.path.rstrip("/") != self.server.path.rstrip("/"):
             self.send_error(404)
             return
-        self.server.result = dict(urllib.parse.parse_qsl(parsed.query))
+        self.server.result = parsed.query
         body = b"<html><body><h1>invoicesync</h1><p>Login received. You can close this window.</p></body></html>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -178,7 +215,7 @@ class _CallbackHandler(http.server.BaseHTTPRequestHandler):
 
 
 class _CallbackServer(http.server.HTTPServer):
-    result: dict[str, str]
+    result: str  #: the query string the browser came back with
     done: threading.Event
     path: str
 

@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from ..workspace import Workspace
 from . import _auth, _connect_pages, _documents_pages, _history_pages, _sync_pages
 from ._jobs import SyncJobs
+from ._oauth_pages import WebLogin
 from ._render import HERE, render
 from ._users import Users, session_secret
 
@@ -46,12 +47,14 @@ class SecurityHeaders:
 
 
 def create_app(workspace: Workspace, *, allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost"),
-               https_only: bool = False, jobs: SyncJobs | None = None) -> Starlette:
+               https_only: bool = False, jobs: SyncJobs | None = None, public_url: str | None = None) -> Starlette:
     """The dashboard over ``workspace``. ``allowed_hosts``: Host headers served (others are refused,
     so a rebound DNS name cannot reach it); ``https_only``: session cookies only over HTTPS (behind a
-    TLS proxy)."""
+    TLS proxy); ``public_url``: the address people open, where OAuth logins come back (default: the
+    request's own, right on loopback; behind a proxy the dashboard cannot tell it)."""
     users = Users(workspace.home)
     jobs = jobs or SyncJobs(workspace)
+    web_login = WebLogin(workspace, render, public_url=public_url)
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/sync", status_code=303)
@@ -62,7 +65,8 @@ def create_app(workspace: Workspace, *, allowed_hosts: Sequence[str] = ("127.0.0
         *_sync_pages.routes(workspace, jobs, render),
         *_documents_pages.routes(workspace, render),
         *_history_pages.routes(workspace, render),
-        *_connect_pages.routes(workspace, render),
+        *web_login.routes(),
+        *_connect_pages.routes(workspace, render, web_login),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [

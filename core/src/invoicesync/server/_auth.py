@@ -29,7 +29,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-PUBLIC = ("/login", "/healthz", "/static/")
+#: ``/oauth/callback`` is where a service sends a login back: that request comes from another
+#: site, so the (SameSite=strict) session cookie does not come with it (see ``_oauth_pages``).
+PUBLIC = ("/login", "/healthz", "/static/", "/oauth/callback")
 MAX_FORM = 1 << 20  # settings forms are small; a bigger body is refused before it is parsed
 
 

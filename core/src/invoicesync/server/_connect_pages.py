@@ -1,8 +1,8 @@
 """+ Import / + Export: pick a plugin, fill in the form made from its settings model, connect.
 
-Plugins that log in with a key connect here. A login that needs a person in the service's own page
-(OAuth) or at a prompt is stopped and the page says to connect that account with the CLI: the
-two-step authorize/redirect hook it needs belongs to the OAuth work, not to this dashboard yet.
+Plugins that log in with a key connect here. A plugin with ``auth_begin``/``auth_complete`` logs in
+through the service's own page in a popup (``_oauth_pages``). Any other login that needs a person
+(a browser, a prompt) is stopped and the page says to connect that account with the CLI.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ..plugins import LoadedPlugin
 from ..secrets import redact
 from ..workspace import Workspace
 from ._forms import FormField, read_form, settings_fields, validate
+from ._oauth_pages import WebLogin, supports_web_login
 from ._sync_pages import notice
 
 KINDS = {"import": PluginKind.SOURCE, "export": PluginKind.TARGET}
@@ -72,7 +73,7 @@ def _option_fields(plugin: LoadedPlugin, values: dict[str, str]) -> list[FormFie
     return settings_fields(ExportOptions, (), values)
 
 
-def routes(workspace: Workspace, render: Callable[..., Response]) -> list[Route]:
+def routes(workspace: Workspace, render: Callable[..., Response], web_login: WebLogin) -> list[Route]:
     async def choose_plugin(request: Request) -> Response:
         direction = request.path_params["direction"]
         if direction not in KINDS:
@@ -95,7 +96,7 @@ def routes(workspace: Workspace, render: Callable[..., Response]) -> list[Route]
         fields = settings_fields(plugin.info.settings, plugin.info.secrets)
         return render(request, "connect_form.html", {
             "plugin": plugin, "fields": fields, "options": _option_fields(plugin, {}), "name": plugin.name,
-            "error": None, "person": None,
+            "error": None, "person": None, "web_login": supports_web_login(plugin),
             "companies": None, "multiple": True, "direction": request.path_params["direction"]})
 
     async def submit(request: Request) -> Response:
@@ -110,6 +111,7 @@ def routes(workspace: Workspace, render: Callable[..., Response]) -> list[Route]
         settings, secrets = read_form(fields, values)
         chosen_options, _ = read_form(options, {k: v for k, v in values.items() if v})
         page = {"plugin": plugin, "fields": fields, "options": options, "name": name, "error": None,
+                "web_login": supports_web_login(plugin),
                 "person": None, "companies": None, "multiple": True, "direction": request.path_params["direction"]}
         settings_ok = validate(plugin.info.settings, fields, settings)
         if not (validate(ExportOptions, options, chosen_options) and settings_ok):
@@ -122,6 +124,8 @@ def routes(workspace: Workspace, render: Callable[..., Response]) -> list[Route]
             Account(name=name, plugin=plugin.name, direction=AccountDirection.IMPORT)
             for key, value in secrets.items():
                 workspace.secrets(name).set(key, value)
+            if chosen is None and (begun := await web_login.begin(request, plugin, name, settings, ui)) is not None:
+                return begun
             # the plugin's login talks to its service: off the event loop
             account = await run_in_threadpool(connect, workspace, plugin.name, ui=ui, name=name, settings=settings)
         except NeedsPerson:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from invoicesync import AuthError, ConfigError, Context
 from invoicesync.http import (
+    CodeFlow,
     OAuth2Client,
     TokenAuth,
-    authorize_in_browser,
+    TokenSet,
     relogin_command,
     secret_for_login,
 )
@@ -59,19 +60,22 @@ def client_secret(ctx: Context) -> None:
     secret_for_login(ctx, CLIENT_SECRET_KEY, "Billit OAuth client secret (from Billit support)")
 
 
+def code_flow(ctx: Context, settings: BillitSettings) -> CodeFlow:
+    """Billit's logon page and code exchange, for the terminal (``login_with_browser``) and the
+    dashboard (``auth_begin``/``auth_complete``) alike."""
+    oauth = oauth_client(ctx, settings)
+
+    def keep(token: TokenSet) -> None:
+        if not token.refresh_token:
+            raise AuthError("Billit answered the login without a refresh token; the login could not be kept")
+        TokenAuth(ctx.secrets, oauth.refresh, key=TOKEN_KEY).store(token)
+
+    # Billit takes exactly client_id, redirect_uri and state: no scope, no PKCE.
+    return CodeFlow(oauth, settings.login_base() + LOGON_PATH, {"client_id": oauth.client_id}, keep=keep)
+
+
 def login_with_browser(ctx: Context, settings: BillitSettings) -> None:
     """The authorization-code flow: Billit's logon page, the redirect, the code exchange."""
     client_secret(ctx)
-    oauth = oauth_client(ctx, settings)
-    logon = settings.login_base() + LOGON_PATH
-
-    def build_url(redirect_uri: str, state: str) -> str:
-        # Billit takes exactly these three; its own params may not ride on redirect_uri.
-        return oauth.authorization_url(logon, client_id=oauth.client_id, redirect_uri=redirect_uri, state=state)
-
-    code, redirect_uri = authorize_in_browser(ctx.ui, build_url, redirect_uri=settings.redirect_uri,
-                                              no_browser=bool(ctx.options.get("no_browser")))
-    token = oauth.exchange_code(code, redirect_uri)
-    if not token.refresh_token:
-        raise AuthError("Billit answered the login without a refresh token; the login could not be kept")
-    TokenAuth(ctx.secrets, oauth.refresh, key=TOKEN_KEY).store(token)
+    code_flow(ctx, settings).in_browser(ctx.ui, redirect_uri=settings.redirect_uri,
+                                        no_browser=bool(ctx.options.get("no_browser")))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from invoicesync import (
     Account,
     AuthError,
+    AuthStart,
     Checkpoint,
     Company,
     Context,
@@ -65,7 +66,6 @@ def plugin_info() -> PluginInfo:
 @hookimpl
 def auth(account: Account, ctx: Context) -> list[Company]:
     settings: BillitSettings = ctx.settings
-    api_key: str | None = None
     if settings.auth == "api_key":
         # --relogin asks for a new key: the stored one is the key that stopped working.
         fresh = wants_relogin(ctx.options) and ctx.ui.interactive
@@ -73,25 +73,43 @@ def auth(account: Account, ctx: Context) -> list[Company]:
             "Billit API key (MyBillit > My profile > Users & API key)", secret=True).strip()
         if not api_key:
             raise AuthError("no Billit API key given")
-
-    def account_information() -> dict[str, Any]:
-        client = BillitClient(ctx, settings, api_key=api_key)
-        try:
-            return client.account_information()
-        except RemoteError as exc:
-            if exc.status in (400, 401, 403):
-                raise AuthError(f"Billit refused the login: {exc}") from None
-            raise
-
-    if settings.auth == "api_key":
-        info = account_information()
-        ctx.secrets.set("api_key", api_key or "")  # kept only once Billit accepted it
+        info = account_information(ctx, settings, api_key)
+        ctx.secrets.set("api_key", api_key)  # kept only once Billit accepted it
     else:
         _auth.client_secret(ctx)
         # A stored login that works is kept (scripts, the demo); --relogin or a dead one logs in.
         info = keep_or_login(ctx, service="Billit", token_key=_auth.TOKEN_KEY,
-                             login=lambda: _auth.login_with_browser(ctx, settings), verify=account_information)
+                             login=lambda: _auth.login_with_browser(ctx, settings),
+                             verify=lambda: account_information(ctx, settings))
     return companies_of(info, ctx)
+
+
+@hookimpl
+def auth_begin(account: Account, ctx: Context, redirect_uri: str) -> AuthStart | None:
+    """The dashboard's login: Billit's logon page, back to the server's callback (an API key needs none)."""
+    settings: BillitSettings = ctx.settings
+    if settings.auth == "api_key":
+        return None
+    _auth.client_secret(ctx)
+    return _auth.code_flow(ctx, settings).begin(redirect_uri)
+
+
+@hookimpl
+def auth_complete(account: Account, ctx: Context, callback_url: str, started: AuthStart) -> list[Company]:
+    settings: BillitSettings = ctx.settings
+    _auth.code_flow(ctx, settings).complete(callback_url, started)
+    return companies_of(account_information(ctx, settings), ctx)
+
+
+def account_information(ctx: Context, settings: BillitSettings, api_key: str | None = None) -> dict[str, Any]:
+    """``GET /v1/account/accountInformation``: proves the login and lists its companies."""
+    client = BillitClient(ctx, settings, api_key=api_key)
+    try:
+        return client.account_information()
+    except RemoteError as exc:
+        if exc.status in (400, 401, 403):
+            raise AuthError(f"Billit refused the login: {exc}") from None
+        raise
 
 
 def companies_of(info: dict[str, Any], ctx: Context) -> list[Company]:

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 from invoicesync import AuthError, ConfigError, Context
 from invoicesync.http import (
-    PKCE,
+    CodeFlow,
     OAuth2Client,
     TokenAuth,
     TokenSet,
-    authorize_in_browser,
     keep_or_login,
     relogin_command,
 )
@@ -88,29 +87,23 @@ def _check_scopes(token: TokenSet, settings: DropboxSettings) -> None:
                         "enable them in the app's Permissions tab and connect again")
 
 
+def code_flow(ctx: Context, settings: DropboxSettings) -> CodeFlow:
+    """Dropbox's consent page and code exchange, for the terminal and the dashboard alike: PKCE,
+    offline access (syncs run unattended), and the token set kept only with the scopes a sync needs."""
+    oauth = oauth_client(ctx, settings)
+
+    def keep(token: TokenSet) -> None:
+        if not token.refresh_token:
+            raise AuthError("Dropbox returned no refresh token; the app must allow offline access")
+        _check_scopes(token, settings)
+        ctx.secrets.set(TOKEN_KEY, token.model_dump_json())
+
+    return CodeFlow(oauth, settings.authorize_url, {
+        "client_id": settings.app_key, "response_type": "code", "token_access_type": "offline",
+        "scope": settings.scopes}, pkce=True, keep=keep)
+
+
 def connect(ctx: Context, settings: DropboxSettings) -> TokenSet:
     """Run the browser login and store the token set. Returns it (the caller must not print it)."""
-    oauth = oauth_client(ctx, settings)
-    pkce = PKCE()
-
-    def build_url(redirect_uri: str, state: str) -> str:
-        return oauth.authorization_url(
-            settings.authorize_url,
-            client_id=settings.app_key,
-            response_type="code",
-            redirect_uri=redirect_uri,
-            state=state,
-            token_access_type="offline",  # we need a refresh token: syncs run unattended
-            scope=settings.scopes,
-            code_challenge=pkce.challenge,
-            code_challenge_method="S256",
-        )
-
-    code, redirect_uri = authorize_in_browser(ctx.ui, build_url, redirect_uri=settings.redirect_uri,
-                                              no_browser=bool(ctx.options.get("no_browser")))
-    token = oauth.exchange_code(code, redirect_uri, verifier=pkce.verifier)
-    if not token.refresh_token:
-        raise AuthError("Dropbox returned no refresh token; the app must allow offline access")
-    _check_scopes(token, settings)
-    ctx.secrets.set(TOKEN_KEY, token.model_dump_json())
-    return token
+    return code_flow(ctx, settings).in_browser(ctx.ui, redirect_uri=settings.redirect_uri,
+                                               no_browser=bool(ctx.options.get("no_browser")))

@@ -36,6 +36,7 @@ from .auth import token_auth
 from .client import DropboxClient
 from .content_hash import content_hash_of_chunks
 from .deletion import apply_deletions, planned_deletion
+from .index import FolderIndex, index_for
 from .paths import DROPBOX_RULES, document_path, fit_path
 from .placement import Earlier, Placer
 from .settings import DropboxSettings
@@ -72,25 +73,52 @@ def push(requests: list[PushRequest], ctx: Context) -> Iterator[Delivery]:
             yield _planned(request, settings, ctx)
         return
     client = DropboxClient(ctx, settings, token_auth(ctx, settings))
-    placer = Placer(client, ctx.account.name, settings.on_change)
+    index = index_for(ctx, settings.template)
+    placer = Placer(client, ctx.account.name, settings.on_change, index)
     uploader = Uploader(ctx, client, chunk_size=settings.chunk_size, threshold=settings.upload_threshold,
                         batch_commit=settings.batch_commit)
     deletions = [r for r in requests if r.document.deleted]
     requests = [r for r in requests if not r.document.deleted]
     try:
+        if index is not None:
+            _moved_by_deletions(index, deletions)
         yield from apply_deletions(deletions, settings, client, ctx)
         works = [_plan(request, settings, placer, ctx) for request in requests]
         uploader.run(_to_upload(works))
+        _note_outcomes(index, works)
         # A name we found free was taken before our commit (another process delivering a document
-        # with the same name): look again, once, and take the next free name.
+        # with the same name): the listing is out of date there, so look each name up, once, and
+        # take the next free name.
         again = [i for i, work in enumerate(works) if any(task.name_taken for task in work.tasks)]
+        placer.index = None
         for i in again:
             works[i] = _plan(works[i].request, settings, placer, ctx)
         uploader.run(_to_upload([works[i] for i in again]))
+        _note_outcomes(index, [works[i] for i in again])
     finally:
         placer.release()
     for work in works:
         yield _delivery(work, ctx)
+
+
+def _moved_by_deletions(index: FolderIndex, deletions: list[PushRequest]) -> None:
+    """Files a deletion moves or removes: the index is not told how that went, so look them up."""
+    for request in deletions:
+        for item in request.previous.extra.get("files", []) if request.previous else []:
+            if isinstance(item, dict) and isinstance(item.get("path"), str):
+                index.unsure(item["path"])
+
+
+def _note_outcomes(index: FolderIndex | None, works: list[DocumentWork]) -> None:
+    """Writes Dropbox confirmed go into the index; a failed write's path (its outcome may be
+    unknown, or someone else's file may be there now) is looked up next time."""
+    if index is None:
+        return
+    for task in (task for work in works for task in work.tasks):
+        if task.written:
+            index.record(task.metadata)
+        elif task.error is not None:
+            index.unsure(task.path)
 
 
 def _to_upload(works: list[DocumentWork]) -> list[FileTask]:

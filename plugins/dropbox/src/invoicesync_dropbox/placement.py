@@ -1,6 +1,7 @@
 """Deciding where a file goes, by looking first: the heart of "never twice".
 
-Before any write the candidate paths are looked up with ``get_metadata``:
+Before any write the candidate paths are looked up, in the run's ``FolderIndex`` where it can
+answer (one listing instead of a ``get_metadata`` per file), else with ``get_metadata``:
 
 1. where the ledger says this document's file went before. Our ``content_hash`` there means it is
    delivered already; an earlier version of ours there (the hash the ledger recorded) is a changed
@@ -25,6 +26,7 @@ from typing import Literal
 from invoicesync.naming import with_suffix_number
 
 from .client import DropboxClient, Metadata, file_hash, is_file, write_mode
+from .index import FolderIndex
 from .paths import path_key
 
 #: How many " (n)" names to try before giving up on keeping both.
@@ -93,11 +95,19 @@ class Placer:
     """Places the files of one push. ``mine`` holds the names its own documents chose, so no two
     of them pick one name, and no other batch of the account picks them while they are in flight."""
 
-    def __init__(self, client: DropboxClient, account: str, policy: Policy) -> None:
+    def __init__(self, client: DropboxClient, account: str, policy: Policy, index: FolderIndex | None = None) -> None:
         self.client = client
         self.account = account
         self.policy = policy
         self.mine: set[str] = set()
+        #: ``None``: every path is looked up with ``get_metadata`` (no fixed root, or placing again
+        #: after a conflict showed the listing is out of date).
+        self.index = index
+
+    def _look(self, path: str) -> Metadata | None:
+        if self.index is None:
+            return self.client.get_metadata(path)
+        return self.index.lookup(self.client, path)
 
     def release(self) -> None:
         """After the commits: Dropbox itself now shows which names are taken."""
@@ -121,7 +131,7 @@ class Placer:
             candidate = planned if n == 1 else with_suffix_number(planned, n)
             if not self._take(candidate):
                 continue  # chosen by another document in flight
-            meta = self.client.get_metadata(candidate)
+            meta = self._look(candidate)
             if meta is None:
                 return Placement(candidate, write_mode())
             if _holds(meta, content_hash):
@@ -134,7 +144,7 @@ class Placer:
         path = earlier.path
         if not self._take(path):
             return None
-        meta = self.client.get_metadata(path)
+        meta = self._look(path)
         if _holds(meta, content_hash):
             return Placement(path, None, meta)
         ours = is_file(meta) and (earlier.content_hash is None or file_hash(meta) == earlier.content_hash)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from invoicesync import Account, Company, Context, Delivery, PluginInfo, PluginKind, PushRequest, hookimpl
+from invoicesync import Account, AuthStart, Company, Context, Delivery, PluginInfo, PluginKind, PushRequest, hookimpl
 from invoicesync.sandbox import SandboxApp
 
 from . import auth as _auth
@@ -37,6 +37,20 @@ def auth(account: Account, ctx: Context) -> list[Company]:
     settings: DropboxSettings = ctx.settings
     _auth.login(ctx, settings)
     ctx.ui.echo("Connected to Dropbox.")
+    return []
+
+
+@hookimpl
+def auth_begin(account: Account, ctx: Context, redirect_uri: str) -> AuthStart:
+    """The dashboard's login: Dropbox's consent page, back to the server's callback."""
+    return _auth.code_flow(ctx, ctx.settings).begin(redirect_uri)
+
+
+@hookimpl
+def auth_complete(account: Account, ctx: Context, callback_url: str, started: AuthStart) -> list[Company]:
+    settings: DropboxSettings = ctx.settings
+    _auth.code_flow(ctx, settings).complete(callback_url, started)
+    _auth.verify(ctx, settings)
     return []
 
 

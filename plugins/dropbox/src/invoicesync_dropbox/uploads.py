@@ -21,6 +21,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,10 @@ from .errors import DropboxApiError, describe, tag_chain
 SESSION_MAX_AGE = 6 * 24 * 3600
 #: incorrect_offset corrections accepted for one file before it is reported as failed.
 MAX_OFFSET_CORRECTIONS = 5
+#: Files whose bytes are sent at once (sessions and lone uploads); commits stay one at a time.
+PARALLEL_UPLOADS = 4
+#: ``finish_batch_v2`` takes at most 1,000 entries.
+MAX_BATCH_ENTRIES = 1000
 #: Failure tags Dropbox uses for "try again shortly": namespace lock contention and throttling.
 TRANSIENT_TAGS = frozenset({"too_many_write_operations", "too_many_requests"})
 
@@ -91,13 +96,16 @@ class Uploader:
         pending = [t for t in tasks if t.mode is not None and t.error is None]
         large = [t for t in pending if t.ref.size > self.threshold]
         small = [t for t in pending if t.ref.size <= self.threshold]
-        for task in large:
-            self._guard(task, self.upload_large)
-        if self.batch_commit and len(small) > 1:
-            self.upload_batch(small)
-        else:
-            for task in small:
-                self._guard(task, self.upload_simple)
+        # Sending bytes takes no namespace lock: sessions go side by side (each large file's chunks
+        # in order); their commits (finish, finish_batch_v2) go one at a time.
+        with ThreadPoolExecutor(max_workers=PARALLEL_UPLOADS, thread_name_prefix="dropbox-upload") as pool:
+            list(pool.map(lambda task: self._guard(task, self.upload_large), large))
+            if self.batch_commit and len(small) > 1:
+                for start in range(0, len(small), MAX_BATCH_ENTRIES):
+                    self.upload_batch(small[start:start + MAX_BATCH_ENTRIES], pool)
+            else:
+                for task in small:  # each files/upload is a commit: one at a time
+                    self._guard(task, self.upload_simple)
 
     def _guard(self, task: FileTask, action: Callable[[FileTask], None]) -> None:
         try:
@@ -156,18 +164,19 @@ class Uploader:
             meta = self.client.upload(task.path, task.mode, self._body(task.ref, 0, size), size, task.content_hash)
         self._accept(task, meta)
 
-    def upload_batch(self, tasks: list[FileTask]) -> None:
-        """Send each file's bytes in its own closed session, then commit them all at once."""
-        started: list[tuple[FileTask, str]] = []
-        for task in tasks:
+    def upload_batch(self, tasks: list[FileTask], pool: ThreadPoolExecutor | None = None) -> None:
+        """Send each file's bytes in its own closed session (side by side), then commit them all at once."""
+        def start(task: FileTask) -> tuple[FileTask, str] | None:
             try:
                 size = task.ref.size
-                session = self.client.session_start(self._body(task.ref, 0, size), size, task.content_hash,
-                                                    close=True)
+                return task, self.client.session_start(self._body(task.ref, 0, size), size, task.content_hash,
+                                                       close=True)
             except (RemoteError, OSError) as exc:
                 task.fail_with(exc)
-                continue
-            started.append((task, session))
+                return None
+
+        sessions = pool.map(start, tasks) if pool is not None else map(start, tasks)
+        started = [item for item in sessions if item is not None]
         if not started:
             return
         entries = [{"cursor": {"session_id": session, "offset": task.ref.size},
@@ -229,8 +238,9 @@ class Uploader:
                                                self._hash(ref, offset, length))
                     offset += length
                     save()
-                meta = self.client.session_finish(session, offset, commit_info(task.path, task.mode),
-                                                  b"", 0, "")
+                with self._batch_lock():
+                    meta = self.client.session_finish(session, offset, commit_info(task.path, task.mode),
+                                                      b"", 0, "")
             except OutcomeUnknown as exc:
                 if offset >= size:  # it was the finish: the file may be committed already
                     self._confirm(task, exc)

@@ -21,12 +21,11 @@ from typing import Any
 import jwt
 from invoicesync import AuthError, ConfigError, Context
 from invoicesync.http import (
-    PKCE,
+    CodeFlow,
     HttpClient,
     OAuth2Client,
     TokenAuth,
     TokenSet,
-    authorize_in_browser,
     relogin_command,
     secret_for_login,
 )
@@ -62,31 +61,34 @@ def build_auth(ctx: Context, settings: GDriveSettings) -> TokenAuth:
                      relogin=relogin_command(ctx.account))
 
 
-def connect_user(ctx: Context, settings: GDriveSettings) -> None:
-    """The browser step (or pasted URL with --no-browser), then the code exchange; the token set
-    (with its refresh token) goes into the secret store."""
+def code_flow(ctx: Context, settings: GDriveSettings) -> CodeFlow:
+    """Google's consent page and code exchange (PKCE), for the terminal and the dashboard alike."""
+    oauth = user_client(ctx, settings, oauth_http(ctx))
+
+    def keep(token: TokenSet) -> None:
+        if not token.refresh_token:
+            raise AuthError("Google returned no refresh token; remove invoicesync's access at "
+                            "myaccount.google.com/permissions and connect again")
+        TokenAuth(ctx.secrets, oauth.refresh, key=SECRET_TOKEN).store(token)
+
+    return CodeFlow(oauth, settings.authorize_url, {
+        "client_id": settings.client_id, "response_type": "code", "scope": settings.scope,
+        # offline + consent: Google only returns a refresh token when both are asked for.
+        "access_type": "offline", "prompt": "consent", "include_granted_scopes": "true"}, pkce=True, keep=keep)
+
+
+def client_secret(ctx: Context) -> None:
     # Typed or from the environment, it is stored: every later refresh needs it.
     secret_for_login(ctx, SECRET_CLIENT_SECRET, "OAuth client secret of your Google Desktop-app client "
                      "(empty if none)", optional=True)
-    oauth = user_client(ctx, settings, oauth_http(ctx))
-    pkce = PKCE()
 
-    def build_url(redirect_uri: str, state: str) -> str:
-        return oauth.authorization_url(
-            settings.authorize_url, client_id=settings.client_id, redirect_uri=redirect_uri,
-            response_type="code", scope=settings.scope, state=state,
-            # offline + consent: Google only returns a refresh token when both are asked for.
-            access_type="offline", prompt="consent", include_granted_scopes="true",
-            code_challenge=pkce.challenge, code_challenge_method="S256",
-        )
 
-    code, redirect_uri = authorize_in_browser(ctx.ui, build_url, redirect_uri=settings.redirect_uri,
-                                              no_browser=bool(ctx.options.get("no_browser")))
-    token = oauth.exchange_code(code, redirect_uri, verifier=pkce.verifier)
-    if not token.refresh_token:
-        raise AuthError("Google returned no refresh token; remove invoicesync's access at "
-                        "myaccount.google.com/permissions and connect again")
-    TokenAuth(ctx.secrets, oauth.refresh, key=SECRET_TOKEN).store(token)
+def connect_user(ctx: Context, settings: GDriveSettings) -> None:
+    """The browser step (or pasted URL with --no-browser), then the code exchange; the token set
+    (with its refresh token) goes into the secret store."""
+    client_secret(ctx)
+    code_flow(ctx, settings).in_browser(ctx.ui, redirect_uri=settings.redirect_uri,
+                                        no_browser=bool(ctx.options.get("no_browser")))
 
 
 def connect_service_account(ctx: Context, settings: GDriveSettings) -> None:

@@ -31,6 +31,7 @@ from .client import DriveClient
 from .deletion import Deletions
 from .errors import is_not_found
 from .folders import FolderTree
+from .listing import listings_for
 from .names import DRIVE_RULES
 from .settings import GDriveSettings
 from .upload import FileResult, FileSpec, Uploader, file_roles
@@ -42,7 +43,8 @@ class Exporter:
         self.settings: GDriveSettings = ctx.settings
         self.client = DriveClient(ctx, self.settings, None if ctx.dry_run else build_auth(ctx, self.settings))
         self.tree = FolderTree(self.client, ctx.kv, ctx.account.name)
-        self.uploader = Uploader(self.client, ctx)
+        self.listings = listings_for(ctx)
+        self.uploader = Uploader(self.client, ctx, self.listings)
         self.deletions = Deletions(self.client, self.tree, ctx)
 
     def push(self, requests: list[PushRequest]) -> Iterator[Delivery]:
@@ -57,7 +59,11 @@ class Exporter:
     def _push_one(self, request: PushRequest) -> Delivery:
         document = request.document
         if document.deleted:
-            return self.deletions.apply(request)
+            delivery = self.deletions.apply(request)
+            # The deletion moved or trashed files this run may have listed: list that folder again.
+            folder_id = request.previous.extra.get("folder_id") if request.previous else None
+            self.listings.forget(folder_id if isinstance(folder_id, str) else None)
+            return delivery
         files = self._files(request)
         main = main_file(files)
         if main is None:

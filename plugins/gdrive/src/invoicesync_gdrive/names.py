@@ -50,14 +50,20 @@ def is_variant(name: str, planned: str) -> bool:
     return match is not None and int(match.group(1)) >= 2
 
 
-def free_name(client: DriveClient, folder_id: str, planned: str, owner: dict[str, str], document_id: str) -> str:
+def free_name(client: DriveClient, folder_id: str, planned: str, owner: dict[str, str], document_id: str,
+              listed: list[dict[str, Any]] | None = None) -> str:
     """The first of ``planned``, ``planned (2)``, ... that no file in the folder holds, except a
-    file whose ``appProperties`` include all of ``owner`` (that one is ours: the name is free)."""
+    file whose ``appProperties`` include all of ``owner`` (that one is ours: the name is free).
+    ``listed``: the folder's files, when the run has listed it already (no request then)."""
     for first in range(1, _MAX_SUFFIX + 1, _BATCH):
         candidates = [planned if n == 1 else with_suffix_number(planned, n) for n in range(first, first + _BATCH)]
-        names = " or ".join(f"name = {quote(c)}" for c in candidates)
-        q = f"{quote(folder_id)} in parents and trashed = false and ({names})"
-        taken = {f.get("name") for f in client.list_files(q, "id,name,appProperties") if not _owned(f, owner)}
+        if listed is not None:
+            found: list[dict[str, Any]] = [f for f in listed if f.get("name") in candidates]
+        else:
+            names = " or ".join(f"name = {quote(c)}" for c in candidates)
+            q = f"{quote(folder_id)} in parents and trashed = false and ({names})"
+            found = list(client.list_files(q, "id,name,appProperties"))
+        taken = {f.get("name") for f in found if not _owned(f, owner)}
         for candidate in candidates:
             if candidate not in taken:
                 return candidate

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from invoicesync import Account, Company, Context, Delivery, PluginInfo, PluginKind, PushRequest, hookimpl
+from invoicesync import Account, AuthStart, Company, Context, Delivery, PluginInfo, PluginKind, PushRequest, hookimpl
 from invoicesync.http import keep_or_login
 from invoicesync.naming import validate_template
 
-from .auth import build_auth, connect_service_account, connect_user
+from .auth import build_auth, client_secret, code_flow, connect_service_account, connect_user
 from .client import DriveClient
 from .export import Exporter
 from .folders import FolderTree
@@ -37,20 +37,43 @@ def auth(account: Account, ctx: Context) -> list[Company]:
     settings: GDriveSettings = ctx.settings
     validate_template(settings.template)
     settings.check_mode()
-    def root_folder() -> None:
-        if not ctx.dry_run:
-            client = DriveClient(ctx, settings, build_auth(ctx, settings))
-            root = FolderTree(client, ctx.kv, account.name).root(refresh=True)
-            ctx.ui.echo(f"Documents will be written under Drive folder {root}.")
-
     if settings.auth_mode == "service_account":
         connect_service_account(ctx, settings)
-        root_folder()
+        _root_folder(account, ctx, settings)
     else:
         # A stored login that works is kept (scripts, the demo); --relogin or a dead one logs in.
         keep_or_login(ctx, service="Google", token_key=SECRET_TOKEN, login=lambda: connect_user(ctx, settings),
-                      verify=root_folder)
+                      verify=lambda: _root_folder(account, ctx, settings))
     return []
+
+
+@hookimpl
+def auth_begin(account: Account, ctx: Context, redirect_uri: str) -> AuthStart | None:
+    """The dashboard's login: Google's consent page, back to the server's callback (a service
+    account needs no page: ``auth`` connects it)."""
+    settings: GDriveSettings = ctx.settings
+    validate_template(settings.template)
+    settings.check_mode()
+    if settings.auth_mode == "service_account":
+        return None
+    client_secret(ctx)
+    return code_flow(ctx, settings).begin(redirect_uri)
+
+
+@hookimpl
+def auth_complete(account: Account, ctx: Context, callback_url: str, started: AuthStart) -> list[Company]:
+    settings: GDriveSettings = ctx.settings
+    code_flow(ctx, settings).complete(callback_url, started)
+    _root_folder(account, ctx, settings)
+    return []
+
+
+def _root_folder(account: Account, ctx: Context, settings: GDriveSettings) -> None:
+    """Proves the login works: finds or creates the root folder."""
+    if not ctx.dry_run:
+        client = DriveClient(ctx, settings, build_auth(ctx, settings))
+        root = FolderTree(client, ctx.kv, account.name).root(refresh=True)
+        ctx.ui.echo(f"Documents will be written under Drive folder {root}.")
 
 
 @hookimpl

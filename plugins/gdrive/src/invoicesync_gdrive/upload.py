@@ -19,6 +19,7 @@ from invoicesync import Context, DocumentError, FileRef, OutcomeUnknown
 from invoicesync.naming import file_keys
 
 from .client import DriveClient, RangeReader, SessionGoneError, UploadProgress, app_property, quote
+from .listing import FolderListings
 from .names import free_name, is_variant, name_lock
 
 APP_DOCUMENT = "invoicesync_document"
@@ -82,10 +83,12 @@ def blob_reader(ctx: Context, sha256: str) -> RangeReader:
 
 
 class Uploader:
-    def __init__(self, client: DriveClient, ctx: Context) -> None:
+    def __init__(self, client: DriveClient, ctx: Context, listings: FolderListings | None = None) -> None:
         self.client = client
         self.ctx = ctx
         self.settings = client.settings
+        #: The run's folder listings; ``None``: every look-up asks Drive.
+        self.listings = listings
 
     def sync(self, spec: FileSpec, folder_id: str, known_id: str | None) -> FileResult:
         md5 = self.md5(spec.ref.sha256)
@@ -95,25 +98,36 @@ class Uploader:
                 return FileResult(existing, written=False)
             # Changed content, same place: replace it in the file we have (same id, same name).
             file = self._write(spec, self._metadata(spec, existing["name"]), md5, file_id=existing["id"], params={})
+            self._note(file, folder_id)
         else:
             # A new file, or one that must move or be renamed: its name is chosen and taken under
             # one lock, so two threads never settle on the same free name.
             with name_lock(self.ctx.account.name, folder_id, spec.name):
                 name = spec.name
                 if spec.keep_apart:
-                    name = free_name(self.client, folder_id, spec.name, self._owner(spec), spec.document_id)
+                    listed = self.listings.files(self.client, folder_id) if self.listings else None
+                    name = free_name(self.client, folder_id, spec.name, self._owner(spec), spec.document_id,
+                                     listed)
                 metadata = self._metadata(spec, name)
                 if existing is None:
                     file = self._create(spec, metadata, folder_id, md5)
                 else:
                     file = self._write(spec, metadata, md5, file_id=existing["id"],
                                        params=_move(existing, folder_id))
+                # Still under the name lock: the next thread to choose here sees this name taken.
+                self._note(file, folder_id)
         file = self._complete(file)
+        self._note(file, folder_id)
         if str(file.get("md5Checksum") or "").lower() != md5:
             raise DocumentError(f"Drive holds different bytes than were sent for {file.get('name')} "
                                 f"(md5 {file.get('md5Checksum')} ≠ {md5}); it will be sent again next run",
                                 document=spec.document_id, field=spec.role)
         return FileResult(file, written=True)
+
+    def _note(self, file: dict[str, Any], folder_id: str) -> None:
+        if self.listings is not None:
+            # A write's answer may lack ``parents``: an upload answer names no folder unless asked.
+            self.listings.note(file if "parents" in file or "id" not in file else {**file, "parents": [folder_id]})
 
     def _complete(self, file: dict[str, Any]) -> dict[str, Any]:
         """The written file with the fields we check. An upload answer should carry them (we ask
@@ -140,16 +154,23 @@ class Uploader:
 
     # -- looking up --------------------------------------------------------------------------
 
-    def find(self, spec: FileSpec, folder_id: str, known_id: str | None) -> dict[str, Any] | None:
-        """Our file for (document, role): by the id the ledger remembers, else by appProperties."""
+    def find(self, spec: FileSpec, folder_id: str, known_id: str | None, *,
+             fresh: bool = False) -> dict[str, Any] | None:
+        """Our file for (document, role): by the id the ledger remembers, else by appProperties —
+        from the run's listing of the folder, or (``fresh``) by asking Drive."""
         if known_id:
             file = self.client.get_file(known_id)
             if file and not file.get("trashed") and (file.get("appProperties") or {}).get(APP_DOCUMENT) \
                     == spec.document_key:
                 return file
-        q = (f"{quote(folder_id)} in parents and trashed = false and "
-             f"{app_property(APP_DOCUMENT, spec.document_key)} and {app_property(APP_ROLE, spec.role)}")
-        found = list(self.client.list_files(q))
+        if self.listings is not None and not fresh:
+            owner = self._owner(spec)
+            found = [f for f in self.listings.files(self.client, folder_id)
+                     if all((f.get("appProperties") or {}).get(k) == v for k, v in owner.items())]
+        else:
+            q = (f"{quote(folder_id)} in parents and trashed = false and "
+                 f"{app_property(APP_DOCUMENT, spec.document_key)} and {app_property(APP_ROLE, spec.role)}")
+            found = list(self.client.list_files(q))
         # Should two ever exist (made outside our control), keep writing to the oldest one.
         return min(found, key=lambda f: (f.get("createdTime") or "", f["id"])) if found else None
 
@@ -173,7 +194,7 @@ class Uploader:
                 return self._write(spec, metadata, md5, file_id=None, params={})
             except OutcomeUnknown:
                 # The create may have happened: look before trying again, never create blind.
-                found = self.find(spec, folder_id, None)
+                found = self.find(spec, folder_id, None, fresh=True)
                 if found is not None and _holds(found, spec, md5):
                     return found
                 if found is not None:  # created, but the content is not complete: replace it in place

@@ -31,3 +31,23 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   events.onerror = () => events.close();
 });
+
+// OAuth logins: the service's login page opens in a popup; when it comes back to /oauth/callback,
+// that page sends the dashboard window on to the company checklist and closes. Without a script
+// the link opens a tab, and the page it comes back to has a link to go on.
+document.addEventListener("click", (event) => {
+  const link = event.target.closest && event.target.closest("a[data-popup]");
+  if (!link) return;
+  if (window.open(link.href, link.dataset.popup, "popup,width=560,height=720")) event.preventDefault();
+});
+
+document.addEventListener("DOMContentLoaded", () => {
+  const back = document.getElementById("oauth-return");
+  if (!back || !window.opener) return;
+  try {
+    window.opener.location.assign(back.dataset.continue);
+    window.close();
+  } catch (error) {
+    // the opener is not the dashboard any more: the link on this page still works
+  }
+});

@@ -25,11 +25,14 @@ from .store import (
     TooManyWritesError,
     check_names,
     check_path,
+    normalize_key,
 )
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 MAX_BATCH = 1000
+#: ``list_folder``'s ``limit`` runs 1..2000 (approximate on Dropbox).
+MAX_LIST_LIMIT = 2000
 
 
 def parse_mode(value: Any, route: str) -> dict[str, Any]:
@@ -272,25 +275,66 @@ class DropboxRoutes:
             if entry.kind != "folder":
                 raise RouteError({".tag": "path", "path": {".tag": "not_folder"}})
             path = entry.display
-        limit = arg.get("limit", 2000)
-        if not isinstance(limit, int) or not 1 <= limit <= 2000:
-            raise BadInputError('Error in call to API function "files/list_folder": limit: must be 1..2000')
-        return self._page(str(path), bool(arg.get("recursive", False)), 0, limit)
+        limit = arg.get("limit", MAX_LIST_LIMIT)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
+            raise BadInputError(f'Error in call to API function "files/list_folder": limit: '
+                                f"must be 1..{MAX_LIST_LIMIT}")
+        recursive = arg.get("recursive", False)
+        if not isinstance(recursive, bool):
+            raise BadInputError('Error in call to API function "files/list_folder": recursive: expected bool')
+        with self.namespace.lock:
+            state = {"path": str(path), "recursive": recursive, "limit": limit, "epoch": self.namespace.epoch,
+                     "since": self.namespace.seq, "after": ""}
+        return self._listing_page(state)
 
     def list_folder_continue(self, request: Request, arg: dict[str, Any]) -> Response:
+        """A cursor first pages through the listing as it was when it started, then (once
+        ``has_more`` is false) reports every change after that: new or changed entries, and
+        ``deleted`` ones, as Dropbox does. A cursor from before ``reset_cursors`` is refused."""
+        cursor = arg.get("cursor")
+        if not isinstance(cursor, str) or not cursor:
+            raise BadInputError('Error in call to API function "files/list_folder/continue": cursor: '
+                                "missing required field")
         try:
-            state = json.loads(base64.urlsafe_b64decode(str(arg.get("cursor", "")).encode()))
-            return self._page(state["path"], state["recursive"], state["pos"], state["limit"])
+            state = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+            stale = state["epoch"] != self.namespace.epoch
+            listing = "after" in state
         except (ValueError, KeyError, TypeError):
             raise RouteError({".tag": "reset"}) from None
+        if stale:
+            raise RouteError({".tag": "reset"})
+        return self._listing_page(state) if listing else self._changes_page(state)
 
-    def _page(self, path: str, recursive: bool, pos: int, limit: int) -> Response:
-        entries = self.namespace.children(path, recursive)
-        page = entries[pos:pos + limit]
-        state = {"path": path, "recursive": recursive, "pos": pos + len(page), "limit": limit}
+    def _listing_page(self, state: dict[str, Any]) -> Response:
+        # Paged by the last key handed out, so an entry deleted meanwhile never shifts one out.
+        entries = [e for e in self.namespace.children(state["path"], state["recursive"])
+                   if normalize_key(e.display) > state["after"]]
+        page = entries[:state["limit"]]
+        more = len(entries) > len(page)
+        if more:
+            following = {**state, "after": normalize_key(page[-1].display)}
+        else:
+            following = {k: v for k, v in state.items() if k != "after"}
+        return self._answer([e.metadata(tagged=True) for e in page], following, more)
+
+    def _changes_page(self, state: dict[str, Any]) -> Response:
+        changes = self.namespace.changes(state["path"], state["recursive"], int(state["since"]))
+        page = changes[:state["limit"]]
+        since = page[-1][0] if page else state["since"]
+        entries = [entry.metadata(tagged=True) if entry is not None else _deleted(display)
+                   for _, display, entry in page]
+        return self._answer(entries, {**state, "since": since}, len(changes) > len(page))
+
+    @staticmethod
+    def _answer(entries: list[dict[str, Any]], state: dict[str, Any], more: bool) -> Response:
         cursor = base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
-        return Response.json({"entries": [e.metadata(tagged=True) for e in page], "cursor": cursor,
-                              "has_more": pos + len(page) < len(entries)})
+        return Response.json({"entries": entries, "cursor": cursor, "has_more": more})
+
+
+def _deleted(display: str) -> dict[str, Any]:
+    """DeletedMetadata: what ``list_folder/continue`` reports for a path that holds nothing now."""
+    return {".tag": "deleted", "name": display.rsplit("/", 1)[-1], "path_lower": normalize_key(display),
+            "path_display": display}
 
 
 __all__ = ["DropboxRoutes"]

@@ -162,6 +162,11 @@ class Namespace:
         self._contentions: list[Contention] = []
         #: Commits refused by ``contend``, per path (lower-cased): what a test asserts on.
         self.refused: dict[str, int] = {}
+        #: The change journal behind ``list_folder/continue``: per path key, the sequence number of
+        #: its last change and its display path then. ``epoch`` invalidates every cursor (``reset``).
+        self.seq = 0
+        self.journal: dict[str, tuple[int, str]] = {}
+        self.epoch = 0
 
     # -- the write lock ------------------------------------------------------------------------
 
@@ -212,6 +217,24 @@ class Namespace:
                      and (recursive or "/" not in key[len(prefix):])]
         return sorted(found, key=lambda e: normalize_key(e.display))
 
+    def changes(self, path: str, recursive: bool, since: int) -> list[tuple[int, str, Entry | None]]:
+        """What changed under ``path`` after change ``since``, oldest first: ``(seq, display, entry)``,
+        with ``entry`` ``None`` for a path that holds nothing now (deleted or moved away)."""
+        prefix = normalize_key(path).rstrip("/") + "/"
+        with self.lock:
+            found = [(seq, display, self.entries.get(key)) for key, (seq, display) in self.journal.items()
+                     if seq > since and key.startswith(prefix) and (recursive or "/" not in key[len(prefix):])]
+        return sorted(found, key=lambda change: change[0])
+
+    def reset_cursors(self) -> None:
+        """Invalidate every cursor handed out, as Dropbox may: the client must list again."""
+        with self.lock:
+            self.epoch += 1
+
+    def _touched(self, display: str) -> None:
+        self.seq += 1
+        self.journal[normalize_key(display)] = (self.seq, display)
+
     def used(self) -> int:
         with self.lock:
             return sum(e.size for e in self.entries.values() if e.kind == "file")
@@ -234,6 +257,7 @@ class Namespace:
             existing = self.entries.get(normalize_key(candidate))
             if existing is None:
                 self.entries[normalize_key(candidate)] = Entry("folder", candidate, self._new_id())
+                self._touched(candidate)
                 display = candidate
             elif existing.kind == "file":
                 raise RouteError(conflict("file_ancestor"))
@@ -293,6 +317,7 @@ class Namespace:
             if existing is not None and existing.blob is not None:
                 existing.blob.unlink(missing_ok=True)
             self.entries[normalize_key(target)] = entry
+            self._touched(entry.display)
             return entry
 
     def _free_name(self, path: str, digest: str) -> tuple[str, Entry | None]:
@@ -331,6 +356,8 @@ class Namespace:
             moved = Entry("file", display, source.id, source.rev, source.size, source.content_hash, source.blob,
                           source.client_modified, _now())
             self.entries[normalize_key(display)] = moved
+            self._touched(source.display)
+            self._touched(display)
             return moved
 
     def delete(self, path: str, parent_rev: str | None) -> Entry:
@@ -346,6 +373,7 @@ class Namespace:
             prefix = normalize_key(entry.display) + "/"
             for key in [k for k in self.entries if k == normalize_key(entry.display) or k.startswith(prefix)]:
                 self.deleted[key] = self.entries.pop(key)
+                self._touched(self.deleted[key].display)
             return entry
 
     def create_folder(self, path: str, autorename: bool) -> Entry:
@@ -360,6 +388,7 @@ class Namespace:
             display = self._ensure_parents(path)
             entry = Entry("folder", display, self._new_id())
             self.entries[normalize_key(display)] = entry
+            self._touched(display)
             return entry
 
 

@@ -1,5 +1,0 @@
-"""``python -m invoicesync``: the same as the ``invoicesync`` command."""
-
-from .cli import main
-
-main()

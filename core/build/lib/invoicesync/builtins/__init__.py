@@ -1,1 +1,0 @@
-"""Plugins that ship with core. They register through entry points exactly like external ones."""

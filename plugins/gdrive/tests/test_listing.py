@@ -1,0 +1,98 @@
+"""The run's folder listings: one ``files.list`` per folder instead of two per new file, with
+the same guarantees. Request COUNTS are asserted, never times."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from invoicesync import DeliveryStatus
+from invoicesync.sandbox import Request, Response
+from invoicesync_gdrive import listing as listing_module
+from invoicesync_gdrive.upload import APP_DOCUMENT
+
+N = 12
+FOLDER = "invoicesync/Acme BV/2026/purchase"
+
+
+def _record_lists(drive: Any) -> list[str]:
+    """The ``q`` of every ``files.list`` the sandbox answers from now on."""
+    seen: list[str] = []
+    original = drive.app.handle
+
+    def handle(request: Request) -> Response:
+        if request.method == "GET" and request.path == "/drive/v3/files":
+            seen.append(request.arg("q") or "")
+        response: Response = original(request)
+        return response
+
+    drive.app.handle = handle
+    return seen
+
+
+def _documents(drive: Any, n: int = N) -> list[Any]:
+    return [drive.document(12 * k + 1, f"%PDF listing {k}".encode(), number=f"LST-{k:03d}") for k in range(n)]
+
+
+def test_a_first_sync_lists_each_folder_once_and_asks_nothing_per_file(drive: Any) -> None:
+    drive.push(_documents(drive, 1))  # the folder chain exists; what is left is per-file work
+    lists = _record_lists(drive)
+    deliveries = drive.push(_documents(drive)[1:])
+    assert [d.status for d in deliveries] == [DeliveryStatus.DELIVERED] * (N - 1)
+    folder = drive.app.find_path(FOLDER)
+    assert lists == [f"'{folder.id}' in parents and trashed = false"]  # one listing for 11 new files
+    assert drive.uploads() == N  # one multipart upload per file
+
+
+def test_a_file_created_between_the_listing_and_the_write_is_left_alone(drive: Any) -> None:
+    """Someone adds a file named like ours after the listing: theirs is never overwritten, and our
+    document still has exactly one file, found again (not copied) on the next run."""
+    first, second = _documents(drive, 2)
+    drive.push([first])
+    folder = drive.app.find_path(FOLDER)
+    name = "2026-02-01_Supplier NV_LST-001.pdf"
+    original = drive.app.handle
+    planted: list[Any] = []
+
+    def handle(request: Request) -> Response:
+        response: Response = original(request)
+        listing = f"'{folder.id}' in parents and trashed = false"
+        if request.path == "/drive/v3/files" and request.arg("q") == listing and not planted:
+            with drive.app.store.lock:
+                planted.append(drive.app.store.create({"name": name, "parents": [folder.id]}, None,
+                                                      "application/pdf", all_drives=True))
+        return response
+
+    drive.app.handle = handle
+    [delivery] = drive.push([second])
+    drive.app.handle = original
+    [foreign] = planted
+    assert delivery.status is DeliveryStatus.DELIVERED and delivery.target_id != foreign.id
+    assert foreign.version == 1  # never overwritten
+    ours = [f for f in drive.live_files() if f.app_properties.get(APP_DOCUMENT) == second.id]
+    assert len(ours) == 1
+    uploads = drive.uploads()
+    [again] = drive.push([second], previous=False)  # even without the ledger: found, not copied
+    assert again.status is DeliveryStatus.UNCHANGED and drive.uploads() == uploads
+
+
+class _Crash(BaseException):
+    """The process dies: nothing after this point runs, not even the ledger's record."""
+
+
+def test_a_crash_after_the_write_before_the_listing_update_does_not_duplicate(
+        drive: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    documents = _documents(drive, 3)
+
+    def crash(self: Any, file: Any) -> None:
+        raise _Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(listing_module.FolderListings, "note", crash)
+        with pytest.raises(_Crash):
+            drive.push(documents, record=False)
+    assert len(drive.live_files()) == 1  # the first write landed; then the process "died"
+    uploads = drive.uploads()
+    again = drive.push(documents)
+    assert [d.status for d in again] == [DeliveryStatus.UNCHANGED] + [DeliveryStatus.DELIVERED] * 2
+    assert drive.uploads() == uploads + 2 and len(drive.live_files()) == 3
