@@ -10,7 +10,9 @@ The browser step lives in ``_authorize``.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import secrets as pysecrets
 import threading
 import time
 import urllib.parse
@@ -18,9 +20,6 @@ from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 import httpx
-from authlib.common.security import generate_token
-from authlib.common.urls import add_params_to_uri
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from pydantic import BaseModel, ValidationError
 
 from ..errors import AuthError, OutcomeUnknown
@@ -67,8 +66,9 @@ class PKCE:
     """An S256 code verifier and its challenge (RFC 7636)."""
 
     def __init__(self) -> None:
-        self.verifier = generate_token(64)
-        self.challenge = create_s256_code_challenge(self.verifier)
+        self.verifier = pysecrets.token_urlsafe(48)  # 64 characters of [A-Za-z0-9_-], as RFC 7636 allows
+        digest = hashlib.sha256(self.verifier.encode("ascii")).digest()
+        self.challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 class OAuth2Client:
@@ -102,7 +102,10 @@ class OAuth2Client:
         self.relogin = relogin
 
     def authorization_url(self, authorize_url: str, **params: str | None) -> str:
-        return add_params_to_uri(authorize_url, [(k, v) for k, v in params.items() if v is not None])
+        parts = urllib.parse.urlsplit(authorize_url)
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        query += [(k, v) for k, v in params.items() if v is not None]
+        return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
     def exchange_code(self, code: str, redirect_uri: str, *, verifier: str | None = None) -> TokenSet:
         """Trade the code from the login for tokens. A code works once: after a lost answer it
