@@ -15,7 +15,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
-from invoicesync import DeliveryStatus, RemoteError
+from invoicesync import RemoteError
 from invoicesync.cli._new_plugin import render_plugin
 
 
