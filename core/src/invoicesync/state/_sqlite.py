@@ -8,15 +8,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..models import Account, Delivery, DeliveryStatus, Document, DocumentRef
+from ..processes import ProcessIdentity
 from ._history import HistoryQueries
 from ._library import LibraryQueries, document_where
-from ._lock import FileRunnerLock, RunnerInfo
+from ._lock import FileRunnerLock, RunnerInfo, claim_is_stale
 from ._store import DocumentFilter, Failure, UpsertOutcome
 
 # Each migration takes the schema from version i to i+1. Append only; never edit a released one.
@@ -104,6 +105,12 @@ MIGRATIONS: list[str] = [
     BEGIN INSERT INTO delivery_log VALUES (NEW.document_id, NEW.target, NEW.version, NEW.status,
         NEW.target_path, NEW.message, NEW.at); END;
     """,
+    # 7: who holds each claim (the owner process), so a killed run's claims are taken over at once
+    """
+    ALTER TABLE claims ADD COLUMN owner_host TEXT;
+    ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE claims ADD COLUMN owner_started TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -140,6 +147,8 @@ class SqliteStore(LibraryQueries, HistoryQueries):
         # One opening of the store is one run (one command): failures count runs by it, so the
         # in-run retries of one document count as one failing run.
         self._run = uuid.uuid4().hex
+        #: The run (its claim-owner token) holding this home's runner lock through this store, if any.
+        self._lock_run: str | None = None
         try:
             self._db = self._connect()
             self.schema_version = self._migrate(target_version)
@@ -431,20 +440,51 @@ class SqliteStore(LibraryQueries, HistoryQueries):
 
     def runner_lock(self, me: RunnerInfo, *, wait: float | None = 0.0,
                     should_stop: Callable[[], bool] = lambda: False) -> AbstractContextManager[None]:
-        return FileRunnerLock(self.path.with_name("runner.lock")).hold(me, wait=wait, should_stop=should_stop)
+        return self._holding(me, FileRunnerLock(self.path.with_name("runner.lock")).hold(
+            me, wait=wait, should_stop=should_stop))
+
+    @contextmanager
+    def _holding(self, me: RunnerInfo, lock: AbstractContextManager[None]) -> Iterator[None]:
+        """Remember which run holds the runner lock: while it does, no other run of this home is live."""
+        with lock:
+            self._lock_run = me.token or None
+            try:
+                yield
+            finally:
+                self._lock_run = None
 
     def claim(self, document_id: str, target: str, owner: str, lease: float) -> bool:
-        now = time.time()
-        # One statement, so SQLite's write lock makes it atomic across processes: a claim is taken
-        # if it is free, already ours, or its owner let the lease run out (it crashed).
-        cursor = self._exec(
-            """INSERT INTO claims (document_id, target, owner, expires_at) VALUES (?, ?, ?, ?)
-               ON CONFLICT (document_id, target) DO UPDATE SET owner = excluded.owner,
-                   expires_at = excluded.expires_at
-               WHERE claims.owner = excluded.owner OR claims.expires_at < ?""",
-            (document_id, target, owner, now + lease, now),
-        )
-        return cursor.rowcount == 1
+        me = ProcessIdentity.current()
+        for _ in range(3):  # a claim released between the two statements below is tried again
+            now = time.time()
+            # One statement, so SQLite's write lock makes it atomic across processes: a claim is
+            # taken if it is free, already ours, or its owner let the lease run out.
+            cursor = self._exec(
+                """INSERT INTO claims (document_id, target, owner, expires_at, owner_host, owner_pid,
+                       owner_started) VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (document_id, target) DO UPDATE SET owner = excluded.owner,
+                       expires_at = excluded.expires_at, owner_host = excluded.owner_host,
+                       owner_pid = excluded.owner_pid, owner_started = excluded.owner_started
+                   WHERE claims.owner = excluded.owner OR claims.expires_at < ?""",
+                (document_id, target, owner, now + lease, me.host, me.pid, me.started, now),
+            )
+            if cursor.rowcount == 1:
+                return True
+            held = self._one("SELECT owner, owner_host, owner_pid, owner_started FROM claims "
+                             "WHERE document_id = ? AND target = ?", (document_id, target))
+            if held is None:
+                continue
+            if not claim_is_stale(held["owner"], held["owner_host"], held["owner_pid"], held["owner_started"],
+                                  claimant=owner, lock_run=self._lock_run):
+                return False
+            # Take it from that owner only: if another run took it meanwhile, this matches nothing.
+            cursor = self._exec(
+                """UPDATE claims SET owner = ?, expires_at = ?, owner_host = ?, owner_pid = ?, owner_started = ?
+                   WHERE document_id = ? AND target = ? AND owner = ?""",
+                (owner, now + lease, me.host, me.pid, me.started, document_id, target, held["owner"]),
+            )
+            return cursor.rowcount == 1
+        return False
 
     def release_claim(self, document_id: str, target: str, owner: str) -> None:
         self._exec("DELETE FROM claims WHERE document_id = ? AND target = ? AND owner = ?",
