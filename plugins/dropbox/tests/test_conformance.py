@@ -33,6 +33,7 @@ def _sha256(path: object) -> str:
 class TestConformance(TargetConformance):
     plugin = "dropbox"
     # Every route that commits a file: a lone upload, a large session's finish, a batch commit.
+    on_delete = {"keep": "skipped", "move": "deleted", "trash": "deleted"}
     write_path = r"/2/files/(upload|upload_session/finish|upload_session/finish_batch_v2)$"
 
     def stored_objects(self, env: TargetEnv) -> list[StoredObject]:

@@ -31,6 +31,7 @@ class TestConformance(TargetConformance):
     # A document's writes are POSTs: the draft (purchaseInvoices / purchaseCreditMemos), then each
     # attachment's metadata record. The content PATCH that follows changes the attachment's etag,
     # which ``stored_objects`` reports as its revision, so a re-upload is seen there.
+    on_delete = {"delete": "deleted", "keep": "skipped"}
     write_path = r"/companies\([^)]+\)/(purchaseInvoices|purchaseCreditMemos|documentAttachments|attachments)$"
     write_method = "POST"
     settings = {"create_missing_vendors": True}

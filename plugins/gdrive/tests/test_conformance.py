@@ -16,6 +16,7 @@ class TestConformance(TargetConformance):
     plugin = "gdrive"
     # Content writes create files here (multipart creates, and resumable sessions being opened);
     # replacing a file's content is a PATCH to /upload/drive/v3/files/{id}, seen as a new version.
+    on_delete = {"keep": "skipped", "move": "deleted", "trash": "deleted"}
     write_path = r"^/upload/drive/v3/files$"
     write_method = "POST"
 

@@ -108,12 +108,20 @@ def print_summary(report: SyncReport, failing: list[PersistentFailure] | None = 
         echo(f"  → {target}: {', '.join(parts) or 'nothing to do'}")
         for reason, count in report.skipped_reasons.get(target, {}).items():
             echo(f"      skipped {count}: {reason}")
-    if report.planned:
+    writes = [p for p in report.planned if not p.get("deletion")]
+    if writes:
         echo("  would write:")
-        for plan in report.planned[:50]:
+        for plan in writes[:50]:
             echo(f"    {plan['target']}: {plan['path'] or plan['message']}")
-        if len(report.planned) > 50:
-            echo(f"    … and {len(report.planned) - 50} more (use --json for all)")
+        if len(writes) > 50:
+            echo(f"    … and {len(writes) - 50} more (use --json for all)")
+    # A deletion's plan says what would happen to the files (move, trash, delete), never "write".
+    if deletions := [p for p in report.planned if p.get("deletion")]:
+        echo("  deleted at the source:")
+        for plan in deletions[:50]:
+            echo(f"    {plan['target']}: {plan['message'] or plan['path']}")
+        if len(deletions) > 50:
+            echo(f"    … and {len(deletions) - 50} more (use --json for all)")
     if report.problems:
         echo(f"  problems ({len(report.problems)}):")
         for problem in report.problems[:30]:

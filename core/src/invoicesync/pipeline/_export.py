@@ -205,7 +205,8 @@ class TargetWorkers:
                     retry.append((by_id[delivery.document_id], delivery.retry_after or 0.0))
                     self._record(delivery, count=False)
                 else:
-                    self._record(delivery)
+                    offered = by_id.get(delivery.document_id)
+                    self._record(delivery, deletion=offered is not None and offered.deleted)
         except Exception as exc:  # noqa: BLE001 - a failing batch fails its documents, not the run
             message = describe(exc)
             log.warning("%s: push failed: %s", self.account.name, message)
@@ -279,7 +280,7 @@ class TargetWorkers:
                         version=request.document.version, status=DeliveryStatus.FAILED, message=message,
                         extra=request.previous.extra if request.previous else {})
 
-    def _record(self, delivery: Delivery, *, count: bool = True) -> Delivery:
+    def _record(self, delivery: Delivery, *, count: bool = True, deletion: bool = False) -> Delivery:
         delivery = delivery.model_copy(update={"target": self.account.name, "at": datetime.now(UTC),
                                                "export_options": self.requests.fingerprint,
                                                "message": redact(delivery.message) if delivery.message else None})
@@ -295,7 +296,8 @@ class TargetWorkers:
         if delivery.status is DeliveryStatus.FAILED:
             self.report.problem(self.account.name, delivery.document_id, delivery.message or "failed")
         if delivery.status is DeliveryStatus.PLANNED:
-            self.report.plan(self.account.name, delivery.document_id, delivery.target_path, delivery.message)
+            self.report.plan(self.account.name, delivery.document_id, delivery.target_path, delivery.message,
+                             deletion=deletion)
         if not self.dry_run:
             self.state.record_delivery(delivery)
         return delivery

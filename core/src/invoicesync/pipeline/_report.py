@@ -65,9 +65,13 @@ class SyncReport:
         with self._lock:
             self.problems.append(Problem(where, document, redact(message)))
 
-    def plan(self, target: str, document: str, path: str | None, message: str | None) -> None:
+    def plan(self, target: str, document: str, path: str | None, message: str | None, *,
+             deletion: bool = False) -> None:
+        """A dry run's planned delivery; ``deletion``: what the target would do to a document
+        deleted at the source (move or delete), not a write."""
         with self._lock:
-            self.planned.append({"target": target, "document": document, "path": path, "message": message})
+            self.planned.append({"target": target, "document": document, "path": path, "message": message,
+                                 "deletion": deletion})
 
     @property
     def failed(self) -> int:

@@ -3,7 +3,8 @@
     SourceConformance   paging, cursor, resume, 429 + Retry-After, 401 + refresh,
                         rotating refresh tokens, malformed payloads
     TargetConformance   idempotent re-push, name collisions, large files in bounded memory,
-                        crash between write and ledger, partial failure per document
+                        crash between write and ledger, partial failure per document,
+                        every file exactly once, the files option, deletions per on_delete
 
 See ``docs/testing.md`` for the adapter each one asks for.
 """

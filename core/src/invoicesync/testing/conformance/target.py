@@ -38,8 +38,8 @@ from ...workspace import Workspace
 from ._common import connect_account, library, load_plugins, sandbox_settings, skip_if_declared
 from ._observe import RequestObserver
 from .kit_source import KitRecord, KitSource
+from .target_files import TARGET, FileAndDeletionChecks
 
-TARGET = "conformance-target"
 SOURCE = "conformance-source"
 MiB = 1024 * 1024
 SETTLED = {DeliveryStatus.DELIVERED, DeliveryStatus.UNCHANGED}
@@ -116,8 +116,9 @@ class TargetEnv:
             workspace.close()
 
 
-class TargetConformance:
-    """The target suite. Class attributes and methods below are the adapter; ``test_*`` are the checks."""
+class TargetConformance(FileAndDeletionChecks):
+    """The target suite. Class attributes and methods below are the adapter; ``test_*`` are the
+    checks (here, and on files and deletions in ``FileAndDeletionChecks``)."""
 
     #: The plugin's entry-point name (``invoicesync.targets``).
     plugin: ClassVar[str] = ""
@@ -134,7 +135,7 @@ class TargetConformance:
     large_file_size: ClassVar[int] = 32 * MiB
     memory_ceiling: ClassVar[float] = 0.25
     #: ``{check name: reason}`` for checks that cannot apply. Names: repush, collisions, large_file,
-    #: crash_ledger, crash_wire, partial_failure.
+    #: crash_ledger, crash_wire, partial_failure, every_file, files_option, deletions.
     skip_checks: ClassVar[dict[str, str]] = {}
 
     # -- the adapter ---------------------------------------------------------------------------
