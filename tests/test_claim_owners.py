@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from invoicesync.processes import ProcessIdentity
@@ -77,3 +78,12 @@ def test_an_identity_is_gone_only_when_that_is_certain() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     assert ProcessIdentity(me.host, child.pid, None).is_gone()
+
+
+def test_a_claim_from_before_owners_were_recorded_waits_for_its_lease(tmp_path: Path) -> None:
+    old = SqliteStore(tmp_path / "state.db", target_version=6)
+    old._exec("INSERT INTO claims VALUES ('d1', 't', 'old-run', ?)", (time.time() + 600,))
+    old.close()
+    store = SqliteStore(tmp_path / "state.db")
+    with store.runner_lock(RunnerInfo.current(token="new-run")):
+        assert not store.claim("d1", "t", "new-run", lease=600)  # its owner cannot be judged

@@ -27,7 +27,7 @@ def test_the_delivery_log_keeps_outcomes_in_order_but_not_intents(tmp_path: Path
 def test_a_state_at_schema_5_gains_the_runs_and_the_log(tmp_path: Path) -> None:
     SqliteStore(tmp_path / "state.db", target_version=5).close()
     store = SqliteStore(tmp_path / "state.db")
-    assert store.schema_version == 6 and store.runs() == []
+    assert store.schema_version == 7 and store.runs() == []
     run_id = store.record_run(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 0, 1, tzinfo=UTC), ["a"], 1,
                               {"problems": [{"where": "a", "document": None, "message": "m"}]})
     assert store.run(run_id) is not None and store.runs()[0].report["problems"][0]["message"] == "m"
