@@ -57,8 +57,7 @@ class ProcessIdentity:
 
     @classmethod
     def current(cls) -> ProcessIdentity:
-        pid = os.getpid()
-        return cls(_machine(pid), pid, started_of(pid))
+        return _current(os.getpid())
 
     def is_here(self) -> bool:
         """Whether this identity is from this machine, boot and pid namespace."""
@@ -80,3 +79,8 @@ class ProcessIdentity:
             return False  # the pid is taken and nothing more can be told
         state, started = stat
         return state in ("Z", "X") or started != self.started  # killed but not reaped yet, or reused
+
+
+@cache
+def _current(pid: int) -> ProcessIdentity:
+    return ProcessIdentity(_machine(pid), pid, started_of(pid))
