@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PLUGINS := plugins/billit plugins/dropbox plugins/gdrive plugins/dynamics365
 EDITABLES := -e ./core $(foreach p,$(wildcard $(PLUGINS)),-e ./$(p)) -e '.[dev]'
 
-.PHONY: demo test test-browser browsers lint typecheck docs install clean reliability
+.PHONY: demo test test-browser browsers lint typecheck docs install clean dist-check reliability
 
 $(BIN)/invoicesync: core/pyproject.toml pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,11 +19,17 @@ demo: install
 	$(BIN)/invoicesync demo
 
 lint: install
-	$(BIN)/ruff check core plugins tests benchmarks
+	$(BIN)/ruff check conftest.py core plugins tests benchmarks tools
 	$(BIN)/mypy
 
+# PYTEST_ARGS: e.g. `-n 2` (pytest-xdist), `-x`, or `--basetemp=DIR` (as .ci/run does).
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Build every sdist and wheel, twine-check them, and install them into fresh venvs as a pip user
+# would (core with each plugin alone, and invoicesync[all]): plugins load, sandboxes serve, the demo delivers.
+dist-check: install
+	$(BIN)/python tools/dist_check.py
 
 # The long reliability suite (>= 100 SIGKILLs, a long fault storm, overlapping runs), known defects
 # included (--runxfail): it prints a table per target and fails while anything is lost, duplicated,

@@ -80,19 +80,6 @@ def test_fatal_errors_exit_2_with_a_helpful_message(cli_plugins: Plugins, invoic
     assert (code == 2 and "invalid settings" in output) or "unknown template field" in output
 
 
-def test_plugins_install_runs_pip_in_this_same_environment(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import subprocess
-    import sys
-
-    calls: list[list[str]] = []
-    monkeypatch.setattr(subprocess, "call", lambda command: calls.append(command) or 0)
-    code, _ = run("plugins", "install", "billit", "acme-invoicesync-foo", "-U")
-    assert code == 0
-    pip = [sys.executable, "-m", "pip", "install", "--upgrade"]
-    assert calls == [[*pip, "invoicesync-billit", "acme-invoicesync-foo"]]
-
-
-
 def test_export_options_at_connect_in_accounts_and_deleted_documents(
         cli_plugins: Plugins, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget], invoicesync_home: Path,
         tmp_path: Path) -> None:

@@ -45,7 +45,9 @@ def install_for_tests(project: Path, site: Path) -> str:
 def run_pytest(project: Path, pythonpath: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INVOICESYNC_", "PYTEST_"))}
     env.update(PYTHONPATH=pythonpath, XDG_CACHE_HOME=str(tmp_path / "cache"))
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=project,
+    # --basetemp: the inner run's temporary folders go under this test's, which pytest cleans
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           f"--basetemp={tmp_path / 'inner'}", *args], cwd=project,
                           env=env, capture_output=True, text=True, timeout=240, check=False)
 
 

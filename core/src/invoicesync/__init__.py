@@ -39,7 +39,7 @@ if TYPE_CHECKING:
         PushRequest,
     )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Imported on first use (PEP 562): the CLI imports this package to print ``--help``, and the names
 # below pull in pydantic and httpx, which cost more than the whole of ``--help`` may take.

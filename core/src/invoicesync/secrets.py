@@ -12,6 +12,7 @@ import os
 import re
 import threading
 import uuid
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Protocol
 
@@ -138,6 +139,15 @@ class FileBackend:
             data[ref] = value
             self._save(data)
 
+    def version(self) -> tuple[int, int, int] | None:
+        """A cheap mark that changes with every write (each one replaces the file): its inode,
+        mtime and size; ``None`` while there is no file."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
     def delete(self, ref: str) -> None:
         with self._lock:
             data = self._load()
@@ -253,6 +263,16 @@ class AccountSecrets:
     def set(self, key: str, value: str) -> None:
         _register_all(value)
         self.backend.set(self._ref(key), value)
+
+    def version(self, key: str) -> Hashable | None:
+        """A cheap mark that changes when ``key``'s value may have (``TokenAuth`` caches by it):
+        the environment variable's value, or the backend's own mark; ``None`` when the backend
+        cannot tell without reading the value (the keyring)."""
+        override = os.environ.get(env_name(self.account, key))
+        if override:
+            return ("env", override)
+        version = getattr(self.backend, "version", None)
+        return ("backend", version()) if callable(version) else None
 
     def delete(self, key: str) -> None:
         self.backend.delete(self._ref(key))

@@ -160,7 +160,13 @@ def test_relogin_runs_the_browser_even_with_a_working_login(env: Any, flag: obje
 
 
 def test_relogin_no_keeps_the_stored_login(env: Any) -> None:
-    _auth(env, ScriptedUI(browser=_no_browser), relogin="no")
+    before = _stored(env)
+    ui = ScriptedUI(browser=_no_browser)
+    assert _auth(env, ui, relogin="no") == []
+    assert ui.opened == []
+    assert _stored(env) == before  # the same token set, neither replaced nor dropped
+    assert env.app.oauth.refreshes == 0 and env.app.count("POST", r"/oauth2/token$") == 0
+    assert env.app.count("POST", r"/2/files/get_metadata$") == 1  # and it was tried, as without the flag
 
 
 def test_a_revoked_stored_login_logs_in_again_when_someone_is_there(env: Any) -> None:

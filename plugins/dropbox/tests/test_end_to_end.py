@@ -6,16 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
-from invoicesync import PluginKind
+from invoicesync import PluginKind, accounts, pipeline
 from invoicesync.context import NonInteractiveUI
 from invoicesync.plugins import Plugins
 from invoicesync.testing import MemorySource, ScriptedUI
 from invoicesync_dropbox import plugin as dropbox_plugin
 from invoicesync_dropbox.sandbox import DropboxSandbox
-
-pipeline = pytest.importorskip("invoicesync.pipeline")
-accounts = pytest.importorskip("invoicesync.accounts")
 
 
 def _browser(url: str) -> None:

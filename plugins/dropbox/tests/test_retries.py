@@ -15,17 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
-from invoicesync import Delivery, DeliveryStatus, PluginKind, PushRequest
+from invoicesync import Delivery, DeliveryStatus, PluginKind, PushRequest, accounts, pipeline
 from invoicesync.context import NonInteractiveUI
+from invoicesync.pipeline import _export as export_stage
 from invoicesync.plugins import Plugins
 from invoicesync.testing import MemorySource
 from invoicesync_dropbox import plugin as dropbox_plugin
 from invoicesync_dropbox.export import ENTRY_RETRY_AFTER
 from invoicesync_dropbox.sandbox import DropboxSandbox
-
-pipeline = pytest.importorskip("invoicesync.pipeline")
-accounts = pytest.importorskip("invoicesync.accounts")
-export_stage = pytest.importorskip("invoicesync.pipeline._export")
 
 CONTENDED = r"inv-0003\.pdf$"  # the path of MemorySource's document m3 (and of env's INV-0003)
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import msal
 import pytest
-from invoicesync import AuthError, ConfigError, DeliveryStatus
+from invoicesync import AuthError, ConfigError, DeliveryStatus, ServerError
 from invoicesync.testing import ScriptedUI
 from invoicesync_dynamics365 import plugin
 from invoicesync_dynamics365.auth import MsalAuthenticator
@@ -191,3 +191,60 @@ def test_connect_refuses_an_ambiguous_company_name_listing_both(bc: Any) -> None
     with pytest.raises(ConfigError, match="more than one company") as err:
         plugin.auth(bc.account, bc.context(options={"company": "CRONUS Shared"}))
     assert one.id in str(err.value) and two.id in str(err.value)
+
+
+# -- Entra hiccups: retried through core's HTTP layer, refusals still say what to fix ----------
+
+
+def test_a_503_at_the_token_endpoint_is_retried_and_the_invoice_delivered(bc: Any) -> None:
+    bc.app.add_fault({"method": "POST", "path": TOKEN, "status": 503, "times": 1})
+    [delivery] = bc.push(bc.document())
+    assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+    assert bc.app.count("POST", TOKEN) == 2
+
+
+def test_a_429_at_the_token_endpoint_waits_retry_after(bc: Any) -> None:
+    bc.app.add_fault({"method": "POST", "path": TOKEN, "status": 429, "headers": {"Retry-After": "7"},
+                      "body": {"error": "temporarily_unavailable"}, "times": 1})
+    waits: list[float] = []
+    authenticator = MsalAuthenticator(Dynamics365Settings.model_validate(bc.account.settings), DEMO_SECRET,
+                                      sleep=waits.append)
+    try:
+        assert authenticator.token() in bc.app.entra.tokens
+    finally:
+        authenticator.close()
+    assert len(waits) == 1 and 7 <= waits[0] < 8
+    assert bc.app.count("POST", TOKEN) == 2
+
+
+def test_a_dropped_token_connection_is_retried(bc: Any) -> None:
+    bc.app.add_fault({"action": "drop", "method": "POST", "path": TOKEN, "times": 1})
+    authenticator = MsalAuthenticator(Dynamics365Settings.model_validate(bc.account.settings), DEMO_SECRET,
+                                      sleep=lambda seconds: None)
+    try:
+        assert authenticator.token() in bc.app.entra.tokens
+    finally:
+        authenticator.close()
+
+
+def test_entra_failing_on_is_a_server_error_not_a_wrong_setup(bc: Any) -> None:
+    bc.app.add_fault({"method": "POST", "path": TOKEN, "status": 503, "times": None})
+    authenticator = MsalAuthenticator(Dynamics365Settings.model_validate(bc.account.settings), DEMO_SECRET,
+                                      sleep=lambda seconds: None)
+    try:
+        with pytest.raises(ServerError) as err:
+            authenticator.token()
+    finally:
+        authenticator.close()
+    assert not isinstance(err.value, AuthError) and bc.app.count("POST", TOKEN) > 1
+
+
+def test_a_wrong_secret_is_not_retried_and_says_what_to_fix(bc: Any) -> None:
+    authenticator = MsalAuthenticator(Dynamics365Settings.model_validate(bc.account.settings), "not-the-secret",
+                                      sleep=lambda seconds: None)
+    try:
+        with pytest.raises(AuthError, match=r"AADSTS7000215.*client secret is wrong") as err:
+            authenticator.token()
+    finally:
+        authenticator.close()
+    assert "not-the-secret" not in str(err.value) and bc.app.count("POST", TOKEN) == 1

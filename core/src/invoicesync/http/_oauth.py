@@ -10,17 +10,16 @@ The browser step lives in ``_authorize``.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import secrets as pysecrets
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 import httpx
-from authlib.common.security import generate_token
-from authlib.common.urls import add_params_to_uri
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from pydantic import BaseModel, ValidationError
 
 from ..errors import AuthError, OutcomeUnknown
@@ -54,7 +53,9 @@ class TokenSet(BaseModel):
 
 
 class SecretSlot(Protocol):
-    """Where a token set is kept (``AccountSecrets`` implements this)."""
+    """Where a token set is kept (``AccountSecrets`` implements this). A slot may also offer
+    ``version(key) -> Hashable | None``: a cheap mark that changes whenever the stored value may
+    have (the secrets file's inode, mtime and size); ``None`` when it cannot tell cheaply."""
 
     def get(self, key: str) -> str | None: ...
 
@@ -65,8 +66,9 @@ class PKCE:
     """An S256 code verifier and its challenge (RFC 7636)."""
 
     def __init__(self) -> None:
-        self.verifier = generate_token(64)
-        self.challenge = create_s256_code_challenge(self.verifier)
+        self.verifier = pysecrets.token_urlsafe(48)  # 64 characters of [A-Za-z0-9_-], as RFC 7636 allows
+        digest = hashlib.sha256(self.verifier.encode("ascii")).digest()
+        self.challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 class OAuth2Client:
@@ -100,7 +102,10 @@ class OAuth2Client:
         self.relogin = relogin
 
     def authorization_url(self, authorize_url: str, **params: str | None) -> str:
-        return add_params_to_uri(authorize_url, [(k, v) for k, v in params.items() if v is not None])
+        parts = urllib.parse.urlsplit(authorize_url)
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        query += [(k, v) for k, v in params.items() if v is not None]
+        return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
     def exchange_code(self, code: str, redirect_uri: str, *, verifier: str | None = None) -> TokenSet:
         """Trade the code from the login for tokens. A code works once: after a lost answer it
@@ -207,8 +212,25 @@ class TokenAuth:
         # single-use refresh token.
         self._lock = _slot_lock(slot, key)
         self._used = threading.local()  # the access token this thread last sent
+        # The token set as last read or stored, and the slot's version mark when it was read:
+        # reading the store per request cost ~5% of a busy run. Another process's refresh is
+        # seen by a changed mark; a store that cannot tell cheaply (the keyring) is read again
+        # when the token expires or is refused (``_renew`` always reads under the lock).
+        # One tuple, replaced whole, so that threads never pair one token with another's mark.
+        self._memo: tuple[TokenSet, Hashable | None] | None = None
+
+    def _version(self) -> Hashable | None:
+        version = getattr(self.slot, "version", None)
+        return version(self.key) if callable(version) else None
 
     def current(self) -> TokenSet:
+        """The stored token set, read from the store (and remembered for ``apply``)."""
+        version = self._version()  # taken before the read: a write in between shows as a change later
+        token = self._read()
+        self._memo = (token, version)
+        return token
+
+    def _read(self) -> TokenSet:
         raw = self.slot.get(self.key)
         fix = f"`{self.relogin}`" if self.relogin else "`invoicesync connect` for this account"
         if not raw:
@@ -223,9 +245,19 @@ class TokenAuth:
 
     def store(self, token: TokenSet) -> None:
         self.slot.set(self.key, token.model_dump_json())
+        # Kept, but checked against the store once more on the next request (another process may
+        # have written after us); a store without version marks keeps it until expiry or a 401.
+        self._memo = (token, _UNREAD)
+
+    def _known(self) -> TokenSet:
+        """The remembered token set while the store's version mark says it is still the stored one."""
+        memo = self._memo
+        if memo is not None and memo[1] is not _UNREAD and memo[1] == self._version():
+            return memo[0]
+        return self.current()
 
     def apply(self, request: httpx.Request) -> None:
-        token = self.current()
+        token = self._known()
         if token.expires_within(self.early):
             token = self._renew(refused=None)
         self._used.token = token.access_token
@@ -247,6 +279,8 @@ class TokenAuth:
             self.store(new)  # durable before first use: the old refresh token is spent now
             return new
 
+
+_UNREAD: Hashable = object()  # the version mark of a token set not (re)read from the store yet
 
 _SLOT_LOCKS = [threading.Lock() for _ in range(64)]
 

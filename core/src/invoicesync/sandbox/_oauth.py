@@ -27,6 +27,16 @@ def _loopback(split: urllib.parse.SplitResult) -> bool:
         return False
 
 
+def free_loopback_uri(path: str = "/callback") -> str:
+    """``http://127.0.0.1:PORT{path}`` on a port that is free at this moment."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}{path}"
+
+
 class RedirectRegistry:
     """The redirect URIs registered for one OAuth client.
 
@@ -39,9 +49,21 @@ class RedirectRegistry:
         self.uris = list(uris)
         self.any_loopback_port = any_loopback_port
         self.lenient = lenient
+        self._free_loopback: str | None = None
 
     def register(self, uri: str) -> None:
         self.uris.append(uri)
+
+    def register_free_loopback(self, path: str = "/callback") -> str:
+        """Register (once per registry) a loopback URI on a port free now, and return it.
+
+        Sandbox account settings use it instead of the plugin's fixed default port, so two
+        test runs or demos on one machine never fight over that port.
+        """
+        if self._free_loopback is None:
+            self._free_loopback = free_loopback_uri(path)
+            self.register(self._free_loopback)
+        return self._free_loopback
 
     def problem(self, uri: str | None) -> str | None:
         """``None`` if ``uri`` may receive codes, else why not (for the error page)."""

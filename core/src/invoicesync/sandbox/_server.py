@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import logging
+import shutil
 import socket
 import ssl
 import tempfile
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from ..errors import ConfigError
 from ._app import DropConnection, Request, Response, SandboxApp
 
 log = logging.getLogger("invoicesync.sandbox")
@@ -110,11 +112,13 @@ class _Server(http.server.ThreadingHTTPServer):
 class RunningSandbox:
     """A sandbox serving in a background thread. Use as a context manager, or call ``stop``."""
 
-    def __init__(self, app: SandboxApp, server: _Server, ca_file: Path | None) -> None:
+    def __init__(self, app: SandboxApp, server: _Server, ca_file: Path | None,
+                 made_dir: Path | None = None) -> None:
         self.app = app
         self.url = server.base_url
         self.ca_file = ca_file
         self._server = server
+        self._made_dir = made_dir  # a temporary CA folder serve() made: removed on stop
         # A short poll interval: tests start and stop many sandboxes, and stop() waits one interval.
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"sandbox-{app.name}", daemon=True)
@@ -128,6 +132,8 @@ class RunningSandbox:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if self._made_dir is not None:
+            shutil.rmtree(self._made_dir, ignore_errors=True)
 
     def __enter__(self) -> RunningSandbox:
         return self
@@ -142,20 +148,24 @@ def serve(app: SandboxApp, host: str = "127.0.0.1", port: int = 0, *, tls: bool 
     (``trustme``) and write its certificate to ``tls_dir/ca.pem`` for clients to trust."""
     server = _Server((host, port), _Handler)
     server.app = app
-    ca_file = None
+    ca_file = made_dir = None
     scheme = "http"
     if tls:
-        import trustme
+        try:
+            import trustme
+        except ImportError:  # a dependency of invoicesync; missing only from a broken environment
+            server.server_close()
+            raise ConfigError("serving a sandbox over TLS needs trustme: pip install trustme") from None
 
         ca = trustme.CA()
         cert = ca.issue_cert("127.0.0.1", "localhost")
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         cert.configure_cert(context)
         server.socket = context.wrap_socket(server.socket, server_side=True)
-        directory = tls_dir or Path(tempfile.mkdtemp(prefix="invoicesync-ca-"))
+        directory = tls_dir or (made_dir := Path(tempfile.mkdtemp(prefix="invoicesync-ca-")))
         directory.mkdir(parents=True, exist_ok=True)
         ca_file = directory / "ca.pem"
         ca.cert_pem.write_to_path(str(ca_file))
         scheme = "https"
     server.base_url = f"{scheme}://{host}:{server.server_address[1]}"
-    return RunningSandbox(app, server, ca_file)
+    return RunningSandbox(app, server, ca_file, made_dir)

@@ -48,9 +48,6 @@ class ScriptedUI:
 def loopback_redirect_uri(path: str = "/callback") -> str:
     """A loopback redirect URI on a port that is free now, so parallel test runs do not collide
     on a fixed one. Register it with the sandbox's OAuth client and set it as ``redirect_uri``."""
-    import socket
+    from ..sandbox._oauth import free_loopback_uri
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}{path}"
+    return free_loopback_uri(path)

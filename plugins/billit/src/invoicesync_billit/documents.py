@@ -1,11 +1,20 @@
-"""Fetch one order in full, with its files: ``GET /v1/orders/{id}`` then ``GET /v1/files/{id}``."""
+"""Fetch one order in full, with its files: ``GET /v1/orders/{id}`` then ``GET /v1/files/{id}``.
+
+The listing already names the order's PDF (``OrderPDF.FileID``), so that download starts beside
+the detail GET; it is used only if the detail names the same FileID (Billit gives a regenerated
+PDF a new one), else the detail's file is fetched: a stale PDF is never imported.
+"""
 
 from __future__ import annotations
 
 import itertools
 import logging
 import mimetypes
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from invoicesync import (
@@ -15,6 +24,7 @@ from invoicesync import (
     DocumentError,
     DocumentRef,
     FileRef,
+    FileRole,
     RemoteError,
     ServerError,
 )
@@ -26,11 +36,24 @@ from .listing import localize
 from .mapping import DIRECTIONS, KINDS, FileEntry, OrderReader
 from .schema import check_order_types
 
+#: ``ctx.submit``: runs a call beside the caller on the account's shared threads.
+Submit = Callable[..., Future[Any]]
+
 
 def fetch_order(client: BillitClient, account: Account, company: Company, ref: DocumentRef,
-                blobs: BlobStore, log: logging.Logger) -> Document:
+                blobs: BlobStore, log: logging.Logger, *, submit: Submit | None = None) -> Document:
     if not ref.source_id.isdigit():
         raise DocumentError("a Billit OrderID is a number", document=f"order {ref.source_id}", field="OrderID")
+    early = EarlyPdf.start(client, company.id, ref, blobs, submit)
+    try:
+        document = _fetch_order(client, account, company, ref, blobs, log, early)
+    finally:
+        early.discard()  # not used (another FileID, or the order failed): never left running
+    return document
+
+
+def _fetch_order(client: BillitClient, account: Account, company: Company, ref: DocumentRef,
+                 blobs: BlobStore, log: logging.Logger, early: EarlyPdf) -> Document:
     try:
         order = client.get_json(f"/v1/orders/{ref.source_id}", party_id=company.id)
     except RemoteError as exc:
@@ -61,7 +84,7 @@ def fetch_order(client: BillitClient, account: Account, company: Company, ref: D
         modified_at=localize(reader.timestamp("LastModified"), order.get("LastModified")),
         raw=reader.raw(),
     )
-    document.files = [download(client, company.id, entry, reader, blobs) for entry in entries]
+    document.files = [download(client, company.id, entry, reader, blobs, early.take(entry)) for entry in entries]
     if document.pdf is None:
         # Still imported (a draft may have no PDF yet), but marked: `invoicesync documents` shows
         # "[no PDF]" and targets see the flag. INFO, not WARNING: a first sync of a company with
@@ -71,15 +94,75 @@ def fetch_order(client: BillitClient, account: Account, company: Company, ref: D
     return document
 
 
-def download(client: BillitClient, party_id: str, entry: FileEntry, reader: OrderReader,
-             blobs: BlobStore) -> FileRef:
-    """Stream one file's JSON answer, base64-decoding ``FileContent`` straight into the blob store."""
+@dataclass
+class Body:
+    """One downloaded file in the blob store, and what its answer said about it."""
+
+    sha: str
+    size: int
+    raw_type: str | None  # set when the answer is the file itself, not the File JSON
+    content_found: bool
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def fetch_body(client: BillitClient, party_id: str, file_id: str, blobs: BlobStore) -> Body:
+    """Stream one file's answer, base64-decoding ``FileContent`` straight into the blob store."""
     scanner = FileJsonScanner()
-    raw_type: str | None = None  # set when the answer is the file itself, not the File JSON
+    with client.stream(f"/v1/files/{file_id}", party_id=party_id) as response:
+        chunks, raw_type = file_body(response)
+        sha, size = blobs.write(chunks if raw_type is not None else scanner.decode(chunks))
+    return Body(sha, size, raw_type, scanner.content_found, scanner.fields)
+
+
+class EarlyPdf:
+    """The PDF download started from the listed ``OrderPDF.FileID`` while the detail is read."""
+
+    def __init__(self, file_id: str | None = None, future: Future[Body] | None = None) -> None:
+        self.file_id = file_id
+        self.future = future
+
+    @classmethod
+    def start(cls, client: BillitClient, party_id: str, ref: DocumentRef, blobs: BlobStore,
+              submit: Submit | None) -> EarlyPdf:
+        listed = ref.summary.get("OrderPDF")
+        file_id = canonical_uuid(listed.get("FileID")) if isinstance(listed, dict) else None
+        if submit is None or file_id is None:
+            return cls()  # nothing listed (a draft), or not a uuid: the detail decides
+        return cls(file_id, submit(fetch_body, client, party_id, file_id, blobs))
+
+    def take(self, entry: FileEntry) -> Future[Body] | None:
+        """The early download if ``entry`` is the same file; it is then no longer ours to discard."""
+        future = self.future
+        if future is None or entry.role is not FileRole.PDF or entry.file_id != self.file_id:
+            return None
+        self.future = None
+        return future
+
+    def discard(self) -> None:
+        """Cancel it if it has not started, else let it finish (its errors mean nothing now)."""
+        future, self.future = self.future, None
+        if future is not None and not future.cancel():
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001 - a file no one will use: its failure is moot
+                pass
+
+
+def canonical_uuid(value: Any) -> str | None:
     try:
-        with client.stream(f"/v1/files/{entry.file_id}", party_id=party_id) as response:
-            chunks, raw_type = file_body(response)
-            sha, size = blobs.write(chunks if raw_type is not None else scanner.decode(chunks))
+        return str(uuid.UUID(value)) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def download(client: BillitClient, party_id: str, entry: FileEntry, reader: OrderReader,
+             blobs: BlobStore, early: Future[Body] | None = None) -> FileRef:
+    """The file ``entry`` names as a ``FileRef``: from ``early`` (the same file, already under
+    way) or downloaded now."""
+    try:
+        body = _early_body(early) if early is not None else None
+        if body is None:
+            body = fetch_body(client, party_id, entry.file_id, blobs)
     except FileFormatError as exc:
         raise DocumentError(f"file {entry.file_id}: {exc}", document=reader.label,
                             field=f"{entry.field}/{exc.field}") from None
@@ -92,7 +175,8 @@ def download(client: BillitClient, party_id: str, entry: FileEntry, reader: Orde
     except httpx.HTTPError as exc:  # the body broke off after the headers: try again next run
         raise ServerError(f"GET /v1/files/{entry.file_id}: download interrupted ({type(exc).__name__})",
                           service=SERVICE) from exc
-    if raw_type is None and not scanner.content_found:
+    sha, size, raw_type = body.sha, body.size, body.raw_type
+    if raw_type is None and not body.content_found:
         raise DocumentError(f"file {entry.file_id} came without FileContent", document=reader.label,
                             field=f"{entry.field}/FileContent")
     if size == 0:
@@ -104,11 +188,22 @@ def download(client: BillitClient, party_id: str, entry: FileEntry, reader: Orde
         name = safe_file_name(entry.name, entry.file_id)
         return FileRef(name=name, media_type=media_type_of(raw_type, name), size=size, sha256=sha,
                        role=entry.role, source_id=entry.file_id)
-    given = scanner.fields.get("FileName")
+    given = body.fields.get("FileName")
     name = safe_file_name(given if isinstance(given, str) and given.strip() else entry.name, entry.file_id)
-    mime = scanner.fields.get("MimeType")
+    mime = body.fields.get("MimeType")
     return FileRef(name=name, media_type=media_type_of(mime if isinstance(mime, str) else None, name),
                    size=size, sha256=sha, role=entry.role, source_id=entry.file_id)
+
+
+def _early_body(early: Future[Body]) -> Body | None:
+    """The early download's result; ``None`` when it never ran (still queued behind other side
+    work: fetching here is sooner than waiting; or cancelled as the run ends)."""
+    if early.cancel():
+        return None
+    try:
+        return early.result()
+    except CancelledError:
+        return None
 
 
 #: Media types that say nothing about the file: the name's extension says more.

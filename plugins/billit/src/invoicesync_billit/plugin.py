@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -35,19 +33,9 @@ from .settings import SECRETS, BillitSettings
 if TYPE_CHECKING:
     from .sandbox import BillitSandbox
 
-_clients: dict[int, BillitClient] = {}
-_clients_lock = threading.Lock()
-
-
 def client_for(ctx: Context) -> BillitClient:
-    """One client per Context, shared by the worker threads (and so one token refresher)."""
-    with _clients_lock:
-        client = _clients.get(id(ctx))
-        if client is None:
-            client = BillitClient(ctx, ctx.settings)
-            _clients[id(ctx)] = client
-            weakref.finalize(ctx, _clients.pop, id(ctx), None)
-        return client
+    """One client per run of an account, shared by the worker threads (and so one token refresher)."""
+    return ctx.resource("billit.client", lambda: BillitClient(ctx, ctx.settings))
 
 
 @hookimpl
@@ -148,7 +136,7 @@ def list_documents(account: Account, company: Company, cursor: str | None,
 
 @hookimpl
 def fetch_document(account: Account, company: Company, ref: DocumentRef, ctx: Context) -> Document:
-    return fetch_order(client_for(ctx), account, company, ref, ctx.blobs, ctx.log)
+    return fetch_order(client_for(ctx), account, company, ref, ctx.blobs, ctx.log, submit=ctx.submit)
 
 
 @hookimpl

@@ -1,3 +1,3 @@
 """invoicesync-dropbox: export invoices to Dropbox (API v2), exactly once."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

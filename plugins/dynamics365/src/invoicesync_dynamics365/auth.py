@@ -7,20 +7,27 @@ a new one per batch would fetch the OIDC discovery document and a token again ea
 Business Central refuses a token anyway (401: revoked, or the app's registration changed)
 ``refresh`` drops the cached token so the next ``acquire_token_for_client`` goes to Entra for a
 fresh one.
+
+msal talks to Entra through ``EntraHttp``, a core ``HttpClient``: a 429, a 5xx or a reset
+connection at the token endpoint is retried with core's backoff and ``Retry-After`` rules before
+msal sees it (msal itself retries nothing: it raises on a 5xx and reads a 429 as a refusal).
+A client-credentials token request commits nothing, so it is safe to send again.
 """
 
 from __future__ import annotations
 
 import atexit
 import hashlib
-import ssl
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import msal
-from invoicesync import AuthError, ConfigError
+from invoicesync import AuthError, ConfigError, InvoiceSyncError
+from invoicesync.http import HttpClient
 
 from .settings import Dynamics365Settings
 
@@ -38,17 +45,41 @@ _ENTRA_FIXES: dict[int, str] = {
 }
 
 
+class EntraHttp:
+    """The ``http_client`` msal asks for (requests' ``get``/``post`` shape), over a core ``HttpClient``
+    so Entra's throttles, 5xx and dropped connections are retried like every other service's."""
+
+    def __init__(self, settings: Dynamics365Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        # The configured CA exactly (msal's default, requests, lets REQUESTS_CA_BUNDLE override it).
+        self._http = HttpClient(service="entra", verify=settings.ca_bundle or True, timeout=settings.timeout,
+                                sleep=sleep)
+
+    def get(self, url: str, params: Any = None, headers: dict[str, str] | None = None,
+            timeout: float | None = None, **_: Any) -> httpx.Response:
+        return self._http.request("GET", url, params=params, headers=headers, timeout=timeout, check=False)
+
+    def post(self, url: str, params: Any = None, data: Any = None, headers: dict[str, str] | None = None,
+             timeout: float | None = None, **_: Any) -> httpx.Response:
+        body = urlencode(data) if isinstance(data, dict) else data
+        form = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+        # Every POST msal makes here is a token request: it commits nothing, so resending is safe.
+        return self._http.request("POST", url, params=params, content=body, headers=form, timeout=timeout,
+                                  idempotent=True, check=False)
+
+    def close(self) -> None:
+        self._http.close()
+
+
 class MsalAuthenticator:
     """Puts an Entra app token on every request; renews it through msal."""
 
-    def __init__(self, settings: Dynamics365Settings, client_secret: str) -> None:
+    def __init__(self, settings: Dynamics365Settings, client_secret: str, *,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self._secret = client_secret
         self._app: msal.ConfidentialClientApplication | None = None
         self._lock = threading.Lock()
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=settings.ca_bundle) if settings.ca_bundle \
-            else True
-        self._http = httpx.Client(verify=verify, timeout=settings.timeout)
+        self._http = EntraHttp(settings, sleep=sleep)
 
     def close(self) -> None:
         self._http.close()
@@ -74,6 +105,8 @@ class MsalAuthenticator:
             app = self._application()
             try:
                 result: dict[str, Any] = app.acquire_token_for_client(scopes=[self.settings.scope])
+            except InvoiceSyncError:
+                raise  # still throttled or failing after core's retries: transient, not a wrong setup
             except Exception as exc:  # noqa: BLE001 - requests/ssl errors; msal wraps none of them
                 raise AuthError(f"Entra token request to {self.settings.authority_host} failed: "
                                 f"{type(exc).__name__}: {exc}") from None
@@ -102,14 +135,14 @@ class MsalAuthenticator:
                 self._app = msal.ConfidentialClientApplication(
                     settings.client_id,
                     client_credential=self._secret,
-                    # msal's default (requests) lets REQUESTS_CA_BUNDLE override `verify`; an httpx
-                    # client honours the configured CA exactly. msal accepts it as is.
                     http_client=self._http,
                     **where,
                 )
                 return self._app
             except ValueError as exc:  # msal's word for "the discovery document is unreachable"
                 first_error = first_error or exc
+            except InvoiceSyncError:
+                raise  # the authority kept failing through core's retries: transient
             except Exception as exc:  # noqa: BLE001 - connection and TLS errors
                 raise AuthError(f"cannot reach the Entra authority {settings.authority}: "
                                 f"{type(exc).__name__}: {exc}") from None

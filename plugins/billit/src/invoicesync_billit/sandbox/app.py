@@ -17,7 +17,7 @@ import json
 import re
 import threading
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -92,6 +92,9 @@ class BillitSandbox(OrderAdmin, SandboxApp):
         #: ``(Content-Type, sent an Authorization header)`` of each token request: Billit's docs
         #: ask for a JSON body and no Authorization header (the emulator accepts a form too).
         self.token_requests: list[tuple[str, bool]] = []
+        #: Called with each request for an order or a file as it arrives, before it is answered
+        #: (tests hold requests there to see which ones are in flight together).
+        self.arrival_hooks: list[Callable[[Request], None]] = []
         self.oauth = OAuthState(clients=[OAuthClient(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)],
                                 users={DEMO_USER[0]: DEMO_USER[1]}, token_lifetime=token_lifetime)
         self._last_stamp = datetime(2025, 1, 1)
@@ -138,7 +141,8 @@ class BillitSandbox(OrderAdmin, SandboxApp):
     def oauth_settings(self, base_url: str) -> dict[str, Any]:
         """Settings for an OAuth account against this sandbox (its secret: ``DEMO_CLIENT_SECRET``)."""
         return {"environment": "sandbox", "auth": "oauth", "api_url": base_url, "login_url": base_url,
-                "client_id": DEMO_CLIENT_ID}
+                "client_id": DEMO_CLIENT_ID,
+                "redirect_uri": self.oauth.clients[DEMO_CLIENT_ID].redirects.register_free_loopback()}
 
     # -- seeding and admin helpers -------------------------------------------------------------
 
@@ -278,7 +282,12 @@ class BillitSandbox(OrderAdmin, SandboxApp):
             rows = list(company.deleted.values())
         return self._page(request, rows, "/v1/orders/deleted")
 
+    def _arrived(self, request: Request) -> None:
+        for hook in list(self.arrival_hooks):
+            hook(request)
+
     def _order(self, request: Request) -> Response:
+        self._arrived(request)
         company = self._company_for(request)
         if isinstance(company, Response):
             return company
@@ -290,6 +299,7 @@ class BillitSandbox(OrderAdmin, SandboxApp):
         return Response(200, body, {"Content-Type": "application/json; charset=utf-8"})
 
     def _file(self, request: Request) -> Response:
+        self._arrived(request)
         company = self._company_for(request)
         if isinstance(company, Response):
             return company

@@ -94,7 +94,8 @@ class DropboxSandbox(DropboxRoutes, SandboxApp):
 
     def account_settings(self, base_url: str) -> dict[str, Any]:
         return {"app_key": self.oauth.app_key, "api_url": base_url, "content_url": base_url,
-                "authorize_url": f"{base_url}/oauth2/authorize", "token_url": f"{base_url}/oauth2/token"}
+                "authorize_url": f"{base_url}/oauth2/authorize", "token_url": f"{base_url}/oauth2/token",
+                "redirect_uri": self.oauth.redirects.register_free_loopback()}
 
     def account_secrets(self) -> dict[str, str]:
         access, refresh, expires_at = self.oauth.issue_demo_tokens()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import itertools
+import shutil
 import tempfile
 import uuid
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -99,6 +101,8 @@ class ContentStore:
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or Path(tempfile.mkdtemp(prefix="bc-sandbox-"))
         self.root.mkdir(parents=True, exist_ok=True)
+        if root is None:  # a folder made here goes when the store does (or at exit)
+            weakref.finalize(self, shutil.rmtree, self.root, True)
 
     def path(self, attachment_id: str) -> Path:
         return self.root / attachment_id

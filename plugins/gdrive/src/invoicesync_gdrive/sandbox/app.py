@@ -25,7 +25,7 @@ from . import fields as partial
 from .oauth import CLIENT_ID, CLIENT_SECRET, LOOPBACK_REDIRECTS, Grant, OAuthServer
 from .query import QueryError, parse
 from .store import FOLDER_MIME, MY_DRIVE_ROOT, ApiError, Content, DriveFile, DriveStore
-from .uploads import SMALL_UPLOAD_LIMIT, Session, Uploads
+from .uploads import SMALL_UPLOAD_LIMIT, Session, Uploads, whole_body
 
 SHARED_DRIVE_ID = "0ASandboxSharedDrive"
 DEFAULT_FILE_FIELDS = "kind,id,name,mimeType"
@@ -269,7 +269,7 @@ def _int_arg(request: Request, name: str, default: int, low: int, high: int | No
 
 def _json_object(request: Request) -> dict[str, Any]:
     try:
-        body = request.json()
+        body = json.loads(whole_body(request) or b"null")
     except ValueError:
         raise ApiError(400, "parseError", "Parse Error") from None
     if body is None:

@@ -9,6 +9,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -94,6 +95,8 @@ class Content:
 class DriveStore:
     def __init__(self, root: Path | None = None, shared_drives: dict[str, str] | None = None) -> None:
         self.dir = Path(root or tempfile.mkdtemp(prefix="invoicesync-gdrive-sandbox-"))
+        if root is None:  # a folder made here goes when the store does (or at exit), closed or not
+            weakref.finalize(self, shutil.rmtree, self.dir, True)
         (self.dir / "content").mkdir(parents=True, exist_ok=True)
         (self.dir / "spool").mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()

@@ -6,10 +6,11 @@ import json
 import re
 import secrets
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from invoicesync.sandbox import Request
+from invoicesync.sandbox import DropConnection, Request
 
 from .multipart import MultipartError, parse_related
 from .store import ApiError, Content, DriveFile, DriveStore
@@ -22,6 +23,30 @@ SMALL_UPLOAD_LIMIT = 5_000_000
 #: ``mediaUpload.maxSize`` of the Drive discovery document: 5 TiB.
 MAX_UPLOAD = 5_497_558_138_880
 _CONTENT_RANGE = re.compile(r"bytes (?:(\d+)-(\d+)|\*)/(\d+|\*)")
+
+
+def whole_body(request: Request) -> bytes:
+    """The body of a request that creates or changes something, once all of it has arrived."""
+    body = request.body
+    _check_complete(request, len(body))
+    return body
+
+
+def whole_chunks(request: Request) -> Iterator[bytes]:
+    """``request.iter_body()``, ending in ``DropConnection`` if the body stops short."""
+    received = 0
+    for chunk in request.iter_body():
+        received += len(chunk)
+        yield chunk
+    _check_complete(request, received)
+
+
+def _check_complete(request: Request, received: int) -> None:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and received < int(declared):
+        # The client went away mid-body (killed, connection cut). Drive acts on a request only
+        # once all of it is in: an empty or cut metadata part must not become an "Untitled" file.
+        raise DropConnection
 
 
 @dataclass
@@ -60,9 +85,13 @@ class Uploads:
     def simple(self, request: Request) -> tuple[dict[str, Any], Content, str]:
         """``uploadType=media``: the body is the content, no metadata."""
         content = self.store.spool()
-        for chunk in request.iter_body():
-            self._count(len(chunk))
-            content.write(chunk)
+        try:
+            for chunk in whole_chunks(request):
+                self._count(len(chunk))
+                content.write(chunk)
+        except DropConnection:
+            content.path.unlink(missing_ok=True)
+            raise
         self._check_small(content, "media")
         return {}, content, request.headers.get("content-type", "application/octet-stream")
 
@@ -73,10 +102,17 @@ class Uploads:
             self._count(len(data))
             content.write(data)
 
+        chunks = whole_chunks(request)
         try:
-            metadata, media_type = parse_related(request.iter_body(), request.headers.get("content-type", ""), write)
+            metadata, media_type = parse_related(chunks, request.headers.get("content-type", ""), write)
+            for _epilogue in chunks:  # to the end: a body cut after the closing boundary is still cut
+                pass
         except MultipartError as exc:
+            content.path.unlink(missing_ok=True)
             raise ApiError(400, "badContent", f"Bad multipart upload: {exc}") from None
+        except DropConnection:
+            content.path.unlink(missing_ok=True)
+            raise
         self._check_small(content, "multipart")
         return metadata, content, media_type
 
@@ -88,7 +124,7 @@ class Uploads:
 
     def open(self, request: Request, file_id: str | None, all_drives: bool, base_url: str) -> str:
         """Start a session; return its URI. The body is the JSON metadata (may be empty)."""
-        raw = request.body
+        raw = whole_body(request)
         try:
             metadata = json.loads(raw) if raw.strip() else {}
         except ValueError:
