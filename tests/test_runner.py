@@ -116,6 +116,9 @@ def test_a_document_another_live_run_claimed_is_left_alone_and_an_expired_claim_
     state, target = memory_workspace.state, memory_plugins[2]
     live, crashed = (Document.make_id("memory", "memory", "c1", s) for s in ("m1", "m2"))
     assert state.claim(live, "memtarget", "another-live-run", lease=600)
+    # Under the runner lock a live claim can only be another host's (a shared state); one from here
+    # would be a finished run's, taken over at once (test_claim_owners.py).
+    state._exec("UPDATE claims SET owner_host = 'another-host'")  # type: ignore[attr-defined]
     assert state.claim(crashed, "memtarget", "a-crashed-run", lease=-1)
     report = run_sync(memory_workspace)
     assert report.exit_code == EXIT_PARTIAL

@@ -96,18 +96,6 @@ def run_sync(home: Path, folder: Path, ports: dict[int, str], *extra: str,
                      kill_at[0] if killed and kill_at else None, last_phase, events, hung)
 
 
-def expire_claims(home: Path) -> int:
-    """Fast-forward past the claim lease: what waiting ``CLAIM_LEASE`` (minutes) after a crash
-    does, without the wait. Returns how many claims a dead run had left."""
-    import sqlite3
-
-    with sqlite3.connect(home / "state.db") as db:
-        try:
-            return db.execute("UPDATE claims SET expires_at = 0 WHERE expires_at > 0").rowcount
-        except sqlite3.OperationalError:  # a state without claims (older schema)
-            return 0
-
-
 def run_plain(home: Path, *extra: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess[str]:
     """``invoicesync --home HOME sync`` with no probe at all."""
     command = [sys.executable, "-m", "invoicesync", "--home", str(home), "sync", *extra]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from ._audit import Counts
-from ._runner import PHASES, expire_claims, run_plain, run_sync
+from ._runner import PHASES, run_plain, run_sync
 from .conftest import LONG, SCALE, Reliability, failures, record
 
 #: Kill at the n-th event of a phase, n drawn from 1..this: small, so each run gets only a little
@@ -33,14 +33,13 @@ class CrashLoop:
     hangs: list[str] = field(default_factory=list)
     edits: int = 0
     first_clean: subprocess.CompletedProcess[str] | None = None  #: the run right after the last kill
-    stale_claims: int = 0  #: claims killed runs left behind (each fast-forwarded past its lease)
     final: subprocess.CompletedProcess[str] | None = None
     counts: dict[str, Counts] = field(default_factory=dict)
 
     def summary(self) -> str:
         return (f"seed {SCALE.seed}: {self.runs} runs, kills {dict(self.kills)}, {self.edits} source edits; "
                 f"run after the kills exit {self.first_clean and self.first_clean.returncode}, "
-                f"{self.stale_claims} stale claims, final run exit {self.final and self.final.returncode}")
+                f"final run exit {self.final and self.final.returncode}")
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +49,6 @@ def crash_loop(reliability: Reliability) -> CrashLoop:
     folder, ports = world.folder(home), world.ports()
     loop = CrashLoop()
     while sum(loop.kills.values()) < SCALE.kills and loop.runs < SCALE.kills * 3:
-        # A killed run's claims would keep the next runs off its deliveries for the whole lease
-        # (the defect test_the_run_right_after_the_kills_delivers_everything pins down): skip that
-        # wait, or every kill after the first would land where no work is left to interrupt.
-        loop.stale_claims += expire_claims(home)
         loop.runs += 1
         phase = PHASES[loop.runs % len(PHASES)]
         aim = (phase, rng.randint(1, REACH[phase]))
@@ -65,9 +60,6 @@ def crash_loop(reliability: Reliability) -> CrashLoop:
         elif result.exit_code == 0:
             loop.edits += reliability.change_some_documents(loop.runs)  # all delivered: give it more work
     loop.first_clean = run_plain(home)
-    # Claims a killed run held keep others off until their lease ends; the audit is about what
-    # the targets hold once a run could do its work, so skip that wait (its own test is below).
-    loop.stale_claims += expire_claims(home)
     loop.final = run_plain(home) if loop.first_clean.returncode != 0 else loop.first_clean
     loop.counts = reliability.audit("crash")
     record("crash", loop.counts, kills=dict(loop.kills))
@@ -87,9 +79,6 @@ def test_every_target_holds_each_document_once_after_repeated_sigkills(crash_loo
         assert not any(c.leftovers for c in loop.counts.values()), loop.summary() + "\n" + failures(loop.counts)
 
 
-@pytest.mark.xfail(strict=True, reason="a SIGKILLed run's per-(document,target) claims keep the next runs off "
-                   "those deliveries until the lease (CLAIM_LEASE, 180 s) ends, though the runner lock proves "
-                   "their owner dead: the run right after a crash exits 1, 'in progress elsewhere' (core-run)")
 def test_the_run_right_after_the_kills_delivers_everything(crash_loop: CrashLoop) -> None:
     first = crash_loop.first_clean
     assert first is not None and first.returncode == 0, f"{crash_loop.summary()}\n{first and first.stdout}"

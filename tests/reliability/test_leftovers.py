@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ._audit import blob_temp_holding, folder_holding
-from ._runner import expire_claims, run_plain, run_sync
+from ._runner import run_plain, run_sync
 from .conftest import Reliability
 
 
@@ -21,14 +21,11 @@ def killed_at_renames(reliability: Reliability) -> tuple[Path, Path]:
     for die_at in ("fetch blob rename:1", "push localfs rename:1"):
         killed = run_sync(home, folder, reliability.world.ports(), die_at=die_at)
         assert killed.exit_code == -9, f"the run was not killed at {die_at!r}: {dict(killed.events)}"
-    expire_claims(home)  # the killed runs' claims would hold the clean run off (test_crash_loop.py)
     clean = run_plain(home)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     return home, folder
 
 
-@pytest.mark.xfail(strict=True, reason="localfs leaves its .invoicesync-*.part file when killed between writing "
-                   "and renaming it, and no later run removes it (file-targets: .part cleanup)")
 def test_a_kill_before_the_local_rename_leaves_no_part_file(killed_at_renames: tuple[Path, Path]) -> None:
     assert folder_holding(killed_at_renames[1]).leftovers == []
 

@@ -1,8 +1,13 @@
 """File I/O for ``localfs``: atomic, idempotent writes that honour the umask, moves aside, and the
-cleanup of temp files a killed run left behind."""
+cleanup of temp files a killed run left behind.
+
+A temp file is named after its writer (``.invoicesync-MACHINE-PID-START-xxxxxxxx.part``), so a
+run can tell a killed writer's file (its process is gone) from a live one's and remove it at once.
+A temp file from another machine, or from before this naming, is removed once it is old enough."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -11,15 +16,41 @@ import time
 from collections.abc import Callable, Iterable
 
 from ..naming import numbered
+from ..processes import ProcessIdentity
 
 PART_PREFIX, PART_SUFFIX = ".invoicesync-", ".part"
-#: A temp file whose mtime is this old is no live write (a write touches it with every chunk):
-#: a run was killed mid-write, and the file is removed the next time its folder is written.
+#: A temp file whose writer cannot be judged (another machine, an older invoicesync) and whose mtime
+#: is this old is no live write (a write touches it with every chunk): a run was killed mid-write.
 STALE_PART_SECONDS = 600.0
 
 _cleaned: set[str] = set()
 _cleaned_lock = threading.Lock()
 _umask_lock = threading.Lock()
+
+
+@functools.cache
+def _writer_tag(pid: int) -> str:
+    """``MACHINE-PID-START-``: who writes this process's temp files (``pid`` keys the cache: a fork is
+    another writer)."""
+    me = ProcessIdentity.current()
+    return f"{_machine_hash(me.host)}-{me.pid}-{me.started or 'x'}-"
+
+
+def _machine_hash(host: str) -> str:
+    return hashlib.sha256(host.encode()).hexdigest()[:8]
+
+
+def is_stale_part(name: str, mtime: float, now: float) -> bool:
+    """Whether the temp file ``name`` is a leftover: its writer is gone, or (writer unknown) it is old."""
+    tag = name[len(PART_PREFIX):-len(PART_SUFFIX)].split("-")
+    me = ProcessIdentity.current()
+    if len(tag) == 4 and tag[0] == _machine_hash(me.host) and tag[1].isdigit():
+        return ProcessIdentity(me.host, int(tag[1]), None if tag[2] == "x" else tag[2]).is_gone()
+    return mtime < now - STALE_PART_SECONDS
+
+
+def is_part(name: str) -> bool:
+    return name.startswith(PART_PREFIX) and name.endswith(PART_SUFFIX)
 
 
 def current_umask() -> int:
@@ -65,7 +96,8 @@ def write_if_different(target: str, sha: str, chunks: Callable[[], Iterable[byte
     folder = os.path.dirname(target)
     os.makedirs(folder, exist_ok=True)
     clean_stale_parts(folder)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=PART_PREFIX, suffix=PART_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=PART_PREFIX + _writer_tag(os.getpid()),
+                                suffix=PART_SUFFIX)
     try:
         # mkstemp makes 0600; the user's umask decides who else may read the archive.
         os.fchmod(fd, 0o666 & ~umask)
@@ -90,17 +122,31 @@ def clean_stale_parts(folder: str, *, now: float | None = None) -> list[str]:
         if len(_cleaned) > 10_000:  # bounded however many folders a long run touches
             _cleaned.clear()
         _cleaned.add(folder)
+    return _remove_stale(folder, time.time() if now is None else now)
+
+
+def sweep_stale_parts(root: str) -> int:
+    """Remove the temp files of killed writers anywhere under ``root``: once at the start of a run,
+    for folders the run may never write to again. One walk, and a stat only of temp files."""
+    removed, now = 0, time.time()
+    for folder, _, names in os.walk(root):
+        if any(is_part(name) for name in names):
+            removed += len(_remove_stale(folder, now))
+    return removed
+
+
+def _remove_stale(folder: str, now: float) -> list[str]:
     removed = []
-    cutoff = (now if now is not None else time.time()) - STALE_PART_SECONDS
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return []
     for entry in entries:
-        if not (entry.name.startswith(PART_PREFIX) and entry.name.endswith(PART_SUFFIX)):
+        if not is_part(entry.name):
             continue
         try:
-            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+            if entry.is_file(follow_symlinks=False) and is_stale_part(
+                    entry.name, entry.stat(follow_symlinks=False).st_mtime, now):
                 os.unlink(entry.path)
                 removed.append(entry.name)
         except OSError:

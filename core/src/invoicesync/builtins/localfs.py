@@ -8,7 +8,7 @@ Writes are atomic (temp file, fsync, rename), honour the umask, and are idempote
 already holding the same bytes is left alone, so a re-run — or a run after a crash between the
 write and the ledger record — writes nothing. A name taken by different content gets a `` (2)``
 suffix, never an overwrite of someone else's file. Temp files a killed run left behind are
-removed the next time their folder is written. A document deleted at the source keeps its files
+removed at the start of the next run, wherever they are under the root. A document deleted at the source keeps its files
 (``on_delete = "keep"``) or has them moved under ``_deleted/`` (``"move"``).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -38,7 +39,9 @@ from ..naming import (
     validate_template,
     with_suffix_number,
 )
-from ._fsio import current_umask, free_path, move_aside, sha_of, write_if_different
+from ._fsio import current_umask, free_path, move_aside, sha_of, sweep_stale_parts, write_if_different
+
+log = logging.getLogger("invoicesync.localfs")
 
 #: Where ``on_delete = "move"`` puts the files of a document deleted at the source, under the root.
 DELETED_FOLDER = "_deleted"
@@ -85,6 +88,8 @@ def push_documents(account: Account, requests: list[PushRequest], ctx: Context) 
     # would make memory grow with the number of documents written.
     root = str(settings.root.expanduser())
     umask = current_umask()
+    if not ctx.dry_run:  # once per run: a killed writer's temp file may sit where nothing is written again
+        ctx.resource(("localfs", "swept", root), functools.partial(_sweep, account.name, root))
     for request in requests:
         document = request.document
         try:
@@ -95,6 +100,13 @@ def push_documents(account: Account, requests: list[PushRequest], ctx: Context) 
         except OSError as exc:
             yield Delivery(document_id=document.id, target=account.name, version=document.version,
                            status=DeliveryStatus.FAILED, message=f"{type(exc).__name__}: {exc.strerror or exc}")
+
+
+def _sweep(account: str, root: str) -> int:
+    removed = sweep_stale_parts(root)
+    if removed:
+        log.info("%s: removed %d half-written file(s) a stopped run left under %s", account, removed, root)
+    return removed
 
 
 def _push_one(root: str, settings: LocalFsSettings, request: PushRequest, ctx: Context, umask: int) -> Delivery:

@@ -70,7 +70,8 @@ def run_sync(
         try:
             if control.stopping:  # stopped before it began (e.g. while the CLI was opening the home)
                 raise RunnerBusy(None, waited=False)
-            with workspace.state.runner_lock(RunnerInfo.current(), wait=wait, should_stop=lambda: control.stopping):
+            me = RunnerInfo.current(token=control.owner)  # claims of other runs are stale while it holds
+            with workspace.state.runner_lock(me, wait=wait, should_stop=lambda: control.stopping):
                 _run(workspace, report, progress or NoProgress(), control, accounts=accounts, dry_run=dry_run,
                      full=full)
         except RunnerBusy as exc:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import InvoiceSyncError
+from ..processes import ProcessIdentity
 
 #: How often a waiting runner tries the lock again.
 POLL_SECONDS = 0.2
@@ -33,15 +34,31 @@ class RunnerInfo:
     host: str
     command: str
     since: str
+    #: The run's claim-owner token: while it holds the lock, claims of other runs here are stale.
+    token: str = ""
 
     @classmethod
-    def current(cls, command: str | None = None) -> RunnerInfo:
+    def current(cls, command: str | None = None, *, token: str = "") -> RunnerInfo:
         argv = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python"
         return cls(pid=os.getpid(), host=socket.gethostname(), command=command or argv,
-                   since=datetime.now(UTC).isoformat(timespec="seconds"))
+                   since=datetime.now(UTC).isoformat(timespec="seconds"), token=token)
 
     def describe(self) -> str:
         return f"pid {self.pid} on {self.host} (`{self.command}`), running since {self.since}"
+
+
+def claim_is_stale(owner: str, host: str | None, pid: int | None, started: str | None, *,
+                   claimant: str, lock_run: str | None) -> bool:
+    """Whether a claim held by ``owner`` (run by process ``host``/``pid``/``started``) may be taken
+    over before its lease ends: its owner is from here and either its process is gone (killed), or
+    ``claimant`` is the run holding this home's runner lock (``lock_run``), so no other run of this
+    home is live. Claims from other hosts, or of unknown owners, wait for the lease."""
+    if host is None or pid is None:
+        return False
+    identity = ProcessIdentity(host, pid, started)
+    if not identity.is_here():
+        return False
+    return identity.is_gone() or (lock_run is not None and claimant == lock_run and owner != claimant)
 
 
 class RunnerBusy(InvoiceSyncError):

@@ -121,6 +121,12 @@ PG_MIGRATIONS: list[str] = [
     CREATE TRIGGER delivery_log_update AFTER UPDATE OF status, version, at ON deliveries FOR EACH ROW
     WHEN (NEW.status NOT IN ('pending', 'planned')) EXECUTE FUNCTION delivery_log_append();
     """,
+    # 7: who holds each claim (the owner process), so a killed run's claims are taken over at once
+    """
+    ALTER TABLE claims ADD COLUMN owner_host TEXT;
+    ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE claims ADD COLUMN owner_started TEXT;
+    """,
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 
@@ -232,18 +238,11 @@ class PostgresStore(SqlStore):
             return "unchanged"
         return "new" if row["inserted"] else "updated"
 
-    def claim(self, document_id: str, target: str, owner: str, lease: float) -> bool:
-        changed = self._exec(
-            f"""INSERT INTO claims (document_id, target, owner, expires_at) VALUES (?, ?, ?, {_SERVER_NOW} + ?)
-                ON CONFLICT (document_id, target) DO UPDATE SET owner = excluded.owner,
-                    expires_at = excluded.expires_at
-                WHERE claims.owner = excluded.owner OR claims.expires_at < {_SERVER_NOW}""",
-            (document_id, target, owner, float(lease)),
-        )
-        return changed == 1
-
-    def renew_claims(self, owner: str, lease: float) -> None:
-        self._exec(f"UPDATE claims SET expires_at = {_SERVER_NOW} + ? WHERE owner = ?", (float(lease), owner))
+    def _claim_now(self) -> float:
+        # The server's clock: runners on several hosts compare leases on one clock.
+        row = self._one(f"SELECT {_SERVER_NOW} AS now")
+        assert row is not None
+        return float(row["now"])
 
     def _kv_update(self, account: str, key: str, fn: Callable[[Any], Any], default: Any) -> Any:
         with self._pool.connection() as db, db.transaction():
@@ -261,4 +260,4 @@ class PostgresStore(SqlStore):
 
     def runner_lock(self, me: RunnerInfo, *, wait: float | None = 0.0,
                     should_stop: Callable[[], bool] = lambda: False) -> AbstractContextManager[None]:
-        return AdvisoryRunnerLock(self.url).hold(me, wait=wait, should_stop=should_stop)
+        return self._holding(me, AdvisoryRunnerLock(self.url).hold(me, wait=wait, should_stop=should_stop))

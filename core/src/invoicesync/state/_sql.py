@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from ..models import Account, Delivery, DeliveryStatus, Document, DocumentRef
+from ..processes import ProcessIdentity
 from ._history import HistoryQueries
 from ._library import LibraryQueries, Row, document_where
+from ._lock import RunnerInfo, claim_is_stale
 from ._store import DocumentFilter, Failure, UpsertOutcome
 
 Params = tuple[Any, ...]
@@ -30,10 +33,22 @@ def now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+@contextmanager
+def _holding(store: SqlStore, me: RunnerInfo, lock: AbstractContextManager[None]) -> Iterator[None]:
+    with lock:
+        store._lock_run = me.token or None
+        try:
+            yield
+        finally:
+            store._lock_run = None
+
+
 class SqlStore(LibraryQueries, HistoryQueries):
     #: One opening of the store is one run (one command): failures count runs by it, so the
     #: in-run retries of one document count as one failing run.
     _run: str
+    #: The run (its claim-owner token) holding the runner lock through this store, if any.
+    _lock_run: str | None = None
 
     # -- plumbing, per backend ----------------------------------------------------------------
 
@@ -286,18 +301,41 @@ class SqlStore(LibraryQueries, HistoryQueries):
 
     # -- per-(document, target) claims ---------------------------------------------------------
 
+    def _holding(self, me: RunnerInfo, lock: AbstractContextManager[None]) -> AbstractContextManager[None]:
+        """Remember which run holds the runner lock: while it does, no other run of this state is live."""
+        return _holding(self, me, lock)
+
     def claim(self, document_id: str, target: str, owner: str, lease: float) -> bool:
-        now = self._claim_now()
-        # One statement, so the database makes it atomic across processes: a claim is taken if it
-        # is free, already ours, or its owner let the lease run out (it crashed).
-        changed = self._exec(
-            """INSERT INTO claims (document_id, target, owner, expires_at) VALUES (?, ?, ?, ?)
-               ON CONFLICT (document_id, target) DO UPDATE SET owner = excluded.owner,
-                   expires_at = excluded.expires_at
-               WHERE claims.owner = excluded.owner OR claims.expires_at < ?""",
-            (document_id, target, owner, now + lease, now),
-        )
-        return changed == 1
+        me = ProcessIdentity.current()
+        for _ in range(3):  # a claim released between the two statements below is tried again
+            now = self._claim_now()
+            # One statement, so the database makes it atomic across processes: a claim is taken if
+            # it is free, already ours, or its owner let the lease run out.
+            changed = self._exec(
+                """INSERT INTO claims (document_id, target, owner, expires_at, owner_host, owner_pid,
+                       owner_started) VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (document_id, target) DO UPDATE SET owner = excluded.owner,
+                       expires_at = excluded.expires_at, owner_host = excluded.owner_host,
+                       owner_pid = excluded.owner_pid, owner_started = excluded.owner_started
+                   WHERE claims.owner = excluded.owner OR claims.expires_at < ?""",
+                (document_id, target, owner, now + lease, me.host, me.pid, me.started, now),
+            )
+            if changed == 1:
+                return True
+            held = self._one("SELECT owner, owner_host, owner_pid, owner_started FROM claims "
+                             "WHERE document_id = ? AND target = ?", (document_id, target))
+            if held is None:
+                continue
+            if not claim_is_stale(held["owner"], held["owner_host"], held["owner_pid"], held["owner_started"],
+                                  claimant=owner, lock_run=self._lock_run):
+                return False
+            # Take it from that owner only: if another run took it meanwhile, this matches nothing.
+            return self._exec(
+                """UPDATE claims SET owner = ?, expires_at = ?, owner_host = ?, owner_pid = ?, owner_started = ?
+                   WHERE document_id = ? AND target = ? AND owner = ?""",
+                (owner, now + lease, me.host, me.pid, me.started, document_id, target, held["owner"]),
+            ) == 1
+        return False
 
     def release_claim(self, document_id: str, target: str, owner: str) -> None:
         self._exec("DELETE FROM claims WHERE document_id = ? AND target = ? AND owner = ?",

@@ -100,6 +100,12 @@ MIGRATIONS: list[str] = [
     BEGIN INSERT INTO delivery_log VALUES (NEW.document_id, NEW.target, NEW.version, NEW.status,
         NEW.target_path, NEW.message, NEW.at); END;
     """,
+    # 7: who holds each claim (the owner process), so a killed run's claims are taken over at once
+    """
+    ALTER TABLE claims ADD COLUMN owner_host TEXT;
+    ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE claims ADD COLUMN owner_started TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -130,6 +136,7 @@ class SqliteStore(SqlStore):
         self.read_only = read_only
         self._lock = threading.RLock()  # one connection, shared by the pipeline's threads
         self._run = uuid.uuid4().hex
+        self._lock_run = None
         try:
             self._db = self._connect()
             self.schema_version = self._migrate(target_version)
@@ -231,4 +238,5 @@ class SqliteStore(SqlStore):
 
     def runner_lock(self, me: RunnerInfo, *, wait: float | None = 0.0,
                     should_stop: Callable[[], bool] = lambda: False) -> AbstractContextManager[None]:
-        return FileRunnerLock(self.path.with_name("runner.lock")).hold(me, wait=wait, should_stop=should_stop)
+        return self._holding(me, FileRunnerLock(self.path.with_name("runner.lock")).hold(
+            me, wait=wait, should_stop=should_stop))
