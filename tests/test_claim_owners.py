@@ -9,29 +9,35 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 from invoicesync.processes import ProcessIdentity
-from invoicesync.state import RunnerInfo, SqliteStore
+from invoicesync.state import RunnerInfo
+from invoicesync.state._sql import SqlStore
 
 CLAIMER = """
 import sys, time
 from invoicesync.state import SqliteStore
-assert SqliteStore(sys.argv[1]).claim("d1", "t", "child-run", lease=600)
+if sys.argv[1].startswith("postgresql:"):
+    from invoicesync.state._postgres import PostgresStore as SqliteStore
+store = SqliteStore(sys.argv[1])
+assert store.claim("d1", "t", "child-run", lease=600)
 print("claimed", flush=True)
 time.sleep(600)
 """
+OpenStore = Callable[..., SqlStore]
 
 
-def _claiming_child(db: Path) -> subprocess.Popen[str]:
-    child = subprocess.Popen([sys.executable, "-c", CLAIMER, str(db)], stdout=subprocess.PIPE, text=True)
+def _claiming_child(state: str) -> subprocess.Popen[str]:
+    child = subprocess.Popen([sys.executable, "-c", CLAIMER, state], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None and child.stdout.readline().strip() == "claimed"
     return child
 
 
-def test_a_live_processs_claim_waits_and_a_killed_ones_is_taken_over_at_once(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
-    child = _claiming_child(tmp_path / "state.db")
+def test_a_live_processs_claim_waits_and_a_killed_ones_is_taken_over_at_once(
+        open_store: OpenStore, state_backend: str) -> None:
+    store = open_store()
+    child = _claiming_child(state_backend)
     try:
         assert not store.claim("d1", "t", "my-run", lease=600)  # alive, and no lock held: it keeps it
     finally:
@@ -41,8 +47,8 @@ def test_a_live_processs_claim_waits_and_a_killed_ones_is_taken_over_at_once(tmp
     assert not store.claim("d1", "t", "third-run", lease=600)  # now mine, and I am alive
 
 
-def test_a_claim_whose_pid_now_names_another_process_is_taken_over(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+def test_a_claim_whose_pid_now_names_another_process_is_taken_over(open_store: OpenStore) -> None:
+    store = open_store()
     assert store.claim("d1", "t", "old-run", lease=600)
     me = ProcessIdentity.current()
     assert me.started is not None, "this test needs /proc"
@@ -50,8 +56,8 @@ def test_a_claim_whose_pid_now_names_another_process_is_taken_over(tmp_path: Pat
     assert store.claim("d1", "t", "new-run", lease=600)
 
 
-def test_the_run_holding_the_runner_lock_takes_over_claims_of_other_runs_from_here(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+def test_the_run_holding_the_runner_lock_takes_over_claims_of_other_runs_from_here(open_store: OpenStore) -> None:
+    store = open_store()
     assert store.claim("d1", "t", "finished-run", lease=600)  # this process is alive: only the lock tells
     assert not store.claim("d1", "t", "new-run", lease=600)
     with store.runner_lock(RunnerInfo.current(token="new-run")):
@@ -60,8 +66,8 @@ def test_the_run_holding_the_runner_lock_takes_over_claims_of_other_runs_from_he
     assert not store.claim("d1", "t", "later-run", lease=600)  # the lock is no longer held by a run
 
 
-def test_claims_from_another_host_wait_for_their_lease_even_under_the_lock(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+def test_claims_from_another_host_wait_for_their_lease_even_under_the_lock(open_store: OpenStore) -> None:
+    store = open_store()
     assert store.claim("d1", "t", "remote-run", lease=600)
     store._exec("UPDATE claims SET owner_host = 'elsewhere', owner_pid = 999999999")
     with store.runner_lock(RunnerInfo.current(token="new-run")):
@@ -80,10 +86,10 @@ def test_an_identity_is_gone_only_when_that_is_certain() -> None:
     assert ProcessIdentity(me.host, child.pid, None).is_gone()
 
 
-def test_a_claim_from_before_owners_were_recorded_waits_for_its_lease(tmp_path: Path) -> None:
-    old = SqliteStore(tmp_path / "state.db", target_version=6)
+def test_a_claim_from_before_owners_were_recorded_waits_for_its_lease(open_store: OpenStore) -> None:
+    old = open_store(target_version=6)
     old._exec("INSERT INTO claims VALUES ('d1', 't', 'old-run', ?)", (time.time() + 600,))
     old.close()
-    store = SqliteStore(tmp_path / "state.db")
+    store = open_store()
     with store.runner_lock(RunnerInfo.current(token="new-run")):
         assert not store.claim("d1", "t", "new-run", lease=600)  # its owner cannot be judged
