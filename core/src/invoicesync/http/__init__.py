@@ -5,6 +5,7 @@ written at the top of ``_client`` and at ``OAuth2Client.refresh``; docs/ops.md r
 
 from ._authorize import (
     DEFAULT_REDIRECT_URI,
+    RedirectUri,
     authorize_in_browser,
     browser_callback,
     callback_state,
@@ -23,6 +24,7 @@ from ._retry_after import retry_after_seconds
 __all__ = [
     "DEFAULT_REDIRECT_URI",
     "PKCE",
+    "RedirectUri",
     "Authenticator",
     "Budget",
     "CodeFlow",

@@ -26,7 +26,9 @@ import socket
 import threading
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from ..errors import AuthError, ConfigError
 from ..models import AuthStart
@@ -61,6 +63,17 @@ def check_redirect_uri(redirect_uri: str) -> str:
     if split.scheme == "http" and not is_loopback(redirect_uri):
         raise ConfigError("a redirect_uri that is not on this machine must use https")
     return redirect_uri.strip()
+
+
+def _redirect_setting(value: str) -> str:
+    try:
+        return check_redirect_uri(value)
+    except ConfigError as exc:  # pydantic reports ValueErrors, with the field name
+        raise ValueError(str(exc)) from None
+
+
+#: The type of a plugin's ``redirect_uri`` setting: validated as a registrable redirect URI.
+RedirectUri = Annotated[str, AfterValidator(_redirect_setting)]
 
 
 def new_state() -> str:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from invoicesync import ConfigError, Settings
-from invoicesync.http import DEFAULT_REDIRECT_URI, check_redirect_uri
-from pydantic import Field, field_validator, model_validator
+from invoicesync import Settings
+from invoicesync.http import DEFAULT_REDIRECT_URI, RedirectUri
+from pydantic import Field, model_validator
 
 OrderType = Literal["Invoice", "CreditNote", "Offer", "DeliveryNote", "OrderForm"]
 OrderDirection = Literal["Income", "Cost"]
@@ -54,7 +54,7 @@ class BillitSettings(Settings):
     #: The redirect URI registered with Billit support for ``client_id``, matched exactly. A
     #: loopback URI (sandbox only) is listened on at its port; an https page (production) means
     #: the user pastes the address the browser lands on. See the README.
-    redirect_uri: str = DEFAULT_REDIRECT_URI
+    redirect_uri: RedirectUri = DEFAULT_REDIRECT_URI
     #: Which order types to import. Invoices and credit notes by default.
     order_types: list[OrderType] = Field(default_factory=_default_types, min_length=1)
     #: Income = sales, Cost = purchases. Both by default.
@@ -71,13 +71,6 @@ class BillitSettings(Settings):
     #: A CA bundle to trust (a TLS test server); core uses it as ``verify``.
     ca_bundle: str | None = None
 
-    @field_validator("redirect_uri")
-    @classmethod
-    def _registrable_redirect(cls, value: str) -> str:
-        try:
-            return check_redirect_uri(value)
-        except ConfigError as exc:  # pydantic reports ValueErrors, with the field name
-            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _sandbox_selects_environment(self) -> Self:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from invoicesync import ConfigError, Settings
-from invoicesync.http import DEFAULT_REDIRECT_URI, check_redirect_uri
+from invoicesync.http import DEFAULT_REDIRECT_URI, RedirectUri
 from invoicesync.naming import validate_template
 from pydantic import Field, field_validator
 
@@ -23,7 +23,7 @@ class DropboxSettings(Settings):
     content_url: str = Field("https://content.dropboxapi.com", description="Base URL of the content (upload) host")
     authorize_url: str = Field("https://www.dropbox.com/oauth2/authorize", description="OAuth authorize page")
     token_url: str = Field("https://api.dropboxapi.com/oauth2/token", description="OAuth token endpoint")
-    redirect_uri: str = Field(
+    redirect_uri: RedirectUri = Field(
         DEFAULT_REDIRECT_URI,
         description="A redirect URI registered in the app console (exact match): loopback is listened on, "
         "any other https page means pasting the address the browser lands on",
@@ -68,13 +68,6 @@ class DropboxSettings(Settings):
             raise ValueError("chunk_size must be a multiple of 4 MiB (4194304 bytes)")
         return value
 
-    @field_validator("redirect_uri")
-    @classmethod
-    def _registrable_redirect(cls, value: str) -> str:
-        try:
-            return check_redirect_uri(value)
-        except ConfigError as exc:  # pydantic reports ValueErrors, with the field name
-            raise ValueError(str(exc)) from None
 
     @field_validator("api_url", "content_url")
     @classmethod

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from invoicesync import ConfigError, Settings
-from invoicesync.http import check_redirect_uri
+from invoicesync.http import RedirectUri
 from invoicesync.naming import DEFAULT_TEMPLATE
 from pydantic import Field, field_validator
 
@@ -53,7 +53,7 @@ class GDriveSettings(Settings):
     upload_url: str = Field("https://www.googleapis.com/upload/drive/v3", description="Drive upload base URL")
     authorize_url: str = Field("https://accounts.google.com/o/oauth2/v2/auth", description="OAuth authorize endpoint")
     token_url: str = Field("https://oauth2.googleapis.com/token", description="OAuth token endpoint")
-    redirect_uri: str = Field(
+    redirect_uri: RedirectUri = Field(
         "http://127.0.0.1/",
         description="Where the login comes back: a loopback URI (a Desktop-app client takes any port; none "
         "given: a free one) or an https URI registered with a Web-application client (then paste the address)",
@@ -67,13 +67,6 @@ class GDriveSettings(Settings):
             raise ValueError(f"must be a positive multiple of 256 KiB ({CHUNK_UNIT} bytes)")
         return value
 
-    @field_validator("redirect_uri")
-    @classmethod
-    def _registrable_redirect(cls, value: str) -> str:
-        try:
-            return check_redirect_uri(value)
-        except ConfigError as exc:  # pydantic reports ValueErrors, with the field name
-            raise ValueError(str(exc)) from None
 
     @field_validator("api_url", "upload_url")
     @classmethod
