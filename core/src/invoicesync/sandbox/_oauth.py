@@ -4,7 +4,6 @@ issued for). Leniency exists only when a sandbox is asked for it (``lenient_redi
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import threading
 import time
@@ -12,19 +11,10 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..http._authorize import is_loopback
+
 #: RFC 6749 §4.1.2 recommends at most 10 minutes; Billit documents exactly that.
 CODE_LIFETIME = 600.0
-
-
-def _loopback(split: urllib.parse.SplitResult) -> bool:
-    if split.scheme != "http" or not split.hostname:
-        return False
-    if split.hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(split.hostname).is_loopback
-    except ValueError:
-        return False
 
 
 def free_loopback_uri(path: str = "/callback") -> str:
@@ -74,8 +64,7 @@ class RedirectRegistry:
             return "redirect_uri must be an absolute http(s) URL."
         if self.lenient or uri in self.uris:
             return None
-        if self.any_loopback_port and _loopback(split) and any(
-                _loopback(urllib.parse.urlsplit(r)) for r in self.uris):
+        if self.any_loopback_port and is_loopback(uri) and any(is_loopback(r) for r in self.uris):
             return None
         return "redirect_uri is not registered for this client (it must match a registered URI exactly)."
 
