@@ -15,7 +15,7 @@ import platformdirs
 from pydantic import ValidationError
 
 from .config import Config, load_config
-from .context import UI, Context, NonInteractiveUI, PluginKind
+from .context import UI, Context, NonInteractiveUI, PluginInfo, PluginKind
 from .errors import ConfigError, PluginError
 from .export_options import ExportOptions, export_options, split_settings, unknown_settings, unknown_settings_message
 from .http import Budget
@@ -153,12 +153,12 @@ class Workspace:
     def context(self, account: Account, *, ui: UI | None = None, dry_run: bool = False,
                 options: dict[str, Any] | None = None) -> Context:
         plugin = self.plugins.get(account.plugin)
+        settings = self.settings_for(account)
         budget = self._budgets.get(account.name)
         if budget is None:
             budget = Budget(plugin.info.budget_requests, plugin.info.budget_period,
-                            concurrency=max(4, plugin.info.concurrency * 2), sleep=self.sleep)
+                            concurrency=max_in_flight(plugin.info, settings), sleep=self.sleep)
             self._budgets[account.name] = budget
-        settings = self.settings_for(account)
         # A plugin may declare a `ca_bundle` setting to trust a TLS test server's private CA.
         verify = getattr(settings, "ca_bundle", None) or self.verify
         return Context(
@@ -176,6 +176,13 @@ class Workspace:
             sleep=self.sleep,
             log=logging.getLogger(f"invoicesync.plugin.{account.plugin}"),
         )
+
+
+def max_in_flight(info: PluginInfo, settings: Any) -> int:
+    """Requests in flight at once for one account: the account's ``max_in_flight`` setting (when
+    the plugin declares one), else the plugin's declared limit, else twice its concurrency."""
+    chosen = getattr(settings, "max_in_flight", None) or info.max_in_flight
+    return max(1, int(chosen)) if chosen else max(4, info.concurrency * 2)
 
 
 def _default_config(home: Path) -> Path | None:

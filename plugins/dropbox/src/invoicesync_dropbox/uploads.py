@@ -36,7 +36,7 @@ SESSION_MAX_AGE = 6 * 24 * 3600
 #: incorrect_offset corrections accepted for one file before it is reported as failed.
 MAX_OFFSET_CORRECTIONS = 5
 #: Files whose bytes are sent at once (sessions and lone uploads); commits stay one at a time.
-PARALLEL_UPLOADS = 4
+PARALLEL_UPLOADS = 8
 #: ``finish_batch_v2`` takes at most 1,000 entries.
 MAX_BATCH_ENTRIES = 1000
 #: Failure tags Dropbox uses for "try again shortly": namespace lock contention and throttling.
