@@ -97,7 +97,8 @@ class TargetWorkers:
         if self.control.stopping:
             return  # not pushed this run; the backlog offers it again next run
         with self._lock:
-            if document.id in self._queued or (self._handled.get(document.id) == document.version and not retry):
+            handled = self._handled.get(document.id)  # (a version is a hash of the document: only if needed)
+            if document.id in self._queued or (handled is not None and not retry and handled == document.version):
                 return
             self._queued.add(document.id)  # before the put: a worker may finish it at once
             if not block:
