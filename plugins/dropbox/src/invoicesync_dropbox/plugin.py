@@ -14,7 +14,7 @@ from .export import push
 from .settings import DropboxSettings
 
 #: Many small files per batch: they are committed together by one finish_batch_v2.
-BATCH_SIZE = 50
+BATCH_SIZE = 100
 
 
 @hookimpl
