@@ -286,5 +286,5 @@ class PostgresStore(SqlStore):
     def budget_ledger(self) -> AdvisoryBudgetLedger:
         with self._ledger_lock:
             if self._ledger is None:
-                self._ledger = AdvisoryBudgetLedger(self, self.url)
+                self._ledger = AdvisoryBudgetLedger(self.url)
             return self._ledger
