@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import secrets as pysecrets
 import threading
 import time
@@ -27,6 +28,8 @@ from pydantic import BaseModel, ValidationError
 from ..errors import AuthError, OutcomeUnknown
 from ..secrets import safe_error_text
 from ._client import HttpClient
+
+log = logging.getLogger("invoicesync.http")
 
 
 class TokenSet(BaseModel):
@@ -287,7 +290,10 @@ class TokenAuth:
         """Refresh once per refused (or expiring) token, however many threads — and processes
         sharing the state — notice it: under this process's lock, then the state's lock on the
         secret (``SecretSlot.lock``), the stored token is read again before anything is spent."""
+        asked = time.monotonic()
         with self._lock, self._across_processes():
+            if (waited := time.monotonic() - asked) >= 1.0:  # ops watch these: docs/scale-out.md
+                log.info("%s: waited %.1f s for another refresh of this login", self.key, waited)
             token = self.current()
             if refused is not None and token.access_token != refused:
                 return token  # another thread already replaced the refused token
