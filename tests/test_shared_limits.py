@@ -18,7 +18,8 @@ from invoicesync import Account, AccountDirection, PluginKind
 from invoicesync.http import Budget, SharedBudget
 from invoicesync.plugins import Plugins
 from invoicesync.sandbox import RunningSandbox
-from invoicesync.state import LockTimeout
+from invoicesync.state import LockTimeout, SqliteStore
+from invoicesync.state._postgres import PostgresStore
 from invoicesync.state._sql import SqlStore
 from invoicesync.workspace import Workspace
 from invoicesync_billit import plugin as billit_plugin
@@ -168,3 +169,37 @@ def test_three_processes_keep_within_the_services_in_flight_cap(
     statuses = [status for _, path, status in app.requests if path == "/v1/account/accountInformation"]
     assert len(statuses) == 180 and 429 not in statuses
     assert 6 <= app.peak_in_flight[DEMO_API_KEY] <= 8  # busy, within the cap
+
+
+def test_a_429_seen_by_one_worker_pauses_the_credential_for_all(
+        state_backend: str, monkeypatch: pytest.MonkeyPatch,
+        serve_sandbox: Callable[..., RunningSandbox], workspace_factory: Callable[..., Workspace]) -> None:
+    """Billit throttles one worker with ``Retry-After: 1``: the pause lands in the state, where
+    every other worker's budget for that login reads it before its next request."""
+    from invoicesync_billit.client import BillitClient
+
+    app = BillitSandbox(documents=1, companies=1)
+    server = serve_sandbox(app)
+    if state_backend.startswith("postgresql:"):
+        monkeypatch.setenv("INVOICESYNC_STATE_URL", state_backend)
+    monkeypatch.setenv("INVOICESYNC_SHARED_BUDGETS", "1")
+    workspace = workspace_factory(Plugins.from_objects({"billit": (PluginKind.SOURCE, billit_plugin)}))
+    account = Account(name="books", plugin="billit", direction=AccountDirection.IMPORT,
+                      settings=app.account_settings(server.url))
+    workspace.state.save_account(account)
+    workspace.secrets(account.name).set("api_key", DEMO_API_KEY)
+    app.add_fault({"status": 429, "path": r"^/v1/account/accountInformation$", "headers": {"Retry-After": "1"}})
+    ctx = workspace.context(account)
+    throttled_at = time.time()
+    BillitClient(ctx, workspace.settings_for(account)).account_information()  # waits the second, then succeeds
+    ctx.close()
+
+    assert [status for _, _, status in app.requests] == [429, 200]
+    # Another worker's view: its own connection to the same state.
+    other = PostgresStore(state_backend) if state_backend.startswith("postgresql:") else SqliteStore(
+        workspace.home / "state.db")
+    try:
+        row = other._one("SELECT paused_until FROM budgets WHERE key = ?", (KEY,))
+    finally:
+        other.close()
+    assert row is not None and throttled_at + 0.9 <= float(row["paused_until"]) <= time.time() + 0.1
