@@ -176,7 +176,7 @@ class Workspace:
             log=logging.getLogger(f"invoicesync.plugin.{account.plugin}"),
         )
 
-    def _new_budget(self, account: Account, info: PluginInfo, settings: Any) -> RequestBudget:
+    def _new_budget(self, account: Account, info: PluginInfo, settings: Any = None) -> RequestBudget:
         """One budget per (service, credential) — an account — for every thread of this process;
         kept in the state for every process using it when several may (``shared_budgets``)."""
         concurrency = max_in_flight(info, settings)
