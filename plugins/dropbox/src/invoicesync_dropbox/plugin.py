@@ -13,8 +13,10 @@ from .auth import TOKEN_KEY
 from .export import push
 from .settings import DropboxSettings
 
-#: Many small files per batch: they are committed together by one finish_batch_v2.
-BATCH_SIZE = 100
+#: Many small files per batch: they are committed together by one finish_batch_v2. Larger batches
+#: mean fewer commits but a longer wait for the last batch of a run (its uploads start only once it
+#: is full or the import is done).
+BATCH_SIZE = 50
 
 
 @hookimpl
