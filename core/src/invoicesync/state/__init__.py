@@ -8,6 +8,7 @@ from ._blobs import BlobStore
 from ._history import LibraryCounts, LibraryPage, LoggedDelivery, RunRecord
 from ._lock import RunnerBusy, RunnerInfo
 from ._problems import describe_backend_error, describe_state_error
+from ._schedules import ScheduleRecord
 from ._sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from ._store import (
     DocumentFilter,
@@ -52,6 +53,7 @@ __all__ = [
     "PersistentFailure",
     "RunnerBusy",
     "RunRecord",
+    "ScheduleRecord",
     "RunnerInfo",
     "SqliteStore",
     "StateStore",

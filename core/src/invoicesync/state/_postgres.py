@@ -127,6 +127,13 @@ PG_MIGRATIONS: list[str] = [
     ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
     ALTER TABLE claims ADD COLUMN owner_started TEXT;
     """,
+    # 9 (schedules; 8 is another branch's): a schedule set on the dashboard and each account's last
+    # scheduled run, for `invoicesync serve`'s scheduler
+    """
+    CREATE TABLE schedules (
+        account TEXT PRIMARY KEY, spec TEXT, last_started_at TEXT, last_finished_at TEXT, last_result TEXT
+    );
+    """,
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 

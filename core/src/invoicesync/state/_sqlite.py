@@ -106,6 +106,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
     ALTER TABLE claims ADD COLUMN owner_started TEXT;
     """,
+    # 9 (schedules; 8 is another branch's): a schedule set on the dashboard and each account's last
+    # scheduled run, for `invoicesync serve`'s scheduler
+    """
+    CREATE TABLE schedules (
+        account TEXT PRIMARY KEY, spec TEXT, last_started_at TEXT, last_finished_at TEXT, last_result TEXT
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
