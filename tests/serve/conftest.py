@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 from invoicesync.server import Users, create_app
-from prometheus_client.parser import text_string_to_metric_families
 from invoicesync.workspace import Workspace
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 ADMIN, PASSWORD = "admin", "correct horse battery staple"
