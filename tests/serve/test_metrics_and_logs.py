@@ -62,3 +62,21 @@ def test_json_logs_are_one_object_a_line_with_the_runs_fields_and_no_secrets(
     assert second["target"] == "archive" and "run" not in second
     assert "ValueError: with *** inside" in third["exception"]
     assert "s3cr3t" not in "".join(lines)
+
+
+def test_every_metric_and_every_serve_option_is_documented(admin: Dashboard) -> None:
+    from pathlib import Path
+
+    import click
+    from invoicesync.cli._serve import serve
+    from prometheus_client.parser import text_string_to_metric_families
+
+    docs = (Path(__file__).parents[2] / "docs" / "serve.md").read_text()
+    families = list(text_string_to_metric_families(admin.client.get("/metrics").text))
+    assert len(families) >= 8
+    for family in families:
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert f"`{name}{{" in docs, name
+    for option in serve.params:
+        if isinstance(option, click.Option):
+            assert f"`{option.opts[0]}" in docs, option.opts[0]
