@@ -232,3 +232,37 @@ def test_a_scheduled_run_is_counted_in_the_metrics(scheduled: Dashboard) -> None
     assert samples["invoicesync_run_duration_seconds_count", (("trigger", "schedule"),)] == 1
     assert samples["invoicesync_run_documents_total", (("account", "memory"), ("outcome", "new"))] == 25
     assert samples["invoicesync_run_deliveries_total", (("status", "delivered"), ("target", "memtarget"))] == 25
+
+
+def test_due_sources_and_targets_run_as_one_run_of_the_sources_which_delivers_to_every_target(
+        scheduled: Dashboard, clock: FakeClock, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget]) -> None:
+    scheduler = scheduler_of(scheduled)
+    scheduled.post("/sync/schedule", {"account": "memory", "schedule": "1h"})
+    scheduled.post("/sync/schedule", {"account": "memtarget", "schedule": "15m"})
+    job = finish(scheduler.tick())
+    assert job.accounts == ("memory",) and job.scheduled_accounts == ("memory", "memtarget")
+    assert memory_plugins[2].writes == 25
+    records = scheduled.workspace.state.schedules()
+    assert records["memory"].last_started_at == records["memtarget"].last_started_at == START
+    clock.advance(minutes=15)
+    job = finish(scheduler.tick())
+    assert job.accounts == job.scheduled_accounts == ("memtarget",)
+
+
+def test_the_state_keeps_schedules_and_last_runs_and_forgets_them_with_the_account(
+        open_store: Callable[..., Any]) -> None:
+    store = open_store()
+    store.set_schedule("a", "every 15m")
+    store.record_scheduled_run("a", START, START + timedelta(minutes=2), {"result": "ok", "exit_code": 0})
+    store.record_scheduled_run("a", None, START + timedelta(minutes=20), {"result": "busy", "exit_code": 75})
+    store.record_scheduled_run("b", None, START, {"result": "busy", "exit_code": 75})
+    store.close()
+    store = open_store()  # as the server's next start reads it
+    a, b = store.schedules()["a"], store.schedules()["b"]
+    assert (a.spec, a.last_started_at, a.last_finished_at) == ("every 15m", START, START + timedelta(minutes=20))
+    assert a.last_result == {"result": "busy", "exit_code": 75}  # the busy attempt left the last run alone
+    assert (b.spec, b.last_started_at) == (None, None)
+    store.set_schedule("a", None)
+    assert store.schedules()["a"].spec is None and store.schedules()["a"].last_started_at == START
+    store.delete_account("a")
+    assert list(store.schedules()) == ["b"]

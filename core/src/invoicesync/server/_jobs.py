@@ -68,8 +68,10 @@ class SyncJob:
     id: int = field(default_factory=lambda: next(_job_ids))
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
-    #: when the scheduler started it, on the scheduler's clock (a scheduled job only)
+    #: when the scheduler started it, on the scheduler's clock, and the due accounts it serves (a
+    #: scheduled job only; a run of due sources also delivers to every target, due ones included)
     scheduled_at: datetime | None = None
+    scheduled_accounts: tuple[str, ...] = ()
     progress: WebProgress = field(default_factory=WebProgress)
     control: RunControl = field(default_factory=RunControl)
     report: SyncReport | None = None
@@ -104,12 +106,13 @@ class SyncJobs:
         return job
 
     def start_if_idle(self, accounts: Sequence[str] = (), *, trigger: str = "manual",
-                      scheduled_at: datetime | None = None) -> SyncJob | None:
+                      scheduled_at: datetime | None = None, scheduled_accounts: Sequence[str] = ()) -> SyncJob | None:
         """Start a sync of ``accounts`` unless one is running (then ``None``)."""
         with self._lock:
             if self.running():
                 return None
-            job = SyncJob(tuple(accounts), trigger, scheduled_at=scheduled_at)
+            job = SyncJob(tuple(accounts), trigger, scheduled_at=scheduled_at,
+                          scheduled_accounts=tuple(scheduled_accounts))
             self.current = job
         threading.Thread(target=self._run, args=(job,), name="invoicesync-web-sync", daemon=True).start()
         return job

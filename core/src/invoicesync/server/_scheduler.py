@@ -4,7 +4,9 @@ A due account is synced through ``SyncJobs`` (so the Sync page's live view shows
 "Sync now" makes it wait for the next tick), under the home's runner lock like every sync. When a CLI
 or timer sync holds that lock, the scheduled run ends *busy* (exit 75, as a second CLI would) and is
 tried again ``retry`` later; the account stays due until a run gets in, so it never runs twice at
-once and never skips silently. Accounts due together run together, in one run.
+once and never skips silently. Accounts due together run together, in one run: when sources are
+due, a run of them (which, as ``sync SOURCE`` does, delivers every target's backlog, due targets
+included); else a run of the due targets.
 
 A schedule counts from the start of the account's last scheduled run (kept in the state). A server
 that was down finds such an account overdue and runs it once on start-up, however many slots it
@@ -21,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import InvoiceSyncError
+from ..models import AccountDirection
 from ..pipeline import EXIT_OK, EXIT_PARTIAL
 from ..schedules import Schedule, from_text, to_text
 from ..state import ScheduleRecord
@@ -40,6 +43,7 @@ class Planned:
     """One account's schedule, as the Sync page shows it."""
 
     account: str
+    direction: AccountDirection
     schedule: Schedule | None
     #: ``config``: declared in invoicesync.toml (changed there); ``dashboard``: set on the Sync page
     source: str
@@ -82,7 +86,7 @@ class Scheduler:
                 next_run = schedule.next_run(record.last_started_at if record else None, self.since)
                 if account.name in self._retry_at:
                     next_run = max(next_run, self._retry_at[account.name])
-            planned.append(Planned(account.name, schedule, source, next_run, record))
+            planned.append(Planned(account.name, account.direction, schedule, source, next_run, record))
         return planned
 
     def set_schedule(self, account: str, schedule: Schedule | None) -> None:
@@ -99,12 +103,14 @@ class Scheduler:
     def tick(self) -> SyncJob | None:
         """Start one run of every due account, unless a sync is already running here; the job, if any."""
         now = self.clock()
-        due = [p.account for p in self.plan() if p.next_run is not None and p.next_run <= now]
+        due = [p for p in self.plan() if p.next_run is not None and p.next_run <= now]
         if not due or self.jobs.running():
             return None
-        job = self.jobs.start_if_idle(due, trigger="schedule", scheduled_at=now)
+        run = [p.account for p in due if p.direction is AccountDirection.IMPORT] or [p.account for p in due]
+        job = self.jobs.start_if_idle(run, trigger="schedule", scheduled_at=now,
+                                      scheduled_accounts=[p.account for p in due])
         if job is not None:
-            log.info("scheduled sync of %s", ", ".join(due))
+            log.info("scheduled sync of %s", ", ".join(p.account for p in due))
         return job
 
     def _finished(self, job: SyncJob) -> None:
@@ -119,15 +125,15 @@ class Scheduler:
             message = (report.busy if report else None) or job.error or "stopped before the end"
             result, ran = {"result": "busy" if report and report.busy else "failed", "exit_code": exit_code,
                            "message": message}, None
-            for account in job.accounts:
+            for account in job.scheduled_accounts:
                 self._retry_at[account] = now + self.retry
         else:
             code = report.exit_code
             outcome = "ok" if code == EXIT_OK else "partial" if code == EXIT_PARTIAL else "failed"
             result, ran = {"result": outcome, "exit_code": code, "message": "; ".join(report.fatal) or None}, started
-            for account in job.accounts:
+            for account in job.scheduled_accounts:
                 self._retry_at.pop(account, None)
-        for account in job.accounts:
+        for account in job.scheduled_accounts:
             self.workspace.state.record_scheduled_run(account, ran, now, result)
 
     def start(self) -> None:
