@@ -84,3 +84,13 @@ def test_a_header_without_a_trusted_proxy_or_a_bad_address_is_a_setup_error(memo
     assert result.exit_code != 0 and "--trusted-proxy goes with --proxy-user-header" in result.output
     result = CliRunner().invoke(cli, ["serve", "--proxy-user-header", HEADER])
     assert result.exit_code != 0 and "needs the proxy's address" in result.output
+
+
+def test_a_proxy_session_is_void_once_the_server_no_longer_takes_the_header(
+        client_from: Callable[[str], TestClient], memory_workspace: Workspace) -> None:
+    proxied = client_from("127.0.0.1")
+    assert proxied.get("/sync", headers={HEADER: "alice"}).status_code == 200
+    plain = create_app(memory_workspace, allowed_hosts=["testserver"], schedule_poll=None)  # restarted without it
+    with TestClient(plain, client=("127.0.0.1", 40000), follow_redirects=False,
+                    cookies=dict(proxied.cookies)) as client:
+        assert client.get("/sync").status_code == 303  # the same signed cookie no longer logs alice in

@@ -129,6 +129,8 @@ class LoginRequired:
                 csrf_token(session)
             elif not proxied and session.get("proxy"):
                 session.clear()  # the proxy no longer vouches for this browser: its session ends
+        elif session.get("proxy"):
+            session.clear()  # made by a proxy login, and the server no longer takes one
         if session.get("user") and not session.get("proxy") and not self.users.exists(session["user"]):
             session.clear()  # the user was removed (serve-user remove): its sessions end now
         if not _is_public(path) and not session.get("user"):
