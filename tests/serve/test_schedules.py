@@ -266,3 +266,18 @@ def test_the_state_keeps_schedules_and_last_runs_and_forgets_them_with_the_accou
     assert store.schedules()["a"].spec is None and store.schedules()["a"].last_started_at == START
     store.delete_account("a")
     assert list(store.schedules()) == ["b"]
+
+
+def test_a_run_that_fails_counts_as_the_run_and_waits_for_the_next_slot(
+        scheduled: Dashboard, clock: FakeClock, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget]) -> None:
+    scheduler = scheduler_of(scheduled)
+    memory_plugins[2].fail_ids.update({"m1"})
+    scheduled.post("/sync/schedule", {"account": "memory", "schedule": "15m"})
+    job = finish(scheduler.tick())
+    assert job.report is not None and job.report.exit_code == 1
+    record = scheduled.workspace.state.schedules()["memory"]
+    assert record.last_started_at == START and record.last_result == {"result": "partial", "exit_code": 1,
+                                                                      "message": None}
+    clock.advance(minutes=5)
+    assert scheduler.tick() is None  # not hammering a failing service: the schedule decides, not a retry
+    assert ">partial<" in row_of(scheduled.client.get("/sync").text, "memory")

@@ -45,8 +45,9 @@ def _is_loopback(host: str) -> bool:
 def serve(state: State, host: str, port: int, public: bool, allowed_hosts: tuple[str, ...], https_only: bool,
           public_url: str | None, proxy_user_header: str | None, trusted_proxies: tuple[str, ...],
           log_format: str) -> None:
-    """Serve the dashboard (Sync, Documents, History) on HOST:PORT, for the admins of `serve-user`,
-    and run the accounts' schedules (`every`/`cron`)."""
+    """Serve the dashboard (Sync, Documents, History) on HOST:PORT and run the accounts' schedules.
+
+    The admins are those of `serve-user`, or the users a --trusted-proxy names in --proxy-user-header."""
     try:
         import uvicorn
 

@@ -119,18 +119,21 @@ class Scheduler:
             return
         now, report = self.clock(), job.report
         result: dict[str, Any]
-        if report is None or report.busy or report.interrupted is not None:
-            # It did not run (or not to the end): the account stays due, tried again after ``retry``.
-            exit_code = report.exit_code if report else None
-            message = (report.busy if report else None) or job.error or "stopped before the end"
-            result, ran = {"result": "busy" if report and report.busy else "failed", "exit_code": exit_code,
-                           "message": message}, None
+        ran: datetime | None = started
+        if report is not None and (report.busy or report.interrupted is not None):
+            # It did not run (another sync held the home), or not to the end (the server stopping): the
+            # last run stays what it was, so the account stays due, tried again after ``retry`` (or
+            # on the next start).
+            ran = None
+            result = {"result": "busy" if report.busy else "interrupted", "exit_code": report.exit_code,
+                      "message": report.busy or "stopped before the end"}
             for account in job.scheduled_accounts:
                 self._retry_at[account] = now + self.retry
         else:
-            code = report.exit_code
+            code = report.exit_code if report else None
             outcome = "ok" if code == EXIT_OK else "partial" if code == EXIT_PARTIAL else "failed"
-            result, ran = {"result": outcome, "exit_code": code, "message": "; ".join(report.fatal) or None}, started
+            message = "; ".join(report.fatal) if report else job.error
+            result = {"result": outcome, "exit_code": code, "message": message or None}
             for account in job.scheduled_accounts:
                 self._retry_at.pop(account, None)
         for account in job.scheduled_accounts:
