@@ -232,6 +232,10 @@ def test_a_scheduled_run_is_counted_in_the_metrics(scheduled: Dashboard) -> None
     assert samples["invoicesync_run_duration_seconds_count", (("trigger", "schedule"),)] == 1
     assert samples["invoicesync_run_documents_total", (("account", "memory"), ("outcome", "new"))] == 25
     assert samples["invoicesync_run_deliveries_total", (("status", "delivered"), ("target", "memtarget"))] == 25
+    assert samples["invoicesync_schedule_last_exit_code", (("account", "memory"),)] == 0
+    due = samples["invoicesync_schedule_next_run_timestamp_seconds", (("account", "memory"),)]
+    assert due == (START + timedelta(minutes=15)).timestamp()
+    assert ("invoicesync_schedule_next_run_timestamp_seconds", (("account", "memtarget"),)) not in samples
 
 
 def test_due_sources_and_targets_run_as_one_run_of_the_sources_which_delivers_to_every_target(

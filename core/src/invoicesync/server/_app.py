@@ -60,9 +60,9 @@ def create_app(workspace: Workspace, *, allowed_hosts: Sequence[str] = ("127.0.0
     seconds on ``clock`` (``None``: not in the background; tests call ``app.state.scheduler.tick()``)."""
     users = Users(workspace.home)
     jobs = jobs or SyncJobs(workspace)
-    metrics = ServerMetrics(workspace)
-    jobs.listeners.append(metrics.observe)
     scheduler = Scheduler(workspace, jobs, clock=clock, poll_seconds=schedule_poll or 15.0)
+    metrics = ServerMetrics(workspace, scheduler)
+    jobs.listeners.append(metrics.observe)
     web_login = WebLogin(workspace, render, public_url=public_url)
 
     async def home(request: Request) -> Response:

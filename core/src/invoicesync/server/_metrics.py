@@ -8,7 +8,9 @@ Three kinds of series:
   ``invoicesync_run_duration_seconds`` (a histogram), ``invoicesync_run_documents_total{account,outcome}``
   and ``invoicesync_run_deliveries_total{target,status}``;
 - **HTTP** of this process, counted by the core's ``HttpClient``: ``invoicesync_http_requests_total{service}``
-  and ``invoicesync_http_retries_total{service}``.
+  and ``invoicesync_http_retries_total{service}``;
+- **schedules**, as the Sync page shows them: ``invoicesync_schedule_next_run_timestamp_seconds{account}``
+  (an overdue one means the schedule is stuck) and ``invoicesync_schedule_last_exit_code{account}``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..http._counters import HTTP_COUNTERS, RequestCounters
 from ..models import DeliveryStatus
 from ..workspace import Workspace
 from ._jobs import SyncJob
+from ._scheduler import Scheduler
 
 #: Seconds; a sync takes from about a second (nothing new) to an hour (a first import of years).
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, float("inf"))
@@ -63,11 +66,33 @@ class _Http(Collector):
         return [sent, again]
 
 
+class _Schedules(Collector):
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def collect(self) -> Iterable[Metric]:
+        next_run = GaugeMetricFamily("invoicesync_schedule_next_run_timestamp_seconds",
+                                     "When each scheduled account is due next (Unix time).", labels=["account"])
+        exit_code = GaugeMetricFamily("invoicesync_schedule_last_exit_code",
+                                      "The exit code of each account's last scheduled attempt (75: the home was "
+                                      "busy, retried).", labels=["account"])
+        for plan in self.scheduler.plan():
+            if plan.next_run is not None:
+                next_run.add_metric([plan.account], plan.next_run.timestamp())
+            code = (plan.record.last_result or {}).get("exit_code") if plan.record else None
+            if isinstance(code, int):
+                exit_code.add_metric([plan.account], code)
+        return [next_run, exit_code]
+
+
 class ServerMetrics:
-    def __init__(self, workspace: Workspace, http: RequestCounters = HTTP_COUNTERS) -> None:
+    def __init__(self, workspace: Workspace, scheduler: Scheduler | None = None,
+                 http: RequestCounters = HTTP_COUNTERS) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Library(workspace))
         self.registry.register(_Http(http))
+        if scheduler is not None:
+            self.registry.register(_Schedules(scheduler))
         self.runs = Counter("invoicesync_runs", "Syncs this server ran, by trigger (manual, schedule) and exit code.",
                             ["trigger", "exit_code"], registry=self.registry)
         self.duration = Histogram("invoicesync_run_duration_seconds", "How long this server's syncs took.",
