@@ -143,7 +143,9 @@ def test_a_due_account_runs_once_then_waits_for_its_next_slot(
     assert scheduler.tick() is None  # just ran
     clock.advance(minutes=14, seconds=59)
     assert scheduler.tick() is None
-    row = row_of(scheduled.client.get("/sync").text, "memory")
+    page = scheduled.client.get("/sync").text
+    assert "Scheduled sync of memory." in page  # the live view's run
+    row = row_of(page, "memory")
     assert "next run 2026-03-02T09:22:00+00:00" in row
     assert "last scheduled run 2026-03-02T09:07:00+00:00" in row and ">ok<" in row
     clock.advance(seconds=1)

@@ -127,7 +127,7 @@ class SyncJobs:
                 job.report = run_sync(self.workspace, accounts=job.accounts, progress=job.progress,
                                       control=job.control)
                 log.info("%s sync finished: exit code %d", job.trigger, job.report.exit_code)
-        except Exception as exc:
+        except Exception as exc:  # run_sync reports its own errors; this is a last guard
             job.error = f"{type(exc).__name__}: the sync stopped unexpectedly"
             log.error("%s sync stopped unexpectedly", job.trigger, exc_info=True)
         finally:
@@ -135,7 +135,7 @@ class SyncJobs:
             for listener in self.listeners:
                 try:
                     listener(job)
-                except Exception:
+                except Exception:  # a listener (metrics, schedule) must not lose the job
                     log.warning("a job listener failed", exc_info=True)
             job.done.set()
 

@@ -145,7 +145,7 @@ class Scheduler:
             while True:
                 try:
                     self.tick()
-                except Exception:
+                except Exception:  # a bad tick (the state briefly away) must not end the schedule
                     log.warning("the scheduler could not check the schedules", exc_info=True)
                 if self._stop.wait(self.poll_seconds):
                     return
