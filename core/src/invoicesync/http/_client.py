@@ -38,6 +38,7 @@ import httpx
 
 from ..errors import InvoiceSyncError, OutcomeUnknown, RateLimited, RemoteError, ServerError
 from ._budget import RequestBudget
+from ._counters import HTTP_COUNTERS
 from ._retry_after import retry_after_seconds
 
 log = logging.getLogger("invoicesync.http")
@@ -229,6 +230,7 @@ class HttpClient:
                 self.auth.apply(request)
             slot = self.budget.slot() if self.budget is not None else _null_slot()
             with slot:
+                HTTP_COUNTERS.sent(self.service)
                 try:
                     response = self._client.send(request, stream=stream)
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -274,6 +276,7 @@ class HttpClient:
                 if number >= self.max_attempts:
                     raise self._exhausted(method, url, exc) from exc.cause
                 wait = self._wait(exc, number)
+                HTTP_COUNTERS.retried(self.service)
                 log.info("%s: retrying (attempt %d): %s", self.service, number, exc)
                 self._sleep(wait)
                 number += 1
