@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -21,6 +22,7 @@ from ._jobs import SyncJobs
 from ._oauth_pages import WebLogin
 from ._render import HERE, render
 from ._users import Users, session_secret
+from ._webhooks import WebhookReceiver
 
 SESSION_HOURS = 12
 #: Scripts and styles only from the dashboard itself; frames (the PDF preview) only of itself.
@@ -51,10 +53,14 @@ def create_app(workspace: Workspace, *, allowed_hosts: Sequence[str] = ("127.0.0
     """The dashboard over ``workspace``. ``allowed_hosts``: Host headers served (others are refused,
     so a rebound DNS name cannot reach it); ``https_only``: session cookies only over HTTPS (behind a
     TLS proxy); ``public_url``: the address people open, where OAuth logins come back (default: the
-    request's own, right on loopback; behind a proxy the dashboard cannot tell it)."""
+    request's own, right on loopback; behind a proxy the dashboard cannot tell it). An ``https://``
+    ``public_url`` also registers webhooks with the sources that have them (see ``_webhooks``)."""
     users = Users(workspace.home)
     jobs = jobs or SyncJobs(workspace)
     web_login = WebLogin(workspace, render, public_url=public_url)
+    webhooks = WebhookReceiver(workspace, jobs, public_url)
+    if public_url and (public_host := urlsplit(public_url).hostname):
+        allowed_hosts = (*allowed_hosts, public_host)  # where the services' webhook deliveries are addressed
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/sync", status_code=303)
@@ -66,6 +72,7 @@ def create_app(workspace: Workspace, *, allowed_hosts: Sequence[str] = ("127.0.0
         *_documents_pages.routes(workspace, render),
         *_history_pages.routes(workspace, render),
         *web_login.routes(),
+        *webhooks.routes(),
         *_connect_pages.routes(workspace, render, web_login),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
@@ -78,9 +85,12 @@ def create_app(workspace: Workspace, *, allowed_hosts: Sequence[str] = ("127.0.0
     ]
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        webhooks.start()
         yield
+        webhooks.stop()
         jobs.stop()  # a sync in flight stops at its next safe point, as on SIGTERM in the CLI
 
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.jobs = jobs
+    app.state.webhooks = webhooks
     return app

@@ -57,6 +57,8 @@ class WebProgress:
 @dataclass
 class SyncJob:
     accounts: tuple[str, ...]
+    #: Narrows a source to some of its companies (a webhook's sync); empty: every company.
+    companies: dict[str, tuple[str, ...]] = field(default_factory=dict)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     progress: WebProgress = field(default_factory=WebProgress)
     control: RunControl = field(default_factory=RunControl)
@@ -88,9 +90,21 @@ class SyncJobs:
         threading.Thread(target=self._run, args=(job,), name="invoicesync-web-sync", daemon=True).start()
         return job
 
+    def try_start(self, accounts: Sequence[str], companies: dict[str, tuple[str, ...]]) -> SyncJob | None:
+        """Start a sync of ``companies`` of ``accounts`` (a webhook's); ``None`` while another job runs,
+        so the caller can come back for it instead of being handed a run that may not cover them."""
+        with self._lock:
+            if self.current is not None and not self.current.done.is_set():
+                return None
+            job = SyncJob(tuple(accounts), dict(companies))
+            self.current = job
+        threading.Thread(target=self._run, args=(job,), name="invoicesync-web-sync", daemon=True).start()
+        return job
+
     def _run(self, job: SyncJob) -> None:
         try:
-            job.report = run_sync(self.workspace, accounts=job.accounts, progress=job.progress, control=job.control)
+            job.report = run_sync(self.workspace, accounts=job.accounts, progress=job.progress, control=job.control,
+                                  companies=job.companies or None)
         except Exception as exc:  # noqa: BLE001 - run_sync reports its own errors; this is a last guard
             job.error = f"{type(exc).__name__}: the sync stopped unexpectedly"
         finally:

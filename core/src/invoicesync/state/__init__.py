@@ -20,6 +20,7 @@ from ._store import (
     UpsertOutcome,
 )
 from ._url import is_postgres_url, redacted
+from ._webhooks import WebhookRecord
 
 
 def open_state(home: Path, url: str | None = None) -> StateStore:
@@ -56,6 +57,7 @@ __all__ = [
     "SqliteStore",
     "StateStore",
     "UpsertOutcome",
+    "WebhookRecord",
     "describe_backend_error",
     "describe_state_error",
     "is_postgres_url",
