@@ -127,6 +127,7 @@ class WebhookReceiver:
         self.tolerance = tolerance
         self.debouncer = Debouncer(jobs, debounce)
         self.problems: dict[str, str] = {}  #: account → why its registration failed (last sweep)
+        self._registering = threading.Lock()  # the start's sweep and a connect's refresh never overlap
         self._sweep_now = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -156,11 +157,15 @@ class WebhookReceiver:
         """Register every source account that can have webhooks and has none at this address yet."""
         if self.public_url is None:
             return
+        with self._registering:
+            self._register_all(self.public_url)
+
+    def _register_all(self, public_url: str) -> None:
         for account in self.workspace.accounts():
             if account.direction is not AccountDirection.IMPORT or not supports_webhooks(self.workspace, account):
                 continue
             try:
-                done = subscribe(self.workspace, account, self.public_url)
+                done = subscribe(self.workspace, account, public_url)
                 self.problems.pop(account.name, None)
             except InvoiceSyncError as exc:
                 self.problems[account.name] = redact(str(exc))

@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import ssl
 import threading
 import time
 import urllib.parse
@@ -180,7 +181,7 @@ class WebhookHub:
             record = WebhookDelivery(hook["WebhookID"], hook["WebhookURL"], body, signature, attempt, None,
                                      at=time.time())
             try:
-                response = httpx.post(hook["WebhookURL"], content=body, verify=self.webhook_verify,
+                response = httpx.post(hook["WebhookURL"], content=body, verify=self._trust(),
                                       timeout=self.webhook_timeout,
                                       headers={"Content-Type": "application/json", "Billit-Signature": signature})
                 record.status = response.status_code
@@ -190,6 +191,12 @@ class WebhookHub:
                 self.webhook_deliveries.append(record)
             if record.status is not None and 200 <= record.status < 300:
                 return
+
+
+    def _trust(self) -> ssl.SSLContext | bool:
+        if isinstance(self.webhook_verify, str):
+            return ssl.create_default_context(cafile=self.webhook_verify)
+        return self.webhook_verify
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
