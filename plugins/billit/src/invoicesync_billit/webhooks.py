@@ -89,5 +89,7 @@ def verify(headers: Mapping[str, str], body: bytes, secrets: list[str]) -> Webho
     if not isinstance(payload, dict):
         raise WebhookRefused("the body is not a JSON object")
     entity = payload.get("UpdatedEntityID")
+    # The signature is the delivery's key. Two edits of one order within the same second give two
+    # identical deliveries, the second refused as a replay: the first one's (debounced) sync covers both.
     return WebhookEvent(signed_at=datetime.fromtimestamp(timestamp, UTC), key=given,
                         document_ids=[str(entity)] if entity is not None else [])

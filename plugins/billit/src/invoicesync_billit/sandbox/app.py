@@ -65,6 +65,7 @@ class BillitSandbox(WebhookHub, OrderAdmin, SandboxApp):
     def __init__(self, *, documents: int = 50, seed: int = 1, companies: int = 2,
                  token_lifetime: float = 3600.0, bad_inputs: bool = False) -> None:
         super().__init__()
+        self._init_webhooks()  # /v1/webhooks and signed deliveries (see ``webhooks``); before any edit
         self.seeder = Seeder(seed)
         self.data_lock = threading.RLock()
         self.companies: list[CompanyData] = [self.seeder.company(i) for i in range(max(1, companies))]
@@ -114,7 +115,6 @@ class BillitSandbox(WebhookHub, OrderAdmin, SandboxApp):
         self.route("POST", r"/Account/Logon", self._logon_submit)
         self.route("POST", r"/OAuth2/token", self._token)
         self.route("POST", r"/OAuth2/revoke", self._revoke)
-        self._init_webhooks()  # /v1/webhooks and signed deliveries (see ``webhooks``)
         self.route("POST", r"/__sandbox__/expire-tokens", self._admin_expire)
         self.route("POST", r"/__sandbox__/orders/(?P<order_id>\d+)", self._admin_edit)
         self.route("DELETE", r"/__sandbox__/orders/(?P<order_id>\d+)", self._admin_delete)
