@@ -145,7 +145,7 @@ class WebhookReceiver:
             _, event = await run_in_threadpool(verify, self.workspace, account, company, headers, body,
                                                tolerance=self.tolerance)
         except WebhookRefused as exc:
-            log.warning("webhook for %s/%s refused: %s", account, company, redact(str(exc)))
+            log.warning("webhook for %r/%r refused: %s", account, company, redact(str(exc)))  # %r: from the URL
             return PlainTextResponse("refused", status_code=401)
         log.info("webhook for %s/%s: %s changed", account, company, ", ".join(event.document_ids) or "something")
         self.debouncer.poke(account, company)
