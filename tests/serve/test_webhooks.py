@@ -178,3 +178,26 @@ def test_without_an_https_public_url_nothing_is_registered(workspace_factory: Ca
         with TestClient(dashboard):
             dashboard.state.webhooks.register_all()
         assert app.webhooks == {} and workspace.state.webhooks() == []
+
+
+def test_a_company_named_while_another_process_holds_the_runner_lock_is_synced_once_it_is_free(
+        hooked: Hooked, monkeypatch: pytest.MonkeyPatch) -> None:
+    from invoicesync.server import _webhooks
+    from invoicesync.state import RunnerInfo, SqliteStore
+
+    monkeypatch.setattr(_webhooks, "BUSY_RETRY_SECONDS", 0.3)
+    party = hooked.billit.companies[0].party_id
+    other = SqliteStore(hooked.workspace.home / "state.db")  # as a CLI sync would hold it
+    try:
+        with other.runner_lock(RunnerInfo.current()):
+            assert hooked.deliver(party, next(iter(hooked.billit.companies[0].orders))).status_code == 200
+            started = hooked.receiver.debouncer.started
+            _wait(lambda: bool(started) and started[0].done.is_set())
+            first = started[0]
+            assert first.report is not None and first.report.busy  # found the lock held: nothing done
+    finally:
+        other.close()
+    _wait(lambda: len(hooked.receiver.debouncer.started) == 2 and hooked.receiver.debouncer.started[1].done.is_set())
+    again = hooked.receiver.debouncer.started[1]
+    assert again.companies == {"books": (str(party),)} and again.report is not None and not again.report.busy
+    assert {d.company.id for d in hooked.workspace.state.find_documents(DocumentFilter())} == {str(party)}
