@@ -215,7 +215,7 @@ def test_an_edited_order_is_delivered_signed_and_a_failed_delivery_is_tried_agai
     receiver.answers = [500]  # the first attempt fails: Billit's retry (the emulator's choice) follows
     order_id = next(iter(app.companies[0].orders))
     app.edit_order(order_id, Reference="edited")
-    _wait_for(lambda: len(receiver.received) == 2)
+    _wait_for(lambda: len(receiver.received) == 2 and len(app.webhook_deliveries) == 2)  # answered and recorded
     for headers, body in receiver.received:
         assert json.loads(body) == {"UpdatedEntityID": order_id, "UpdatedEntityType": "Order",
                                     "WebhookUpdateTypeTC": "U"}

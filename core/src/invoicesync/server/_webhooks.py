@@ -105,7 +105,7 @@ class Debouncer:
         companies: dict[str, tuple[str, ...]] = {}
         for account, company in ready:
             companies[account] = (*companies.get(account, ()), company)
-        job = self.jobs.try_start(list(companies), companies)
+        job = self.jobs.start_if_idle(list(companies), trigger="webhook", companies=companies)
         with self._wake:
             if job is None:  # a "Sync now" or a schedule is running: come back when it is done
                 self._waiting_for = self.jobs.current

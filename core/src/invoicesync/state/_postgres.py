@@ -130,13 +130,20 @@ PG_MIGRATIONS: list[str] = [
     ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
     ALTER TABLE claims ADD COLUMN owner_started TEXT;
     """,
-    # 12 (limits): request budgets shared by every process using the state: a token bucket that may go
+    # 8 (limits): request budgets shared by every process using the state: a token bucket that may go
     # into debt and a Retry-After pause per (service, credential), timed by the server's clock;
     # in-flight slots are advisory locks, not rows
     """
     CREATE TABLE budgets (
         key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
         paused_until DOUBLE PRECISION NOT NULL
+    );
+    """,
+    # 9 (schedules): a schedule set on the dashboard and each account's last
+    # scheduled run, for `invoicesync serve`'s scheduler
+    """
+    CREATE TABLE schedules (
+        account TEXT PRIMARY KEY, spec TEXT, last_started_at TEXT, last_finished_at TEXT, last_result TEXT
     );
     """,
     # 10 (webhooks): the webhooks registered per (account, company), and the deliveries seen lately

@@ -15,6 +15,7 @@ from ._lock import RunnerInfo
 if TYPE_CHECKING:
     from ..http._shared_budget import BudgetLedger
     from ._history import LibraryCounts, LibraryPage, LoggedDelivery, RunRecord
+    from ._schedules import ScheduleRecord
     from ._webhooks import WebhookRecord
 
 UpsertOutcome = Literal["new", "updated", "unchanged"]
@@ -160,6 +161,12 @@ class StateStore(Protocol):
     def library_page(self, filters: DocumentFilter, *, text: str = "", before: int | None = None,
                      limit: int = 50) -> LibraryPage: ...
     def library_counts(self) -> LibraryCounts: ...
+
+    # `invoicesync serve`'s schedules: one set on the dashboard, and each account's last scheduled run
+    def schedules(self) -> dict[str, ScheduleRecord]: ...
+    def set_schedule(self, account: str, spec: str | None) -> None: ...
+    def record_scheduled_run(self, account: str, started_at: datetime | None, finished_at: datetime,
+                             result: dict[str, Any]) -> None: ...
 
     def kv(self, account: str) -> KeyValue: ...
 
