@@ -8,11 +8,12 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from invoicesync.accounts import connect
 from invoicesync.cli import cli
 from invoicesync.context import NonInteractiveUI
-from invoicesync.pipeline import EXIT_OK, run_sync
+from invoicesync.pipeline import EXIT_FATAL, EXIT_OK, run_sync
 from invoicesync.plugins import Plugins
 from invoicesync.state import DocumentFilter
 from invoicesync.testing import MemorySource, MemoryTarget
@@ -53,3 +54,15 @@ def test_sync_with_the_blobs_elsewhere_delivers_every_file_with_its_bytes(
     result = CliRunner().invoke(cli, ["documents", "open", document.id, "--print-path"])
     assert result.exit_code == 0, result.output
     assert Path(result.stdout.strip()).read_bytes() == source.records[7].pdf
+
+
+def test_a_blob_store_that_cannot_be_used_fails_the_run_in_one_line_without_secrets(
+        s3_blob_url: str, cli_plugins: Plugins, invoicesync_home: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INVOICESYNC_BLOB_URL", "s3://no-such-bucket-here/blobs")
+    assert CliRunner().invoke(cli, ["connect", "memory"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["sync"])
+    assert result.exit_code == EXIT_FATAL, result.output
+    line = next(line for line in result.output.splitlines() if "S3 blob store" in line)
+    assert "s3://no-such-bucket-here/blobs/" in line and "NoSuchBucket" in line
+    assert "test-secret-key" not in result.output
