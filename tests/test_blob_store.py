@@ -206,3 +206,9 @@ def test_a_shared_folder_blob_url_opens_that_folder(tmp_path: Path) -> None:
     sha, _ = store.write(iter([b"shared"]))
     assert (tmp_path / "nas" / "blobs" / sha[:2] / sha[2:]).read_bytes() == b"shared"
     assert not (tmp_path / "home").exists()
+
+
+def test_a_store_lists_the_sha256_of_its_blobs_and_nothing_in_flight(store: BlobStore) -> None:
+    written = sorted(store.write(pattern(size, seed=size))[0] for size in (0, 10, MiB, LARGE))
+    leave(store, f"{os.getpid()}@{socket.gethostname()}~inflight")
+    assert sorted(store.shas()) == written

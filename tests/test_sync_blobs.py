@@ -4,6 +4,7 @@ localfs folder with its exact bytes, a large one included, and nothing lands in 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +16,9 @@ from invoicesync.cli import cli
 from invoicesync.context import NonInteractiveUI
 from invoicesync.pipeline import EXIT_FATAL, EXIT_OK, run_sync
 from invoicesync.plugins import Plugins
-from invoicesync.state import DocumentFilter
+from invoicesync.state import DocumentFilter, open_blob_store
 from invoicesync.testing import MemorySource, MemoryTarget
-from invoicesync.testing.blobs import MiB, pattern, visible
+from invoicesync.testing.blobs import MiB, pattern, sha_of, visible
 from invoicesync.workspace import Workspace
 
 LARGE = b"".join(pattern(20 * MiB + 7))  # more than one S3 part
@@ -66,3 +67,30 @@ def test_a_blob_store_that_cannot_be_used_fails_the_run_in_one_line_without_secr
     line = next(line for line in result.output.splitlines() if "S3 blob store" in line)
     assert "s3://no-such-bucket-here/blobs/" in line and "NoSuchBucket" in line
     assert "test-secret-key" not in result.output
+
+
+@pytest.mark.parametrize("destination", ["shared", "s3"])
+def test_copy_blobs_moves_a_homes_blobs_into_the_new_store(
+        destination: str, request: pytest.FixtureRequest, cli_plugins: Plugins,
+        memory_plugins: tuple[Plugins, MemorySource, MemoryTarget], invoicesync_home: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url = (tmp_path / "nas").as_uri() if destination == "shared" else request.getfixturevalue("s3_blob_url")
+    memory_plugins[1].records[2].attachments = [("scan.pdf", "application/pdf", LARGE)]
+    assert CliRunner().invoke(cli, ["connect", "memory"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["sync"]).exit_code == EXIT_OK
+    home_store = open_blob_store(invoicesync_home, None)
+    blobs = sorted(home_store.shas())
+    assert len(blobs) == 26
+
+    result = CliRunner().invoke(cli, ["state", "copy-blobs", "--to", url])
+    assert result.exit_code == 0, result.output
+    assert "Copied 26 blob(s) from " in result.stdout and "(0 already there)" in result.stdout
+    again = CliRunner().invoke(cli, ["state", "copy-blobs", "--to", url, "--json"])
+    assert json.loads(again.stdout)["copied"] == 0 and json.loads(again.stdout)["present"] == 26
+    target = open_blob_store(invoicesync_home, url)
+    assert visible(target) == sorted(target.shas()) == blobs
+    assert all(sha_of(target.iter_chunks(sha)) == sha for sha in blobs)
+
+    monkeypatch.setenv("INVOICESYNC_BLOB_URL", url)
+    result = CliRunner().invoke(cli, ["state", "copy-blobs", "--to", url])
+    assert result.exit_code != 0 and "is the store the blobs are in already" in result.output

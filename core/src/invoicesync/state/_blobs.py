@@ -51,6 +51,10 @@ class BlobStore(Protocol):
 
     def iter_chunks(self, sha256: str, size: int = CHUNK) -> Iterator[bytes]: ...
 
+    def shas(self) -> Iterator[str]:
+        """The sha256 of every blob stored, in no particular order."""
+        ...
+
     def clean_tmp(self, older_than: float = ABANDONED_AFTER) -> int:
         """Remove what killed writers left (temp files, unfinished uploads); return how many.
         A dead writer of this host goes at once, another host's after ``older_than`` seconds."""
@@ -67,6 +71,19 @@ class PutMixin:
             role: FileRole = FileRole.ATTACHMENT, source_id: str | None = None) -> FileRef:
         sha, size = self.write(chunks)
         return FileRef(name=name, media_type=media_type, size=size, sha256=sha, role=role, source_id=source_id)
+
+
+def copy_blobs(source: BlobStore, target: BlobStore) -> dict[str, int]:
+    """Stream every blob of ``source`` that ``target`` lacks into it; how many were copied, already
+    there, and damaged (content that no longer hashes to its key: not copied under that key)."""
+    counts = {"copied": 0, "present": 0, "damaged": 0}
+    for sha in source.shas():
+        if target.exists(sha):
+            counts["present"] += 1
+            continue
+        written, _ = target.write(source.iter_chunks(sha))
+        counts["copied" if written == sha else "damaged"] += 1
+    return counts
 
 
 def writer_tag() -> str:

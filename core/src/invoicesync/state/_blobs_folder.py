@@ -80,6 +80,13 @@ class FolderBlobStore(PutMixin):
         if self.shared:
             _fsync_folder(folder)
 
+    def shas(self) -> Iterator[str]:
+        with os.scandir(self._root) as shards:
+            for shard in shards:
+                if len(shard.name) == 2 and shard.is_dir(follow_symlinks=False):
+                    with os.scandir(shard.path) as names:
+                        yield from (shard.name + entry.name for entry in names if len(entry.name) == 62)
+
     def clean_tmp(self, older_than: float = ABANDONED_AFTER) -> int:
         """Remove half-written blobs killed writers left in ``tmp/``; return how many.
 

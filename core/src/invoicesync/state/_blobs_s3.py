@@ -153,6 +153,14 @@ class S3BlobStore(PutMixin):
             raise BlobStoreError(f"S3 blob store {self.url}: the stored copy of {sha} hashes differently; "
                                  f"it was removed")
 
+    def shas(self) -> Iterator[str]:
+        with self._errors(f"listing {self.url}"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+            for item in (o for page in pages for o in page.get("Contents", [])):
+                shard, _, name = item["Key"][len(self.prefix):].partition("/")
+                if len(shard) == 2 and len(name) == 62:
+                    yield shard + name
+
     # -- clean-up ------------------------------------------------------------------------------
 
     def clean_tmp(self, older_than: float = ABANDONED_AFTER) -> int:
