@@ -12,6 +12,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from invoicesync.errors import ConfigError
@@ -212,3 +213,44 @@ def test_a_store_lists_the_sha256_of_its_blobs_and_nothing_in_flight(store: Blob
     written = sorted(store.write(pattern(size, seed=size))[0] for size in (0, 10, MiB, LARGE))
     leave(store, f"{os.getpid()}@{socket.gethostname()}~inflight")
     assert sorted(store.shas()) == written
+
+
+# -- S3: what S3 is asked to check ---------------------------------------------------------------
+
+
+def test_s3_is_sent_each_parts_sha256_and_a_copy_that_hashes_wrong_is_removed(
+        s3_blob_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+    import hashlib
+
+    from invoicesync.state._blobs_s3 import BlobStoreError, S3BlobStore
+
+    store = open_blob_store(tmp_path / "home", s3_blob_url)
+    assert isinstance(store, S3BlobStore)
+    sent: list[tuple[str, str]] = []
+
+    def record(request: Any, event_name: str, **kwargs: object) -> None:
+        sent.append((event_name.split(".")[-1], request.headers["x-amz-checksum-sha256"].decode()))
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+    store.client.meta.events.register("before-send.s3.PutObject", record)
+    store.client.meta.events.register("before-send.s3.UploadPart", record)
+    store.write(iter([b"%PDF-1.4 small"]))
+    store.write(pattern(LARGE))
+    data = b"".join(pattern(LARGE))
+    assert sent == [("PutObject", b64(b"%PDF-1.4 small")), ("UploadPart", b64(data[:8 * MiB])),
+                    ("UploadPart", b64(data[8 * MiB:16 * MiB])), ("UploadPart", b64(data[16 * MiB:]))]
+
+    copy = store.client.copy_object
+
+    def corrupting_copy(**kwargs: object) -> dict[str, object]:
+        answer = copy(**kwargs)
+        answer["CopyObjectResult"]["ChecksumSHA256"] = base64.b64encode(b"\0" * 32).decode()
+        return answer
+
+    monkeypatch.setattr(store.client, "copy_object", corrupting_copy)
+    with pytest.raises(BlobStoreError, match="hashes differently; it was removed"):
+        store.write(pattern(LARGE, seed=9))
+    assert sha_of(pattern(LARGE, seed=9)) not in visible(store) and leftovers(store) == []
