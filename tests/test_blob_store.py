@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -18,6 +17,7 @@ import pytest
 from invoicesync.errors import ConfigError
 from invoicesync.models import FileRole
 from invoicesync.state import BlobStore, open_blob_store
+from invoicesync.state._blobs import writer_tag
 from invoicesync.testing.blobs import MiB, leave, leftovers, pattern, sha_of, visible
 
 #: More than one 8 MiB part: S3 takes it as a multipart upload, then a server-side copy.
@@ -92,7 +92,7 @@ def test_a_source_failing_midway_leaves_nothing_behind(store: BlobStore, size: i
 def test_the_clean_up_removes_what_dead_writers_left_and_spares_live_ones(store: BlobStore) -> None:
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    here = socket.gethostname()
+    here = writer_tag().split("@", 1)[1].rstrip("~")  # this host (and pid namespace)
     names = {
         "dead": f"{dead}@{here}~abc",  # a killed writer of this host
         "live": f"{os.getpid()}@{here}~def",  # this process: alive
@@ -211,7 +211,7 @@ def test_a_shared_folder_blob_url_opens_that_folder(tmp_path: Path) -> None:
 
 def test_a_store_lists_the_sha256_of_its_blobs_and_nothing_in_flight(store: BlobStore) -> None:
     written = sorted(store.write(pattern(size, seed=size))[0] for size in (0, 10, MiB, LARGE))
-    leave(store, f"{os.getpid()}@{socket.gethostname()}~inflight")
+    leave(store, f"{writer_tag()}inflight")
     assert sorted(store.shas()) == written
 
 

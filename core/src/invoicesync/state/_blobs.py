@@ -12,6 +12,7 @@ import re
 import socket
 import time
 from collections.abc import Iterable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
@@ -86,9 +87,21 @@ def copy_blobs(source: BlobStore, target: BlobStore) -> dict[str, int]:
     return counts
 
 
+@cache
+def _host() -> str:
+    """This host, as temp names tell it: its name, and its pid namespace where there is one, so two
+    containers given the same hostname still tell each other's pids apart."""
+    name = socket.gethostname()
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return name
+    return f"{name}.pidns{namespace.rsplit('[', 1)[-1].rstrip(']')}"
+
+
 def writer_tag() -> str:
     """The start of a temp name: which process on which host is writing it."""
-    return f"{os.getpid()}@{socket.gethostname()}~"
+    return f"{os.getpid()}@{_host()}~"
 
 
 def is_abandoned(name: str, modified: float, older_than: float) -> bool:
@@ -99,7 +112,7 @@ def is_abandoned(name: str, modified: float, older_than: float) -> bool:
     tag = _TAG.match(name)
     if tag is None:
         return True
-    if tag.group(2) == socket.gethostname() and not _alive(int(tag.group(1))):
+    if tag.group(2) == _host() and not _alive(int(tag.group(1))):
         return True
     return time.time() - modified >= older_than
 
