@@ -11,7 +11,6 @@ import io
 from typing import Any
 
 from botocore.exceptions import BotoCoreError
-from urllib3.exceptions import HTTPError as Urllib3Error
 
 #: A part of a multipart upload: S3's floor is 5 MiB, its ceiling 10 000 parts, so parts grow after
 #: the first thousand (8 GiB) to keep the largest blob at hundreds of GiB.
@@ -66,7 +65,7 @@ class RangeReader(io.RawIOBase):
                 if not data:
                     raise EOFError(f"{self._key}: the body ended at byte {self._pos} of {self._size}")
                 break
-            except (BotoCoreError, Urllib3Error, EOFError, ConnectionError):
+            except (BotoCoreError, EOFError, ConnectionError):  # botocore wraps urllib3's read errors
                 self._drop_body()
                 if attempt == _READ_ATTEMPTS - 1:
                     raise
