@@ -115,8 +115,13 @@ class S3BlobStore(PutMixin):
         assert upload is not None  # a blob of one part returned above
         try:
             self._publish(upload.key, digest, size)
-        finally:
-            self._call("removing a temporary object", self.client.delete_object, Bucket=self.bucket, Key=upload.key)
+        except BaseException:
+            try:  # best effort: the publishing error is the one to report; a clean-up removes it later
+                self.client.delete_object(Bucket=self.bucket, Key=upload.key)
+            except Exception:  # noqa: BLE001
+                pass
+            raise
+        self._call("removing a temporary object", self.client.delete_object, Bucket=self.bucket, Key=upload.key)
         return sha, size
 
     def _put_small(self, sha: str, data: bytes) -> None:
