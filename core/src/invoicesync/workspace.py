@@ -74,9 +74,9 @@ class Workspace:
             blobs = open_blob_store(home, config.blob_url)
         except OSError as exc:
             state.close()
-            where = config.blob_url or home / "blobs"
+            where, owner = (config.blob_url, "its owner") if config.blob_url else (home / "blobs", "the home's owner")
             raise ConfigError(f"{where}: cannot be used ({exc.strerror or exc}); "
-                              f"fix its permissions, or run invoicesync as the blobs' owner") from None
+                              f"fix its permissions, or run invoicesync as {owner}") from None
         except ConfigError:
             state.close()
             raise
