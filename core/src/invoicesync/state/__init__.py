@@ -9,7 +9,9 @@ from ._blobs import BlobStore, check_blob_url, open_blob_store
 from ._blobs_folder import FolderBlobStore
 from ._history import LibraryCounts, LibraryPage, LoggedDelivery, RunRecord
 from ._lock import RunnerBusy, RunnerInfo
+from ._named import LockTimeout
 from ._problems import describe_backend_error, describe_state_error
+from ._schedules import ScheduleRecord
 from ._sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from ._store import (
     DocumentFilter,
@@ -51,10 +53,12 @@ __all__ = [
     "LibraryCounts",
     "LibraryEntry",
     "LibraryPage",
+    "LockTimeout",
     "LoggedDelivery",
     "PersistentFailure",
     "RunnerBusy",
     "RunRecord",
+    "ScheduleRecord",
     "RunnerInfo",
     "SqliteStore",
     "StateStore",
