@@ -62,6 +62,7 @@ def routes(workspace: Workspace, render: Callable[..., Response]) -> list[Route]
             "directions": [d.value for d in Direction], "kinds": [k.value for k in DocumentKind],
             "next_url": f"/documents?{urlencode({**kept, 'before': page.next_before})}" if page.next_before else None,
             "first_url": f"/documents?{urlencode(kept)}" if before else None,
+            "filtered": bool(kept),
         })
 
     async def document(request: Request) -> Response:

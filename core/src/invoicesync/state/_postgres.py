@@ -126,6 +126,14 @@ PG_MIGRATIONS: list[str] = [
     ALTER TABLE claims ADD COLUMN owner_host TEXT;
     ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
     ALTER TABLE claims ADD COLUMN owner_started TEXT;
+    """,    # 8: the Documents page over a big library: a lower-case search text (number, counterparty), and
+    # the ledger's status index keyed by document too (lower() is Unicode-aware in a UTF-8 database)
+    """
+    ALTER TABLE documents ADD COLUMN search TEXT NOT NULL DEFAULT '';
+    UPDATE documents SET search = lower(COALESCE(number, '') || chr(10)
+        || COALESCE(CAST(body AS json) -> 'counterparty' ->> 'name', ''));
+    DROP INDEX deliveries_status;
+    CREATE INDEX deliveries_status ON deliveries (status, target, document_id);
     """,
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
@@ -141,9 +149,6 @@ def _pg(sql: str) -> str:
 
 
 class PostgresStore(SqlStore):
-    COUNTERPARTY_NAME = "(CAST(d.body AS json) -> 'counterparty' ->> 'name')"
-    LIKE_ANY_CASE = "ILIKE"
-
     def __init__(self, url: str, *, target_version: int = PG_SCHEMA_VERSION, max_connections: int = 16) -> None:
         self.url = url
         self.where = redacted(url)

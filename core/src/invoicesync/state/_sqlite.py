@@ -105,9 +105,29 @@ MIGRATIONS: list[str] = [
     ALTER TABLE claims ADD COLUMN owner_host TEXT;
     ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
     ALTER TABLE claims ADD COLUMN owner_started TEXT;
+    """,    # 8: the Documents page over a big library: a lower-case search text (number, counterparty) instead
+    # of parsing every document's JSON, and the ledger's status index keyed by document too, so a
+    # status filter looks each document up in it (status, target) used to scan all rows of a status
+    """
+    ALTER TABLE documents ADD COLUMN search TEXT NOT NULL DEFAULT '';
+    UPDATE documents SET search = invoicesync_lower(COALESCE(number, '') || char(10)
+        || COALESCE(json_extract(body, '$.counterparty.name'), ''));
+    DROP INDEX deliveries_status;
+    CREATE INDEX deliveries_status ON deliveries (status, target, document_id);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _lower(text: str | None) -> str | None:
+    return None if text is None else text.lower()
+
+
+def _with_functions(db: sqlite3.Connection) -> sqlite3.Connection:
+    # Python's lower(), as the store lower-cases search text when it writes it: SQLite's own lower()
+    # knows ASCII only, so migration 8 fills the column with this one.
+    db.create_function("invoicesync_lower", 1, _lower, deterministic=True)
+    return db
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:
@@ -122,7 +142,7 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
         db.row_factory = sqlite3.Row
         try:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return db
+            return _with_functions(db)
         except sqlite3.OperationalError as exc:
             db.close()
             last = exc
@@ -159,7 +179,7 @@ class SqliteStore(SqlStore):
         # which the design tolerates: a lost cursor re-lists (the library deduplicates) and a lost
         # ledger row re-pushes (targets look up before writing). FULL would fsync every row.
         db.execute("PRAGMA synchronous=NORMAL")
-        return db
+        return _with_functions(db)
 
     # -- plumbing ----------------------------------------------------------------------------
 
