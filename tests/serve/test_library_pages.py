@@ -107,13 +107,18 @@ def test_every_filter_pages_through_its_documents_once_newest_first(
             assert [d.id for d in store.find_documents(filters)] == expected[::-1]
 
 
-def test_the_count_stops_at_its_cap_and_says_so(open_store: Callable[..., SqlStore]) -> None:
+def test_the_count_stops_at_its_cap_and_says_so_but_the_whole_library_is_counted(
+        open_store: Callable[..., SqlStore]) -> None:
     store = open_store()
-    fill(store, 30)
-    page = store.library_page(DocumentFilter(include_deleted=True), limit=5, count_cap=10)
-    assert (page.matches, page.more_than) == (10, True)
-    page = store.library_page(DocumentFilter(include_deleted=True), limit=5, count_cap=30)
-    assert (page.matches, page.more_than) == (30, False)
+    documents = fill(store, 30)
+    kept = sum(not d.deleted for d in documents)
+    for before in (None, 10**9):  # the first page counts in its own walk, a later one apart
+        page = store.library_page(DocumentFilter(), limit=5, count_cap=10, before=before)
+        assert (page.matches, page.more_than) == (10, True)
+        page = store.library_page(DocumentFilter(), limit=5, count_cap=kept, before=before)
+        assert (page.matches, page.more_than) == (kept, False)
+        page = store.library_page(DocumentFilter(include_deleted=True), limit=5, count_cap=10, before=before)
+        assert (page.matches, page.more_than) == (30, False)
 
 
 def test_the_search_ignores_case_beyond_ascii(open_store: Callable[..., SqlStore]) -> None:

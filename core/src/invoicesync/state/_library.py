@@ -30,8 +30,9 @@ Row = Any
 #: A status held by at most this many ledger rows (at the chosen targets) is looked up from the
 #: ledger's side; a commoner one is checked per document, since most documents then match.
 RARE_STATUS_ROWS = 20_000
-#: The dashboard counts matching documents up to this many, then says "more than".
-COUNT_CAP = 10_000
+#: The dashboard counts the documents that match filters up to this many, then says "more than" (the
+#: whole library, unfiltered, is counted exactly: that is cheap).
+COUNT_CAP = 1_000
 #: Documents per statement when the CLI walks the whole library.
 BATCH = 100
 
@@ -49,8 +50,9 @@ class LibraryPage:
 
 
 def search_text(document: Document) -> str:
-    """What the text search looks in (``documents.search``): the number and the counterparty, lower-cased."""
-    return f"{document.number}\n{document.counterparty.name}".lower()
+    """What the text search looks in (``documents.search``): the number and the counterparty, lower-cased
+    (cut at 500 characters, so an absurdly long name still fits in an index entry)."""
+    return f"{document.number}\n{document.counterparty.name}".lower()[:500]
 
 
 def like_pattern(text: str) -> str:
@@ -106,6 +108,9 @@ def document_where(filters: DocumentFilter, *, text: str = "", status_from_ledge
 class LibraryQueries:
     """Mixed into the SQL stores (SQLite and PostgreSQL)."""
 
+    #: How a text search reads the documents (after ``FROM documents d``): a backend's index hint.
+    TEXT_SEARCH_SCAN = ""
+
     def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
         raise NotImplementedError
 
@@ -127,13 +132,14 @@ class LibraryQueries:
         return document_where(filters, text=text, status_from_ledger=self.status_is_rare(filters))
 
     def _keys(self, where: str, params: list[Any], *, after: int | None = None, before: int | None = None,
-              limit: int) -> list[int]:
+              limit: int, scan: str = "") -> list[int]:
         """The rowids of matching documents past ``after`` (oldest first) or before ``before`` (newest first)."""
         if before is not None or after is None:
-            sql = f"SELECT d.rowid AS k FROM documents d WHERE {where} AND d.rowid < ? ORDER BY d.rowid DESC LIMIT ?"
+            sql = (f"SELECT d.rowid AS k FROM documents d {scan} WHERE {where} AND d.rowid < ? "
+                   "ORDER BY d.rowid DESC LIMIT ?")
             bound = before if before is not None else 2**62
         else:
-            sql = f"SELECT d.rowid AS k FROM documents d WHERE {where} AND d.rowid > ? ORDER BY d.rowid LIMIT ?"
+            sql = f"SELECT d.rowid AS k FROM documents d {scan} WHERE {where} AND d.rowid > ? ORDER BY d.rowid LIMIT ?"
             bound = after
         return [int(r["k"]) for r in self._all(sql, (*params, bound, limit))]
 
@@ -166,19 +172,29 @@ class LibraryQueries:
     def library_page(self, filters: DocumentFilter, *, text: str = "", before: int | None = None,
                      limit: int = 50, count_cap: int = COUNT_CAP) -> LibraryPage:
         """Newest first (by import order), ``limit`` per page; ``text`` matches the number or the
-        counterparty's name, in any case. The same few statements whatever the library's size, plus a
+        counterparty's name, in any case. The same few statements whatever the library's size, and a
         count of the matches that stops at ``count_cap`` (0: no count)."""
         where, params = self._where(filters, text)
-        keys = self._keys(where, params, before=before, limit=limit + 1)
+        scan = self.TEXT_SEARCH_SCAN if text.strip() else ""
+        if count_cap and before is None and where != "1 = 1":
+            # The first page and the count in one walk: the keys of up to count_cap + 1 matches.
+            found = self._keys(where, params, limit=max(count_cap, limit) + 1, scan=scan)
+            matches, keys = len(found), found[:limit + 1]
+        else:
+            keys = self._keys(where, params, before=before, limit=limit + 1, scan=scan)
+            matches = self._count(where, params, count_cap, scan) if count_cap else 0
         more, keys = len(keys) > limit, keys[:limit]
         documents = self._documents(keys)
         entries = list(self._with_ledger(documents)) if documents else []
-        matches = 0
-        if count_cap:
-            row = self._all(f"SELECT count(*) AS n FROM (SELECT 1 FROM documents d WHERE {where} LIMIT ?) capped",
-                            (*params, count_cap + 1))[0]
-            matches = int(row["n"])
-        return LibraryPage(entries, keys[-1] if more else None, keys, min(matches, count_cap), matches > count_cap)
+        capped = where != "1 = 1" and matches > count_cap
+        return LibraryPage(entries, keys[-1] if more else None, keys, count_cap if capped else matches, capped)
+
+    def _count(self, where: str, params: list[Any], cap: int, scan: str) -> int:
+        """Matching documents, up to ``cap + 1``; all of them, exactly and cheaply, when nothing is filtered."""
+        if where == "1 = 1":
+            return int(self._all("SELECT count(*) AS n FROM documents")[0]["n"])
+        sql = f"SELECT count(*) AS n FROM (SELECT 1 FROM documents d {scan} WHERE {where} LIMIT ?) capped"
+        return int(self._all(sql, (*params, cap + 1))[0]["n"])
 
     def _with_ledger(self, documents: list[Document]) -> Iterator[LibraryEntry]:
         """The page's deliveries in one query, not one per document."""

@@ -130,10 +130,12 @@ PG_MIGRATIONS: list[str] = [
     # the ledger's status index keyed by document too (lower() is Unicode-aware in a UTF-8 database)
     """
     ALTER TABLE documents ADD COLUMN search TEXT NOT NULL DEFAULT '';
-    UPDATE documents SET search = lower(COALESCE(number, '') || chr(10)
-        || COALESCE(CAST(body AS json) -> 'counterparty' ->> 'name', ''));
+    UPDATE documents SET search = left(lower(COALESCE(number, '') || chr(10)
+        || COALESCE(CAST(body AS json) -> 'counterparty' ->> 'name', '')), 500);
     DROP INDEX deliveries_status;
     CREATE INDEX deliveries_status ON deliveries (status, target, document_id);
+    CREATE INDEX documents_library ON documents (id, account, company, direction, kind, issue_date, deleted, search)
+        INCLUDE (rowid);
     """,
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
