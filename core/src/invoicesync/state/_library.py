@@ -176,8 +176,8 @@ class LibraryQueries:
         count of the matches that stops at ``count_cap`` (0: no count)."""
         where, params = self._where(filters, text)
         scan = self.TEXT_SEARCH_SCAN if text.strip() else ""
-        if count_cap and before is None and where != "1 = 1":
-            # The first page and the count in one walk: the keys of up to count_cap + 1 matches.
+        if count_cap and before is None and text.strip():
+            # A search looks at every document anyway: the first page and the count in one scan.
             found = self._keys(where, params, limit=max(count_cap, limit) + 1, scan=scan)
             matches, keys = len(found), found[:limit + 1]
         else:
@@ -193,6 +193,7 @@ class LibraryQueries:
         """Matching documents, up to ``cap + 1``; all of them, exactly and cheaply, when nothing is filtered."""
         if where == "1 = 1":
             return int(self._all("SELECT count(*) AS n FROM documents")[0]["n"])
+        # No ORDER BY: the database may count in whatever order is cheapest (a rare status's ledger rows).
         sql = f"SELECT count(*) AS n FROM (SELECT 1 FROM documents d {scan} WHERE {where} LIMIT ?) capped"
         return int(self._all(sql, (*params, cap + 1))[0]["n"])
 
