@@ -155,18 +155,23 @@ class LibraryQueries:
     def find_documents(self, filters: DocumentFilter) -> Iterator[Document]:
         """Matching documents, oldest first, :data:`BATCH` at a time (a long export never holds the
         whole library, nor a lock for long)."""
-        where, params = self._where(filters)
-        last = 0
-        while keys := self._keys(where, params, after=last, limit=BATCH):
+        for keys in self._batches(filters):
             yield from self._documents(keys)
-            last = keys[-1]
 
     def library(self, filters: DocumentFilter) -> Iterator[LibraryEntry]:
-        """Matching documents with their ledger, oldest first: three statements per :data:`BATCH`."""
+        """Matching documents with their ledger, oldest first: three statements per :data:`BATCH` (and
+        one to tell whether a status is rare)."""
+        for keys in self._batches(filters):
+            yield from self._with_ledger(self._documents(keys))
+
+    def _batches(self, filters: DocumentFilter) -> Iterator[list[int]]:
+        """The keys of matching documents, oldest first, :data:`BATCH` at a time."""
         where, params = self._where(filters)
         last = 0
         while keys := self._keys(where, params, after=last, limit=BATCH):
-            yield from self._with_ledger(self._documents(keys))
+            yield keys
+            if len(keys) < BATCH:  # the last batch: no need to ask for an empty one
+                return
             last = keys[-1]
 
     def library_page(self, filters: DocumentFilter, *, text: str = "", before: int | None = None,

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Document
+from ._budgets import FileBudgetLedger
 from ._lock import FileRunnerLock, RunnerInfo
+from ._named import FileNamedLocks
 from ._sql import Params, SqlStore
 from ._store import UpsertOutcome
 
@@ -105,7 +107,8 @@ MIGRATIONS: list[str] = [
     ALTER TABLE claims ADD COLUMN owner_host TEXT;
     ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
     ALTER TABLE claims ADD COLUMN owner_started TEXT;
-    """,    # 8: the Documents page over a big library: a lower-case search text (number, counterparty) instead
+    """,
+    # 8 (docs100k): the Documents page over a big library: a lower-case search text (number, counterparty) instead
     # of parsing every document's JSON; the ledger's status index keyed by document too (with only
     # (status, target), checking one document's status scanned every ledger row of that status)
     """
@@ -117,6 +120,13 @@ MIGRATIONS: list[str] = [
     -- every column a Documents filter reads, keyed by id: a rare status's documents are checked, and
     -- a text search scans, without reading the documents' bodies
     CREATE INDEX documents_library ON documents (id, account, company, direction, kind, issue_date, deleted, search);
+    """,
+    # 12 (limits): request budgets shared by every process using the state: a token bucket that may go
+    # into debt and a Retry-After pause per (service, credential); in-flight slots are flocks, not rows
+    """
+    CREATE TABLE budgets (
+        key TEXT PRIMARY KEY, tokens REAL NOT NULL, updated_at REAL NOT NULL, paused_until REAL NOT NULL
+    );
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -164,6 +174,7 @@ class SqliteStore(SqlStore):
         self._lock = threading.RLock()  # one connection, shared by the pipeline's threads
         self._run = uuid.uuid4().hex
         self._lock_run = None
+        self._ledger: FileBudgetLedger | None = None
         try:
             self._db = self._connect()
             self.schema_version = self._migrate(target_version)
@@ -227,6 +238,8 @@ class SqliteStore(SqlStore):
 
     def close(self) -> None:
         with self._lock:
+            if self._ledger is not None:
+                self._ledger.close()
             self._db.close()
 
     def _insert_id(self, sql: str, params: Params = ()) -> int:
@@ -267,3 +280,14 @@ class SqliteStore(SqlStore):
                     should_stop: Callable[[], bool] = lambda: False) -> AbstractContextManager[None]:
         return self._holding(me, FileRunnerLock(self.path.with_name("runner.lock")).hold(
             me, wait=wait, should_stop=should_stop))
+
+    # -- what several processes on this home share ---------------------------------------------
+
+    def named_lock(self, name: str, *, timeout: float | None = 60.0) -> AbstractContextManager[None]:
+        return FileNamedLocks(self.path.with_name("locks")).hold(name, timeout=timeout)
+
+    def budget_ledger(self) -> FileBudgetLedger:
+        with self._lock:
+            if self._ledger is None:
+                self._ledger = FileBudgetLedger(self, self.path.with_name("budgets"))
+            return self._ledger
