@@ -127,7 +127,7 @@ def test_log_in_sync_the_sandboxes_filter_and_preview_a_pdf(demo_dashboard: str)
         assert page.request.get(pdf.value.url).body().startswith(b"%PDF")
         expect(page.locator("iframe#pdf-preview")).to_be_visible()
         expect(page.locator("h1")).to_contain_text(number)
-        page.wait_for_timeout(1500)  # let the PDF viewer paint before the screenshot
+        page.wait_for_timeout(4000)  # let the PDF viewer paint before the screenshot (slow on a loaded machine)
         page.screenshot(path=str(SCREENSHOTS / "document.png"), full_page=True)
 
         page.click("nav >> text=History")
