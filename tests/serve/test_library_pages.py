@@ -1,4 +1,4 @@
-"""The library a page at a time over a big state (migration 8): every filter pages through exactly its
+"""The library a page at a time over a big state (migration 10): every filter pages through exactly its
 documents, newest first, once; the text search is case-blind beyond ASCII; a status filter's work
 does not grow with the library; the CLI reads a page in a few statements, not one per document.
 How fast at 100,000 documents is measured by benchmarks/serve_documents.py, not here."""
@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from invoicesync.cli import cli
 from invoicesync.models import Account, Company, Delivery, DeliveryStatus, Direction, Document, DocumentKind, Party
-from invoicesync.state import DocumentFilter, SqliteStore, _library
+from invoicesync.state import MIGRATIONS, DocumentFilter, SqliteStore, _library
 from invoicesync.state._sql import SqlStore
 
 TARGETS = ("alpha", "beta")
@@ -129,8 +129,11 @@ def test_the_search_ignores_case_beyond_ascii(open_store: Callable[..., SqlStore
         assert found == (["INV-0005"] if text == "inv-0005" else ["INV-0005", "INV-0001"]), text
 
 
-def test_migration_8_fills_the_search_text_of_documents_stored_before_it(open_store: Callable[..., SqlStore]) -> None:
-    old = open_store(target_version=7)
+def test_the_migration_fills_the_search_text_of_documents_stored_before_it(
+        open_store: Callable[..., SqlStore]) -> None:
+    # the version before the migration that added documents.search (10 on this branch)
+    before = next(i for i, sql in enumerate(MIGRATIONS) if "ADD COLUMN search" in sql)
+    old = open_store(target_version=before)
     document = make(1)
     old._exec("INSERT INTO documents (id, account, company, source_id, direction, kind, number, issue_date, version, "
               "body, first_seen, updated_at, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -190,7 +193,7 @@ def vm_steps(store: SqliteStore, read: Callable[[], object]) -> int:
 @pytest.mark.parametrize("status", ["delivered", "failed", "skipped"])
 def test_a_status_filters_first_page_costs_the_same_in_a_library_four_times_as_big(
         big_sqlite: Callable[[int], SqliteStore], monkeypatch: pytest.MonkeyPatch, status: str) -> None:
-    # Before migration 8 each document's ledger check scanned every ledger row of the status
+    # Before migration 10 each document's ledger check scanned every ledger row of the status
     # (SQLite chose the (status, target) index), and a rare status walked the whole library.
     # Here "rare" is up to 100 ledger rows: failed (10) and skipped (none) are, delivered is not.
     monkeypatch.setattr(_library, "RARE_STATUS_ROWS", 100)
@@ -204,7 +207,7 @@ def test_a_status_filters_first_page_costs_the_same_in_a_library_four_times_as_b
 def test_the_documents_command_reads_the_library_in_a_few_statements_per_page(
         big_sqlite: Callable[[int], SqliteStore], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # A regression guard: `documents --status` once ran a query per document (fixed before
-    # migration 8, so this passes on the code before it too).
+    # migration 10, so this passes on the code before it too).
     store = big_sqlite(450)
     for target in TARGETS:
         store.save_account(Account(name=target, plugin="localfs", direction="export",

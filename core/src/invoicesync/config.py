@@ -15,6 +15,9 @@ A target account also takes the core's export options here (``files``, ``directi
 ``since``, ``until``, ``companies``; see ``invoicesync.export_options``). An unknown setting is an
 error that lists the valid ones: a typo must not be silently ignored.
 
+``every = "15m"`` or ``cron = "0 */2 * * *"`` on an account is its schedule, which
+``invoicesync serve`` runs (``invoicesync.schedules``).
+
 Any setting can be overridden by ``INVOICESYNC_<ACCOUNT>_<SETTING>`` (upper case, ``-`` as ``_``).
 
 ``state_url = "postgresql://user@host/db"`` (top level; env ``INVOICESYNC_STATE_URL``) keeps the state
@@ -36,6 +39,7 @@ from .context import PluginKind
 from .errors import ConfigError, PluginError
 from .export_options import unknown_settings, unknown_settings_message
 from .models import Account, AccountDirection, Company
+from .schedules import Schedule, parse_schedule
 from .secrets import env_name
 
 if TYPE_CHECKING:
@@ -110,7 +114,20 @@ class Config:
             if not isinstance(companies, list) or not all(isinstance(c, str | int | dict) for c in companies):
                 raise ConfigError(f"{where}: `companies` must be a list of company ids, like "
                                   f"companies = [\"123456\"], not {_toml_kind(companies)}")
+            try:
+                parse_schedule(spec.get("every"), spec.get("cron"))
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
         return accounts
+
+    def schedules(self) -> dict[str, Schedule]:
+        """The accounts' schedules (``every`` or ``cron``), by account name; unscheduled ones are left out."""
+        found = {}
+        for name, spec in self._account_specs().items():
+            schedule = parse_schedule(spec.get("every"), spec.get("cron"))
+            if schedule is not None:
+                found[name] = schedule
+        return found
 
     @property
     def state_url(self) -> str | None:

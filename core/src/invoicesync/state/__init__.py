@@ -9,6 +9,7 @@ from ._history import LibraryCounts, LibraryPage, LoggedDelivery, RunRecord
 from ._lock import RunnerBusy, RunnerInfo
 from ._named import LockTimeout
 from ._problems import describe_backend_error, describe_state_error
+from ._schedules import ScheduleRecord
 from ._sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from ._store import (
     DocumentFilter,
@@ -54,6 +55,7 @@ __all__ = [
     "PersistentFailure",
     "RunnerBusy",
     "RunRecord",
+    "ScheduleRecord",
     "RunnerInfo",
     "SqliteStore",
     "StateStore",

@@ -6,7 +6,7 @@ OFFSET), their bodies, their ledger rows, and for the dashboard a capped count. 
 at 100,000 documents (benchmarks/serve_documents.py):
 
 - the text search matches ``documents.search``, the number and the counterparty's name lower-cased
-  when the document is stored (migration 8), instead of parsing every document's JSON;
+  when the document is stored (migration 10), instead of parsing every document's JSON;
 - a status filter walks the library newest first and checks each document's ledger rows through the
   ``deliveries_status (status, target, document_id)`` index, unless the status is rare (failed,
   pending, …): then it starts from those ledger rows instead, so a status held by a few documents, or

@@ -130,7 +130,23 @@ PG_MIGRATIONS: list[str] = [
     ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
     ALTER TABLE claims ADD COLUMN owner_started TEXT;
     """,
-    # 8 (docs100k): the Documents page over a big library: a lower-case search text (number, counterparty), and
+    # 8 (limits): request budgets shared by every process using the state: a token bucket that may go
+    # into debt and a Retry-After pause per (service, credential), timed by the server's clock;
+    # in-flight slots are advisory locks, not rows
+    """
+    CREATE TABLE budgets (
+        key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        paused_until DOUBLE PRECISION NOT NULL
+    );
+    """,
+    # 9 (schedules): a schedule set on the dashboard and each account's last
+    # scheduled run, for `invoicesync serve`'s scheduler
+    """
+    CREATE TABLE schedules (
+        account TEXT PRIMARY KEY, spec TEXT, last_started_at TEXT, last_finished_at TEXT, last_result TEXT
+    );
+    """,
+    # 10 (docs100k): the Documents page over a big library: a lower-case search text (number, counterparty), and
     # the ledger's status index keyed by document too (lower() is Unicode-aware in a UTF-8 database)
     """
     ALTER TABLE documents ADD COLUMN search TEXT NOT NULL DEFAULT '';
@@ -140,15 +156,6 @@ PG_MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_status ON deliveries (status, target, document_id);
     CREATE INDEX documents_library ON documents (id, account, company, direction, kind, issue_date, deleted, search)
         INCLUDE (rowid);
-    """,
-    # 12 (limits): request budgets shared by every process using the state: a token bucket that may go
-    # into debt and a Retry-After pause per (service, credential), timed by the server's clock;
-    # in-flight slots are advisory locks, not rows
-    """
-    CREATE TABLE budgets (
-        key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
-        paused_until DOUBLE PRECISION NOT NULL
-    );
     """,
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

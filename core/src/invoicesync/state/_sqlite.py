@@ -108,7 +108,21 @@ MIGRATIONS: list[str] = [
     ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
     ALTER TABLE claims ADD COLUMN owner_started TEXT;
     """,
-    # 8 (docs100k): the Documents page over a big library: a lower-case search text (number, counterparty) instead
+    # 8 (limits): request budgets shared by every process using the state: a token bucket that may go
+    # into debt and a Retry-After pause per (service, credential); in-flight slots are flocks, not rows
+    """
+    CREATE TABLE budgets (
+        key TEXT PRIMARY KEY, tokens REAL NOT NULL, updated_at REAL NOT NULL, paused_until REAL NOT NULL
+    );
+    """,
+    # 9 (schedules): a schedule set on the dashboard and each account's last
+    # scheduled run, for `invoicesync serve`'s scheduler
+    """
+    CREATE TABLE schedules (
+        account TEXT PRIMARY KEY, spec TEXT, last_started_at TEXT, last_finished_at TEXT, last_result TEXT
+    );
+    """,
+    # 10 (docs100k): the Documents page over a big library: a lower-case search text (number, counterparty) instead
     # of parsing every document's JSON; the ledger's status index keyed by document too (with only
     # (status, target), checking one document's status scanned every ledger row of that status)
     """
@@ -121,13 +135,6 @@ MIGRATIONS: list[str] = [
     -- a text search scans, without reading the documents' bodies
     CREATE INDEX documents_library ON documents (id, account, company, direction, kind, issue_date, deleted, search);
     """,
-    # 12 (limits): request budgets shared by every process using the state: a token bucket that may go
-    # into debt and a Retry-After pause per (service, credential); in-flight slots are flocks, not rows
-    """
-    CREATE TABLE budgets (
-        key TEXT PRIMARY KEY, tokens REAL NOT NULL, updated_at REAL NOT NULL, paused_until REAL NOT NULL
-    );
-    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -138,7 +145,7 @@ def _lower(text: str | None) -> str | None:
 
 def _with_functions(db: sqlite3.Connection) -> sqlite3.Connection:
     # Python's lower(), as the store lower-cases search text when it writes it: SQLite's own lower()
-    # knows ASCII only, so migration 8 fills the column with this one.
+    # knows ASCII only, so migration 10 fills the column with this one.
     db.create_function("invoicesync_lower", 1, _lower, deterministic=True)
     return db
 
