@@ -14,7 +14,8 @@ from ._lock import RunnerInfo
 
 if TYPE_CHECKING:
     from ..http._shared_budget import BudgetLedger
-    from ._history import LibraryCounts, LibraryPage, LoggedDelivery, RunRecord
+    from ._history import LibraryCounts, LoggedDelivery, RunRecord
+    from ._library import LibraryPage
     from ._schedules import ScheduleRecord
     from ._webhooks import WebhookRecord
 
@@ -159,7 +160,7 @@ class StateStore(Protocol):
     def run(self, run_id: int) -> RunRecord | None: ...
     def delivery_log(self, document_id: str) -> list[LoggedDelivery]: ...
     def library_page(self, filters: DocumentFilter, *, text: str = "", before: int | None = None,
-                     limit: int = 50) -> LibraryPage: ...
+                     limit: int = 50, count_cap: int = ...) -> LibraryPage: ...
     def library_counts(self) -> LibraryCounts: ...
 
     # `invoicesync serve`'s schedules: one set on the dashboard, and each account's last scheduled run
