@@ -23,6 +23,8 @@ Any setting can be overridden by ``INVOICESYNC_<ACCOUNT>_<SETTING>`` (upper case
 ``state_url = "postgresql://user@host/db"`` (top level; env ``INVOICESYNC_STATE_URL``) keeps the state
 in PostgreSQL instead of the home's state.db (docs/scale-out.md). ``shared_budgets = true|false``
 (env ``INVOICESYNC_SHARED_BUDGETS``) keeps request budgets in the state, for several processes.
+``blob_url = "s3://bucket/prefix"`` or ``"file:///shared/folder"`` (env ``INVOICESYNC_BLOB_URL``)
+keeps file content there instead of the home's blobs/.
 """
 
 from __future__ import annotations
@@ -140,6 +142,20 @@ class Config:
         return url or None
 
     @property
+    def blob_url(self) -> str | None:
+        """Where file content lives when not in the home's ``blobs/``: ``blob_url = "s3://bucket/prefix"``
+        or ``"file:///shared/folder"``, overridden by ``INVOICESYNC_BLOB_URL``."""
+        url = os.environ.get("INVOICESYNC_BLOB_URL") or self.data.get("blob_url")
+        if url is not None and not isinstance(url, str):
+            raise ConfigError(f"{self.path}: `blob_url` must be a string, like blob_url = \"s3://bucket/prefix\", "
+                              f"not {_toml_kind(url)}")
+        if url:
+            from .state._blobs import check_blob_url
+
+            check_blob_url(url)
+        return url or None
+
+    @property
     def shared_budgets(self) -> bool:
         """Whether each account's request budget (in-flight cap, rate, ``Retry-After`` pauses) is
         kept in the state, shared by every process using it: ``shared_budgets = true|false``, or
@@ -187,5 +203,6 @@ def load_config(path: Path | None) -> Config:
                           f"check that it is a UTF-8 text file this user may read") from None
     config._account_specs()  # a file of the wrong shape fails every command up front, in one line
     _ = config.state_url
+    _ = config.blob_url
     _ = config.shared_budgets
     return config
