@@ -35,8 +35,6 @@ __all__ = ["SETTLED", "TargetWorkers"]
 RETRIES_PER_RUN = 2
 #: How long a claim outlives its owner's last sign of life; a live run renews its claims well before.
 CLAIM_LEASE = 180.0
-#: How long a push worker waits for its batch to fill while documents are still coming.
-BATCH_LINGER = 0.5
 _DONE = object()
 
 
@@ -58,6 +56,7 @@ class TargetWorkers:
         self.control = control or RunControl()
         self._claimed: set[str] = set()
         self.batch_size = max(1, info.batch_size)
+        self.batch_wait = max(0.0, info.batch_wait)
         self.concurrency = max(1, info.concurrency)
         self._queue: queue.Queue[object] = queue.Queue(maxsize=self.batch_size * self.concurrency * 2)
         self._lock = threading.Lock()
@@ -163,11 +162,11 @@ class TargetWorkers:
 
     def _fill(self, batch: list[object]) -> None:
         """Take more documents into ``batch``, up to the plugin's batch size, while they keep coming:
-        for up to ``BATCH_LINGER`` seconds, and not once the queue is empty after ``close()``.
+        for up to the plugin's ``batch_wait`` seconds, and not once the queue is empty after ``close()``.
 
         A few full batches rather than many small ones: a batch commit (Dropbox's finish_batch)
         is one request however many files it commits, whether the import is fast or slow."""
-        deadline = time.monotonic() + BATCH_LINGER
+        deadline = time.monotonic() + self.batch_wait
         while len(batch) < self.batch_size:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
