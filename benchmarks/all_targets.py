@@ -94,13 +94,12 @@ def run_all(sizes: list[int], latencies: list[float], sets: list[list[str]]) -> 
     results = []
     for orders in sizes:
         for latency in latencies:
-            with tempfile.TemporaryDirectory(prefix="invoicesync-all-targets-") as tmp:
-                with sandbox("billit", orders // COMPANIES, latency, Path(tmp) / "billit") as billit:
-                    for index, names in enumerate(sets):
-                        work = Path(tmp) / f"set{index}"
-                        result = one_set(orders, latency, billit, names, work)
-                        print(json.dumps(result), file=sys.stderr, flush=True)  # progress for long runs
-                        results.append(result)
+            with tempfile.TemporaryDirectory(prefix="invoicesync-all-targets-") as tmp, \
+                    sandbox("billit", orders // COMPANIES, latency, Path(tmp) / "billit") as billit:
+                for index, names in enumerate(sets):
+                    result = one_set(orders, latency, billit, names, Path(tmp) / f"set{index}")
+                    print(json.dumps(result), file=sys.stderr, flush=True)  # progress for long runs
+                    results.append(result)
     return results
 
 
@@ -110,10 +109,11 @@ def table(results: list[dict[str, Any]]) -> str:
              "|" + "---|" * 12]
     for r in results:
         s, re_ = r["sync"], r["resync"]
+        flag = "" if re_["billit_ok"] and re_["targets_ok"] else " (TOO MANY)"
         lines.append(
             f"| {r['orders']} | {r['latency_ms']} ms | {r['targets']} | {s['wall_s']} | {s['cpu_s']} | "
             f"{s['max_rss_mib']} | {_requests(s)} | {s['throttled_429']} | {re_['wall_s']} | {re_['cpu_s']} | "
-            f"{re_['max_rss_mib']} | {_requests(re_)}{'' if re_['billit_ok'] and re_['targets_ok'] else ' (TOO MANY)'} |")
+            f"{re_['max_rss_mib']} | {_requests(re_)}{flag} |")
     return "\n".join(lines)
 
 
