@@ -41,6 +41,7 @@ def test_migrate_copies_a_home_into_postgres_which_then_carries_on(
     home_state.record_failure("memory", "c1", DocumentRef(source_id="m7"), "HTTP 500")
     home_state.kv("memtarget").set("folders", {"2026": "id-1"})
     assert home_state.claim("some-document", "memtarget", "a-run", lease=600)
+    home_state.set_schedule("memory", "every 15m")  # a schedule set on the dashboard moves too
     home_state.close()
 
     code, output = run("state", "migrate", "--to", postgres_url)

@@ -12,7 +12,7 @@ from invoicesync.pipeline import run_sync
 from invoicesync.server import _documents_pages
 from invoicesync.testing import MemorySource, MemoryTarget
 
-from .conftest import Dashboard
+from .conftest import Dashboard, metric_samples
 
 
 def sync_from_the_dashboard(admin: Dashboard, account: str = "") -> dict[str, Any]:
@@ -167,8 +167,8 @@ def test_metrics_count_imported_delivered_and_failed(admin: Dashboard,
                                                      memory_plugins: tuple[Any, MemorySource, MemoryTarget]) -> None:
     memory_plugins[2].fail_ids.update({"m1", "m2"})
     run_sync(admin.workspace)
-    text = admin.client.get("/metrics").text
-    assert 'invoicesync_documents_imported{account="memory"} 25' in text
-    assert 'invoicesync_deliveries{target="memtarget",status="delivered"} 23' in text
-    assert 'invoicesync_deliveries{target="memtarget",status="failed"} 2' in text
-    assert 'invoicesync_deliveries{target="memtarget",status="skipped"} 0' in text
+    samples = metric_samples(admin.client.get("/metrics").text)
+    assert samples["invoicesync_documents_imported", (("account", "memory"),)] == 25
+    assert samples["invoicesync_deliveries", (("status", "delivered"), ("target", "memtarget"))] == 23
+    assert samples["invoicesync_deliveries", (("status", "failed"), ("target", "memtarget"))] == 2
+    assert samples["invoicesync_deliveries", (("status", "skipped"), ("target", "memtarget"))] == 0

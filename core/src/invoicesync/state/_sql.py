@@ -20,13 +20,15 @@ from ..processes import ProcessIdentity
 from ._history import HistoryQueries
 from ._library import LibraryQueries, Row, document_where
 from ._lock import RunnerInfo, claim_is_stale
+from ._schedules import ScheduleQueries
 from ._store import DocumentFilter, Failure, UpsertOutcome
 
 Params = tuple[Any, ...]
 
 #: The tables of the logical schema that hold state (not claims, which live only as long as a run),
 #: in an order that copies them safely: the ledger's trigger writes the log, which comes after it.
-STATE_TABLES = ("accounts", "cursors", "documents", "deliveries", "delivery_log", "failures", "kv", "runs")
+STATE_TABLES = ("accounts", "cursors", "documents", "deliveries", "delivery_log", "failures", "kv", "runs",
+                "schedules")
 
 
 def now_text() -> str:
@@ -43,7 +45,7 @@ def _holding(store: SqlStore, me: RunnerInfo, lock: AbstractContextManager[None]
             store._lock_run = None
 
 
-class SqlStore(LibraryQueries, HistoryQueries):
+class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries):
     #: One opening of the store is one run (one command): failures count runs by it, so the
     #: in-run retries of one document count as one failing run.
     _run: str
@@ -107,7 +109,8 @@ class SqlStore(LibraryQueries, HistoryQueries):
         self._atomically([
             (f"DELETE FROM {table} = ?", (name,))
             for table in ("accounts WHERE name", "cursors WHERE account", "kv WHERE account",
-                          "failures WHERE account", "deliveries WHERE target", "claims WHERE target")
+                          "failures WHERE account", "deliveries WHERE target", "claims WHERE target",
+                          "schedules WHERE account")
         ])
 
     def record_sync(self, name: str, result: dict[str, Any]) -> None:

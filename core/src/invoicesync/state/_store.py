@@ -13,7 +13,9 @@ from ..models import Account, Delivery, Document, DocumentRef
 from ._lock import RunnerInfo
 
 if TYPE_CHECKING:
+    from ..http._shared_budget import BudgetLedger
     from ._history import LibraryCounts, LibraryPage, LoggedDelivery, RunRecord
+    from ._schedules import ScheduleRecord
 
 UpsertOutcome = Literal["new", "updated", "unchanged"]
 
@@ -135,6 +137,14 @@ class StateStore(Protocol):
     def runner_lock(self, me: RunnerInfo, *, wait: float | None = 0.0,
                     should_stop: Callable[[], bool] = ...) -> AbstractContextManager[None]: ...
 
+    # a lock by name, shared by every process using this state (on any host, with PostgreSQL) and
+    # freed when its holder dies; raises ``LockTimeout`` after ``timeout`` seconds (``None``: no limit).
+    # OAuth refreshes take one, so two workers never spend one single-use refresh token.
+    def named_lock(self, name: str, *, timeout: float | None = 60.0) -> AbstractContextManager[None]: ...
+
+    # shared request budgets (in-flight slots, rate, Retry-After pauses) per (service, credential)
+    def budget_ledger(self) -> BudgetLedger: ...
+
     # per-(document, target) claims: a push happens only under its claim, so two runners that get in
     # at once still push a document once. ``claim`` is an atomic insert-or-take-over-if-expired.
     def claim(self, document_id: str, target: str, owner: str, lease: float) -> bool: ...
@@ -150,6 +160,12 @@ class StateStore(Protocol):
     def library_page(self, filters: DocumentFilter, *, text: str = "", before: int | None = None,
                      limit: int = 50) -> LibraryPage: ...
     def library_counts(self) -> LibraryCounts: ...
+
+    # `invoicesync serve`'s schedules: one set on the dashboard, and each account's last scheduled run
+    def schedules(self) -> dict[str, ScheduleRecord]: ...
+    def set_schedule(self, account: str, spec: str | None) -> None: ...
+    def record_scheduled_run(self, account: str, started_at: datetime | None, finished_at: datetime,
+                             result: dict[str, Any]) -> None: ...
 
     def kv(self, account: str) -> KeyValue: ...
     def close(self) -> None: ...
