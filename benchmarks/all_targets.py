@@ -9,6 +9,10 @@ each service answered. Then run the same sync again with nothing changed (the *r
 end in under a second at 0 ms, ask Billit at most ``ceil(N/120) + 2`` requests per company (N: orders
 changed since the cursor, here 0) and ask no target anything.
 
+The syncs run with Python's bytecode cache on (in a temporary ``PYTHONPYCACHEPREFIX``, even where
+``PYTHONDONTWRITEBYTECODE`` is set), as an installed package has it: the first sync compiles,
+the re-sync starts from bytecode. ``--no-bytecode`` leaves the environment as it is.
+
 Target sets: ``each`` runs every target alone, ``all`` runs them together. Memory must not grow
 with the order count: peak RSS of 500 and 10,000 orders into all four targets within 30%, under
 200 MB. Wall times on a shared machine are noisy; RSS is not.
@@ -36,7 +40,8 @@ COMPANIES = 2
 EXTRA_SETTINGS: dict[str, dict[str, Any]] = {"dynamics365": {"create_missing_vendors": True}}
 
 
-def connect_home(home: Path, billit: Sandbox, targets: dict[str, Sandbox | None]) -> dict[str, str]:
+def connect_home(home: Path, billit: Sandbox, targets: dict[str, Sandbox | None], *,
+                 bytecode: bool = False) -> dict[str, str]:
     """A fresh home with the Billit account and one account per target; the environment to run it with."""
     import os
 
@@ -46,6 +51,8 @@ def connect_home(home: Path, billit: Sandbox, targets: dict[str, Sandbox | None]
 
     env = {"INVOICESYNC_SECRETS": "file", "INVOICESYNC_HOME": str(home)}
     os.environ.update(env)
+    if bytecode:  # for the syncs only (an empty value is "not set")
+        env.update(PYTHONDONTWRITEBYTECODE="", PYTHONPYCACHEPREFIX=str(home.parent / "pycache"))
     with Workspace.open(home) as workspace:
         for name, box in [("billit", billit), *targets.items()]:
             if box is None:  # localfs: a folder beside the home
@@ -65,13 +72,14 @@ def sync(home: Path, env: dict[str, str]) -> Any:
     return run
 
 
-def one_set(orders: int, latency: float, billit: Sandbox, names: list[str], work: Path) -> dict[str, Any]:
+def one_set(orders: int, latency: float, billit: Sandbox, names: list[str], work: Path,
+            bytecode: bool) -> dict[str, Any]:
     with ExitStack() as stack:
         boxes: dict[str, Sandbox | None] = {
             name: None if name == "localfs" else stack.enter_context(sandbox(name, 0, latency, work / name))
             for name in names}
         home = work / "home"
-        env = connect_home(home, billit, boxes)
+        env = connect_home(home, billit, boxes, bytecode=bytecode)
         every = {"billit": billit, **{n: b for n, b in boxes.items() if b is not None}}
         rows = {}
         for phase in ("sync", "resync"):
@@ -90,14 +98,15 @@ def one_set(orders: int, latency: float, billit: Sandbox, names: list[str], work
     return {"orders": orders, "latency_ms": round(latency * 1000), "targets": "+".join(names), **rows}
 
 
-def run_all(sizes: list[int], latencies: list[float], sets: list[list[str]]) -> list[dict[str, Any]]:
+def run_all(sizes: list[int], latencies: list[float], sets: list[list[str]],
+            bytecode: bool = True) -> list[dict[str, Any]]:
     results = []
     for orders in sizes:
         for latency in latencies:
             with tempfile.TemporaryDirectory(prefix="invoicesync-all-targets-") as tmp, \
                     sandbox("billit", orders // COMPANIES, latency, Path(tmp) / "billit") as billit:
                 for index, names in enumerate(sets):
-                    result = one_set(orders, latency, billit, names, Path(tmp) / f"set{index}")
+                    result = one_set(orders, latency, billit, names, Path(tmp) / f"set{index}", bytecode)
                     print(json.dumps(result), file=sys.stderr, flush=True)  # progress for long runs
                     results.append(result)
     return results
@@ -130,6 +139,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", default="0,25", help="latencies per request, comma-separated")
     parser.add_argument("--targets", default=",".join(TARGETS), help="targets, comma-separated")
     parser.add_argument("--sets", default="each,all", help="each: every target alone; all: all together")
+    parser.add_argument("--no-bytecode", action="store_true", help="leave PYTHONDONTWRITEBYTECODE as it is")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--no-write", action="store_true", help="do not append to benchmarks/RESULTS.md")
     parser.add_argument("--note", default="", help="a line to keep with the results (e.g. what else ran)")
@@ -144,7 +154,7 @@ def main() -> None:
         sets += [[t] for t in targets] if kind == "each" else [targets] if kind == "all" else []
     started = machine()
     results = run_all([int(x) for x in args.orders.split(",")], [float(x) / 1000 for x in args.latency_ms.split(",")],
-                      sets)
+                      sets, bytecode=not args.no_bytecode)
     print(json.dumps(results, indent=2) if args.json else table(results))
     if not args.no_write:
         command = "python benchmarks/all_targets.py " + " ".join(sys.argv[1:])
