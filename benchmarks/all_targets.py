@@ -4,7 +4,8 @@ For each order count and latency: start the Billit sandbox (the orders in 2 comp
 each target set, a fresh sandbox per target, each in its own process, answering every request after
 ``latency`` seconds with at most 8 requests in flight per credential (429 beyond), as
 ``compare.py`` does. Connect a fresh home to them and run ``invoicesync sync`` in a child process:
-wall time, CPU seconds and peak RSS (the child and its children, from ``wait4``), and the requests
+wall time, CPU seconds (the child and its children, from ``wait4``), peak RSS (the child's own
+high-water mark, or its children's; see ``PEAK_WRAPPER``) and the requests
 each service answered. Then run the same sync again with nothing changed (the *re-sync*): it should
 end in under a second at 0 ms, ask Billit at most ``ceil(N/120) + 2`` requests per company (N: orders
 changed since the cursor, here 0) and ask no target anything.
@@ -31,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from compare import PAGE, Sandbox, machine, measure, sandbox, service_requests
+from compare import PAGE, Run, Sandbox, machine, measure, sandbox, service_requests
 
 HERE = Path(__file__).resolve().parent
 TARGETS = ("localfs", "dropbox", "gdrive", "dynamics365")
@@ -65,10 +66,29 @@ def connect_home(home: Path, billit: Sandbox, targets: dict[str, Sandbox | None]
     return env
 
 
-def sync(home: Path, env: dict[str, str]) -> Any:
-    run = measure([sys.executable, "-m", "invoicesync", "--home", str(home), "sync"], env)
+#: Runs the CLI, then writes the process's own peak RSS (VmHWM, or a child's if larger) to a file.
+#: ``wait4``'s ``ru_maxrss`` will not do: Linux carries the spawning process's peak across ``exec``
+#: into the child's, so a child of this (large) benchmark process reads at least the benchmark's size.
+PEAK_WRAPPER = """
+import atexit, os, resource, runpy, sys
+def report():
+    own = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with open(os.environ["BENCH_PEAK_FILE"], "w") as out:
+        out.write(str(max(own, children)))
+atexit.register(report)
+sys.argv = ["invoicesync", *sys.argv[1:]]
+runpy.run_module("invoicesync", run_name="__main__", alter_sys=True)
+"""
+
+
+def sync(home: Path, env: dict[str, str]) -> Run:
+    peak_file = home.parent / "peak-kib"
+    run = measure([sys.executable, "-c", PEAK_WRAPPER, "--home", str(home), "sync"],
+                  {**env, "BENCH_PEAK_FILE": str(peak_file)})
     if run.exit_code:
         raise RuntimeError(f"invoicesync sync exited {run.exit_code}:\n{run.output[-3000:]}")
+    run.max_rss_mib = int(peak_file.read_text()) / 1024
     return run
 
 
