@@ -96,6 +96,24 @@ def test_documents_are_paged_newest_first_by_keyset(admin: Dashboard, monkeypatc
     assert seen == newest_first and len(set(seen)) == 25
 
 
+def test_documents_say_how_many_match_and_more_than_when_the_count_stops(
+        admin: Dashboard, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_sync(admin.workspace)
+    monkeypatch.setattr(_documents_pages, "PAGE_SIZE", 10)
+    monkeypatch.setattr(_documents_pages, "COUNT_CAP", 12)
+
+    def matches(query: str) -> str:
+        found = re.search(r'id="matches">([^<]+)<', admin.client.get(f"/documents?{query}").text)
+        assert found, query
+        return found.group(1)
+
+    assert matches("") == "25 documents; 10 on this page."  # the whole library: counted exactly
+    assert matches("status=delivered") == "More than 12 documents match these filters; 10 on this page."
+    assert matches("q=inv-000") == "10 documents match these filters."  # INV-0000 to INV-0009
+    assert matches("q=INV-0003") == "1 document matches these filters."
+    assert matches("q=nobody") == "0 documents match these filters."
+
+
 @pytest.mark.parametrize(("query", "expected"), [
     ("q=INV-0003", ["INV-0003"]),
     ("q=supplier&direction=sales", []),
