@@ -157,6 +157,20 @@ PG_MIGRATIONS: list[str] = [
     CREATE INDEX documents_library ON documents (id, account, company, direction, kind, issue_date, deleted, search)
         INCLUDE (rowid);
     """,
+    # 11 (webhooks): the webhooks registered per (account, company), and the deliveries seen lately
+    # (refusing a replay)
+    """
+    CREATE TABLE webhooks (
+        account TEXT NOT NULL, company TEXT NOT NULL, url TEXT NOT NULL, ids TEXT NOT NULL,
+        secret_keys TEXT NOT NULL, created_at TEXT NOT NULL,
+        PRIMARY KEY (account, company)
+    );
+    CREATE TABLE webhook_seen (
+        account TEXT NOT NULL, key TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (account, key)
+    );
+    CREATE INDEX webhook_seen_expiry ON webhook_seen (expires_at);
+    """,
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 
