@@ -127,6 +127,13 @@ PG_MIGRATIONS: list[str] = [
     ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
     ALTER TABLE claims ADD COLUMN owner_started TEXT;
     """,
+    # 8: what each task of a distributed run reported, until its coordinator takes it
+    """
+    CREATE TABLE task_results (
+        run TEXT NOT NULL, task TEXT NOT NULL, result TEXT NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (run, task)
+    );
+    """,
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 

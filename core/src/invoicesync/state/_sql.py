@@ -344,6 +344,22 @@ class SqlStore(LibraryQueries, HistoryQueries):
     def renew_claims(self, owner: str, lease: float) -> None:
         self._exec("UPDATE claims SET expires_at = ? WHERE owner = ?", (self._claim_now() + lease, owner))
 
+    # -- the answers of a distributed run's tasks ------------------------------------------------
+
+    def record_task_result(self, run: str, task: str, result: dict[str, Any]) -> bool:
+        """Keep what ``task`` of ``run`` reported; False if it had answered already (the first wins)."""
+        return self._exec("INSERT INTO task_results (run, task, result, at) VALUES (?, ?, ?, ?) "
+                          "ON CONFLICT (run, task) DO NOTHING", (run, task, json.dumps(result), now_text())) == 1
+
+    def take_task_results(self, run: str) -> dict[str, dict[str, Any]]:
+        """The answers of ``run``'s tasks not taken yet, by task id; taking removes them."""
+        rows = self._all("DELETE FROM task_results WHERE run = ? RETURNING task, result", (run,))
+        return {row["task"]: json.loads(row["result"]) for row in rows}
+
+    def forget_task_results(self, older_than: datetime) -> None:
+        """Drop answers nobody took (a coordinator that stopped, a task that answered twice)."""
+        self._exec("DELETE FROM task_results WHERE at < ?", (older_than.isoformat(timespec="seconds"),))
+
     # -- plugin state ------------------------------------------------------------------------
 
     def kv(self, account: str) -> AccountKV:

@@ -106,6 +106,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
     ALTER TABLE claims ADD COLUMN owner_started TEXT;
     """,
+    # 8: what each task of a distributed run (`sync --executor celery`) reported, until its
+    # coordinator takes it; the first answer of a task wins (a redelivered task may answer twice)
+    """
+    CREATE TABLE task_results (
+        run TEXT NOT NULL, task TEXT NOT NULL, result TEXT NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (run, task)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
