@@ -7,6 +7,7 @@ RabbitMQ, Redis and PostgreSQL when they are down.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import uuid
@@ -21,9 +22,13 @@ from ._world import Targets, start_targets
 
 RABBITMQ = ("127.0.0.1", 5672)
 REDIS = ("127.0.0.1", 6379)
+LONG = os.environ.get("INVOICESYNC_SCALE", "") == "long"
 #: Companies in the Billit sandbox, and documents per company: many companies, few documents each.
-COMPANIES = 200
+COMPANIES = 1000 if LONG else 200
 DOCUMENTS = 1
+#: The smaller sandbox of the failure tests (kills, broker cuts, overlapping runs).
+SMALL_COMPANIES = 200 if LONG else 40
+SMALL_DOCUMENTS = 3 if LONG else 2
 
 
 def _reachable(address: tuple[str, int], what: str, start: str) -> None:
@@ -74,6 +79,13 @@ def queue() -> str:
 def billit() -> Iterator[RunningSandbox]:
     """Listing and fetching change nothing in it, so one serves every test of a module."""
     running = serve(BillitSandbox(documents=DOCUMENTS, companies=COMPANIES, seed=15))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def small_billit() -> Iterator[RunningSandbox]:
+    running = serve(BillitSandbox(documents=SMALL_DOCUMENTS, companies=SMALL_COMPANIES, seed=16))
     yield running
     running.stop()
 

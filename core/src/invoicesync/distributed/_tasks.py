@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..models import AccountDirection
+from ..models import Account, AccountDirection, Company
 from ..pipeline import NoProgress, RunControl, SyncReport
 from ..pipeline._control import describe
 from ..pipeline._export import CLAIM_LEASE, TargetWorkers
@@ -31,19 +31,35 @@ log = logging.getLogger("invoicesync.worker")
 
 
 class ChunkControl(RunControl):
-    """A run control that also stops at the next safe point once the chunk's time is up."""
+    """A run control that also stops at the next safe point once the chunk's time is up — but only
+    after the import saved a cursor in this chunk, so that every chunk moves the company on (a
+    listing that reaches no checkpoint in time goes on until it does, or to its end)."""
 
     def __init__(self, seconds: float) -> None:
         super().__init__()
         self._deadline = time.monotonic() + seconds
-
-    @property
-    def out_of_time(self) -> bool:
-        return time.monotonic() >= self._deadline
+        self.progressed = False  #: a cursor was saved in this chunk
+        self.cut = False  #: the chunk stopped the import before the listing's end
 
     @property
     def stopping(self) -> bool:
-        return super().stopping or self.out_of_time
+        if super().stopping:
+            return True
+        if self.progressed and time.monotonic() >= self._deadline:
+            self.cut = True
+        return self.cut
+
+
+class _ChunkedImport(ImportStage):
+    """The import stage, telling its chunk control when a cursor is saved."""
+
+    def __init__(self, *args: Any, chunk: ChunkControl, **kwargs: Any) -> None:
+        super().__init__(*args, control=chunk, **kwargs)
+        self.chunk = chunk
+
+    def _save_cursor(self, account: Account, company: Company, cursor: str, where: str) -> None:
+        super()._save_cursor(account, company, cursor, where)
+        self.chunk.progressed = True
 
 
 @dataclass
@@ -73,18 +89,15 @@ def import_chunk(runtime: WorkerRuntime, account_name: str, company_id: str, ful
             return _answer(report, changed, more, where=[account_name, company_id])
         with runtime.leases.hold(company=where, wait=runtime.settings.lease_wait):
             control = ChunkControl(runtime.settings.chunk_seconds)  # the chunk's time starts with the lease
-            before = None if full else workspace.state.get_cursor(account.name, company.id)
             ctx = workspace.context(account)
             try:
-                stage = ImportStage(workspace.plugins, workspace.state, report, NoProgress(), dry_run=False,
-                                    full=full, deliver=lambda document: changed.append(document.id),
-                                    control=control)
+                stage = _ChunkedImport(workspace.plugins, workspace.state, report, NoProgress(), dry_run=False,
+                                       full=full, deliver=lambda document: changed.append(document.id),
+                                       chunk=control)
                 stage.run(account.model_copy(update={"companies": [company]}), ctx)
             finally:
                 ctx.close()
-            # Go on only after progress: a listing that never reaches a checkpoint in time must not loop.
-            more = (control.out_of_time and control.error is None
-                    and workspace.state.get_cursor(account.name, company.id) != before)
+            more = control.cut and control.error is None and control.signal is None
     except LeaseBusy as exc:
         report.problem(where, None, str(exc))
     except Exception as exc:  # noqa: BLE001 - the task answers; the coordinator must never wait forever
