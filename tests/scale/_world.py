@@ -120,9 +120,11 @@ class Workers:
                      "-l", "WARNING"],
                     stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.home.parent))
 
-    def kill(self, index: int) -> None:
-        self.processes[index].send_signal(signal.SIGKILL)
-        self.processes[index].wait(10)
+    def kill_one(self) -> None:
+        """SIGKILL the oldest live worker."""
+        process = next(p for p in self.processes if p.poll() is None)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
 
     def stop(self) -> None:
         for process in self.processes:

@@ -74,12 +74,12 @@ def test_a_killed_worker_and_a_cut_broker_connection_lose_nothing_and_write_noth
     workers.start(3)
     try:
         first = sync(home, env, "--executor", "celery")
-        for round_ in range(ROUNDS):
+        for _ in range(ROUNDS):
             written = sum(targets.dropbox.commits.values())
-            wait_for(lambda: sum(targets.dropbox.commits.values()) >= written + 8, what="pushes under way")
-            workers.kill(round_ % len(workers.processes))  # SIGKILL: its tasks are unacked, its claims stale
+            wait_for(lambda n=written + 8: sum(targets.dropbox.commits.values()) >= n, what="pushes under way")
+            workers.kill_one()  # SIGKILL: its tasks are unacked, its claims stale
             workers.start(1)
-            wait_for(lambda: sum(targets.dropbox.commits.values()) >= written + 16, what="more pushes")
+            wait_for(lambda n=written + 16: sum(targets.dropbox.commits.values()) >= n, what="more pushes")
             # Every connection of the vhost: the workers' (their running tasks go to another worker
             # while they still run) and the coordinator's.
             rabbitmqctl("close_all_connections", "-p", rabbit_vhost, "scale test: broker cut")
