@@ -44,12 +44,11 @@ def test_one_import_per_company_at_a_time_and_tasks_side_by_side(postgres_url: s
 def test_a_plain_sync_and_the_tasks_exclude_each_other(postgres_url: str) -> None:
     leases = TaskLeases(postgres_url)
     runner = AdvisoryRunnerLock(postgres_url)
-    with leases.hold(wait=1), pytest.raises(RunnerBusy, match=f"pid {os.getpid()} on "):  # the worker, named
-        with runner.hold(RunnerInfo.current("sync")):
-            pass
-    with runner.hold(RunnerInfo.current("sync")), pytest.raises(LeaseBusy, match="runner lock"):
-        with leases.hold(company="billit/1", wait=0.3):
-            pass
+    me = RunnerInfo.current("sync")
+    with leases.hold(wait=1), pytest.raises(RunnerBusy, match=f"pid {os.getpid()} on "), runner.hold(me):
+        pass  # the worker holding the state is named
+    with runner.hold(me), pytest.raises(LeaseBusy, match="runner lock"), leases.hold(company="b/1", wait=0.3):
+        pass
 
 
 def test_a_killed_task_leaves_its_company_free_at_once(postgres_url: str) -> None:
