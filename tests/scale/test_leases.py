@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from invoicesync.distributed import TaskLeases
@@ -17,6 +18,7 @@ from invoicesync.distributed._wire import add_part, report_part
 from invoicesync.pipeline import SyncReport
 from invoicesync.state import RunnerBusy, RunnerInfo
 from invoicesync.state._pglock import AdvisoryRunnerLock
+from invoicesync.state._sql import SqlStore
 
 HOLDER = """
 import sys, time
@@ -81,3 +83,19 @@ def test_the_answers_of_the_tasks_add_up_to_one_report() -> None:
     assert total.imported_by_account["billit-0"] == Counter({"new": 2})
     assert total.skipped_reasons == {"folder": Counter({"filtered out": 1})}
     assert [p.message for p in total.problems] == ["boom"] and total.exit_code == 1
+
+
+def test_claimed_elsewhere_names_the_live_claims_only(open_store: Callable[..., SqlStore]) -> None:
+    store = open_store()
+    assert store.claim("live", "dropbox", "task-a", 180)
+    assert store.claim("expired", "dropbox", "task-a", -1)
+    assert store.claim("other-target", "folder", "task-a", 180)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert store.claim("dead-owner", "dropbox", "task-b", 180)
+    store._exec("UPDATE claims SET owner_pid = ?, owner_started = NULL WHERE document_id = 'dead-owner'",
+                (dead.pid,))
+    ids = ["live", "expired", "other-target", "dead-owner", "free"]
+    assert store.claimed_elsewhere("dropbox", ids) == {"live"}
+    store.release_claim("live", "dropbox", "task-a")
+    assert store.claimed_elsewhere("dropbox", ids) == set()

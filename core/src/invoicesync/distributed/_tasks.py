@@ -123,6 +123,7 @@ def export_batch(runtime: WorkerRuntime, target: str, document_ids: list[str]) -
                 workers = TargetWorkers(account, ctx, workspace.plugins, workspace.state, report, NoProgress(),
                                         dry_run=False, control=control, options=workspace.export_options(account))
                 try:
+                    _wait_for_claims(workspace, target, document_ids, runtime.settings.lease_wait)
                     for document_id in document_ids:
                         document = workspace.state.get_document(document_id)
                         if document is not None:
@@ -139,6 +140,15 @@ def export_batch(runtime: WorkerRuntime, target: str, document_ids: list[str]) -
     if control.error:
         report.fatal.append(control.error)
     return _answer(report, [], False, where=[target])
+
+
+def _wait_for_claims(workspace: Workspace, target: str, document_ids: list[str], wait: float) -> None:
+    """Let pushes of these documents that another task has under way finish first (a redelivered
+    copy of this task, another coordinator's task): then the ledger shows them settled, where
+    pushing at once would report them as in progress elsewhere."""
+    deadline = time.monotonic() + wait
+    while workspace.state.claimed_elsewhere(target, document_ids) and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 def _answer(report: SyncReport, changed: list[str], more: bool, *, where: list[str]) -> dict[str, Any]:

@@ -337,6 +337,19 @@ class SqlStore(LibraryQueries, HistoryQueries):
             ) == 1
         return False
 
+    def claimed_elsewhere(self, target: str, document_ids: Sequence[str]) -> set[str]:
+        """Which of ``document_ids`` another run is pushing to ``target`` right now: claimed, the
+        lease not run out, and the owner not known to be gone."""
+        if not document_ids:
+            return set()
+        marks = ", ".join("?" * len(document_ids))
+        rows = self._all(f"SELECT document_id, owner, owner_host, owner_pid, owner_started FROM claims "
+                         f"WHERE target = ? AND expires_at >= ? AND document_id IN ({marks})",
+                         (target, self._claim_now(), *document_ids))
+        return {row["document_id"] for row in rows
+                if not claim_is_stale(row["owner"], row["owner_host"], row["owner_pid"], row["owner_started"],
+                                      claimant="", lock_run=None)}
+
     def release_claim(self, document_id: str, target: str, owner: str) -> None:
         self._exec("DELETE FROM claims WHERE document_id = ? AND target = ? AND owner = ?",
                    (document_id, target, owner))
