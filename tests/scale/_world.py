@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from invoicesync.accounts import connect
 from invoicesync.context import NonInteractiveUI
 from invoicesync.sandbox import RunningSandbox, serve
@@ -25,6 +26,8 @@ from invoicesync_billit.sandbox import BillitSandbox
 from invoicesync_dropbox.sandbox import DropboxSandbox
 
 RUN_TIMEOUT = 240
+#: Billit accounts in a home; the sandbox's companies are shared out between them.
+ACCOUNTS = 4
 
 
 class CountingDropbox(DropboxSandbox):
@@ -53,10 +56,21 @@ class CountingDropbox(DropboxSandbox):
 
 
 @dataclass
+class Holdings:
+    """What a run left on the targets: the local folder's and Dropbox's files (path -> sha256)."""
+
+    folder: dict[str, str]
+    dropbox: dict[str, str]
+
+
+@dataclass
 class Targets:
     dropbox: CountingDropbox
     running: RunningSandbox
     folder: Path
+
+    def holdings(self) -> Holdings:
+        return Holdings(self.folder_files(), self.dropbox.files())
 
     def folder_files(self) -> dict[str, str]:
         return {str(p.relative_to(self.folder)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -166,3 +180,28 @@ def wait_for(condition: Any, timeout: float = 60.0, what: str = "") -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+# -- what must hold after a run ------------------------------------------------------------------
+
+def delivered_twice(state_url: str) -> list[tuple[str, str, int]]:
+    """(document, target, count) of every delivery the ledger logged as written more than once."""
+    with psycopg.connect(state_url) as db:
+        return db.execute("SELECT document_id, target, count(*) FROM delivery_log WHERE status = 'delivered' "
+                          "GROUP BY document_id, target HAVING count(*) > 1").fetchall()
+
+
+def reference_run(tmp_path: Path, billit: RunningSandbox, targets: Targets, accounts: int = ACCOUNTS) -> dict[str, Any]:
+    """A plain ``sync`` of the same source in one process, into targets of its own."""
+    home = make_home(tmp_path / "reference", billit, targets, accounts=accounts, state_url=None)
+    code, report, err = finish(sync(home, environment()))
+    assert code == 0, err
+    return report
+
+
+def assert_same_targets(targets: Targets, reference: Holdings) -> None:
+    """The same files at the same paths as the single-process run, and none written twice."""
+    assert targets.folder_files() == reference.folder
+    assert targets.dropbox.files() == reference.dropbox
+    twice = {path: n for path, n in targets.dropbox.commits.items() if n > 1}
+    assert not twice, f"written more than once to Dropbox: {twice}"

@@ -18,7 +18,7 @@ import pytest
 from invoicesync.sandbox import RunningSandbox, serve
 from invoicesync_billit.sandbox import BillitSandbox
 
-from ._world import Targets, start_targets
+from ._world import Holdings, Targets, reference_run, start_targets
 
 RABBITMQ = ("127.0.0.1", 5672)
 REDIS = ("127.0.0.1", 6379)
@@ -27,7 +27,7 @@ LONG = os.environ.get("INVOICESYNC_SCALE", "") == "long"
 COMPANIES = 1000 if LONG else 200
 DOCUMENTS = 1
 #: The smaller sandbox of the failure tests (kills, broker cuts, overlapping runs).
-SMALL_COMPANIES = 200 if LONG else 40
+SMALL_COMPANIES = 200 if LONG else 24
 SMALL_DOCUMENTS = 3 if LONG else 2
 
 
@@ -83,11 +83,23 @@ def billit() -> Iterator[RunningSandbox]:
     running.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def small_billit() -> Iterator[RunningSandbox]:
     running = serve(BillitSandbox(documents=SMALL_DOCUMENTS, companies=SMALL_COMPANIES, seed=16))
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def small_reference(tmp_path_factory: pytest.TempPathFactory, small_billit: RunningSandbox) -> Holdings:
+    """What a single-process run of the small sandbox leaves on its targets (the failure tests' yardstick)."""
+    root = tmp_path_factory.mktemp("small-reference")
+    targets = start_targets(root / "targets")
+    try:
+        reference_run(root, small_billit, targets)
+        return targets.holdings()
+    finally:
+        targets.running.stop()
 
 
 @pytest.fixture

@@ -47,8 +47,9 @@ def test_a_plain_sync_and_the_tasks_exclude_each_other(postgres_url: str) -> Non
     leases = TaskLeases(postgres_url)
     runner = AdvisoryRunnerLock(postgres_url)
     me = RunnerInfo.current("sync")
-    with leases.hold(wait=1), pytest.raises(RunnerBusy, match=f"pid {os.getpid()} on "), runner.hold(me):
-        pass  # the worker holding the state is named
+    with leases.hold(wait=1), pytest.raises(RunnerBusy) as busy, runner.hold(me):
+        pass
+    assert f"pid {os.getpid()} on " in str(busy.value), str(busy.value)  # the worker holding the state is named
     with runner.hold(me), pytest.raises(LeaseBusy, match="runner lock"), leases.hold(company="b/1", wait=0.3):
         pass
 
