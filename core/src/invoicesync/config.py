@@ -18,7 +18,8 @@ error that lists the valid ones: a typo must not be silently ignored.
 Any setting can be overridden by ``INVOICESYNC_<ACCOUNT>_<SETTING>`` (upper case, ``-`` as ``_``).
 
 ``state_url = "postgresql://user@host/db"`` (top level; env ``INVOICESYNC_STATE_URL``) keeps the state
-in PostgreSQL instead of the home's state.db (docs/scale-out.md).
+in PostgreSQL instead of the home's state.db (docs/scale-out.md). ``shared_budgets = true|false``
+(env ``INVOICESYNC_SHARED_BUDGETS``) keeps request budgets in the state, for several processes.
 """
 
 from __future__ import annotations
@@ -121,6 +122,24 @@ class Config:
                               f"not {_toml_kind(url)}")
         return url or None
 
+    @property
+    def shared_budgets(self) -> bool:
+        """Whether each account's request budget (in-flight cap, rate, ``Retry-After`` pauses) is
+        kept in the state, shared by every process using it: ``shared_budgets = true|false``, or
+        ``INVOICESYNC_SHARED_BUDGETS=1|0``. By default on with a PostgreSQL state (several workers
+        share it), off with a home's state.db (one process; the in-process budget costs nothing)."""
+        raw: Any = os.environ.get("INVOICESYNC_SHARED_BUDGETS")
+        if raw is not None:
+            if raw.strip().lower() not in _SWITCH:
+                raise ConfigError(f"INVOICESYNC_SHARED_BUDGETS must be 1 or 0 (true or false), not {raw!r}")
+            return _SWITCH[raw.strip().lower()]
+        raw = self.data.get("shared_budgets")
+        if raw is None:
+            return self.state_url is not None
+        if not isinstance(raw, bool):
+            raise ConfigError(f"{self.path}: `shared_budgets` must be true or false, not {_toml_kind(raw)}")
+        return raw
+
     def env_overrides(self, account: str, model: type[BaseModel]) -> dict[str, Any]:
         overrides = {}
         for name in model.model_fields:
@@ -128,6 +147,9 @@ class Config:
             if value is not None:
                 overrides[name] = value
         return overrides
+
+
+_SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 def _toml_kind(value: Any) -> str:
@@ -148,4 +170,5 @@ def load_config(path: Path | None) -> Config:
                           f"check that it is a UTF-8 text file this user may read") from None
     config._account_specs()  # a file of the wrong shape fails every command up front, in one line
     _ = config.state_url
+    _ = config.shared_budgets
     return config

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from .http import Authenticator, Budget, ErrorParser, HttpClient, ResponseClassifier
+from .http import Authenticator, ErrorParser, HttpClient, RequestBudget, ResponseClassifier
 from .http._client import new_pool
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ class Context:
     transport: httpx.BaseTransport | None = None
     #: CA bundle (path) or ``False``/``True`` for TLS verification, e.g. a sandbox's throw-away CA.
     verify: str | bool = True
-    budget: Budget | None = None
+    budget: RequestBudget | None = None
     #: How HTTP retries wait; tests inject a recorder so backoff costs no wall time.
     sleep: Callable[[float], None] = time.sleep
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("invoicesync.plugin"))

@@ -6,13 +6,15 @@ reach stdout, stderr or a log line, even inside an exception message.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import re
 import threading
 import uuid
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Protocol
 
@@ -120,7 +122,7 @@ class FileBackend:
 
     def _save(self, data: dict[str, str]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle)
@@ -134,10 +136,22 @@ class FileBackend:
             return self._load().get(ref)
 
     def set(self, ref: str, value: str) -> None:
-        with self._lock:
+        with self._lock, self._across_processes():
             data = self._load()
             data[ref] = value
             self._save(data)
+
+    @contextmanager
+    def _across_processes(self) -> Iterator[None]:
+        """Hold the file against other processes for a read-modify-write: workers sharing a home
+        each store their accounts' rotated tokens, and none may write back a copy missing another's."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # drops the flock
 
     def version(self) -> tuple[int, int, int] | None:
         """A cheap mark that changes with every write (each one replaces the file): its inode,
@@ -149,7 +163,7 @@ class FileBackend:
         return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
     def delete(self, ref: str) -> None:
-        with self._lock:
+        with self._lock, self._across_processes():
             data = self._load()
             if data.pop(ref, None) is not None:
                 self._save(data)
@@ -245,12 +259,28 @@ def choose_backend(home: Path, preference: str | None = None) -> SecretBackend:
     return file_backend
 
 
-class AccountSecrets:
-    """One account's secrets. Environment variables ``INVOICESYNC_<ACCOUNT>_<KEY>`` win."""
+class NamedLocks(Protocol):
+    """Locks by name shared by every process using one state (``StateStore.named_lock``)."""
 
-    def __init__(self, backend: SecretBackend, account: str) -> None:
+    def named_lock(self, name: str, *, timeout: float | None = 60.0) -> AbstractContextManager[None]: ...
+
+
+class AccountSecrets:
+    """One account's secrets. Environment variables ``INVOICESYNC_<ACCOUNT>_<KEY>`` win.
+
+    With ``locks`` (the state), ``lock(key)`` holds a key against every process using that state:
+    ``TokenAuth`` refreshes under it, so two workers never spend one single-use refresh token."""
+
+    def __init__(self, backend: SecretBackend, account: str, *, locks: NamedLocks | None = None) -> None:
         self.backend = backend
         self.account = account
+        self.locks = locks
+
+    def lock(self, key: str, *, timeout: float | None = 60.0) -> AbstractContextManager[None]:
+        """Hold ``key`` of this account against other processes (nothing to hold without ``locks``)."""
+        if self.locks is None:
+            return nullcontext()
+        return self.locks.named_lock(f"secret {self.account}/{key}", timeout=timeout)
 
     def _ref(self, key: str) -> str:
         return f"{self.account}/{key}"

@@ -15,10 +15,10 @@ import platformdirs
 from pydantic import ValidationError
 
 from .config import Config, load_config
-from .context import UI, Context, NonInteractiveUI, PluginKind
+from .context import UI, Context, NonInteractiveUI, PluginInfo, PluginKind
 from .errors import ConfigError, PluginError
 from .export_options import ExportOptions, export_options, split_settings, unknown_settings, unknown_settings_message
-from .http import Budget
+from .http import Budget, RequestBudget, SharedBudget
 from .models import Account, AccountDirection
 from .plugins import Plugins
 from .secrets import AccountSecrets, SecretBackend, choose_backend, redact
@@ -45,7 +45,7 @@ class Workspace:
     verify: str | bool = True
     #: How waits happen (HTTP backoff and the request budget); tests inject a recorder.
     sleep: Callable[[float], None] = time.sleep
-    _budgets: dict[str, Budget] = field(default_factory=dict)
+    _budgets: dict[str, RequestBudget] = field(default_factory=dict)
 
     @classmethod
     def open(
@@ -124,7 +124,8 @@ class Workspace:
         return not (account.origin == "config" and account.name in self.config.unavailable)
 
     def secrets(self, account: str) -> AccountSecrets:
-        return AccountSecrets(self.secret_backend, account)
+        # The state's named locks let an OAuth refresh hold across processes (``TokenAuth``).
+        return AccountSecrets(self.secret_backend, account, locks=self.state)
 
     def settings_for(self, account: Account) -> Any:
         """The account's settings, validated by the plugin's model, with env overrides applied.
@@ -155,9 +156,7 @@ class Workspace:
         plugin = self.plugins.get(account.plugin)
         budget = self._budgets.get(account.name)
         if budget is None:
-            budget = Budget(plugin.info.budget_requests, plugin.info.budget_period,
-                            concurrency=max(4, plugin.info.concurrency * 2), sleep=self.sleep)
-            self._budgets[account.name] = budget
+            budget = self._budgets[account.name] = self._new_budget(account, plugin.info)
         settings = self.settings_for(account)
         # A plugin may declare a `ca_bundle` setting to trust a TLS test server's private CA.
         verify = getattr(settings, "ca_bundle", None) or self.verify
@@ -176,6 +175,15 @@ class Workspace:
             sleep=self.sleep,
             log=logging.getLogger(f"invoicesync.plugin.{account.plugin}"),
         )
+
+    def _new_budget(self, account: Account, info: PluginInfo) -> RequestBudget:
+        """One budget per (service, credential) — an account — for every thread of this process;
+        kept in the state for every process using it when several may (``shared_budgets``)."""
+        concurrency = max(4, info.concurrency * 2)
+        if self.config.shared_budgets:
+            return SharedBudget(self.state.budget_ledger(), f"{account.plugin}:{account.name}",
+                                info.budget_requests, info.budget_period, concurrency=concurrency, sleep=self.sleep)
+        return Budget(info.budget_requests, info.budget_period, concurrency=concurrency, sleep=self.sleep)
 
 
 def _default_config(home: Path) -> Path | None:

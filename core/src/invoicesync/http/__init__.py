@@ -13,25 +13,29 @@ from ._authorize import (
     code_from_callback,
     is_loopback,
 )
-from ._budget import Budget
+from ._budget import Budget, RequestBudget
 from ._client import Authenticator, ErrorParser, HttpClient, ResponseClassifier, Verdict
 from ._code_flow import CodeFlow
 from ._login import keep_or_login, relogin_command, relogin_hint, secret_for_login, wants_relogin
 from ._oauth import PKCE, OAuth2Client, TokenAuth, TokenSet
 from ._paging import iter_pages, next_link
 from ._retry_after import retry_after_seconds
+from ._shared_budget import BudgetLedger, SharedBudget
 
 __all__ = [
     "DEFAULT_REDIRECT_URI",
     "PKCE",
     "RedirectUri",
+    "RequestBudget",
     "Authenticator",
     "Budget",
+    "BudgetLedger",
     "CodeFlow",
     "ErrorParser",
     "HttpClient",
     "OAuth2Client",
     "ResponseClassifier",
+    "SharedBudget",
     "TokenAuth",
     "TokenSet",
     "Verdict",

@@ -9,7 +9,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
+
+
+class RequestBudget(Protocol):
+    """What ``HttpClient`` asks of a budget: this in-process ``Budget``, or a ``SharedBudget`` that
+    holds across every process using one state."""
+
+    requests: int | None
+
+    def slot(self) -> AbstractContextManager[None]: ...
+
+    def pause(self, seconds: float) -> None: ...
 
 
 class Budget:

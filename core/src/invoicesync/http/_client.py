@@ -38,7 +38,7 @@ import httpx
 import tenacity
 
 from ..errors import InvoiceSyncError, OutcomeUnknown, RateLimited, RemoteError, ServerError
-from ._budget import Budget
+from ._budget import RequestBudget
 from ._retry_after import retry_after_seconds
 
 log = logging.getLogger("invoicesync.http")
@@ -106,7 +106,7 @@ class HttpClient:
         auth: Authenticator | None = None,
         classify: ResponseClassifier | None = None,
         error_parser: ErrorParser | None = None,
-        budget: Budget | None = None,
+        budget: RequestBudget | None = None,
         transport: httpx.BaseTransport | None = None,
         verify: str | bool | ssl.SSLContext = True,
         timeout: float = 60.0,

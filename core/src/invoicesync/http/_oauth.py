@@ -2,7 +2,8 @@
 
 Refresh tokens may be single-use (Billit rotates them). ``TokenAuth`` therefore stores the new
 token set durably *before* the new access token is used, so a crash can never lose the login,
-and refreshes one token at a time, so two threads never spend the same refresh token. What is
+and refreshes one token at a time, so two threads — or two worker processes sharing a state,
+through the state's named lock — never spend the same refresh token. What is
 resent when a token request gets no answer is written at ``OAuth2Client.refresh``.
 The browser step lives in ``_authorize``.
 """
@@ -12,11 +13,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import secrets as pysecrets
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Hashable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 import httpx
@@ -25,6 +28,8 @@ from pydantic import BaseModel, ValidationError
 from ..errors import AuthError, OutcomeUnknown
 from ..secrets import safe_error_text
 from ._client import HttpClient
+
+log = logging.getLogger("invoicesync.http")
 
 
 class TokenSet(BaseModel):
@@ -55,7 +60,9 @@ class TokenSet(BaseModel):
 class SecretSlot(Protocol):
     """Where a token set is kept (``AccountSecrets`` implements this). A slot may also offer
     ``version(key) -> Hashable | None``: a cheap mark that changes whenever the stored value may
-    have (the secrets file's inode, mtime and size); ``None`` when it cannot tell cheaply."""
+    have (the secrets file's inode, mtime and size); ``None`` when it cannot tell cheaply; and
+    ``lock(key, timeout=...)``: a context manager holding ``key`` against other processes (the
+    state's named lock), under which refreshes are made."""
 
     def get(self, key: str) -> str | None: ...
 
@@ -133,8 +140,9 @@ class OAuth2Client:
         - Any refusal (``invalid_grant``: revoked or spent; ``invalid_client``) is an ``AuthError``
           that names the relogin command.
 
-        Callers serialise refreshes of one login (``TokenAuth`` holds a lock per secret), so two
-        threads never spend one refresh token; the new token set is stored before it is used.
+        Callers serialise refreshes of one login (``TokenAuth`` holds a lock per secret, and the
+        state's named lock across processes), so two workers never spend one refresh token; the
+        new token set is stored before it is used.
         """
         if not token.refresh_token:
             raise AuthError(f"{self.http.service}: the login has no refresh token; {self._fix()}")
@@ -200,6 +208,7 @@ class TokenAuth:
         scheme: str = "Bearer",
         early: float = 300.0,
         relogin: str | None = None,
+        lock_timeout: float = 300.0,
     ) -> None:
         self.slot = slot
         self._refresh = refresh
@@ -208,6 +217,8 @@ class TokenAuth:
         self.scheme = scheme
         self.early = early
         self.relogin = relogin
+        #: Seconds to wait for another process's refresh of this login (``SecretSlot.lock``).
+        self.lock_timeout = lock_timeout
         # Shared by every TokenAuth over the same secret: two of them must never both spend one
         # single-use refresh token.
         self._lock = _slot_lock(slot, key)
@@ -218,6 +229,14 @@ class TokenAuth:
         # when the token expires or is refused (``_renew`` always reads under the lock).
         # One tuple, replaced whole, so that threads never pair one token with another's mark.
         self._memo: tuple[TokenSet, Hashable | None] | None = None
+
+    def _across_processes(self) -> AbstractContextManager[object]:
+        lock = getattr(self.slot, "lock", None)
+        if not callable(lock):
+            return nullcontext()
+        # Long enough for another worker's refresh with its retries; then the run reports the wait.
+        held: AbstractContextManager[object] = lock(self.key, timeout=self.lock_timeout)
+        return held
 
     def _version(self) -> Hashable | None:
         version = getattr(self.slot, "version", None)
@@ -268,8 +287,13 @@ class TokenAuth:
         return True
 
     def _renew(self, *, refused: str | None) -> TokenSet:
-        """Refresh once per refused (or expiring) token, however many threads notice it."""
-        with self._lock:
+        """Refresh once per refused (or expiring) token, however many threads — and processes
+        sharing the state — notice it: under this process's lock, then the state's lock on the
+        secret (``SecretSlot.lock``), the stored token is read again before anything is spent."""
+        asked = time.monotonic()
+        with self._lock, self._across_processes():
+            if (waited := time.monotonic() - asked) >= 1.0:  # ops watch these: docs/scale-out.md
+                log.info("%s: waited %.1f s for another refresh of this login", self.key, waited)
             token = self.current()
             if refused is not None and token.access_token != refused:
                 return token  # another thread already replaced the refused token

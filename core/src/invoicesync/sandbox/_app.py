@@ -160,6 +160,8 @@ class SandboxApp:
         self.requests: list[tuple[str, str, int]] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._in_flight: dict[str, int] = {}
+        #: The most requests each credential had in flight at once (tests of shared budgets read it).
+        self.peak_in_flight: dict[str, int] = {}
         self.route("POST", r"/__sandbox__/faults", self._admin_add_fault)
         self.route("DELETE", r"/__sandbox__/faults", self._admin_clear_faults)
         self.route("GET", r"/__sandbox__/requests", self._admin_requests)
@@ -229,6 +231,7 @@ class SandboxApp:
                 self.requests.append((request.method, request.path, 429))
                 return response
             self._in_flight[who] = busy + 1
+            self.peak_in_flight[who] = max(self.peak_in_flight.get(who, 0), busy + 1)
         try:
             if self.latency:
                 time.sleep(self.latency)

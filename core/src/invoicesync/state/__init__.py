@@ -7,6 +7,7 @@ from ..errors import ConfigError
 from ._blobs import BlobStore
 from ._history import LibraryCounts, LibraryPage, LoggedDelivery, RunRecord
 from ._lock import RunnerBusy, RunnerInfo
+from ._named import LockTimeout
 from ._problems import describe_backend_error, describe_state_error
 from ._sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from ._store import (
@@ -48,6 +49,7 @@ __all__ = [
     "LibraryCounts",
     "LibraryEntry",
     "LibraryPage",
+    "LockTimeout",
     "LoggedDelivery",
     "PersistentFailure",
     "RunnerBusy",

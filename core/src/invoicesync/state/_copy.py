@@ -1,7 +1,8 @@
 """``invoicesync state migrate``: a SQLite home's state copied into an empty PostgreSQL state.
 
 The two hold one logical schema at one version, so rows copy column for column. Claims are not
-copied (they only live while a run does); blobs and secrets stay in the home.
+copied (they only live while a run does), nor are request budgets (a pause or a rate lives for
+seconds); blobs and secrets stay in the home.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -22,8 +23,10 @@ from psycopg_pool import ConnectionPool
 
 from ..errors import ConfigError
 from ..models import Document
+from ._budgets import AdvisoryBudgetLedger
 from ._library import Row
 from ._lock import RunnerInfo
+from ._named import AdvisoryNamedLocks
 from ._pglock import AdvisoryRunnerLock
 from ._sql import Params, SqlStore
 from ._store import UpsertOutcome
@@ -127,7 +130,16 @@ PG_MIGRATIONS: list[str] = [
     ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
     ALTER TABLE claims ADD COLUMN owner_started TEXT;
     """,
-    # 8: what each task of a distributed run reported, until its coordinator takes it
+    # 12 (limits): request budgets shared by every process using the state: a token bucket that may go
+    # into debt and a Retry-After pause per (service, credential), timed by the server's clock;
+    # in-flight slots are advisory locks, not rows
+    """
+    CREATE TABLE budgets (
+        key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        paused_until DOUBLE PRECISION NOT NULL
+    );
+    """,
+    # 11 (celery): what each task of a distributed run reported, until its coordinator takes it
     """
     CREATE TABLE task_results (
         run TEXT NOT NULL, task TEXT NOT NULL, result TEXT NOT NULL, at TEXT NOT NULL,
@@ -155,6 +167,8 @@ class PostgresStore(SqlStore):
         self.url = url
         self.where = redacted(url)
         self._run = uuid.uuid4().hex
+        self._ledger: AdvisoryBudgetLedger | None = None
+        self._ledger_lock = threading.Lock()
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=10) as db:
                 self.schema_version = self._migrate(db, target_version)
@@ -207,6 +221,8 @@ class PostgresStore(SqlStore):
                 db.execute(_pg(sql), params)
 
     def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
         self._pool.close()
 
     def load_empty(self, tables: dict[str, Iterator[tuple[list[str], list[Params]]]]) -> dict[str, int]:
@@ -268,3 +284,14 @@ class PostgresStore(SqlStore):
     def runner_lock(self, me: RunnerInfo, *, wait: float | None = 0.0,
                     should_stop: Callable[[], bool] = lambda: False) -> AbstractContextManager[None]:
         return self._holding(me, AdvisoryRunnerLock(self.url).hold(me, wait=wait, should_stop=should_stop))
+
+    # -- what several processes (on any host) share -----------------------------------------------
+
+    def named_lock(self, name: str, *, timeout: float | None = 60.0) -> AbstractContextManager[None]:
+        return AdvisoryNamedLocks(self.url).hold(name, timeout=timeout)
+
+    def budget_ledger(self) -> AdvisoryBudgetLedger:
+        with self._ledger_lock:
+            if self._ledger is None:
+                self._ledger = AdvisoryBudgetLedger(self.url)
+            return self._ledger

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Document
+from ._budgets import FileBudgetLedger
 from ._lock import FileRunnerLock, RunnerInfo
+from ._named import FileNamedLocks
 from ._sql import Params, SqlStore
 from ._store import UpsertOutcome
 
@@ -106,7 +108,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
     ALTER TABLE claims ADD COLUMN owner_started TEXT;
     """,
-    # 8: what each task of a distributed run (`sync --executor celery`) reported, until its
+    # 12 (limits): request budgets shared by every process using the state: a token bucket that may go
+    # into debt and a Retry-After pause per (service, credential); in-flight slots are flocks, not rows
+    """
+    CREATE TABLE budgets (
+        key TEXT PRIMARY KEY, tokens REAL NOT NULL, updated_at REAL NOT NULL, paused_until REAL NOT NULL
+    );
+    """,
+    # 11 (celery): what each task of a distributed run (`sync --executor celery`) reported, until its
     # coordinator takes it; the first answer of a task wins (a redelivered task may answer twice)
     """
     CREATE TABLE task_results (
@@ -145,6 +154,7 @@ class SqliteStore(SqlStore):
         self._lock = threading.RLock()  # one connection, shared by the pipeline's threads
         self._run = uuid.uuid4().hex
         self._lock_run = None
+        self._ledger: FileBudgetLedger | None = None
         try:
             self._db = self._connect()
             self.schema_version = self._migrate(target_version)
@@ -208,6 +218,8 @@ class SqliteStore(SqlStore):
 
     def close(self) -> None:
         with self._lock:
+            if self._ledger is not None:
+                self._ledger.close()
             self._db.close()
 
     def _insert_id(self, sql: str, params: Params = ()) -> int:
@@ -248,3 +260,14 @@ class SqliteStore(SqlStore):
                     should_stop: Callable[[], bool] = lambda: False) -> AbstractContextManager[None]:
         return self._holding(me, FileRunnerLock(self.path.with_name("runner.lock")).hold(
             me, wait=wait, should_stop=should_stop))
+
+    # -- what several processes on this home share ---------------------------------------------
+
+    def named_lock(self, name: str, *, timeout: float | None = 60.0) -> AbstractContextManager[None]:
+        return FileNamedLocks(self.path.with_name("locks")).hold(name, timeout=timeout)
+
+    def budget_ledger(self) -> FileBudgetLedger:
+        with self._lock:
+            if self._ledger is None:
+                self._ledger = FileBudgetLedger(self, self.path.with_name("budgets"))
+            return self._ledger

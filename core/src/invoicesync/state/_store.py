@@ -13,6 +13,7 @@ from ..models import Account, Delivery, Document, DocumentRef
 from ._lock import RunnerInfo
 
 if TYPE_CHECKING:
+    from ..http._shared_budget import BudgetLedger
     from ._history import LibraryCounts, LibraryPage, LoggedDelivery, RunRecord
 
 UpsertOutcome = Literal["new", "updated", "unchanged"]
@@ -134,6 +135,14 @@ class StateStore(Protocol):
     # an advisory lock). Raises ``RunnerBusy`` if another runner keeps it past ``wait`` seconds.
     def runner_lock(self, me: RunnerInfo, *, wait: float | None = 0.0,
                     should_stop: Callable[[], bool] = ...) -> AbstractContextManager[None]: ...
+
+    # a lock by name, shared by every process using this state (on any host, with PostgreSQL) and
+    # freed when its holder dies; raises ``LockTimeout`` after ``timeout`` seconds (``None``: no limit).
+    # OAuth refreshes take one, so two workers never spend one single-use refresh token.
+    def named_lock(self, name: str, *, timeout: float | None = 60.0) -> AbstractContextManager[None]: ...
+
+    # shared request budgets (in-flight slots, rate, Retry-After pauses) per (service, credential)
+    def budget_ledger(self) -> BudgetLedger: ...
 
     # per-(document, target) claims: a push happens only under its claim, so two runners that get in
     # at once still push a document once. ``claim`` is an atomic insert-or-take-over-if-expired.

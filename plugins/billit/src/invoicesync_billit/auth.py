@@ -10,7 +10,8 @@ Billit's facts this module encodes (API notes §2b):
   credentials and no Authorization header. Access tokens live 3600 s.
 - Refresh tokens never expire but are single-use: every refresh returns a new one. Core's
   ``OAuth2Client`` (``rotating_refresh_tokens``) sends a refresh once, once more with the same
-  token if the answer was lost, and stores the new set before it is used.
+  token if the answer was lost, and stores the new set before it is used; ``TokenAuth`` refreshes
+  under the state's named lock for the login, so two workers never spend one refresh token.
 """
 
 from __future__ import annotations
@@ -68,7 +69,10 @@ def code_flow(ctx: Context, settings: BillitSettings) -> CodeFlow:
     def keep(token: TokenSet) -> None:
         if not token.refresh_token:
             raise AuthError("Billit answered the login without a refresh token; the login could not be kept")
-        TokenAuth(ctx.secrets, oauth.refresh, key=TOKEN_KEY).store(token)
+        # Under the login's lock: a worker refreshing the old login at this moment must not write
+        # its result over the new one (it reads the new one once it gets the lock, and keeps it).
+        with ctx.secrets.lock(TOKEN_KEY):
+            TokenAuth(ctx.secrets, oauth.refresh, key=TOKEN_KEY).store(token)
 
     # Billit takes exactly client_id, redirect_uri and state: no scope, no PKCE.
     return CodeFlow(oauth, settings.login_base() + LOGON_PATH, {"client_id": oauth.client_id}, keep=keep)
