@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import socket
 
 import click
@@ -32,6 +34,8 @@ def worker(state: State, concurrency: int, queue: str | None, loglevel: str) -> 
         raise ConfigError("the Celery executor needs celery: pip install 'invoicesync[celery]'") from None
     from dataclasses import replace
 
+    # `kill -USR1 PID` prints every thread's stack to the log: what a stuck worker is waiting for.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     workspace = state.workspace()
     require_postgres(workspace)
     # Before the task threads start: they would otherwise race to import the plugins on first use.
