@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import faulthandler
 import os
-import signal
 import socket
 
 import click
@@ -27,6 +25,7 @@ def worker(state: State, concurrency: int, queue: str | None, loglevel: str) -> 
     Every worker shares the PostgreSQL state (state_url) and, for now, the home's blob folder
     (one machine, or one network file system). Stop it with SIGTERM: running tasks finish first;
     a killed worker's tasks are delivered to another worker (acks_late), where they resume.
+    SIGUSR1 prints every thread's stack to the log (Celery's handler).
     """
     try:
         from ..distributed import CelerySettings, TaskLeases, WorkerRuntime, make_app, require_postgres, set_runtime
@@ -34,8 +33,6 @@ def worker(state: State, concurrency: int, queue: str | None, loglevel: str) -> 
         raise ConfigError("the Celery executor needs celery: pip install 'invoicesync[celery]'") from None
     from dataclasses import replace
 
-    # `kill -USR1 PID` prints every thread's stack to the log: what a stuck worker is waiting for.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
     workspace = state.workspace()
     require_postgres(workspace)
     # Before the task threads start: they would otherwise race to import the plugins on first use.
