@@ -13,6 +13,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +102,7 @@ def make_home(home: Path, billit: RunningSandbox, targets: Targets, *, accounts:
     app = billit.app
     assert isinstance(app, BillitSandbox)
     parties = [str(c.party_id) for c in app.companies]
-    with Workspace.open(home) as workspace:
+    with _file_secrets(), Workspace.open(home) as workspace:
         for number in range(accounts):
             name = f"billit-{number}"
             for key, value in app.account_secrets().items():
@@ -115,6 +117,21 @@ def make_home(home: Path, billit: RunningSandbox, targets: Targets, *, accounts:
         connect(workspace, "dropbox", ui=NonInteractiveUI(), name="dropbox", settings=settings)
         connect(workspace, "localfs", ui=NonInteractiveUI(), name="folder", settings={"root": str(targets.folder)})
     return home
+
+
+@contextmanager
+def _file_secrets() -> Iterator[None]:
+    """Secrets in the home's file, where the worker and sync processes read them
+    (INVOICESYNC_SECRETS=file), whatever keyring another test of this pytest process installed."""
+    previous = os.environ.get("INVOICESYNC_SECRETS")
+    os.environ["INVOICESYNC_SECRETS"] = "file"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["INVOICESYNC_SECRETS"]
+        else:
+            os.environ["INVOICESYNC_SECRETS"] = previous
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -200,7 +217,7 @@ def reference_run(tmp_path: Path, billit: RunningSandbox, targets: Targets, acco
     """A plain ``sync`` of the same source in one process, into targets of its own."""
     home = make_home(tmp_path / "reference", billit, targets, accounts=accounts, state_url=None)
     code, report, err = finish(sync(home, environment()))
-    assert code == 0, err
+    assert code == 0, (err, report["problems"][:3], report["fatal"])
     return report
 
 
