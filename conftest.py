@@ -7,8 +7,12 @@ they give; anything else skipping fails the session, with the list of what skipp
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 # httpx imports httpcore lazily and caches httpcore's exception classes on first use. A pytester
 # in-process run drops every module first imported inside it, so a later import makes new classes
@@ -62,3 +66,47 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("unexpected skips (see EXPECTED_SKIPS in conftest.py)", red=True)
         for line in _unexpected:
             terminalreporter.line(line, red=True)
+
+
+# -- S3 for the blob store tests (core's and the connectors'): moto's server on loopback ------------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free loopback port, for the whole session. Without moto[server]
+    installed the tests fail (never skip): it is in the dev dependencies (not in a shipped extra,
+    so these fixtures live here rather than in invoicesync's pytest plugin)."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # not a line per request in every test's log
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_blob_url(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """``s3://<a fresh bucket>/blobs`` on the moto server, reached through the standard AWS
+    environment variables (which subprocesses inherit); the bucket is emptied and removed after."""
+    import boto3
+
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-access-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))  # never the developer's own
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    client = boto3.client("s3")
+    bucket = f"blobs-{uuid.uuid4().hex[:16]}"
+    client.create_bucket(Bucket=bucket)
+    yield f"s3://{bucket}/blobs"
+    for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=item["Key"])
+    client.delete_bucket(Bucket=bucket)

@@ -103,3 +103,17 @@ def open_store(state_backend: str) -> Iterator[Callable[..., SqlStore]]:
     yield open_
     for store in opened:
         store.close()
+
+
+# -- the blob stores: the blob tests run on the home's folder, a shared folder and S3 ---------------
+
+
+@pytest.fixture(params=["home", "shared", "s3"])
+def blob_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """Where a blob test keeps its blobs: ``None`` (the home's blobs/), a shared folder, or S3."""
+    if request.param == "home":
+        return None
+    if request.param == "shared":
+        return (tmp_path / "shared-blobs").as_uri()
+    url: str = request.getfixturevalue("s3_blob_url")
+    return url

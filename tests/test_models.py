@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from invoicesync import Company, Direction, Document, FileRef, FileRole, Party
-from invoicesync.state import BlobStore
+from invoicesync.state import FolderBlobStore
 from pydantic import ValidationError
 
 
@@ -34,7 +34,7 @@ def test_stable_id_names_source_account_company_and_source_id() -> None:
 
 
 def test_blob_store_hashes_while_streaming(tmp_path: Path) -> None:
-    blobs = BlobStore(tmp_path)
+    blobs = FolderBlobStore(tmp_path)
     chunks = [b"%PDF-1.4\n", b"x" * 100_000, b"%%EOF"]
     ref = blobs.put(iter(chunks), name="a.pdf", media_type="application/pdf", role=FileRole.PDF)
     assert ref.sha256 == hashlib.sha256(b"".join(chunks)).hexdigest()
@@ -44,7 +44,7 @@ def test_blob_store_hashes_while_streaming(tmp_path: Path) -> None:
 
 
 def test_version_changes_with_files_and_fields_but_not_with_raw(tmp_path: Path) -> None:
-    blobs = BlobStore(tmp_path)
+    blobs = FolderBlobStore(tmp_path)
     one = blobs.put(iter([b"one"]), name="a.pdf", media_type="application/pdf", role=FileRole.PDF)
     two = blobs.put(iter([b"two"]), name="a.pdf", media_type="application/pdf", role=FileRole.PDF)
     base = make(files=[one])

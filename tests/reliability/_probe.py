@@ -12,7 +12,7 @@ can aim its SIGKILLs: the probes write one line per event to the pipe whose fd i
 
 Each request event is written twice, ``... >`` before sending and ``... <`` after the answer (the
 window where the server has committed a write and the ledger does not know yet); a rename is
-written as ``push localfs rename`` / ``fetch blob rename``.
+written as ``push localfs rename`` / ``fetch blob rename`` (the blob store's link(2), or rename).
 
 ``RELIABILITY_DIE_AT="EVENT PREFIX:N"`` makes the process SIGKILL itself at the N-th event starting
 with that prefix, at that very instant (deterministic reproductions of a kill window).
@@ -94,8 +94,8 @@ def _install(fd: int, ports: dict[int, str], folder: str, blobs: str, die_at: st
                 emit("fetch")
         elif event == "os.rename" and args and str(args[0]).startswith(folder):
             emit("push localfs rename")
-        elif event == "os.rename" and args and str(args[0]).startswith(blobs):
-            emit("fetch blob rename")
+        elif event in ("os.rename", "os.link") and args and str(args[0]).startswith(blobs):
+            emit("fetch blob rename")  # the blob store publishes with link(2), renames without hard links
 
     sys.addaudithook(audit)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 from invoicesync.server import Users, create_app
 from invoicesync.workspace import Workspace
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 ADMIN, PASSWORD = "admin", "correct horse battery staple"
@@ -31,6 +32,12 @@ class Dashboard:
 
     def post(self, path: str, data: dict[str, str] | None = None, **kwargs: object) -> object:
         return self.client.post(path, data={"csrf": self.csrf(), **(data or {})}, follow_redirects=False)
+
+
+def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``/metrics`` read by Prometheus's own parser: value by (sample name, sorted labels)."""
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
 @pytest.fixture(autouse=True)

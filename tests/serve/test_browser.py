@@ -1,4 +1,5 @@
-"""The dashboard in a real browser: log in, sync the demo sandboxes, find a document, see its PDF.
+"""The dashboard in a real browser: log in, sync the demo sandboxes, filter and find a document, see
+its PDF, look at the history and at adding an export.
 
 Chromium is Debian's (/usr/bin/chromium; `make browsers` installs it): Playwright's own browser
 download is not used. A missing Chromium fails this test, never skips it. Screenshots of the pages
@@ -83,6 +84,7 @@ def test_log_in_sync_the_sandboxes_filter_and_preview_a_pdf(demo_dashboard: str)
 
         page.goto(f"{demo_dashboard}/documents")
         expect(page).to_have_url(re.compile(r"/login\?next=/documents$"))
+        page.screenshot(path=str(SCREENSHOTS / "login.png"), full_page=True)
         page.fill("input[name=username]", ADMIN)
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
@@ -99,11 +101,23 @@ def test_log_in_sync_the_sandboxes_filter_and_preview_a_pdf(demo_dashboard: str)
         expect(rows.first).to_contain_text("delivered")
         total = rows.count()
         assert total >= 2
+        expect(page.locator("#matches")).to_have_text(f"{total} documents.")
         page.screenshot(path=str(SCREENSHOTS / "documents.png"), full_page=True)
+        # the status filter at one target: Business Central skips the sales documents, with the reason
+        page.select_option("select[name=status]", "skipped")
+        page.select_option("select[name=target]", "demo-dynamics365")
+        page.click("#filters button[type=submit]")
+        expect(page.locator("#matches")).to_contain_text("match these filters")
+        assert 0 < rows.count() < total
+        expect(rows.first).to_contain_text("sales documents are not exported")
+        page.screenshot(path=str(SCREENSHOTS / "documents-filtered.png"), full_page=True)
+        page.click("text=Clear")
+        expect(page.locator("#matches")).to_have_text(f"{total} documents.")
         number = rows.first.locator("td").nth(1).locator("a").inner_text()
-        page.fill("input[name=q]", number)
+        page.fill("input[name=q]", number.lower())  # any case
         page.click("#filters button[type=submit]")
         expect(rows).to_have_count(1)
+        expect(page.locator("#matches")).to_have_text("1 document matches these filters.")
 
         with page.expect_response(re.compile(r"/document/file\?.*inline=1")) as pdf:
             rows.first.locator("a").first.click()
@@ -113,12 +127,19 @@ def test_log_in_sync_the_sandboxes_filter_and_preview_a_pdf(demo_dashboard: str)
         assert page.request.get(pdf.value.url).body().startswith(b"%PDF")
         expect(page.locator("iframe#pdf-preview")).to_be_visible()
         expect(page.locator("h1")).to_contain_text(number)
-        page.wait_for_timeout(1500)  # let the PDF viewer paint before the screenshot
+        page.wait_for_timeout(4000)  # let the PDF viewer paint before the screenshot (slow on a loaded machine)
         page.screenshot(path=str(SCREENSHOTS / "document.png"), full_page=True)
 
         page.click("nav >> text=History")
         expect(page.locator("tbody tr").first).to_contain_text("#1")
         page.screenshot(path=str(SCREENSHOTS / "history.png"), full_page=True)
+
+        page.click("nav >> text=+ Export")
+        expect(page.locator("ul.plugins")).to_contain_text("Local folder")
+        page.screenshot(path=str(SCREENSHOTS / "connect-export.png"), full_page=True)
+        page.click("text=Local folder")
+        expect(page.locator("form.stack")).to_be_visible()
+        page.screenshot(path=str(SCREENSHOTS / "connect-form.png"), full_page=True)
         browser.close()
 
 

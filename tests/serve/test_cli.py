@@ -65,3 +65,32 @@ def test_the_cli_starts_without_importing_the_server() -> None:
     code = "import sys, invoicesync.cli; print(any(m.startswith(('starlette', 'uvicorn')) for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_serve_takes_the_proxy_login_and_json_logs_without_password_users(
+        invoicesync_cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from invoicesync.logs import JsonFormatter
+    from starlette.testclient import TestClient
+
+    answers: dict[str, int] = {}
+
+    def run(app: Any, **kwargs: Any) -> None:  # as uvicorn would serve it, while the home is open
+        assert kwargs["proxy_headers"] is False  # the peer address stays the TCP peer's
+        assert kwargs["log_config"] is None  # uvicorn's lines go through the JSON handler too
+        for peer in ("10.3.4.5", "127.0.0.1"):
+            with TestClient(app, base_url="http://127.0.0.1", client=(peer, 1234), follow_redirects=False) as client:
+                answers[peer] = client.get("/sync", headers={"Remote-User": "carol"}).status_code
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    try:
+        result = invoicesync_cli("serve", "--log-format", "json", "--proxy-user-header", "Remote-User",
+                                 "--trusted-proxy", "10.0.0.0/8")
+        assert result.exit_code == 0, result.output
+        assert root.handlers and all(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
+    finally:
+        root.handlers[:] = handlers
+    assert answers == {"10.3.4.5": 200, "127.0.0.1": 403}

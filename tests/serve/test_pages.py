@@ -12,7 +12,7 @@ from invoicesync.pipeline import run_sync
 from invoicesync.server import _documents_pages
 from invoicesync.testing import MemorySource, MemoryTarget
 
-from .conftest import Dashboard
+from .conftest import Dashboard, metric_samples
 
 
 def sync_from_the_dashboard(admin: Dashboard, account: str = "") -> dict[str, Any]:
@@ -96,6 +96,24 @@ def test_documents_are_paged_newest_first_by_keyset(admin: Dashboard, monkeypatc
     assert seen == newest_first and len(set(seen)) == 25
 
 
+def test_documents_say_how_many_match_and_more_than_when_the_count_stops(
+        admin: Dashboard, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_sync(admin.workspace)
+    monkeypatch.setattr(_documents_pages, "PAGE_SIZE", 10)
+    monkeypatch.setattr(_documents_pages, "COUNT_CAP", 12)
+
+    def matches(query: str) -> str:
+        found = re.search(r'id="matches">([^<]+)<', admin.client.get(f"/documents?{query}").text)
+        assert found, query
+        return found.group(1)
+
+    assert matches("") == "25 documents; 10 on this page."  # the whole library: counted exactly
+    assert matches("status=delivered") == "More than 12 documents match these filters; 10 on this page."
+    assert matches("q=inv-000") == "10 documents match these filters."  # INV-0000 to INV-0009
+    assert matches("q=INV-0003") == "1 document matches these filters."
+    assert matches("q=nobody") == "0 documents match these filters."
+
+
 @pytest.mark.parametrize(("query", "expected"), [
     ("q=INV-0003", ["INV-0003"]),
     ("q=supplier&direction=sales", []),
@@ -167,8 +185,8 @@ def test_metrics_count_imported_delivered_and_failed(admin: Dashboard,
                                                      memory_plugins: tuple[Any, MemorySource, MemoryTarget]) -> None:
     memory_plugins[2].fail_ids.update({"m1", "m2"})
     run_sync(admin.workspace)
-    text = admin.client.get("/metrics").text
-    assert 'invoicesync_documents_imported{account="memory"} 25' in text
-    assert 'invoicesync_deliveries{target="memtarget",status="delivered"} 23' in text
-    assert 'invoicesync_deliveries{target="memtarget",status="failed"} 2' in text
-    assert 'invoicesync_deliveries{target="memtarget",status="skipped"} 0' in text
+    samples = metric_samples(admin.client.get("/metrics").text)
+    assert samples["invoicesync_documents_imported", (("account", "memory"),)] == 25
+    assert samples["invoicesync_deliveries", (("status", "delivered"), ("target", "memtarget"))] == 23
+    assert samples["invoicesync_deliveries", (("status", "failed"), ("target", "memtarget"))] == 2
+    assert samples["invoicesync_deliveries", (("status", "skipped"), ("target", "memtarget"))] == 0

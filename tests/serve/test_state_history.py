@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from invoicesync.models import Company, Delivery, DeliveryStatus, Direction, Document, Party
 from invoicesync.pipeline import run_sync
-from invoicesync.state import MIGRATIONS, DocumentFilter, RunnerInfo
+from invoicesync.state import SCHEMA_VERSION, DocumentFilter, RunnerInfo
 from invoicesync.state._sql import SqlStore
 from invoicesync.workspace import Workspace
 
@@ -28,7 +28,7 @@ def test_the_delivery_log_keeps_outcomes_in_order_but_not_intents(open_store: Ca
 def test_a_state_at_schema_5_gains_the_runs_and_the_log(open_store: Callable[..., SqlStore]) -> None:
     open_store(target_version=5).close()
     store = open_store()
-    assert store.schema_version == len(MIGRATIONS) and store.runs() == []
+    assert store.schema_version == SCHEMA_VERSION and store.runs() == []
     run_id = store.record_run(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 0, 1, tzinfo=UTC), ["a"], 1,
                               {"problems": [{"where": "a", "document": None, "message": "m"}]})
     assert store.run(run_id) is not None and store.runs()[0].report["problems"][0]["message"] == "m"

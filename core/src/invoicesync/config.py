@@ -15,11 +15,16 @@ A target account also takes the core's export options here (``files``, ``directi
 ``since``, ``until``, ``companies``; see ``invoicesync.export_options``). An unknown setting is an
 error that lists the valid ones: a typo must not be silently ignored.
 
+``every = "15m"`` or ``cron = "0 */2 * * *"`` on an account is its schedule, which
+``invoicesync serve`` runs (``invoicesync.schedules``).
+
 Any setting can be overridden by ``INVOICESYNC_<ACCOUNT>_<SETTING>`` (upper case, ``-`` as ``_``).
 
 ``state_url = "postgresql://user@host/db"`` (top level; env ``INVOICESYNC_STATE_URL``) keeps the state
 in PostgreSQL instead of the home's state.db (docs/scale-out.md). ``shared_budgets = true|false``
 (env ``INVOICESYNC_SHARED_BUDGETS``) keeps request budgets in the state, for several processes.
+``blob_url = "s3://bucket/prefix"`` or ``"file:///shared/folder"`` (env ``INVOICESYNC_BLOB_URL``)
+keeps file content there instead of the home's blobs/.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from .context import PluginKind
 from .errors import ConfigError, PluginError
 from .export_options import unknown_settings, unknown_settings_message
 from .models import Account, AccountDirection, Company
+from .schedules import Schedule, parse_schedule
 from .secrets import env_name
 
 if TYPE_CHECKING:
@@ -110,7 +116,20 @@ class Config:
             if not isinstance(companies, list) or not all(isinstance(c, str | int | dict) for c in companies):
                 raise ConfigError(f"{where}: `companies` must be a list of company ids, like "
                                   f"companies = [\"123456\"], not {_toml_kind(companies)}")
+            try:
+                parse_schedule(spec.get("every"), spec.get("cron"))
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
         return accounts
+
+    def schedules(self) -> dict[str, Schedule]:
+        """The accounts' schedules (``every`` or ``cron``), by account name; unscheduled ones are left out."""
+        found = {}
+        for name, spec in self._account_specs().items():
+            schedule = parse_schedule(spec.get("every"), spec.get("cron"))
+            if schedule is not None:
+                found[name] = schedule
+        return found
 
     @property
     def state_url(self) -> str | None:
@@ -120,6 +139,20 @@ class Config:
         if url is not None and not isinstance(url, str):
             raise ConfigError(f"{self.path}: `state_url` must be a string, like state_url = \"postgresql://host/db\", "
                               f"not {_toml_kind(url)}")
+        return url or None
+
+    @property
+    def blob_url(self) -> str | None:
+        """Where file content lives when not in the home's ``blobs/``: ``blob_url = "s3://bucket/prefix"``
+        or ``"file:///shared/folder"``, overridden by ``INVOICESYNC_BLOB_URL``."""
+        url = os.environ.get("INVOICESYNC_BLOB_URL") or self.data.get("blob_url")
+        if url is not None and not isinstance(url, str):
+            raise ConfigError(f"{self.path}: `blob_url` must be a string, like blob_url = \"s3://bucket/prefix\", "
+                              f"not {_toml_kind(url)}")
+        if url:
+            from .state._blobs import check_blob_url
+
+            check_blob_url(url)
         return url or None
 
     @property
@@ -170,5 +203,6 @@ def load_config(path: Path | None) -> Config:
                           f"check that it is a UTF-8 text file this user may read") from None
     config._account_specs()  # a file of the wrong shape fails every command up front, in one line
     _ = config.state_url
+    _ = config.blob_url
     _ = config.shared_budgets
     return config

@@ -22,7 +22,7 @@ from .http import Budget, RequestBudget, SharedBudget
 from .models import Account, AccountDirection
 from .plugins import Plugins
 from .secrets import AccountSecrets, SecretBackend, choose_backend, redact
-from .state import BlobStore, StateStore, open_state
+from .state import BlobStore, StateStore, open_blob_store, open_state
 from .workspace_files import home_is_writable, open_state_read_only, prepare_home
 
 
@@ -71,11 +71,15 @@ class Workspace:
         else:
             state = open_state_read_only(home)
         try:
-            blobs = BlobStore(home / "blobs")
+            blobs = open_blob_store(home, config.blob_url)
         except OSError as exc:
             state.close()
-            raise ConfigError(f"{home / 'blobs'}: cannot be used ({exc.strerror or exc}); "
-                              f"fix its permissions, or run invoicesync as the home's owner") from None
+            where, owner = (config.blob_url, "its owner") if config.blob_url else (home / "blobs", "the home's owner")
+            raise ConfigError(f"{where}: cannot be used ({exc.strerror or exc}); "
+                              f"fix its permissions, or run invoicesync as {owner}") from None
+        except ConfigError:
+            state.close()
+            raise
         return cls(
             home=home,
             plugins=plugins if plugins is not None else Plugins.installed(),

@@ -43,9 +43,10 @@ CORE_COMMANDS: dict[str, tuple[str, str, str]] = {
     "new-plugin": ("._new_plugin", "new_plugin",
                    "Create a plugin package NAME: hooks, a sandbox, the conformance tests and a README."),
     "serve": ("._serve", "serve",
-              "Serve the dashboard (Sync, Documents, History) on HOST:PORT, for the admins of `serve-user`."),
+              "Serve the dashboard (Sync, Documents, History) on HOST:PORT and run the accounts' schedules."),
     "serve-user": ("._serve", "serve_user", "Dashboard admins: stored in the home (argon2 hashes, mode 0600)."),
-    "state": ("._state", "state", "The state's store: copy a home's state.db into PostgreSQL (`state migrate`)."),
+    "state": ("._state", "state", "The state's store: copy a home's state.db into PostgreSQL (`state migrate`), "
+                                  "its blobs into S3 or a shared folder (`state copy-blobs`)."),
     "worker": ("._worker", "worker",
                "Run a Celery worker for `sync --executor celery`: imports and exports, from the broker's queue."),
 }

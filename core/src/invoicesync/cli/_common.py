@@ -101,3 +101,11 @@ def setup_logging(verbosity: int) -> None:
     root.setLevel(level)
     # httpx logs every URL at INFO; keep it to debug runs.
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+
+
+def use_json_logs() -> None:
+    """Log one JSON object per line (``serve --log-format json``), still redacted."""
+    from ..logs import JsonFormatter
+
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(JsonFormatter())

@@ -168,6 +168,7 @@ def open_(state: State, document_id: str, print_path: bool) -> None:
     folder = workspace.home / "open" if writable else Path(tempfile.mkdtemp(prefix="invoicesync-"))
     out = folder / file.name
     out.parent.mkdir(exist_ok=True)
-    shutil.copyfile(workspace.blobs.path(file.sha256), out)
+    with workspace.blobs.open(file.sha256) as source, open(out, "wb") as copy:  # a stream: S3 has no path
+        shutil.copyfileobj(source, copy, 1024 * 1024)
     if print_path or click.launch(str(out)) != 0:
         click.echo(str(out))

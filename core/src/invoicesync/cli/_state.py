@@ -1,18 +1,20 @@
-"""``state``: where the state lives, and moving it (``state migrate --to postgresql://…``)."""
+"""``state``: where the state lives, and moving it (``state migrate --to postgresql://…``,
+``state copy-blobs --to s3://…``)."""
 
 from __future__ import annotations
 
 import click
 
 from ..errors import ConfigError
-from ..state import is_postgres_url, redacted
+from ..state import check_blob_url, is_postgres_url, open_blob_store, redacted
 from ..workspace import default_home
 from ._common import State, handle_errors, json_option, pass_state, print_json
 
 
 @click.group()
 def state() -> None:
-    """The state's store: copy a home's state.db into PostgreSQL (`state migrate`).
+    """The state's store: copy a home's state.db into PostgreSQL (`state migrate`), its blobs into
+    S3 or a shared folder (`state copy-blobs`).
 
     The state (accounts, cursors, the library, the delivery ledger) is in the home's state.db, or in
     PostgreSQL with state_url = "postgresql://…" in invoicesync.toml (docs/scale-out.md).
@@ -50,3 +52,37 @@ def migrate(obj: State, url: str, as_json: bool) -> None:
     for table, count in counts.items():
         click.echo(f"  {table}: {count}")
     click.echo("Use it: state_url = \"postgresql://…\" in invoicesync.toml, or INVOICESYNC_STATE_URL.")
+
+
+@state.command("copy-blobs")
+@click.option("--to", "url", required=True, metavar="URL",
+              help="Where to copy: s3://bucket/prefix or file:///shared/folder.")
+@json_option
+@pass_state
+@handle_errors
+def copy_blobs_(obj: State, url: str, as_json: bool) -> None:
+    """Copy every blob of this home's blob store into another (S3, or a shared folder).
+
+    \b
+    Streams each blob the target lacks, skips the ones it has; safe to run again, and while a sync
+    runs (run it once more after the last sync on the old store). The source is the home's blobs/,
+    or the store blob_url names now. Then point invoicesync at the new one: blob_url = "…" in
+    invoicesync.toml, or INVOICESYNC_BLOB_URL.
+    """
+    from ..state._blobs import copy_blobs
+
+    check_blob_url(url)
+    workspace = obj.workspace(writable=False)
+    source = workspace.blobs
+    target = open_blob_store(workspace.home, url)
+    if target.url == source.url:
+        raise ConfigError(f"--to {url!r} is the store the blobs are in already")
+    counts = copy_blobs(source, target)
+    if as_json:
+        print_json({"from": source.url, "to": target.url, **counts})
+        return
+    click.echo(f"Copied {counts['copied']} blob(s) from {source.url} to {target.url} "
+               f"({counts['present']} already there).")
+    if counts["damaged"]:
+        click.echo(f"{counts['damaged']} blob(s) no longer match their sha256 and were not copied under it; "
+                   f"`invoicesync sync --full` fetches those files again.")

@@ -22,8 +22,8 @@ def worker(state: State, concurrency: int, queue: str | None, loglevel: str) -> 
     """Run a Celery worker for `sync --executor celery`: imports and exports, from the broker's queue.
 
     \b
-    Every worker shares the PostgreSQL state (state_url) and, for now, the home's blob folder
-    (one machine, or one network file system). Stop it with SIGTERM: running tasks finish first;
+    Every worker shares the PostgreSQL state (state_url) and the blob store (the home's blobs/
+    on one machine, or blob_url). Stop it with SIGTERM: running tasks finish first;
     a killed worker's tasks are delivered to another worker (acks_late), where they resume.
     SIGUSR1 prints every thread's stack to the log (Celery's handler).
     """

@@ -1,7 +1,7 @@
 """Scale-out with Celery: ``invoicesync worker`` runs tasks; ``sync --executor celery`` enqueues them.
 
 An import task per (account, company) — chunked, so none runs for long — and export tasks per
-(target, batch). Workers share the PostgreSQL state (and, for now, the home's blob folder). See
+(target, batch). Workers share the PostgreSQL state and the blob store (the home's, or ``blob_url``). See
 docs/scale-out.md.
 """
 

@@ -39,6 +39,7 @@ import tenacity
 
 from ..errors import InvoiceSyncError, OutcomeUnknown, RateLimited, RemoteError, ServerError
 from ._budget import RequestBudget
+from ._counters import HTTP_COUNTERS
 from ._retry_after import retry_after_seconds
 
 log = logging.getLogger("invoicesync.http")
@@ -230,6 +231,7 @@ class HttpClient:
                 self.auth.apply(request)
             slot = self.budget.slot() if self.budget is not None else _null_slot()
             with slot:
+                HTTP_COUNTERS.sent(self.service)
                 try:
                     response = self._client.send(request, stream=stream)
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -303,6 +305,7 @@ class HttpClient:
 
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
+        HTTP_COUNTERS.retried(self.service)
         log.info("%s: retrying (attempt %d): %s", self.service, state.attempt_number, exc)
 
     def _unknown_outcome(self, method: str, request: httpx.Request, response: httpx.Response) -> OutcomeUnknown:

@@ -1,7 +1,9 @@
 """``invoicesync serve``: the dashboard in a browser (install ``invoicesync[server]``)."""
 
 from ._app import create_app
+from ._auth import ProxyLogin
 from ._jobs import SyncJobs
+from ._scheduler import Scheduler
 from ._users import Users
 
-__all__ = ["SyncJobs", "Users", "create_app"]
+__all__ = ["ProxyLogin", "Scheduler", "SyncJobs", "Users", "create_app"]

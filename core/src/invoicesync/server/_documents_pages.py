@@ -16,6 +16,9 @@ from ..state import DocumentFilter
 from ..workspace import Workspace
 
 PAGE_SIZE = 50
+#: Matches of a filter are counted up to this many ("More than 1,000 documents match"), so a page
+#: never counts through a whole big library; the unfiltered library is counted exactly.
+COUNT_CAP = 1_000
 FILTERS = ("account", "company", "direction", "kind", "since", "until", "target", "status", "q", "deleted")
 STATUSES = [s.value for s in DeliveryStatus if s is not DeliveryStatus.PLANNED] + ["undelivered"]
 
@@ -51,7 +54,7 @@ def routes(workspace: Workspace, render: Callable[..., Response]) -> list[Route]
         filters, text = parse_filters(params, targets())
         before = request.query_params.get("before", "")
         page = workspace.state.library_page(filters, text=text, before=int(before) if before.isdigit() else None,
-                                            limit=PAGE_SIZE)
+                                            limit=PAGE_SIZE, count_cap=COUNT_CAP)
         kept = {k: v for k, v in params.items() if v}
         accounts = workspace.accounts()
         return render(request, "documents.html", {
@@ -62,6 +65,7 @@ def routes(workspace: Workspace, render: Callable[..., Response]) -> list[Route]
             "directions": [d.value for d in Direction], "kinds": [k.value for k in DocumentKind],
             "next_url": f"/documents?{urlencode({**kept, 'before': page.next_before})}" if page.next_before else None,
             "first_url": f"/documents?{urlencode(kept)}" if before else None,
+            "filtered": bool(kept),
         })
 
     async def document(request: Request) -> Response:

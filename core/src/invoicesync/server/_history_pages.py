@@ -4,36 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..models import DeliveryStatus
 from ..workspace import Workspace
+from ._metrics import ServerMetrics
 
 PAGE_SIZE = 50
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def metrics_text(workspace: Workspace) -> str:
-    counts = workspace.state.library_counts()
-    lines = ["# HELP invoicesync_documents_imported Documents in the library, by source account.",
-             "# TYPE invoicesync_documents_imported gauge"]
-    lines += [f'invoicesync_documents_imported{{account="{_label(a)}"}} {n}' for a, n in counts.documents.items()]
-    lines += ["# HELP invoicesync_deliveries Documents at each target, by delivery status.",
-              "# TYPE invoicesync_deliveries gauge"]
-    targets = sorted({t for t, _ in counts.deliveries})
-    for target in targets:  # every status, zeros too, so a rate or an alert has a series to read
-        for status in DeliveryStatus:
-            n = counts.deliveries.get((target, status.value), 0)
-            lines.append(f'invoicesync_deliveries{{target="{_label(target)}",status="{status.value}"}} {n}')
-    return "\n".join(lines) + "\n"
-
-
-def routes(workspace: Workspace, render: Callable[..., Response]) -> list[Route]:
+def routes(workspace: Workspace, server_metrics: ServerMetrics, render: Callable[..., Response]) -> list[Route]:
     async def history(request: Request) -> Response:
         before = request.query_params.get("before", "")
         runs = workspace.state.runs(before=int(before) if before.isdigit() else None, limit=PAGE_SIZE + 1)
@@ -54,7 +37,8 @@ def routes(workspace: Workspace, render: Callable[..., Response]) -> list[Route]
         return JSONResponse({"status": "ok"})
 
     async def metrics(request: Request) -> Response:
-        return PlainTextResponse(metrics_text(workspace), media_type="text/plain; version=0.0.4")
+        # the library's counts are a query: off the event loop
+        return Response(await run_in_threadpool(server_metrics.text), media_type=CONTENT_TYPE_LATEST)
 
     return [
         Route("/history", history, methods=["GET"]),

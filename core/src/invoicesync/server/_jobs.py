@@ -1,20 +1,26 @@
-""""Sync now" from the dashboard: ``run_sync`` in a background thread, its progress for the live view.
+""""Sync now" and scheduled syncs: ``run_sync`` in a background thread, its progress for the live view.
 
 One job at a time per server; ``run_sync`` takes the home's runner lock, so a CLI sync (or a
 timer's) running at the same moment makes the job end as *busy*, exactly as a second CLI would.
+Listeners (the scheduler, the metrics) hear of every finished job before it is marked done.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..logs import log_fields
 from ..pipeline import RunControl, SyncReport, run_sync
 from ..workspace import Workspace
+
+log = logging.getLogger("invoicesync.server")
+_job_ids = itertools.count(1)
 
 
 @dataclass
@@ -57,7 +63,17 @@ class WebProgress:
 @dataclass
 class SyncJob:
     accounts: tuple[str, ...]
+    #: ``manual`` (Sync now) or ``schedule``
+    trigger: str = "manual"
+    id: int = field(default_factory=lambda: next(_job_ids))
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+    #: when the scheduler started it, on the scheduler's clock, and the due accounts it serves (a
+    #: scheduled job only; a run of due sources also delivers to every target, due ones included)
+    scheduled_at: datetime | None = None
+    scheduled_accounts: tuple[str, ...] = ()
+    #: Narrows a source to some of its companies (a webhook's sync); empty: every company.
+    companies: dict[str, tuple[str, ...]] = field(default_factory=dict)
     progress: WebProgress = field(default_factory=WebProgress)
     control: RunControl = field(default_factory=RunControl)
     report: SyncReport | None = None
@@ -67,33 +83,65 @@ class SyncJob:
     def state(self) -> dict[str, Any]:
         """What the live view shows: progress while it runs, the summary when done."""
         summary = self.report.as_dict() if self.report else None
-        return {"accounts": list(self.accounts), "started_at": self.started_at.isoformat(timespec="seconds"),
+        return {"accounts": list(self.accounts), "trigger": self.trigger,
+                "started_at": self.started_at.isoformat(timespec="seconds"),
                 "running": not self.done.is_set(), "tasks": self.progress.snapshot(), "summary": summary,
                 "error": self.error}
+
+
+Listener = Callable[[SyncJob], None]
 
 
 class SyncJobs:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self.current: SyncJob | None = None
+        self.listeners: list[Listener] = []
         self._lock = threading.Lock()
 
     def start(self, accounts: Sequence[str] = ()) -> SyncJob:
         """Start a sync of ``accounts`` (all when empty); if one is already running, that one."""
+        job = self.start_if_idle(accounts)
+        if job is None:
+            assert self.current is not None  # running() said so, and it is never unset
+            return self.current
+        return job
+
+    def start_if_idle(self, accounts: Sequence[str] = (), *, trigger: str = "manual",
+                      scheduled_at: datetime | None = None, scheduled_accounts: Sequence[str] = (),
+                      companies: Mapping[str, Sequence[str]] | None = None) -> SyncJob | None:
+        """Start a sync of ``accounts`` unless one is running (then ``None``). ``companies`` narrows
+        named sources to some of their companies (a webhook's sync)."""
         with self._lock:
-            if self.current is not None and not self.current.done.is_set():
-                return self.current
-            job = SyncJob(tuple(accounts))
+            if self.running():
+                return None
+            job = SyncJob(tuple(accounts), trigger, scheduled_at=scheduled_at,
+                          scheduled_accounts=tuple(scheduled_accounts),
+                          companies={a: tuple(c) for a, c in (companies or {}).items()})
             self.current = job
         threading.Thread(target=self._run, args=(job,), name="invoicesync-web-sync", daemon=True).start()
         return job
 
+    def running(self) -> bool:
+        return self.current is not None and not self.current.done.is_set()
+
     def _run(self, job: SyncJob) -> None:
         try:
-            job.report = run_sync(self.workspace, accounts=job.accounts, progress=job.progress, control=job.control)
-        except Exception as exc:  # noqa: BLE001 - run_sync reports its own errors; this is a last guard
+            with log_fields(run=job.id, trigger=job.trigger, account=",".join(job.accounts) or None):
+                log.info("%s sync started", job.trigger)
+                job.report = run_sync(self.workspace, accounts=job.accounts, progress=job.progress,
+                                      control=job.control, companies=job.companies or None)
+                log.info("%s sync finished: exit code %d", job.trigger, job.report.exit_code)
+        except Exception as exc:  # run_sync reports its own errors; this is a last guard
             job.error = f"{type(exc).__name__}: the sync stopped unexpectedly"
+            log.error("%s sync stopped unexpectedly", job.trigger, exc_info=True)
         finally:
+            job.finished_at = datetime.now(UTC)
+            for listener in self.listeners:
+                try:
+                    listener(job)
+                except Exception:  # a listener (metrics, schedule) must not lose the job
+                    log.warning("a job listener failed", exc_info=True)
             job.done.set()
 
     def stop(self) -> None:

@@ -1,4 +1,4 @@
-"""Sync: the synced accounts (imports and exports), "Sync now", live progress, Disconnect."""
+"""Sync: the synced accounts (imports and exports), their schedules, "Sync now", live progress, Disconnect."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -14,14 +15,17 @@ from starlette.routing import Route
 from ..accounts import disconnect
 from ..errors import InvoiceSyncError
 from ..models import AccountDirection
+from ..schedules import parse_form
 from ..secrets import redact
 from ..workspace import Workspace
 from ._jobs import SyncJobs
+from ._scheduler import Planned, Scheduler
 
 POLL_SECONDS = 0.5
 
 
-def account_rows(workspace: Workspace) -> list[dict[str, Any]]:
+def account_rows(workspace: Workspace, scheduler: Scheduler | None = None) -> list[dict[str, Any]]:
+    plans = {p.account: p for p in scheduler.plan()} if scheduler else {}
     rows = []
     for account in workspace.accounts():
         known = workspace.direction_known(account)
@@ -31,13 +35,27 @@ def account_rows(workspace: Workspace) -> list[dict[str, Any]]:
             "companies": [c.name or c.id for c in account.companies],
             "last_sync": workspace.state.last_sync(account.name),
             "problem": workspace.account_problem(account),
+            "schedule": _schedule_view(plans.get(account.name)),
         })
     return rows
 
 
-def routes(workspace: Workspace, jobs: SyncJobs, render: Callable[..., Response]) -> list[Route]:
+def _schedule_view(plan: Planned | None) -> dict[str, Any] | None:
+    if plan is None:
+        return None
+    record = plan.record
+    return {
+        "text": plan.text, "source": plan.source,
+        "next_run": plan.next_run.isoformat(timespec="seconds") if plan.next_run else None,
+        "last_at": record.last_finished_at.isoformat(timespec="seconds") if record and record.last_finished_at
+        else None,
+        "last_result": (record.last_result or {}) if record else {},
+    }
+
+
+def routes(workspace: Workspace, jobs: SyncJobs, scheduler: Scheduler, render: Callable[..., Response]) -> list[Route]:
     async def sync_page(request: Request) -> Response:
-        rows = account_rows(workspace)
+        rows = account_rows(workspace, scheduler)
         job = jobs.current
         return render(request, "sync.html", {
             "imports": [r for r in rows if r["direction"] == AccountDirection.IMPORT.value],
@@ -71,14 +89,28 @@ def routes(workspace: Workspace, jobs: SyncJobs, render: Callable[..., Response]
 
     async def remove(request: Request) -> Response:
         form = await request.form()
-        try:
-            account = disconnect(workspace, str(form.get("account", "")))
+        try:  # off the event loop: removing a source's webhooks talks to its service
+            account = await run_in_threadpool(disconnect, workspace, str(form.get("account", "")))
         except InvoiceSyncError as exc:
             return notice(request, str(exc))
         return notice(request, f"Disconnected {account.name}.")
 
+    async def set_schedule(request: Request) -> Response:
+        form = await request.form()
+        account = str(form.get("account", ""))
+        try:
+            schedule = parse_form(str(form.get("schedule", "")))
+            scheduler.set_schedule(account, schedule)
+        except InvoiceSyncError as exc:
+            return notice(request, f"{account}: {exc}")
+        if schedule is None:
+            return notice(request, f"{account} now syncs only when asked.")
+        when = f"on cron {schedule.cron} (UTC)" if schedule.cron else f"every {schedule.describe()}"
+        return notice(request, f"{account} now syncs {when}.")
+
     return [
         Route("/sync", sync_page, methods=["GET"]),
+        Route("/sync/schedule", set_schedule, methods=["POST"]),
         Route("/sync/run", sync_now, methods=["POST"]),
         Route("/sync/events", events, methods=["GET"]),
         Route("/accounts/disconnect", remove, methods=["POST"]),

@@ -1,14 +1,17 @@
 """State: accounts, cursors, the documents library, the delivery ledger, plugin state, blobs.
-In the home's SQLite state.db, or in PostgreSQL (``state_url``)."""
+In the home's SQLite state.db, or in PostgreSQL (``state_url``); blobs in the home's ``blobs/``, a
+shared folder or S3 (``blob_url``)."""
 
 from pathlib import Path
 
 from ..errors import ConfigError
-from ._blobs import BlobStore
+from ._blobs import BlobStore, check_blob_url, open_blob_store
+from ._blobs_folder import FolderBlobStore
 from ._history import LibraryCounts, LibraryPage, LoggedDelivery, RunRecord
 from ._lock import RunnerBusy, RunnerInfo
 from ._named import LockTimeout
 from ._problems import describe_backend_error, describe_state_error
+from ._schedules import ScheduleRecord
 from ._sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from ._store import (
     DocumentFilter,
@@ -21,6 +24,7 @@ from ._store import (
     UpsertOutcome,
 )
 from ._url import is_postgres_url, redacted
+from ._webhooks import WebhookRecord
 
 
 def open_state(home: Path, url: str | None = None) -> StateStore:
@@ -44,6 +48,7 @@ __all__ = [
     "BlobStore",
     "DocumentFilter",
     "FailingSince",
+    "FolderBlobStore",
     "Failure",
     "KeyValue",
     "LibraryCounts",
@@ -54,13 +59,17 @@ __all__ = [
     "PersistentFailure",
     "RunnerBusy",
     "RunRecord",
+    "ScheduleRecord",
     "RunnerInfo",
     "SqliteStore",
     "StateStore",
     "UpsertOutcome",
+    "WebhookRecord",
+    "check_blob_url",
     "describe_backend_error",
     "describe_state_error",
     "is_postgres_url",
+    "open_blob_store",
     "open_state",
     "redacted",
 ]

@@ -1,17 +1,17 @@
-"""What the dashboard reads beyond the ``documents`` view: past runs, each delivery's history,
-library pages newest first (keyset, never OFFSET) and the counts behind ``/metrics``."""
+"""What the dashboard reads beyond the library (``_library``): past runs, each delivery's history,
+and the counts behind ``/metrics``."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..models import Document
-from ._library import Row, document_where
-from ._store import DocumentFilter, LibraryEntry
+from ._library import LibraryPage, Row
+
+__all__ = ["HistoryQueries", "LibraryCounts", "LibraryPage", "LoggedDelivery", "RunRecord"]
 
 
 @dataclass
@@ -39,40 +39,19 @@ class LoggedDelivery:
 
 
 @dataclass
-class LibraryPage:
-    entries: list[LibraryEntry]
-    #: Pass as ``before`` for the next (older) page; None on the last page.
-    next_before: int | None
-    keys: list[int] = field(default_factory=list)  #: the rowid of each entry (the keyset)
-
-
-@dataclass
 class LibraryCounts:
     documents: dict[str, int]  #: imported documents by source account
     deliveries: dict[tuple[str, str], int]  #: ledger rows by (target, status)
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 class HistoryQueries:
     """Mixed into the SQL stores (SQLite and PostgreSQL)."""
-
-    #: The counterparty's name in a document's JSON body (``documents d``), in the backend's SQL.
-    COUNTERPARTY_NAME = "json_extract(d.body, '$.counterparty.name')"
-    #: Matching regardless of case (SQLite's LIKE is, PostgreSQL's ILIKE is).
-    LIKE_ANY_CASE = "LIKE"
 
     def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
         raise NotImplementedError
 
     def _insert_id(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         """Insert one row; the id the database gave it."""
-        raise NotImplementedError
-
-    def _with_ledger(self, documents: list[Document]) -> Iterator[LibraryEntry]:
         raise NotImplementedError
 
     # -- runs --------------------------------------------------------------------------------
@@ -107,26 +86,6 @@ class HistoryQueries:
         rows = self._all("SELECT * FROM delivery_log WHERE document_id = ? ORDER BY at, rowid", (document_id,))
         return [LoggedDelivery(r["target"], r["version"], r["status"], r["target_path"], r["message"],
                                datetime.fromisoformat(r["at"])) for r in rows]
-
-    # -- the library, a page at a time -------------------------------------------------------
-
-    def library_page(self, filters: DocumentFilter, *, text: str = "", before: int | None = None,
-                     limit: int = 50) -> LibraryPage:
-        """Newest first (by import order), ``limit`` per page; ``text`` matches the number or the
-        counterparty's name. One query for the page and one for its ledger, however big the library."""
-        where, params = document_where(filters)
-        if text.strip():
-            where += (f" AND (d.number {self.LIKE_ANY_CASE} ? ESCAPE '\\' "
-                      f"OR {self.COUNTERPARTY_NAME} {self.LIKE_ANY_CASE} ? ESCAPE '\\')")
-            params += [_like(text.strip()), _like(text.strip())]
-        rows = self._all(f"SELECT d.rowid, d.body FROM documents d WHERE {where} AND d.rowid < ? "
-                         "ORDER BY d.rowid DESC LIMIT ?", (*params, before if before is not None else 2**62, limit + 1))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        documents = [Document.model_validate_json(r["body"]) for r in rows]
-        entries = list(self._with_ledger(documents)) if documents else []
-        keys = [r["rowid"] for r in rows]
-        return LibraryPage(entries, keys[-1] if more else None, keys)
 
     def library_counts(self) -> LibraryCounts:
         documents = {r["account"]: r["n"] for r in

@@ -130,7 +130,7 @@ PG_MIGRATIONS: list[str] = [
     ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
     ALTER TABLE claims ADD COLUMN owner_started TEXT;
     """,
-    # 12 (limits): request budgets shared by every process using the state: a token bucket that may go
+    # 8 (limits): request budgets shared by every process using the state: a token bucket that may go
     # into debt and a Retry-After pause per (service, credential), timed by the server's clock;
     # in-flight slots are advisory locks, not rows
     """
@@ -139,7 +139,39 @@ PG_MIGRATIONS: list[str] = [
         paused_until DOUBLE PRECISION NOT NULL
     );
     """,
-    # 11 (celery): what each task of a distributed run reported, until its coordinator takes it
+    # 9 (schedules): a schedule set on the dashboard and each account's last
+    # scheduled run, for `invoicesync serve`'s scheduler
+    """
+    CREATE TABLE schedules (
+        account TEXT PRIMARY KEY, spec TEXT, last_started_at TEXT, last_finished_at TEXT, last_result TEXT
+    );
+    """,
+    # 10 (docs100k): the Documents page over a big library: a lower-case search text (number, counterparty), and
+    # the ledger's status index keyed by document too (lower() is Unicode-aware in a UTF-8 database)
+    """
+    ALTER TABLE documents ADD COLUMN search TEXT NOT NULL DEFAULT '';
+    UPDATE documents SET search = left(lower(COALESCE(number, '') || chr(10)
+        || COALESCE(CAST(body AS json) -> 'counterparty' ->> 'name', '')), 500);
+    DROP INDEX deliveries_status;
+    CREATE INDEX deliveries_status ON deliveries (status, target, document_id);
+    CREATE INDEX documents_library ON documents (id, account, company, direction, kind, issue_date, deleted, search)
+        INCLUDE (rowid);
+    """,
+    # 11 (webhooks): the webhooks registered per (account, company), and the deliveries seen lately
+    # (refusing a replay)
+    """
+    CREATE TABLE webhooks (
+        account TEXT NOT NULL, company TEXT NOT NULL, url TEXT NOT NULL, ids TEXT NOT NULL,
+        secret_keys TEXT NOT NULL, created_at TEXT NOT NULL,
+        PRIMARY KEY (account, company)
+    );
+    CREATE TABLE webhook_seen (
+        account TEXT NOT NULL, key TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (account, key)
+    );
+    CREATE INDEX webhook_seen_expiry ON webhook_seen (expires_at);
+    """,
+    # 12 (celery): what each task of a distributed run reported, until its coordinator takes it
     """
     CREATE TABLE task_results (
         run TEXT NOT NULL, task TEXT NOT NULL, result TEXT NOT NULL, at TEXT NOT NULL,
@@ -160,9 +192,6 @@ def _pg(sql: str) -> str:
 
 
 class PostgresStore(SqlStore):
-    COUNTERPARTY_NAME = "(CAST(d.body AS json) -> 'counterparty' ->> 'name')"
-    LIKE_ANY_CASE = "ILIKE"
-
     def __init__(self, url: str, *, target_version: int = PG_SCHEMA_VERSION, max_connections: int = 16) -> None:
         self.url = url
         self.where = redacted(url)

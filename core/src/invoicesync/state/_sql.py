@@ -18,15 +18,18 @@ from typing import Any
 from ..models import Account, Delivery, DeliveryStatus, Document, DocumentRef
 from ..processes import ProcessIdentity
 from ._history import HistoryQueries
-from ._library import LibraryQueries, Row, document_where
+from ._library import LibraryQueries, Row, search_text
 from ._lock import RunnerInfo, claim_is_stale
-from ._store import DocumentFilter, Failure, UpsertOutcome
+from ._schedules import ScheduleQueries
+from ._store import Failure, UpsertOutcome
+from ._webhooks import WebhookQueries
 
 Params = tuple[Any, ...]
 
 #: The tables of the logical schema that hold state (not claims, which live only as long as a run),
 #: in an order that copies them safely: the ledger's trigger writes the log, which comes after it.
-STATE_TABLES = ("accounts", "cursors", "documents", "deliveries", "delivery_log", "failures", "kv", "runs")
+STATE_TABLES = ("accounts", "cursors", "documents", "deliveries", "delivery_log", "failures", "kv", "runs",
+                "schedules", "webhooks")
 
 
 def now_text() -> str:
@@ -43,7 +46,7 @@ def _holding(store: SqlStore, me: RunnerInfo, lock: AbstractContextManager[None]
             store._lock_run = None
 
 
-class SqlStore(LibraryQueries, HistoryQueries):
+class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries, WebhookQueries):
     #: One opening of the store is one run (one command): failures count runs by it, so the
     #: in-run retries of one document count as one failing run.
     _run: str
@@ -107,7 +110,8 @@ class SqlStore(LibraryQueries, HistoryQueries):
         self._atomically([
             (f"DELETE FROM {table} = ?", (name,))
             for table in ("accounts WHERE name", "cursors WHERE account", "kv WHERE account",
-                          "failures WHERE account", "deliveries WHERE target", "claims WHERE target")
+                          "failures WHERE account", "deliveries WHERE target", "claims WHERE target",
+                          "schedules WHERE account", "webhooks WHERE account", "webhook_seen WHERE account")
         ])
 
     def record_sync(self, name: str, result: dict[str, Any]) -> None:
@@ -135,11 +139,12 @@ class SqlStore(LibraryQueries, HistoryQueries):
     # -- documents ---------------------------------------------------------------------------
 
     UPSERT_DOCUMENT = """INSERT INTO documents (id, account, company, source_id, direction, kind, number,
-               issue_date, version, body, first_seen, updated_at, deleted)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               issue_date, version, body, first_seen, updated_at, deleted, search)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (id) DO UPDATE SET direction = excluded.direction, kind = excluded.kind,
                number = excluded.number, issue_date = excluded.issue_date, version = excluded.version,
-               body = excluded.body, updated_at = excluded.updated_at, deleted = excluded.deleted"""
+               body = excluded.body, updated_at = excluded.updated_at, deleted = excluded.deleted,
+               search = excluded.search"""
 
     @staticmethod
     def _document_row(document: Document) -> Params:
@@ -148,7 +153,7 @@ class SqlStore(LibraryQueries, HistoryQueries):
             document.id, document.account, document.company.id, document.source_id,
             document.direction.value, document.kind.value, document.number,
             document.issue_date.isoformat() if document.issue_date else None, document.version,
-            document.model_dump_json(), now, now, int(document.deleted),
+            document.model_dump_json(), now, now, int(document.deleted), search_text(document),
         )
 
     def upsert_document(self, document: Document) -> UpsertOutcome:
@@ -157,11 +162,6 @@ class SqlStore(LibraryQueries, HistoryQueries):
     def get_document(self, document_id: str) -> Document | None:
         row = self._one("SELECT body FROM documents WHERE id = ?", (document_id,))
         return Document.model_validate_json(row["body"]) if row else None
-
-    def find_documents(self, filters: DocumentFilter) -> Iterator[Document]:
-        where, params = document_where(filters)
-        yield from self._keyset(f"SELECT d.rowid, d.body FROM documents d WHERE {where} AND d.rowid > ? "
-                                "ORDER BY d.rowid LIMIT 100", params)
 
     def _keyset(self, sql: str, params: list[Any]) -> Iterator[Document]:
         # Page by rowid so a long export never holds the lock, or the whole library, at once.

@@ -108,14 +108,48 @@ MIGRATIONS: list[str] = [
     ALTER TABLE claims ADD COLUMN owner_pid INTEGER;
     ALTER TABLE claims ADD COLUMN owner_started TEXT;
     """,
-    # 12 (limits): request budgets shared by every process using the state: a token bucket that may go
+    # 8 (limits): request budgets shared by every process using the state: a token bucket that may go
     # into debt and a Retry-After pause per (service, credential); in-flight slots are flocks, not rows
     """
     CREATE TABLE budgets (
         key TEXT PRIMARY KEY, tokens REAL NOT NULL, updated_at REAL NOT NULL, paused_until REAL NOT NULL
     );
     """,
-    # 11 (celery): what each task of a distributed run (`sync --executor celery`) reported, until its
+    # 9 (schedules): a schedule set on the dashboard and each account's last
+    # scheduled run, for `invoicesync serve`'s scheduler
+    """
+    CREATE TABLE schedules (
+        account TEXT PRIMARY KEY, spec TEXT, last_started_at TEXT, last_finished_at TEXT, last_result TEXT
+    );
+    """,
+    # 10 (docs100k): the Documents page over a big library: a lower-case search text (number, counterparty) instead
+    # of parsing every document's JSON; the ledger's status index keyed by document too (with only
+    # (status, target), checking one document's status scanned every ledger row of that status)
+    """
+    ALTER TABLE documents ADD COLUMN search TEXT NOT NULL DEFAULT '';
+    UPDATE documents SET search = substr(invoicesync_lower(COALESCE(number, '') || char(10)
+        || COALESCE(json_extract(body, '$.counterparty.name'), '')), 1, 500);
+    DROP INDEX deliveries_status;
+    CREATE INDEX deliveries_status ON deliveries (status, target, document_id);
+    -- every column a Documents filter reads, keyed by id: a rare status's documents are checked, and
+    -- a text search scans, without reading the documents' bodies
+    CREATE INDEX documents_library ON documents (id, account, company, direction, kind, issue_date, deleted, search);
+    """,
+    # 11 (webhooks): the webhooks registered per (account, company), and the deliveries seen lately
+    # (refusing a replay)
+    """
+    CREATE TABLE webhooks (
+        account TEXT NOT NULL, company TEXT NOT NULL, url TEXT NOT NULL, ids TEXT NOT NULL,
+        secret_keys TEXT NOT NULL, created_at TEXT NOT NULL,
+        PRIMARY KEY (account, company)
+    );
+    CREATE TABLE webhook_seen (
+        account TEXT NOT NULL, key TEXT NOT NULL, expires_at REAL NOT NULL,
+        PRIMARY KEY (account, key)
+    );
+    CREATE INDEX webhook_seen_expiry ON webhook_seen (expires_at);
+    """,
+    # 12 (celery): what each task of a distributed run (`sync --executor celery`) reported, until its
     # coordinator takes it; the first answer of a task wins (a redelivered task may answer twice)
     """
     CREATE TABLE task_results (
@@ -125,6 +159,17 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _lower(text: str | None) -> str | None:
+    return None if text is None else text.lower()
+
+
+def _with_functions(db: sqlite3.Connection) -> sqlite3.Connection:
+    # Python's lower(), as the store lower-cases search text when it writes it: SQLite's own lower()
+    # knows ASCII only, so migration 10 fills the column with this one.
+    db.create_function("invoicesync_lower", 1, _lower, deterministic=True)
+    return db
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:
@@ -139,7 +184,7 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
         db.row_factory = sqlite3.Row
         try:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return db
+            return _with_functions(db)
         except sqlite3.OperationalError as exc:
             db.close()
             last = exc
@@ -148,6 +193,10 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
 
 
 class SqliteStore(SqlStore):
+    # SQLite would walk the table (bodies and all) newest first rather than scan the narrow index and
+    # sort the few matches; a text search has to look at every document, so it is told to.
+    TEXT_SEARCH_SCAN = "INDEXED BY documents_library"
+
     def __init__(self, path: Path | str, *, target_version: int = SCHEMA_VERSION, read_only: bool = False) -> None:
         self.path = Path(path)
         self.read_only = read_only
@@ -177,7 +226,7 @@ class SqliteStore(SqlStore):
         # which the design tolerates: a lost cursor re-lists (the library deduplicates) and a lost
         # ledger row re-pushes (targets look up before writing). FULL would fsync every row.
         db.execute("PRAGMA synchronous=NORMAL")
-        return db
+        return _with_functions(db)
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ def invoicesync_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("INVOICESYNC_SECRETS", "file")
     monkeypatch.delenv("INVOICESYNC_CONFIG", raising=False)
     monkeypatch.delenv("INVOICESYNC_STATE_URL", raising=False)  # the home's own state.db
+    monkeypatch.delenv("INVOICESYNC_BLOB_URL", raising=False)  # and its own blobs/
     monkeypatch.chdir(tmp_path)
     return home
 
