@@ -284,9 +284,14 @@ class PostgresStore(SqlStore):
     def upsert_document(self, document: Document) -> UpsertOutcome:
         # One statement, so concurrent runners agree: no row back means the version was already
         # there; xmax = 0 marks a row this statement inserted rather than updated.
-        row = self._one(self.UPSERT_DOCUMENT + " WHERE documents.version != excluded.version "
-                        "RETURNING (xmax = 0) AS inserted", self._document_row(document))
-        if row is None:
+        # The same version with a different body (newer source facts, such as a LastModified bumped
+        # by an edit of nothing booked) is kept too, and is still "unchanged": targets take nothing new.
+        values = self._document_row(document)
+        row = self._one("WITH earlier AS (SELECT version FROM documents WHERE id = ?) " + self.UPSERT_DOCUMENT
+                        + " WHERE documents.version != excluded.version OR documents.body != excluded.body"
+                        " RETURNING (xmax = 0) AS inserted, (SELECT version FROM earlier) AS earlier",
+                        (document.id, *values))
+        if row is None or (not row["inserted"] and row["earlier"] == values[8]):
             return "unchanged"
         return "new" if row["inserted"] else "updated"
 

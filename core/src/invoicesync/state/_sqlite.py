@@ -288,10 +288,16 @@ class SqliteStore(SqlStore):
 
     def upsert_document(self, document: Document) -> UpsertOutcome:
         with self._lock:  # one connection, serialised: nothing can come between the read and the write
-            row = self._db.execute("SELECT version FROM documents WHERE id = ?", (document.id,)).fetchone()
-            if row and row["version"] == document.version:
+            row = self._db.execute("SELECT version, body FROM documents WHERE id = ?", (document.id,)).fetchone()
+            values = self._document_row(document)
+            if row and row["version"] == values[8]:
+                if row["body"] != values[9]:
+                    # The same version seen again, with newer source facts (a LastModified bumped by
+                    # an edit of nothing booked): keep the latest; targets have nothing new to take.
+                    self._db.execute("UPDATE documents SET body = ?, updated_at = ? WHERE id = ?",
+                                     (values[9], values[11], document.id))
                 return "unchanged"
-            self._db.execute(self.UPSERT_DOCUMENT, self._document_row(document))
+            self._db.execute(self.UPSERT_DOCUMENT, values)
             return "updated" if row else "new"
 
     def _kv_update(self, account: str, key: str, fn: Callable[[Any], Any], default: Any) -> Any:

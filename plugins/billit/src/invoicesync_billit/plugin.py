@@ -31,7 +31,7 @@ from . import webhooks as _webhooks
 from .client import BillitClient
 from .documents import fetch_order
 from .listing import OrderLister, as_int_id
-from .settings import SECRETS, BillitSettings
+from .settings import DEFAULT_MAX_IN_FLIGHT, SECRETS, BillitSettings
 
 if TYPE_CHECKING:
     from .sandbox import BillitSandbox
@@ -51,6 +51,11 @@ def plugin_info() -> PluginInfo:
                     "with their PDF and Peppol UBL",
         settings=BillitSettings,
         secrets=SECRETS,
+        # Billit publishes no limit; 8 requests in flight per login is what public clients run
+        # without 429s. Eight orders are fetched at once (each a chain: detail, then its files;
+        # the listed PDF downloads beside the detail), so the eight slots never sit idle.
+        concurrency=8,
+        max_in_flight=DEFAULT_MAX_IN_FLIGHT,
     )
 
 

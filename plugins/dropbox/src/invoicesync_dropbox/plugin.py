@@ -13,7 +13,9 @@ from .auth import TOKEN_KEY
 from .export import push
 from .settings import DropboxSettings
 
-#: Many small files per batch: they are committed together by one finish_batch_v2.
+#: Many small files per batch: they are committed together by one finish_batch_v2. Larger batches
+#: mean fewer commits but a longer wait for the last batch of a run (its uploads start only once it
+#: is full or the import is done).
 BATCH_SIZE = 50
 
 
@@ -29,6 +31,8 @@ def plugin_info() -> PluginInfo:
         batch_size=BATCH_SIZE,
         # Writes to one Dropbox namespace contend for a lock; two batches at a time is plenty.
         concurrency=2,
+        # Uploading bytes takes no lock: eight sessions in flight per token (commits stay one at a time).
+        max_in_flight=8,
     )
 
 
