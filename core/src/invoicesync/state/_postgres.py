@@ -171,6 +171,13 @@ PG_MIGRATIONS: list[str] = [
     );
     CREATE INDEX webhook_seen_expiry ON webhook_seen (expires_at);
     """,
+    # 12 (celery): what each task of a distributed run reported, until its coordinator takes it
+    """
+    CREATE TABLE task_results (
+        run TEXT NOT NULL, task TEXT NOT NULL, result TEXT NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (run, task)
+    );
+    """,
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 

@@ -149,6 +149,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX webhook_seen_expiry ON webhook_seen (expires_at);
     """,
+    # 12 (celery): what each task of a distributed run (`sync --executor celery`) reported, until its
+    # coordinator takes it; the first answer of a task wins (a redelivered task may answer twice)
+    """
+    CREATE TABLE task_results (
+        run TEXT NOT NULL, task TEXT NOT NULL, result TEXT NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (run, task)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
