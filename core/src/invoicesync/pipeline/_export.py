@@ -215,16 +215,41 @@ class TargetWorkers:
             self._record(decision)
             self._finish(document.id, document.version)
             return None
-        if not self.dry_run:
-            self.state.record_delivery(Delivery(
-                document_id=decision.document.id, target=self.account.name,
-                version=decision.document.version, status=DeliveryStatus.PENDING,
-                extra=decision.previous.extra if decision.previous else {},
-                export_options=self.requests.fingerprint,
-            ))
+        self._intend(decision)
         return decision
 
-    def _push(self, requests: list[PushRequest]) -> None:
+    def _intend(self, request: PushRequest) -> None:
+        """The intent, before the push: a crash after it leaves a trace the plugin is shown next run."""
+        if not self.dry_run:
+            self.state.record_delivery(Delivery(
+                document_id=request.document.id, target=self.account.name,
+                version=request.document.version, status=DeliveryStatus.PENDING,
+                extra=request.previous.extra if request.previous else {},
+                export_options=self.requests.fingerprint,
+            ))
+
+    def _refresh(self, request: PushRequest) -> PushRequest | None:
+        """The library may have moved on while the batch filled (a deletion imported after the
+        backlog queued the document): push what it holds now, decided against the same previous
+        delivery. None: nothing left to push (settled, or the core's own outcome recorded)."""
+        if self.dry_run:
+            return request
+        current = self.state.get_document(request.document.id)
+        if current is None or current.version == request.document.version:
+            return request
+        decision = self.requests.build(current, request.previous)
+        if isinstance(decision, PushRequest):
+            self._intend(decision)
+            return decision
+        if decision is None and request.previous is not None:
+            self.state.record_delivery(request.previous)  # settled already: take our intent back
+        elif isinstance(decision, Delivery):
+            self._record(decision)
+        self._finish(current.id, current.version)
+        return None
+
+    def _push(self, prepared: list[PushRequest]) -> None:
+        requests = [r for r in map(self._refresh, prepared) if r is not None]
         if not requests:
             return
         outcomes: dict[str, Delivery] = {}
