@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PLUGINS := plugins/billit plugins/dropbox plugins/gdrive plugins/dynamics365
 EDITABLES := -e ./core $(foreach p,$(wildcard $(PLUGINS)),-e ./$(p)) -e '.[dev]'
 
-.PHONY: demo test test-browser browsers lint typecheck docs install clean dist-check reliability
+.PHONY: demo test test-browser browsers lint typecheck docs install clean dist-check reliability scale
 
 $(BIN)/invoicesync: core/pyproject.toml pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ dist-check: install
 # corrupt or left over. `make test` runs a short version of the same tests.
 reliability: install
 	INVOICESYNC_RELIABILITY=long $(BIN)/pytest tests/reliability --runxfail --timeout=5400 -q
+
+# The long scale-out suite: `invoicesync worker` processes on RabbitMQ (and Redis) and PostgreSQL,
+# 1000 companies, repeated worker kills and broker cuts. `make test` runs a short version of the same tests.
+scale: install
+	INVOICESYNC_SCALE=long $(BIN)/pytest tests/scale --timeout=1800 -q
 
 # Debian's Chromium for the dashboard's browser test (Playwright's own browser download is not used).
 browsers:

@@ -47,6 +47,8 @@ CORE_COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve-user": ("._serve", "serve_user", "Dashboard admins: stored in the home (argon2 hashes, mode 0600)."),
     "state": ("._state", "state", "The state's store: copy a home's state.db into PostgreSQL (`state migrate`), "
                                   "its blobs into S3 or a shared folder (`state copy-blobs`)."),
+    "worker": ("._worker", "worker",
+               "Run a Celery worker for `sync --executor celery`: imports and exports, from the broker's queue."),
 }
 
 

@@ -30,11 +30,15 @@ from ._documents import failing_text
               metavar="[SECONDS]",
               help="If another sync is running in this home, queue behind it (at most SECONDS) instead of "
                    "exiting with code 75.")
+@click.option("--executor", type=click.Choice(["local", "celery"]), envvar="INVOICESYNC_EXECUTOR", default="local",
+              show_default=True,
+              help="celery: enqueue the work for `invoicesync worker` processes and wait for them "
+                   "(needs a PostgreSQL state; env INVOICESYNC_EXECUTOR).")
 @json_option
 @pass_state
 @handle_errors
 def sync(state: State, accounts: tuple[str, ...], dry_run: bool, full: bool, wait: float | None,
-         as_json: bool) -> None:
+         executor: str, as_json: bool) -> None:
     """Import new and changed documents, then export each one to every target, exactly once.
 
     \b
@@ -51,10 +55,13 @@ def sync(state: State, accounts: tuple[str, ...], dry_run: bool, full: bool, wai
             progress = (Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=Console(stderr=True), transient=False)
                         if show_bars else None)
-            with progress if progress is not None else nullcontext():
-                report = run_sync(workspace, accounts=accounts, dry_run=dry_run, full=full, progress=progress,
-                                  wait=None if wait is not None and math.isinf(wait) else (wait or 0.0),
-                                  control=control)
+            if executor == "celery":
+                report = _celery(workspace, accounts, dry_run=dry_run, full=full, control=control)
+            else:
+                with progress if progress is not None else nullcontext():
+                    report = run_sync(workspace, accounts=accounts, dry_run=dry_run, full=full, progress=progress,
+                                      wait=None if wait is not None and math.isinf(wait) else (wait or 0.0),
+                                      control=control)
         except InvoiceSyncError:
             raise  # handle_errors prints it
         except Exception as exc:  # noqa: BLE001 - e.g. a home whose disk is full: one line, no traceback
@@ -72,6 +79,17 @@ def sync(state: State, accounts: tuple[str, ...], dry_run: bool, full: bool, wai
         click.echo(f"Interrupted by {name}: stopped safely; the next run picks up where this one stopped.",
                    err=True)
     sys.exit(report.exit_code)
+
+
+def _celery(workspace: Workspace, accounts: tuple[str, ...], *, dry_run: bool, full: bool,
+            control: RunControl) -> SyncReport:
+    if dry_run:
+        raise InvoiceSyncError("--dry-run runs here, not on the workers: leave out --executor celery")
+    try:
+        from ..distributed import run_celery_sync
+    except ImportError:
+        raise InvoiceSyncError("the Celery executor needs celery: pip install 'invoicesync[celery]'") from None
+    return run_celery_sync(workspace, accounts=accounts, full=full, control=control)
 
 
 def _still_failing(workspace: Workspace, report: SyncReport) -> list[PersistentFailure]:

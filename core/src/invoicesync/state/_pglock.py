@@ -20,7 +20,7 @@ from ._lock import POLL_SECONDS, RunnerBusy, RunnerInfo
 
 #: The lock's key: one per schema (advisory locks are per database already).
 _KEY = "hashtextextended('invoicesync runner ' || current_schema(), 0)"
-_LABEL = re.compile(r"invoicesync runner (\d+)@(.*)")
+_LABEL = re.compile(r"invoicesync (?:runner|worker) (\d+)@(.*)")  # a worker holds it shared
 
 
 class AdvisoryRunnerLock:

@@ -22,13 +22,14 @@ from ._library import LibraryQueries, Row, search_text
 from ._lock import RunnerInfo, claim_is_stale
 from ._schedules import ScheduleQueries
 from ._store import Failure, UpsertOutcome
+from ._webhooks import WebhookQueries
 
 Params = tuple[Any, ...]
 
 #: The tables of the logical schema that hold state (not claims, which live only as long as a run),
 #: in an order that copies them safely: the ledger's trigger writes the log, which comes after it.
 STATE_TABLES = ("accounts", "cursors", "documents", "deliveries", "delivery_log", "failures", "kv", "runs",
-                "schedules")
+                "schedules", "webhooks")
 
 
 def now_text() -> str:
@@ -45,7 +46,7 @@ def _holding(store: SqlStore, me: RunnerInfo, lock: AbstractContextManager[None]
             store._lock_run = None
 
 
-class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries):
+class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries, WebhookQueries):
     #: One opening of the store is one run (one command): failures count runs by it, so the
     #: in-run retries of one document count as one failing run.
     _run: str
@@ -110,7 +111,7 @@ class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries):
             (f"DELETE FROM {table} = ?", (name,))
             for table in ("accounts WHERE name", "cursors WHERE account", "kv WHERE account",
                           "failures WHERE account", "deliveries WHERE target", "claims WHERE target",
-                          "schedules WHERE account")
+                          "schedules WHERE account", "webhooks WHERE account", "webhook_seen WHERE account")
         ])
 
     def record_sync(self, name: str, result: dict[str, Any]) -> None:
@@ -336,12 +337,41 @@ class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries):
             ) == 1
         return False
 
+    def claimed_elsewhere(self, target: str, document_ids: Sequence[str]) -> set[str]:
+        """Which of ``document_ids`` another run is pushing to ``target`` right now: claimed, the
+        lease not run out, and the owner not known to be gone."""
+        if not document_ids:
+            return set()
+        marks = ", ".join("?" * len(document_ids))
+        rows = self._all(f"SELECT document_id, owner, owner_host, owner_pid, owner_started FROM claims "
+                         f"WHERE target = ? AND expires_at >= ? AND document_id IN ({marks})",
+                         (target, self._claim_now(), *document_ids))
+        return {row["document_id"] for row in rows
+                if not claim_is_stale(row["owner"], row["owner_host"], row["owner_pid"], row["owner_started"],
+                                      claimant="", lock_run=None)}
+
     def release_claim(self, document_id: str, target: str, owner: str) -> None:
         self._exec("DELETE FROM claims WHERE document_id = ? AND target = ? AND owner = ?",
                    (document_id, target, owner))
 
     def renew_claims(self, owner: str, lease: float) -> None:
         self._exec("UPDATE claims SET expires_at = ? WHERE owner = ?", (self._claim_now() + lease, owner))
+
+    # -- the answers of a distributed run's tasks ------------------------------------------------
+
+    def record_task_result(self, run: str, task: str, result: dict[str, Any]) -> bool:
+        """Keep what ``task`` of ``run`` reported; False if it had answered already (the first wins)."""
+        return self._exec("INSERT INTO task_results (run, task, result, at) VALUES (?, ?, ?, ?) "
+                          "ON CONFLICT (run, task) DO NOTHING", (run, task, json.dumps(result), now_text())) == 1
+
+    def take_task_results(self, run: str) -> dict[str, dict[str, Any]]:
+        """The answers of ``run``'s tasks not taken yet, by task id; taking removes them."""
+        rows = self._all("DELETE FROM task_results WHERE run = ? RETURNING task, result", (run,))
+        return {row["task"]: json.loads(row["result"]) for row in rows}
+
+    def forget_task_results(self, older_than: datetime) -> None:
+        """Drop answers nobody took (a coordinator that stopped, a task that answered twice)."""
+        self._exec("DELETE FROM task_results WHERE at < ?", (older_than.isoformat(timespec="seconds"),))
 
     # -- plugin state ------------------------------------------------------------------------
 
