@@ -222,11 +222,8 @@ class HttpClient:
         # waits out a 503's backoff); the same credentials refused twice mean no refresh helps,
         # so that 401 stands, as does one on the last attempt (its refresh would go unused).
         refused: set[frozenset[tuple[str, str]]] = set()
-        attempts = 0
 
-        def attempt() -> httpx.Response:
-            nonlocal attempts
-            attempts += 1
+        def attempt(number: int) -> httpx.Response:
             body = content() if callable(content) else content
             request = self._client.build_request(
                 method, url, content=body, json=json, params=params, headers=headers,
@@ -250,7 +247,7 @@ class HttpClient:
                         service=self.service,
                     ) from exc
             verdict = self._verdict(response)
-            if verdict is Verdict.REFRESH and self.auth is not None and attempts < self.max_attempts \
+            if verdict is Verdict.REFRESH and self.auth is not None and number < self.max_attempts \
                     and (sent_with := frozenset(request.headers.multi_items())) not in refused:
                 if stream:
                     _read_error_body(response)  # the 401 is handed on if the refresh cannot help
@@ -277,7 +274,7 @@ class HttpClient:
         number = 1
         while True:
             try:
-                response = attempt()
+                response = attempt(number)
                 break
             except _Transient as exc:
                 if number >= self.max_attempts:
