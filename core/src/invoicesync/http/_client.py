@@ -93,7 +93,7 @@ class HttpClient:
     - Connection errors are retried. A timeout *after* a non-idempotent request was sent, and a
       5xx answer to one, raise ``OutcomeUnknown``: the caller must look the result up instead of
       sending it again (see the module docstring for the full rules).
-    - A 401 (or ``classify`` → ``REFRESH``) refreshes the token once and resends.
+    - A 401 (or ``classify`` → ``REFRESH``) refreshes the token and resends, once per refused token.
     - Non-2xx answers raise ``error_parser(response)`` (default: ``RemoteError``) unless
       ``check=False``.
     """
@@ -217,10 +217,13 @@ class HttpClient:
     ) -> Iterator[httpx.Response]:
         method = method.upper()
         safe_to_resend = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
-        refreshed = False
+        # The credentials the service refused during this request. Each refused token earns one
+        # refresh while attempts remain (a token may expire, or be revoked, again while a resend
+        # waits out a 503's backoff); the same credentials refused twice mean no refresh helps,
+        # so that 401 stands, as does one on the last attempt (its refresh would go unused).
+        refused: set[frozenset[tuple[str, str]]] = set()
 
-        def attempt() -> httpx.Response:
-            nonlocal refreshed
+        def attempt(number: int) -> httpx.Response:
             body = content() if callable(content) else content
             request = self._client.build_request(
                 method, url, content=body, json=json, params=params, headers=headers,
@@ -244,11 +247,12 @@ class HttpClient:
                         service=self.service,
                     ) from exc
             verdict = self._verdict(response)
-            if verdict is Verdict.REFRESH and self.auth is not None and not refreshed:
+            if verdict is Verdict.REFRESH and self.auth is not None and number < self.max_attempts \
+                    and (sent_with := frozenset(request.headers.multi_items())) not in refused:
                 if stream:
                     _read_error_body(response)  # the 401 is handed on if the refresh cannot help
                 response.close()
-                refreshed = True
+                refused.add(sent_with)
                 if self.auth.refresh():
                     raise _Transient(response, 0.0)
                 return response
@@ -270,7 +274,7 @@ class HttpClient:
         number = 1
         while True:
             try:
-                response = attempt()
+                response = attempt(number)
                 break
             except _Transient as exc:
                 if number >= self.max_attempts:
