@@ -220,10 +220,14 @@ class HttpClient:
         # The credentials the service refused during this request. Each refused token earns one
         # refresh while attempts remain (a token may expire, or be revoked, again while a resend
         # waits out a 503's backoff); the same credentials refused twice mean no refresh helps,
-        # so that 401 stands, as does one on the last attempt (its refresh would go unused).
+        # so that 401 stands, as does one on the last attempt (its refresh would go unused), and
+        # one met by a token fresh from a refresh with nothing in between: a service that refuses
+        # every new token would otherwise spend a single-use refresh token on every attempt.
         refused: set[frozenset[tuple[str, str]]] = set()
+        fresh_token = False
 
         def attempt(number: int) -> httpx.Response:
+            nonlocal fresh_token
             body = content() if callable(content) else content
             request = self._client.build_request(
                 method, url, content=body, json=json, params=params, headers=headers,
@@ -237,8 +241,10 @@ class HttpClient:
                 try:
                     response = self._client.send(request, stream=stream)
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                    fresh_token = False  # the resend waits out a backoff, in which a token can expire
                     raise _Transient(None, None, exc) from exc  # never reached the server
                 except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                    fresh_token = False
                     if safe_to_resend:
                         raise _Transient(None, None, exc) from exc
                     raise OutcomeUnknown(
@@ -248,14 +254,16 @@ class HttpClient:
                     ) from exc
             verdict = self._verdict(response)
             if verdict is Verdict.REFRESH and self.auth is not None and number < self.max_attempts \
-                    and (sent_with := frozenset(request.headers.multi_items())) not in refused:
+                    and not fresh_token and (sent_with := frozenset(request.headers.multi_items())) not in refused:
                 if stream:
                     _read_error_body(response)  # the 401 is handed on if the refresh cannot help
                 response.close()
                 refused.add(sent_with)
                 if self.auth.refresh():
+                    fresh_token = True
                     raise _Transient(response, 0.0)
                 return response
+            fresh_token = False
             if verdict is Verdict.RETRY:
                 if stream:
                     # Keep the (small) error body: the final error must carry the server's own words.
