@@ -47,6 +47,9 @@ CORE_COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve-user": ("._serve", "serve_user", "Dashboard admins: stored in the home (argon2 hashes, mode 0600)."),
     "state": ("._state", "state", "The state's store: copy a home's state.db into PostgreSQL (`state migrate`), "
                                   "its blobs into S3 or a shared folder (`state copy-blobs`)."),
+    "secrets": ("._secrets", "secrets", "Logins kept in a shared state: this machine's key "
+                                        "(`secrets key export|import`), and copying this home's logins into "
+                                        "the state (`secrets migrate`)."),
 }
 
 

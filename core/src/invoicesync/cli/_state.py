@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ..errors import ConfigError
@@ -33,8 +35,10 @@ def migrate(obj: State, url: str, as_json: bool) -> None:
     \b
     Copies accounts, cursors, the library, the ledger, failures, plugin state, past runs and the
     delivery history; refuses a target
-    that already holds any. The state.db is left as it was. Blobs and secrets stay in the home.
-    Then point invoicesync at it: state_url = "postgresql://…" in invoicesync.toml, or
+    that already holds any. The state.db is left as it was; blobs stay in the home. The home's
+    logins are copied into the state too, encrypted with this machine's key (made now if it has
+    none; `secrets key export` copies it to the other machines). Then point invoicesync at it:
+    state_url = "postgresql://…" in invoicesync.toml, or
     INVOICESYNC_STATE_URL.
     """
     if not is_postgres_url(url):
@@ -45,6 +49,7 @@ def migrate(obj: State, url: str, as_json: bool) -> None:
         raise ConfigError("a PostgreSQL state needs psycopg: pip install 'invoicesync[postgres]'") from None
     home = obj.home or default_home()
     counts = copy_to_postgres(home, url)
+    counts["secrets"] = _copy_logins(obj, home, url)
     if as_json:
         print_json({"from": str(home / "state.db"), "to": redacted(url), "copied": counts})
         return
@@ -52,6 +57,22 @@ def migrate(obj: State, url: str, as_json: bool) -> None:
     for table, count in counts.items():
         click.echo(f"  {table}: {count}")
     click.echo("Use it: state_url = \"postgresql://…\" in invoicesync.toml, or INVOICESYNC_STATE_URL.")
+
+
+def _copy_logins(obj: State, home: Path, url: str) -> int:
+    """The home's logins into the new state (``shared_secrets`` is on with it), encrypted."""
+    from ..secrets import choose_backend
+    from ..state._postgres import PostgresStore
+    from ..state._secrets import StateSecretBackend
+    from ._secrets import migrate_home_secrets
+
+    target = PostgresStore(url)
+    try:
+        workspace = obj.workspace(writable=False)
+        backend = StateSecretBackend(target, choose_backend(home))
+        return len(migrate_home_secrets(workspace, workspace.secret_backend, backend))
+    finally:
+        target.close()
 
 
 @state.command("copy-blobs")

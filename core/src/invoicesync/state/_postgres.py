@@ -157,6 +157,13 @@ PG_MIGRATIONS: list[str] = [
     CREATE INDEX documents_library ON documents (id, account, company, direction, kind, issue_date, deleted, search)
         INCLUDE (rowid);
     """,
+    # 11 (tokens): logins kept in the state when workers on several machines share it (shared_secrets),
+    # encrypted with each machine's key: the key's id and the ciphertext, never the secret
+    """
+    CREATE TABLE secrets (
+        ref TEXT PRIMARY KEY, key_id TEXT NOT NULL, value TEXT NOT NULL, updated_at TEXT NOT NULL
+    );
+    """,
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 

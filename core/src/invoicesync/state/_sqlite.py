@@ -135,6 +135,13 @@ MIGRATIONS: list[str] = [
     -- a text search scans, without reading the documents' bodies
     CREATE INDEX documents_library ON documents (id, account, company, direction, kind, issue_date, deleted, search);
     """,
+    # 11 (tokens): logins kept in the state when workers on several machines share it (shared_secrets),
+    # encrypted with each machine's key: the key's id and the ciphertext, never the secret
+    """
+    CREATE TABLE secrets (
+        ref TEXT PRIMARY KEY, key_id TEXT NOT NULL, value TEXT NOT NULL, updated_at TEXT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

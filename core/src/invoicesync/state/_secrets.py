@@ -1,0 +1,105 @@
+"""Logins kept in the state, encrypted (``shared_secrets``; on by default with a PostgreSQL state).
+
+Why: workers on several machines share one state but not one home. A single-use rotating refresh
+token (Billit) spent by one worker must be replaced for every worker, so the token set lives in the
+state; ``TokenAuth`` refreshes under the state's named lock and reads it again there, so a worker
+always refreshes with the live token. The rows hold ciphertext only (``secrets_key``): whoever reads
+the database without a machine's key learns nothing of the secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+from ..errors import ConfigError
+from ..secrets import SecretBackend
+from ..secrets_key import (
+    KEY_FILE_ENV,
+    KEY_REF,
+    SecretsCipher,
+    machine_key_text,
+    missing_key_error,
+    new_key,
+    parse_key,
+)
+from ._sql import SqlStore, now_text
+
+log = logging.getLogger("invoicesync.secrets")
+
+_UPSERT = ("INSERT INTO secrets (ref, key_id, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (ref) DO UPDATE "
+           "SET key_id = excluded.key_id, value = excluded.value, updated_at = excluded.updated_at")
+
+
+class StateSecretBackend:
+    """A ``SecretBackend`` over the state's ``secrets`` table; the key is this machine's
+    (``home_backend`` keeps it, unless ``INVOICESYNC_SECRETS_KEY_FILE`` names a file)."""
+
+    name = "state"
+
+    def __init__(self, store: SqlStore, home_backend: SecretBackend) -> None:
+        self.store = store
+        self.home_backend = home_backend
+        self._cipher: SecretsCipher | None = None
+        self._lock = threading.Lock()
+
+    def cipher(self, *, create: bool = False) -> SecretsCipher:
+        """This machine's key. With ``create``, a state that holds no secrets yet and a machine
+        without a key (and no key file named) get a new one, kept in the home's secret store."""
+        with self._lock:
+            if self._cipher is not None:
+                return self._cipher
+            found = machine_key_text(self.home_backend)
+            if found is None:
+                row = self.store._one("SELECT key_id FROM secrets LIMIT 1")
+                if not create or row is not None:
+                    raise missing_key_error(row["key_id"] if row else None)
+                text = new_key()
+                self.home_backend.set(KEY_REF, text)
+                found = (text, f"this home's {self.home_backend.name} secret store")
+                log.info("made a new secrets key (%s) for the logins in the state; copy it to the other machines "
+                         "with `invoicesync secrets key export FILE`", SecretsCipher(parse_key(text, found[1]),
+                                                                                   found[1]).key_id)
+            self._cipher = SecretsCipher(parse_key(*found), found[1])
+            return self._cipher
+
+    def get(self, ref: str) -> str | None:
+        row = self.store._one("SELECT key_id, value FROM secrets WHERE ref = ?", (ref,))
+        if row is None:
+            return None
+        return self.cipher().decrypt(ref, row["value"], row["key_id"])
+
+    def set(self, ref: str, value: str) -> None:
+        cipher = self.cipher(create=True)
+        self._check_same_key(cipher)
+        self.store._exec(_UPSERT, (ref, cipher.key_id, cipher.encrypt(ref, value), now_text()))
+
+    def delete(self, ref: str) -> None:
+        self.store._exec("DELETE FROM secrets WHERE ref = ?", (ref,))
+
+    def refs(self) -> Iterator[str]:
+        for row in self.store._all("SELECT ref FROM secrets ORDER BY ref"):
+            yield row["ref"]
+
+    def _check_same_key(self, cipher: SecretsCipher) -> None:
+        """One key per state: a machine with another key must not write rows the rest cannot read."""
+        row = self.store._one("SELECT key_id FROM secrets WHERE key_id != ? LIMIT 1", (cipher.key_id,))
+        if row is not None:
+            raise ConfigError(f"the logins in the shared state are encrypted with key {row['key_id']}, but this "
+                              f"machine's key (from {cipher.where}) is {cipher.key_id}: import the right one with "
+                              f"`invoicesync secrets key import FILE` (or point {KEY_FILE_ENV} at it)")
+
+
+def copy_secrets(source: SecretBackend, target: SecretBackend, refs: list[str]) -> list[str]:
+    """Copy ``refs`` that ``source`` holds into ``target`` (the home's logins into the state);
+    the refs copied. The machine's key itself is never copied into the state."""
+    copied = []
+    for ref in refs:
+        if ref == KEY_REF:
+            continue
+        value = source.get(ref)
+        if value is not None:
+            target.set(ref, value)
+            copied.append(ref)
+    return copied
