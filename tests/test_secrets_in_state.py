@@ -173,16 +173,19 @@ def test_state_migrate_moves_the_homes_logins_into_the_state(
         assert isinstance(workspace.secret_backend, FileBackend)
     assert "books/oauth_token" in json.loads((invoicesync_home / "secrets.json").read_text())
 
+    # as in deploy/compose.yaml: the state's URL and the key file are set for every command
+    code, output = _cli(invoicesync_home, "secrets", "key", "new", str(tmp_path / "key"))
+    assert code == 0 and (tmp_path / "key").read_text().strip() not in output, output
+    monkeypatch.setenv("INVOICESYNC_STATE_URL", postgres_url)
+    monkeypatch.setenv("INVOICESYNC_SECRETS_KEY_FILE", str(tmp_path / "key"))
     code, output = _cli(invoicesync_home, "state", "migrate", "--to", postgres_url)
     assert code == 0, output
     assert "secrets: 2" in output
 
-    monkeypatch.setenv("INVOICESYNC_STATE_URL", postgres_url)
-    other = tmp_path / "worker"
-    (tmp_path / "key").write_text(json.loads((invoicesync_home / "secrets.json").read_text())[KEY_REF])
-    monkeypatch.setenv("INVOICESYNC_SECRETS_KEY_FILE", str(tmp_path / "key"))
-    with Workspace.open(other, plugins=BILLIT) as workspace:  # another machine, with the key only
+    with Workspace.open(tmp_path / "worker", plugins=BILLIT) as workspace:  # another machine, with the key only
         stored = TokenSet.model_validate_json(workspace.secrets("books").get("oauth_token") or "")
         assert stored.refresh_token == token.refresh_token
         assert workspace.secrets("books").get("client_secret") == DEMO_CLIENT_SECRET
     _assert_no_plaintext(postgres_url, DEMO_CLIENT_SECRET, token.access_token, token.refresh_token or "")
+    # `secrets migrate` (for a home whose state moved some other way) copies the same logins again
+    assert _cli(invoicesync_home, "secrets", "migrate")[1].startswith("Copied 2 secret(s)")

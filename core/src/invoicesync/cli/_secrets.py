@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
+from ..errors import ConfigError, PluginError
+from ..models import Account
+from ..plugins import Plugins
 from ..secrets import FileBackend, SecretBackend, choose_backend
-from ..secrets_key import KEY_REF, SecretsCipher, machine_key_text, parse_key
+from ..secrets_key import KEY_REF, SecretsCipher, machine_key_text, new_key, parse_key
 from ..workspace import Workspace
 from ._common import State, handle_errors, json_option, pass_state, print_json
 
@@ -27,7 +29,7 @@ def secrets() -> None:
 
 @secrets.group()
 def key() -> None:
-    """This machine's key for the logins in the shared state: export it to a file, import it."""
+    """This machine's key for the logins in the shared state: a new one, export it to a file, import it."""
 
 
 def _state_backend(workspace: Workspace) -> SecretBackend:
@@ -38,6 +40,28 @@ def _state_backend(workspace: Workspace) -> SecretBackend:
         raise ConfigError("logins are kept in this home, not in the state (shared_secrets is off: the state is the "
                           "home's state.db); set state_url, or shared_secrets = true, first")
     return backend
+
+
+def _write_new(file: Path, text: str) -> None:
+    """``text`` into a new file readable by its owner only (a key is never written over)."""
+    try:
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{file} exists already; choose a new file (a key is never written over)") from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text.strip() + "\n")
+
+
+@key.command("new")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@handle_errors
+def new_key_file(file: Path) -> None:
+    """Write a new key to FILE (mode 0600, never printed), before any login is stored: the secret
+    file every worker mounts as INVOICESYNC_SECRETS_KEY_FILE (deploy/compose.yaml)."""
+    text = new_key()
+    _write_new(file, text)
+    click.echo(f"Wrote a new key, {SecretsCipher(parse_key(text, str(file)), str(file)).key_id}, to {file}. "
+               f"Keep it secret, and mount it on every machine that shares the state.")
 
 
 @key.command("export")
@@ -54,12 +78,7 @@ def export_key(obj: State, file: Path) -> None:
     cipher = backend.cipher(create=True)
     found = machine_key_text(backend.home_backend)
     assert found is not None
-    try:
-        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise ConfigError(f"{file} exists already; choose a new file (a key is never written over)") from None
-    with os.fdopen(fd, "w") as handle:
-        handle.write(found[0].strip() + "\n")
+    _write_new(file, found[0])
     click.echo(f"Wrote key {cipher.key_id} to {file}. Keep it secret; `invoicesync secrets key import {file}` "
                f"on each machine that shares the state, or mount it as INVOICESYNC_SECRETS_KEY_FILE.")
 
@@ -95,7 +114,8 @@ def migrate(obj: State, as_json: bool) -> None:
     before workers use the state (a worker may have rotated a token in the state since).
     """
     workspace = obj.workspace()
-    copied = migrate_home_secrets(workspace, choose_backend(workspace.home), _state_backend(workspace))
+    copied = migrate_home_secrets(choose_backend(workspace.home), _state_backend(workspace), workspace.accounts(),
+                                  workspace.plugins)
     if as_json:
         print_json({"copied": copied})
         return
@@ -103,17 +123,20 @@ def migrate(obj: State, as_json: bool) -> None:
                + (f": {', '.join(copied)}" if copied else "") + ".")
 
 
-def migrate_home_secrets(workspace: Workspace, source: SecretBackend, target: SecretBackend) -> list[str]:
-    """Copy every login ``source`` keeps for this home into ``target``; the names copied (never the values)."""
+def migrate_home_secrets(source: SecretBackend, target: SecretBackend, accounts: list[Account],
+                         plugins: Plugins) -> list[str]:
+    """Copy every login ``source`` keeps into ``target``; the names copied (never the values)."""
     from ..state._secrets import StateSecretBackend, copy_secrets
 
     if isinstance(source, FileBackend | StateSecretBackend):
         refs = list(source.refs())
     else:  # a keyring cannot list its entries: ask for each account's known secret names
         refs = []
-        for account in workspace.accounts():
+        for account in accounts:
             names = {"oauth_token", "client_secret", "api_key"}
-            if workspace.account_problem(account) is None:
-                names |= set(workspace.plugins.get(account.plugin).info.secrets)
+            try:
+                names |= set(plugins.get(account.plugin).info.secrets)
+            except PluginError:
+                pass  # its plugin is not installed here: the usual names only
             refs += [f"{account.name}/{name}" for name in sorted(names)]
     return copy_secrets(source, target, refs)
