@@ -199,7 +199,7 @@ def _secret_backend(home: Path, state: StateStore, config: Config) -> SecretBack
     from .state._secrets import StateSecretBackend
     from .state._sql import SqlStore
 
-    assert isinstance(state, SqlStore)  # both stores are; a read-only state.db too
+    assert isinstance(state, SqlStore)  # both stores are (a read-only state.db too)
     return StateSecretBackend(state, home_backend)
 
 
