@@ -35,6 +35,11 @@ DRIVER = Path(__file__).with_name("limits_driver.py")
 BILLIT = Plugins.from_objects({"billit": (PluginKind.SOURCE, billit_plugin)})
 
 
+@pytest.fixture(autouse=True)
+def _isolated(invoicesync_home: Path) -> None:
+    """Secrets in 0600 files of the test's homes, never the developer's keyring; no stray config."""
+
+
 def _cli(home: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli, ["--home", str(home), *args])
     return result.exit_code, result.output
@@ -76,16 +81,16 @@ def _finish(*workers: subprocess.Popen[str]) -> None:
     assert [json.loads(out) for out, _ in outcomes] == [{"companies": 1}] * len(workers)
 
 
-def _assert_no_plaintext(url: str, *secrets: str) -> None:
-    """Every row of every table of the state, as text, holds none of ``secrets``."""
+def _assert_no_plaintext(url: str, *secrets: str, rows: int = 3) -> None:
+    """Every row of every table of the state, as text, holds none of ``secrets``; the ``secrets``
+    table holds ``rows`` rows (the two logins, and the row marking a key made for the state)."""
     with psycopg.connect(url) as db:
         tables = [row[0] for row in db.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")]
         assert "secrets" in tables
         dump = "\n".join(str(row[0]) for table in tables
                          for row in db.execute(f'SELECT t::text FROM "{table}" t'))
-        # the two logins, and the row that marks the state's key (sealed with it)
-        assert db.execute("SELECT count(*) FROM secrets").fetchone() == (3,)
+        assert db.execute("SELECT count(*) FROM secrets").fetchone() == (rows,)
     for secret in secrets:
         assert secret and secret not in dump
 
@@ -187,6 +192,8 @@ def test_state_migrate_moves_the_homes_logins_into_the_state(
         stored = TokenSet.model_validate_json(workspace.secrets("books").get("oauth_token") or "")
         assert stored.refresh_token == token.refresh_token
         assert workspace.secrets("books").get("client_secret") == DEMO_CLIENT_SECRET
-    _assert_no_plaintext(postgres_url, DEMO_CLIENT_SECRET, token.access_token, token.refresh_token or "")
+    # no key was made here (the key file's was): the two logins only
+    _assert_no_plaintext(postgres_url, DEMO_CLIENT_SECRET, token.access_token, token.refresh_token or "",
+                         (tmp_path / "key").read_text().strip(), rows=2)
     # `secrets migrate` (for a home whose state moved some other way) copies the same logins again
     assert _cli(invoicesync_home, "secrets", "migrate")[1].startswith("Copied 2 secret(s)")
