@@ -158,9 +158,12 @@ def test_a_machine_without_the_key_gets_one_clear_line_saying_what_to_do(
     assert "`invoicesync secrets key export FILE`" in message and "`invoicesync secrets key import FILE`" in message
 
     FileBackend(tmp_path / "machine-d" / "secrets.json").set(KEY_REF, new_key())
-    with Workspace.open(tmp_path / "machine-d", plugins=BILLIT) as workspace, \
-            pytest.raises(ConfigError, match=r"encrypted with key \w{12}, but this machine's key .* is \w{12}"):
-        workspace.secrets("books").get("oauth_token")
+    wrong = r"encrypted with key \w{12}, but this machine's key .* is \w{12}: import the right one"
+    with Workspace.open(tmp_path / "machine-d", plugins=BILLIT) as workspace:
+        with pytest.raises(ConfigError, match=wrong):
+            workspace.secrets("books").get("oauth_token")
+        with pytest.raises(ConfigError, match=wrong):  # rows under two keys: nobody could read them all
+            workspace.secrets("books").set("api_key", "a-key-only-machine-d-could-read")
 
     monkeypatch.setenv("INVOICESYNC_SECRETS_KEY_FILE", str(tmp_path / "not-mounted"))
     with Workspace.open(tmp_path / "machine-e", plugins=BILLIT) as workspace, \

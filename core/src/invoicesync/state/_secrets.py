@@ -15,16 +15,15 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from ..errors import ConfigError
 from ..secrets import SecretBackend
 from ..secrets_key import (
-    KEY_FILE_ENV,
     KEY_REF,
     SecretsCipher,
     machine_key_text,
     missing_key_error,
     new_key,
     parse_key,
+    wrong_key_error,
 )
 from ._sql import Params, now_text
 
@@ -113,9 +112,7 @@ class StateSecretBackend:
         """One key per state: a machine with another key must not write rows the rest cannot read."""
         row = self.store._one("SELECT key_id FROM secrets WHERE key_id != ? LIMIT 1", (cipher.key_id,))
         if row is not None:
-            raise ConfigError(f"the logins in the shared state are encrypted with key {row['key_id']}, but this "
-                              f"machine's key (from {cipher.where}) is {cipher.key_id}: import the right one with "
-                              f"`invoicesync secrets key import FILE` (or point {KEY_FILE_ENV} at it)")
+            raise wrong_key_error(row["key_id"], cipher.key_id, cipher.where)
 
 
 def copy_secrets(source: SecretBackend, target: SecretBackend, refs: list[str]) -> list[str]:
