@@ -167,3 +167,18 @@ def test_token_requests_can_be_json_and_fall_back_to_a_form_on_415() -> None:
     token = oauth.refresh(TokenSet(access_token="a1", refresh_token="r1"))
     assert (token.access_token, token.refresh_token) == ("a2", "r2")
     assert seen == ["application/json", "application/x-www-form-urlencoded"]
+
+
+def test_cookies_a_service_sets_are_not_sent_back() -> None:
+    # The APIs authenticate every request by header; a load balancer's cookie must not turn
+    # requests into a session (and reading each Set-Cookie costs CPU on every answer).
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Cookie"))
+        return httpx.Response(200, headers={"Set-Cookie": "affinity=abc; Path=/"}, text="ok")
+
+    http = client(handler)
+    http.get("/x")
+    http.get("/y")
+    assert seen == [None, None]

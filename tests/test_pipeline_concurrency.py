@@ -8,7 +8,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from invoicesync import Account, Company, Context, Delivery, PushRequest
+from invoicesync import (
+    Account,
+    Checkpoint,
+    Company,
+    Context,
+    Delivery,
+    Document,
+    DocumentRef,
+    PluginInfo,
+    PushRequest,
+    Settings,
+)
 from invoicesync.accounts import connect
 from invoicesync.context import NonInteractiveUI
 from invoicesync.hookspecs import hookimpl
@@ -147,3 +158,76 @@ def test_the_companies_of_one_account_are_listed_at_once(workspace_factory: Call
     assert source.most_at_once == 2
     assert len(target.stored) == 40
     assert run_sync(workspace).imported.get("new", 0) == 0  # each company's cursor was saved
+
+
+class TricklingSource(MemorySource):
+    """A source that hands over one document every ``gap`` seconds (a slow service, a busy machine)."""
+
+    def __init__(self, count: int, gap: float) -> None:
+        super().__init__(count, page=count)
+        self.gap = gap
+
+    @hookimpl
+    def plugin_info(self) -> PluginInfo:  # one fetch at a time: the documents come one by one
+        return PluginInfo(kind=PluginKind.SOURCE, title="Trickling source", settings=Settings, api_version=(1, 2),
+                          concurrency=1)
+
+    @hookimpl
+    def fetch_document(self, account: Account, company: Company, ref: DocumentRef, ctx: Context) -> Document:
+        time.sleep(self.gap)
+        return MemorySource.fetch_document(self, account, company, ref, ctx)
+
+
+def test_a_slow_import_still_fills_the_targets_batches(workspace_factory: Callable[..., Workspace]) -> None:
+    # Documents 0.1 s apart (one fetch at a time): a gap that used to end every batch after one
+    # document, so a batch-committing target made one commit per document.
+    source, target = TricklingSource(10, gap=0.1), MemoryTarget()
+    plugins = Plugins.from_objects({"memory": (PluginKind.SOURCE, source), "memtarget": (PluginKind.TARGET, target)})
+    workspace = workspace_factory(plugins=plugins)
+    connect(workspace, "memory", ui=NonInteractiveUI(), companies=("*",))
+    connect(workspace, "memtarget", ui=NonInteractiveUI())
+    report = run_sync(workspace)
+    assert report.exit_code == EXIT_OK, report.as_dict()
+    assert sum(target.batches) == 10
+    assert max(target.batches) >= 3, target.batches
+
+
+class EditedWhileListedSource(MemorySource):
+    """Lists ``m0`` twice (edited while it was listed, it moved to the end): the first fetch is slow
+    and gets the old version, the second is quick and gets the new one."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.calls = 0
+        self.old_answer_read = threading.Event()
+
+    @hookimpl
+    def list_documents(self, account: Account, company: Company, cursor: str | None,
+                       ctx: Context) -> Iterator[DocumentRef | Checkpoint]:
+        record = self.records[0]
+        yield DocumentRef(source_id=record.source_id, modified_at=record.modified_at)
+        yield DocumentRef(source_id=record.source_id, modified_at=record.modified_at)
+        yield Checkpoint(cursor=record.modified_at.isoformat())
+
+    @hookimpl
+    def fetch_document(self, account: Account, company: Company, ref: DocumentRef, ctx: Context) -> Document:
+        with self._lock:
+            self.calls += 1
+            first = self.calls == 1
+        if first:
+            document = MemorySource.fetch_document(self, account, company, ref, ctx)
+            self.old_answer_read.set()
+            time.sleep(0.5)  # the answer was read before the edit, and is stored late
+            return document
+        self.old_answer_read.wait(5)
+        self.records[0].number = "INV-EDITED"
+        return MemorySource.fetch_document(self, account, company, ref, ctx)
+
+
+def test_a_document_listed_twice_ends_in_the_library_as_its_last_fetch_saw_it(
+        workspace_factory: Callable[..., Workspace]) -> None:
+    source, target = EditedWhileListedSource(), MemoryTarget()
+    workspace = setup(workspace_factory, source, target)
+    assert run_sync(workspace).exit_code == EXIT_OK
+    stored = workspace.state.get_document("memory:memory:c1:m0")
+    assert stored is not None and stored.number == "INV-EDITED"

@@ -39,7 +39,7 @@ def test_migrates_an_old_schema_and_keeps_the_data(open_store: OpenStore) -> Non
     old.close()
 
     new = open_store()
-    assert new.schema_version == SCHEMA_VERSION == 11
+    assert new.schema_version == SCHEMA_VERSION == 12
     assert new.get_account("a").companies[0].id == "c"  # type: ignore[union-attr]
     assert new.get_cursor("a", "c") == "2026-01-01T00:00:00"
     assert [x.id for x in new.find_documents(DocumentFilter())] == [d.id]
@@ -82,3 +82,19 @@ def test_a_pending_record_keeps_the_earlier_target_path(open_store: OpenStore) -
     pending = store.get_delivery(d.id, "t")
     assert pending is not None
     assert (pending.status, pending.target_path, pending.target_id) == (DeliveryStatus.PENDING, "a/b.pdf", "id-1")
+
+
+def test_the_same_version_seen_again_keeps_the_latest_source_facts(open_store: OpenStore) -> None:
+    # An edit that changed nothing booked (Billit bumps LastModified on every edit): the version is
+    # the same, so targets take nothing new, but the library keeps what the source says now.
+    store = open_store()
+    first = doc("7")
+    first.raw = {"LastModified": "2025-01-10T12:08:25"}
+    assert store.upsert_document(first) == "new"
+    again = doc("7")
+    again.raw = {"LastModified": "2026-12-02T03:50:40.141"}
+    assert again.version == first.version
+    assert store.upsert_document(again) == "unchanged"
+    stored = store.get_document(first.id)
+    assert stored is not None and stored.raw["LastModified"] == "2026-12-02T03:50:40.141"
+    assert store.upsert_document(again) == "unchanged"

@@ -13,7 +13,7 @@ from invoicesync.cli import cli
 from invoicesync.models import DocumentRef
 from invoicesync.pipeline import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL
 from invoicesync.plugins import Plugins
-from invoicesync.state import DocumentFilter, SqliteStore
+from invoicesync.state import DocumentFilter, SqliteStore, WebhookRecord
 from invoicesync.state._postgres import PostgresStore
 from invoicesync.state._sql import STATE_TABLES
 from invoicesync.testing import MemorySource, MemoryTarget
@@ -42,6 +42,9 @@ def test_migrate_copies_a_home_into_postgres_which_then_carries_on(
     home_state.kv("memtarget").set("folders", {"2026": "id-1"})
     assert home_state.claim("some-document", "memtarget", "a-run", lease=600)
     home_state.set_schedule("memory", "every 15m")  # a schedule set on the dashboard moves too
+    home_state.save_webhook(WebhookRecord("memory", "c1", "https://books.example.com/webhooks/memory/c1", ["9001"],
+                                          ["webhook_secret_c1_0"]), "2026-01-01T00:00:00+00:00")
+    assert home_state.first_sighting("memory", "c1:abc", 600)  # seen deliveries live only for minutes
     home_state.close()
 
     code, output = run("state", "migrate", "--to", postgres_url)
@@ -54,6 +57,8 @@ def test_migrate_copies_a_home_into_postgres_which_then_carries_on(
             assert table(postgres, name) == table(home_state, name), name
             assert table(postgres, name), f"nothing to compare in {name}"
         assert postgres._all("SELECT * FROM claims") == []  # a claim lives only as long as its run
+        assert postgres._all("SELECT * FROM webhook_seen") == []
+        assert postgres.webhooks("memory")[0].ids == ["9001"]
     finally:
         home_state.close()
         postgres.close()

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         RateLimited,
         RemoteError,
         ServerError,
+        WebhookRefused,
     )
     from .hookspecs import API_VERSION, hookimpl
     from .models import (
@@ -37,20 +38,22 @@ if TYPE_CHECKING:
         ListingError,
         Party,
         PushRequest,
+        WebhookEvent,
+        WebhookSubscription,
     )
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # Imported on first use (PEP 562): the CLI imports this package to print ``--help``, and the names
 # below pull in pydantic and httpx, which cost more than the whole of ``--help`` may take.
 _HOMES = {
     "context": ("UI", "Context", "NonInteractiveUI", "PluginInfo", "PluginKind", "Settings"),
     "errors": ("AuthError", "ConfigError", "DocumentError", "InvoiceSyncError", "OutcomeUnknown", "PluginError",
-               "RateLimited", "RemoteError", "ServerError"),
+               "RateLimited", "RemoteError", "ServerError", "WebhookRefused"),
     "hookspecs": ("API_VERSION", "hookimpl"),
     "models": ("Account", "AccountDirection", "AuthStart", "Checkpoint", "Company", "Deletion", "Delivery",
                "DeliveryStatus", "Direction", "Document", "DocumentKind", "DocumentRef", "FileRef", "FileRole",
-               "ListingError", "Party", "PushRequest"),
+               "ListingError", "Party", "PushRequest", "WebhookEvent", "WebhookSubscription"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
@@ -104,5 +107,8 @@ __all__ = [
     "RemoteError",
     "ServerError",
     "Settings",
+    "WebhookEvent",
+    "WebhookRefused",
+    "WebhookSubscription",
     "hookimpl",
 ]

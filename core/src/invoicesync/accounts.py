@@ -146,12 +146,17 @@ def disconnect(workspace: Workspace, name: str) -> Account:
     account = workspace.account(name)
     if account.origin == "config":
         raise ConfigError(f"account {name!r} is defined in the config file; remove it there")
+    from .webhooks import unsubscribe  # the service stops calling first, while the login still works
+
+    unsubscribe(workspace, account)
     secrets = workspace.secrets(name)
     try:
         keys = workspace.plugins.get(account.plugin).info.secrets
     except PluginError:
         keys = ()
-    for key in (*keys, "oauth_token"):
+    # a webhook the service could not remove keeps calling, and is refused: its secret goes too
+    webhook_keys = [k for record in workspace.state.webhooks(name) for k in record.secret_keys]
+    for key in (*keys, "oauth_token", *webhook_keys):
         secrets.delete(key)
     workspace.state.delete_account(name)
     return account

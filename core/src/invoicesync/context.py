@@ -53,8 +53,13 @@ class PluginInfo(BaseModel):
     #: Names of secrets the plugin keeps (for ``accounts`` output and redaction); never values.
     secrets: Sequence[str] = ()
     #: Targets: how many documents ``push_documents`` takes at once, and how many batches run in parallel.
+    #: Sources: how many documents are fetched at once (each fetch is a chain of requests).
     batch_size: int = 1
     concurrency: int = 4
+    #: Requests in flight at once for one account (one credential), all threads together: what the
+    #: service tolerates before it answers 429. ``None``: twice ``concurrency``, at least 4. An
+    #: account overrides it with a ``max_in_flight`` setting, when the plugin's settings declare one.
+    max_in_flight: int | None = None
     #: Requests allowed per ``budget_period`` seconds for one account (None: unlimited).
     budget_requests: int | None = None
     budget_period: float = 60.0

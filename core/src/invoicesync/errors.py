@@ -5,6 +5,7 @@
     ├── PluginError            a plugin could not be loaded or breaks the contract
     ├── AuthError              login failed or was revoked; run ``invoicesync connect`` again
     ├── DocumentError          one document is bad; the run goes on with the others
+    ├── WebhookRefused         a webhook delivery is not genuine (bad signature, stale, replayed)
     └── RemoteError            the service answered with an error
         ├── RateLimited        429 (or the service's own throttle signal) after all retries
         ├── ServerError        5xx after all retries
@@ -28,6 +29,11 @@ class PluginError(InvoiceSyncError):
 
 class AuthError(InvoiceSyncError):
     pass
+
+
+class WebhookRefused(InvoiceSyncError):
+    """A webhook delivery that must not be acted on: unsigned, badly signed, too old, replayed or
+    unreadable. The message says which (for the server's log), never a secret."""
 
 
 class DocumentError(InvoiceSyncError):

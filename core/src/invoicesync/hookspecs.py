@@ -9,7 +9,7 @@ Routing: every hook here except ``register_commands`` is *routed* — the runner
 one plugin the account names, never on every installed plugin (see ``invoicesync.plugins``).
 Each routed hook is ``firstresult``, so its return value is the plugin's own, not a list.
 
-The hooks are grouped by the life of a sync: describe, connect, import, export, develop.
+The hooks are grouped by the life of a sync: describe, connect, import, listen, export, develop.
 Every hook is documented, with an example, in ``docs/hooks.md``; a test keeps the two in step.
 """
 
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
         Document,
         DocumentRef,
         PushRequest,
+        WebhookEvent,
+        WebhookSubscription,
     )
     from .sandbox import SandboxApp
 
@@ -45,7 +47,9 @@ hookimpl = pluggy.HookimplMarker("invoicesync")
 #: (push_documents), ``DeliveryStatus.DELETED``, and the optional two-request login
 #: ``auth_begin``/``auth_complete`` (a plugin without them is connected with ``auth`` only: from
 #: the terminal, the dashboard showing the ``invoicesync connect`` command instead).
-API_VERSION = 2
+#: 3 added the optional webhook hooks ``webhook_subscribe``/``webhook_unsubscribe``/
+#: ``webhook_verify`` (a source without them is synced on demand and on schedule only).
+API_VERSION = 3
 #: The oldest contract this core still drives. A plugin written for 1 keeps working: it is never
 #: handed a deleted document (core records ``skipped`` for it) and may ignore ``PushRequest.files``.
 MIN_API_VERSION = 1
@@ -123,6 +127,38 @@ def fetch_document(account: Account, company: Company, ref: DocumentRef, ctx: Co
     ``FileRef``s in ``Document.files``. Called concurrently from worker threads.
     Raise ``DocumentError(document=…, field=…)`` for a malformed payload: only that document
     fails, and it is retried on the next run.
+    """
+
+
+# --- listen (optional, API 3) -----------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def webhook_subscribe(account: Account, company: Company, ctx: Context, url: str) -> WebhookSubscription:
+    """Ask the service to call ``url`` (an ``https://`` address of ``invoicesync serve``) whenever a
+    document of ``company`` is created or changed. Return the ids of what was registered and the
+    signing secrets the service gave: core keeps the ids in its state and the secrets in the secret
+    store. Raise ``RemoteError``/``AuthError`` when the service refuses. Optional: a source without
+    the webhook hooks is synced by "Sync now" and schedules only.
+    """
+
+
+@hookspec(firstresult=True)
+def webhook_unsubscribe(account: Account, company: Company, ctx: Context, subscription: WebhookSubscription) -> None:
+    """Remove what ``webhook_subscribe`` registered (``subscription`` is what it returned, its
+    secrets included). Called on disconnect and before a subscription is replaced. A hook the
+    service no longer knows is not an error.
+    """
+
+
+@hookspec(firstresult=True)
+def webhook_verify(account: Account, company: Company, ctx: Context, headers: dict[str, str], body: bytes,
+                   secrets: list[str]) -> WebhookEvent:
+    """Check one delivery to ``company``'s webhook address: ``headers`` (lower-case names) and the
+    raw ``body`` exactly as received, ``secrets`` the company's signing secrets. Return a
+    ``WebhookEvent`` (when it was signed, a key unique to the delivery, the documents it names) or
+    raise ``WebhookRefused`` saying why. Core then refuses a stale or replayed one and syncs the
+    company soon after. Make no request to the service here: it runs for every delivery.
     """
 
 

@@ -87,6 +87,30 @@ class AuthStart(BaseModel):
     data: dict[str, str] = Field(default_factory=dict, repr=False)
 
 
+class WebhookSubscription(BaseModel):
+    """What ``webhook_subscribe`` registered at the service for one company (API 3).
+
+    ``ids`` are the service's own ids of the hooks (``webhook_unsubscribe`` gets them back);
+    ``secrets`` the signing secrets the service gave: core keeps them in the secret store (keyring
+    or the 0600 file), never in the state, and hands them to ``webhook_verify``."""
+
+    ids: list[str]
+    secrets: list[str] = Field(default_factory=list, repr=False)
+
+
+class WebhookEvent(BaseModel):
+    """One delivery that ``webhook_verify`` found genuine (API 3).
+
+    ``signed_at`` is the time the service signed it (core refuses one outside its tolerance), and
+    ``key`` identifies the delivery (the signature itself will do): core refuses a second delivery
+    with the same key, so a captured request cannot be replayed. ``document_ids`` (the source's
+    ids) are what changed, for the log; core syncs the whole company either way."""
+
+    signed_at: datetime
+    key: str
+    document_ids: list[str] = Field(default_factory=list)
+
+
 class Document(BaseModel):
     """An invoice, credit note or other business document, as imported from a source.
 

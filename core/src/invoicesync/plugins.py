@@ -277,6 +277,15 @@ def _distribution(entry_point: Any) -> tuple[str | None, str | None]:
     if entry_point is None:
         return None, None
     top = entry_point.value.split(":")[0].split(".")[0]
+    # Usually the distribution is named after its package (invoicesync_billit → invoicesync-billit):
+    # when that one declares this very entry point, it ships it, and scanning every installed
+    # distribution's metadata (a tenth of a second of CPU on each start) is not needed.
+    try:
+        guessed = metadata.distribution(top.replace("_", "-"))
+        if any(ep.value == entry_point.value for ep in guessed.entry_points):
+            return guessed.metadata["Name"], guessed.version
+    except metadata.PackageNotFoundError:
+        pass
     for name in _packages_distributions().get(top, []):
         try:
             return name, metadata.version(name)

@@ -158,10 +158,10 @@ class Workspace:
     def context(self, account: Account, *, ui: UI | None = None, dry_run: bool = False,
                 options: dict[str, Any] | None = None) -> Context:
         plugin = self.plugins.get(account.plugin)
+        settings = self.settings_for(account)
         budget = self._budgets.get(account.name)
         if budget is None:
-            budget = self._budgets[account.name] = self._new_budget(account, plugin.info)
-        settings = self.settings_for(account)
+            budget = self._budgets[account.name] = self._new_budget(account, plugin.info, settings)
         # A plugin may declare a `ca_bundle` setting to trust a TLS test server's private CA.
         verify = getattr(settings, "ca_bundle", None) or self.verify
         return Context(
@@ -180,10 +180,10 @@ class Workspace:
             log=logging.getLogger(f"invoicesync.plugin.{account.plugin}"),
         )
 
-    def _new_budget(self, account: Account, info: PluginInfo) -> RequestBudget:
+    def _new_budget(self, account: Account, info: PluginInfo, settings: Any = None) -> RequestBudget:
         """One budget per (service, credential) — an account — for every thread of this process;
         kept in the state for every process using it when several may (``shared_budgets``)."""
-        concurrency = max(4, info.concurrency * 2)
+        concurrency = max_in_flight(info, settings)
         if self.config.shared_budgets:
             return SharedBudget(self.state.budget_ledger(), f"{account.plugin}:{account.name}",
                                 info.budget_requests, info.budget_period, concurrency=concurrency, sleep=self.sleep)
@@ -201,6 +201,13 @@ def _secret_backend(home: Path, state: StateStore, config: Config) -> SecretBack
 
     assert isinstance(state, SqlStore)  # both stores are (a read-only state.db too)
     return StateSecretBackend(state, home_backend)
+
+
+def max_in_flight(info: PluginInfo, settings: Any) -> int:
+    """Requests in flight at once for one account: the account's ``max_in_flight`` setting (when
+    the plugin declares one), else the plugin's declared limit, else twice its concurrency."""
+    chosen = getattr(settings, "max_in_flight", None) or info.max_in_flight
+    return max(1, int(chosen)) if chosen else max(4, info.concurrency * 2)
 
 
 def _default_config(home: Path) -> Path | None:

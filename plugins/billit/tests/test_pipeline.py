@@ -53,3 +53,35 @@ def test_sync_imports_every_wanted_order_once_and_follows_changes(
     assert third.exit_code == EXIT_OK, third.as_dict()
     assert third.imported["updated"] == 1 and not third.imported["new"]
     assert target.writes == wanted + 2
+
+
+def _sync_against_capped_sandbox(workspace_factory: Callable[..., Workspace], serve_sandbox: Any, *,
+                                 cap: int, settings: dict[str, Any]) -> tuple[BillitSandbox, Any]:
+    app = BillitSandbox(documents=40, companies=2, seed=5)
+    app.latency = 0.02  # requests overlap, so the cap is reached if the runner ever exceeds it
+    app.max_in_flight = cap
+    running = serve_sandbox(app)
+    workspace = workspace_factory(plugins=Plugins.from_objects({
+        "billit": (PluginKind.SOURCE, plugin), "memory": (PluginKind.TARGET, MemoryTarget())}))
+    for key, value in app.account_secrets().items():
+        workspace.secrets("books").set(key, value)
+    connect(workspace, "billit", ui=NonInteractiveUI(), name="books",
+            settings={**app.account_settings(running.url), **settings}, companies=("*",))
+    connect(workspace, "memory", ui=NonInteractiveUI(), name="archive")
+    return app, run_sync(workspace)
+
+
+def test_the_runner_keeps_to_billits_default_of_eight_requests_in_flight(
+        workspace_factory: Callable[..., Workspace], serve_sandbox: Any) -> None:
+    app, report = _sync_against_capped_sandbox(workspace_factory, serve_sandbox, cap=8, settings={})
+    assert report.exit_code == EXIT_OK, report.as_dict()
+    assert not [r for r in app.requests if r[2] == 429]
+
+
+def test_an_accounts_max_in_flight_setting_lowers_the_limit(
+        workspace_factory: Callable[..., Workspace], serve_sandbox: Any) -> None:
+    # Eight fetch threads and the early PDF downloads would exceed a cap of 2 without the setting.
+    app, report = _sync_against_capped_sandbox(workspace_factory, serve_sandbox, cap=2,
+                                               settings={"max_in_flight": 2})
+    assert report.exit_code == EXIT_OK, report.as_dict()
+    assert not [r for r in app.requests if r[2] == 429]

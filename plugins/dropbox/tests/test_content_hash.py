@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
-from invoicesync_dropbox.content_hash import BLOCK_SIZE, ContentHasher, content_hash
+from invoicesync_dropbox.content_hash import BLOCK_SIZE, ContentHasher, content_hash, content_hash_of_blob
 
 
 @pytest.mark.parametrize(("data", "expected"), [
@@ -30,3 +32,14 @@ def test_matches_the_official_sdk() -> None:
     reference = sdk.DropboxContentHasher()
     reference.update(data)
     assert content_hash(data) == reference.hexdigest()
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4093, BLOCK_SIZE - 1, BLOCK_SIZE])
+def test_a_one_block_files_hash_comes_from_its_sha256(size: int) -> None:
+    data = bytes(range(256)) * (size // 256 + 1)
+    data = data[:size]
+    assert content_hash_of_blob(hashlib.sha256(data).hexdigest(), size) == content_hash(data)
+
+
+def test_a_larger_file_must_be_read() -> None:
+    assert content_hash_of_blob(hashlib.sha256(b"x").hexdigest(), BLOCK_SIZE + 1) is None

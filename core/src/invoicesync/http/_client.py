@@ -35,7 +35,6 @@ from enum import Enum
 from typing import Any, Protocol
 
 import httpx
-import tenacity
 
 from ..errors import InvoiceSyncError, OutcomeUnknown, RateLimited, RemoteError, ServerError
 from ._budget import RequestBudget
@@ -266,18 +265,21 @@ class HttpClient:
                 raise _Transient(response, wait)
             return response
 
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(_Transient),
-            sleep=self._sleep,
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        try:
-            response = retrying(attempt)
-        except _Transient as exc:
-            raise self._exhausted(method, url, exc) from exc.cause
+        # A plain loop: a retry library's machinery cost more CPU per request than the rest of
+        # this method, and almost every request succeeds at the first attempt.
+        number = 1
+        while True:
+            try:
+                response = attempt()
+                break
+            except _Transient as exc:
+                if number >= self.max_attempts:
+                    raise self._exhausted(method, url, exc) from exc.cause
+                wait = self._wait(exc, number)
+                HTTP_COUNTERS.retried(self.service)
+                log.info("%s: retrying (attempt %d): %s", self.service, number, exc)
+                self._sleep(wait)
+                number += 1
         try:
             yield response
         finally:
@@ -294,19 +296,14 @@ class HttpClient:
             return Verdict.REFRESH
         return Verdict.OK
 
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
+    def _wait(self, exc: _Transient, attempt_number: int) -> float:
+        """How long to wait after failed attempt ``attempt_number`` (1 for the first)."""
+        retry_after = exc.retry_after
         if retry_after is not None:
             # Honour the server, with a little jitter so parallel workers do not stampede.
             return min(retry_after, self.max_retry_after) + random.uniform(0, 0.1)
-        ceiling = min(self.backoff_max, self.backoff_initial * 2 ** (state.attempt_number - 1))
+        ceiling = min(self.backoff_max, self.backoff_initial * 2 ** (attempt_number - 1))
         return random.uniform(ceiling / 2, ceiling)
-
-    def _log_retry(self, state: tenacity.RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        HTTP_COUNTERS.retried(self.service)
-        log.info("%s: retrying (attempt %d): %s", self.service, state.attempt_number, exc)
 
     def _unknown_outcome(self, method: str, request: httpx.Request, response: httpx.Response) -> OutcomeUnknown:
         """A 5xx to a write: the server may have done the work before it failed."""
@@ -339,11 +336,30 @@ class HttpClient:
         )
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing. The APIs we call authenticate every request with a header
+    and keep no session, and reading each answer's ``Set-Cookie`` through ``http.cookiejar`` costs
+    more CPU than anything else httpx does per response."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _Pool(httpx.Client):
+    """``httpx.Client`` without cookie handling (see ``_NoCookies``)."""
+
+    _no_cookies = _NoCookies()
+
+    @property  # type: ignore[misc]
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+
 def new_pool(base_url: str = "", *, transport: httpx.BaseTransport | None = None,
              verify: str | bool | ssl.SSLContext = True, timeout: float = 60.0,
              headers: dict[str, str] | None = None) -> httpx.Client:
     """The ``httpx.Client`` (connection pool) under one or more ``HttpClient``s."""
-    return httpx.Client(
+    return _Pool(
         base_url=base_url,
         transport=transport,
         verify=verify if isinstance(verify, ssl.SSLContext) else ssl_context(verify),

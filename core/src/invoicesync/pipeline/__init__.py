@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 from ..context import Context, PluginKind
@@ -52,12 +52,14 @@ def run_sync(
     progress: Progress | None = None,
     wait: float | None = 0.0,
     control: RunControl | None = None,
+    companies: Mapping[str, Collection[str]] | None = None,
 ) -> SyncReport:
     """Import new and changed documents, then deliver every undelivered one to every target.
 
     ``accounts`` limits the run: named sources are imported (and exported to every target unless
     targets are named too); named targets receive their backlog. ``full`` ignores saved cursors
-    (the library still deduplicates). ``dry_run`` writes nothing anywhere.
+    (the library still deduplicates). ``dry_run`` writes nothing anywhere. ``companies`` narrows a
+    named source to some of its companies (a webhook named one); the targets still get their backlog.
 
     One run per home: if another holds the home's runner lock, this one waits up to ``wait``
     seconds (``None``: as long as it takes) and otherwise does nothing (``report.busy``). Called
@@ -73,7 +75,7 @@ def run_sync(
             me = RunnerInfo.current(token=control.owner)  # claims of other runs are stale while it holds
             with workspace.state.runner_lock(me, wait=wait, should_stop=lambda: control.stopping):
                 _run(workspace, report, progress or NoProgress(), control, accounts=accounts, dry_run=dry_run,
-                     full=full)
+                     full=full, companies=companies or {})
         except RunnerBusy as exc:
             if control.signal is None:
                 report.busy = str(exc)
@@ -97,13 +99,15 @@ def _record_run(workspace: Workspace, started: datetime, accounts: Sequence[str]
 
 
 def _run(workspace: Workspace, report: SyncReport, progress: Progress, control: RunControl, *,
-         accounts: Sequence[str], dry_run: bool, full: bool) -> None:
+         accounts: Sequence[str], dry_run: bool, full: bool,
+         companies: Mapping[str, Collection[str]]) -> None:
     # Under the runner lock no blob writer is live: every temp file is a killed run's leftover.
     leftovers = workspace.blobs.clean_tmp()
     if leftovers:
         log.info("removed %d half-written blob(s) a stopped run left behind", leftovers)
     try:
         sources, targets = _select(workspace, accounts, report)
+        sources = [_narrowed(a, companies.get(a.name)) for a in sources]
     except InvoiceSyncError as exc:
         report.fatal.append(redact(str(exc)))
         return
@@ -197,6 +201,13 @@ def _select(workspace: Workspace, names: Sequence[str],
     sources = [a for a in usable if a.direction is AccountDirection.IMPORT]
     targets = [a for a in usable if a.direction is AccountDirection.EXPORT]
     return sources, targets
+
+
+def _narrowed(account: Account, companies: Collection[str] | None) -> Account:
+    """``account`` with only ``companies`` (by id) left to import; all of them when ``None``."""
+    if companies is None:
+        return account
+    return account.model_copy(update={"companies": [c for c in account.companies if c.id in companies]})
 
 
 def _feed_backlog(workspace: Workspace, worker: TargetWorkers, control: RunControl,

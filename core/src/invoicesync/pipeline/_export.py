@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from datetime import UTC, datetime
 
 from ..context import Context
@@ -34,6 +35,8 @@ __all__ = ["SETTLED", "TargetWorkers"]
 RETRIES_PER_RUN = 2
 #: How long a claim outlives its owner's last sign of life; a live run renews its claims well before.
 CLAIM_LEASE = 180.0
+#: How long a push worker waits for its batch to fill while documents are still coming.
+BATCH_LINGER = 0.5
 _DONE = object()
 
 
@@ -63,6 +66,7 @@ class TargetWorkers:
         #: run, except as an in-run retry, so a backlog read never pushes twice what the import brought.
         self._handled: dict[str, str] = {}
         self._spilled = False
+        self._closing = threading.Event()
         # In-run retries of transient failures: how many each document had, and how many are waiting.
         self._retries: dict[str, int] = {}
         self._waiting = 0
@@ -97,7 +101,8 @@ class TargetWorkers:
         if self.control.stopping:
             return  # not pushed this run; the backlog offers it again next run
         with self._lock:
-            if document.id in self._queued or (self._handled.get(document.id) == document.version and not retry):
+            handled = self._handled.get(document.id)  # (a version is a hash of the document: only if needed)
+            if document.id in self._queued or (handled is not None and not retry and handled == document.version):
                 return
             self._queued.add(document.id)  # before the put: a worker may finish it at once
             if not block:
@@ -117,6 +122,7 @@ class TargetWorkers:
 
         After a stop the queue drains without pushing, and waiting retries are left to the next run.
         """
+        self._closing.set()  # nothing more is coming from the import: push partial batches at once
         while True:
             self._queue.join()
             with self._retry_wait:
@@ -139,15 +145,7 @@ class TargetWorkers:
             documents: list[Document] = []
             # Whatever happens, every item taken is marked done: close() must never wait forever.
             try:
-                while len(batch) < self.batch_size:
-                    try:
-                        item = self._queue.get(timeout=0.05)
-                    except queue.Empty:
-                        break
-                    if item is _DONE:
-                        self._queue.put(_DONE)  # hand the stop signal to the next worker round
-                        break
-                    batch.append(item)
+                self._fill(batch)
                 documents = [d for d in batch if isinstance(d, Document)]
                 self._push(documents)
             except BaseException as exc:  # noqa: BLE001 - the worker lives on; a full disk ends the run
@@ -162,6 +160,28 @@ class TargetWorkers:
                 self._release_claims(documents)
                 for _ in batch:
                     self._queue.task_done()
+
+    def _fill(self, batch: list[object]) -> None:
+        """Take more documents into ``batch``, up to the plugin's batch size, while they keep coming:
+        for up to ``BATCH_LINGER`` seconds, and not once the queue is empty after ``close()``.
+
+        A few full batches rather than many small ones: a batch commit (Dropbox's finish_batch)
+        is one request however many files it commits, whether the import is fast or slow."""
+        deadline = time.monotonic() + BATCH_LINGER
+        while len(batch) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                item = self._queue.get(timeout=min(remaining, 0.05))
+            except queue.Empty:
+                if self._closing.is_set() or self.control.stopping:
+                    return
+                continue
+            if item is _DONE:
+                self._queue.put(_DONE)  # hand the stop signal to the next worker round
+                return
+            batch.append(item)
 
     def _push(self, documents: list[Document]) -> None:
         requests = []

@@ -131,6 +131,11 @@ class ImportStage:
         slots = threading.BoundedSemaphore(concurrency * 4)
         listed = 0
         unusable: list[str] = []  # keys of this listing's ListingErrors
+        # The last fetch of each document still under way. An order edited while it is listed comes
+        # again later in the same listing; its second fetch starts only once the first is stored, so
+        # an older answer can never be stored over a newer one (the cursor then moves past both).
+        latest: dict[str, Future[bool]] = {}
+        latest_lock = threading.Lock()
 
         def submit(ref: DocumentRef) -> None:
             nonlocal listed
@@ -138,6 +143,7 @@ class ImportStage:
             self.progress.update(task, total=listed)
             seq = tracker.add()
             slots.acquire()
+            done: Future[bool] = Future()
 
             def settled(future: Future[bool]) -> None:
                 try:
@@ -149,10 +155,28 @@ class ImportStage:
                     elif not future.cancelled() and future.result():
                         tracker.settle(seq)
                 finally:
+                    with latest_lock:
+                        if latest.get(ref.source_id) is done:
+                            del latest[ref.source_id]
                     slots.release()
                     self.progress.update(task, advance=1)
 
-            pool.submit(self._fetch, account, company, ref, ctx, where).add_done_callback(settled)
+            def launch(_: object = None) -> None:
+                try:
+                    fetch = pool.submit(self._fetch, account, company, ref, ctx, where)
+                except BaseException as exc:  # noqa: BLE001 - settled as a failure of the run, never lost
+                    done.set_exception(exc)
+                    return
+                fetch.add_done_callback(lambda finished: _pass_on(finished, done))
+
+            done.add_done_callback(settled)
+            with latest_lock:
+                earlier = latest.get(ref.source_id)
+                latest[ref.source_id] = done
+            if earlier is None:
+                launch()
+            else:
+                earlier.add_done_callback(launch)
 
         if not self.dry_run:
             for failure in self.state.failures(account.name, company.id):
@@ -259,3 +283,13 @@ class ImportStage:
             self.report.count_import(account.name, "deleted")
             if (document := self.state.get_document(document_id)) is not None:
                 self.deliver(document)  # each target applies its deletion policy (or records why not)
+
+
+def _pass_on(finished: Future[bool], into: Future[bool]) -> None:
+    """Hand a fetch's outcome to the future the listing waits on."""
+    if finished.cancelled():
+        into.cancel()
+    elif (error := finished.exception()) is not None:
+        into.set_exception(error)
+    else:
+        into.set_result(finished.result())

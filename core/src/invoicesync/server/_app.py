@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,6 +24,7 @@ from ._oauth_pages import WebLogin
 from ._render import HERE, render
 from ._scheduler import Clock, Scheduler, utc_now
 from ._users import Users, session_secret
+from ._webhooks import WebhookReceiver
 
 SESSION_HOURS = 12
 #: Scripts and styles only from the dashboard itself; frames (the PDF preview) only of itself.
@@ -55,7 +57,8 @@ def create_app(workspace: Workspace, *, allowed_hosts: Sequence[str] = ("127.0.0
     """The dashboard over ``workspace``. ``allowed_hosts``: Host headers served (others are refused,
     so a rebound DNS name cannot reach it); ``https_only``: session cookies only over HTTPS (behind a
     TLS proxy); ``public_url``: the address people open, where OAuth logins come back (default: the
-    request's own, right on loopback; behind a proxy the dashboard cannot tell it); ``proxy_login``:
+    request's own, right on loopback; behind a proxy the dashboard cannot tell it; an ``https://`` one
+    also registers webhooks with the sources that have them, see ``_webhooks``); ``proxy_login``:
     trust a reverse proxy's user header. The scheduler checks the schedules every ``schedule_poll``
     seconds on ``clock`` (``None``: not in the background; tests call ``app.state.scheduler.tick()``)."""
     users = Users(workspace.home)
@@ -64,6 +67,9 @@ def create_app(workspace: Workspace, *, allowed_hosts: Sequence[str] = ("127.0.0
     metrics = ServerMetrics(workspace, scheduler)
     jobs.listeners.append(metrics.observe)
     web_login = WebLogin(workspace, render, public_url=public_url)
+    webhooks = WebhookReceiver(workspace, jobs, public_url)
+    if public_url and (public_host := urlsplit(public_url).hostname):
+        allowed_hosts = (*allowed_hosts, public_host)  # where the services' webhook deliveries are addressed
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/sync", status_code=303)
@@ -75,6 +81,7 @@ def create_app(workspace: Workspace, *, allowed_hosts: Sequence[str] = ("127.0.0
         *_documents_pages.routes(workspace, render),
         *_history_pages.routes(workspace, metrics, render),
         *web_login.routes(),
+        *webhooks.routes(),
         *_connect_pages.routes(workspace, render, web_login),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
@@ -90,7 +97,9 @@ def create_app(workspace: Workspace, *, allowed_hosts: Sequence[str] = ("127.0.0
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if schedule_poll is not None:
             scheduler.start()
+        webhooks.start()
         yield
+        webhooks.stop()
         scheduler.stop()
         jobs.stop()  # a sync in flight stops at its next safe point, as on SIGTERM in the CLI
 
@@ -98,4 +107,5 @@ def create_app(workspace: Workspace, *, allowed_hosts: Sequence[str] = ("127.0.0
     app.state.jobs = jobs
     app.state.scheduler = scheduler
     app.state.metrics = metrics
+    app.state.webhooks = webhooks
     return app

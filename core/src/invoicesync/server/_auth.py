@@ -42,7 +42,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: ``/oauth/callback`` is where a service sends a login back: that request comes from another
 #: site, so the (SameSite=strict) session cookie does not come with it (see ``_oauth_pages``).
-PUBLIC = ("/login", "/healthz", "/static/", "/oauth/callback")
+#: ``/webhooks/`` is called by a source's service, which has no session: each delivery proves itself
+#: with its signature instead (``_webhooks``), so it is outside both the login and the CSRF check.
+PUBLIC = ("/login", "/healthz", "/static/", "/oauth/callback", "/webhooks/")
+SIGNED_INSTEAD_OF_CSRF = "/webhooks/"
 MAX_FORM = 1 << 20  # settings forms are small; a bigger body is refused before it is parsed
 
 
@@ -143,7 +146,7 @@ class LoginRequired:
                                              headers={"WWW-Authenticate": 'Basic realm="invoicesync"'})
             await response(scope, receive, send)
             return
-        if scope["method"] not in ("GET", "HEAD"):
+        if scope["method"] not in ("GET", "HEAD") and not path.startswith(SIGNED_INSTEAD_OF_CSRF):
             body = await _read_body(receive)
             if body is None or not self._csrf_ok(session, scope, body):
                 await PlainTextResponse("bad or missing CSRF token; reload the page and try again",

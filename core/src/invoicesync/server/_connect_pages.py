@@ -139,6 +139,7 @@ def routes(workspace: Workspace, render: Callable[..., Response], web_login: Web
             page["error"] = redact(str(exc)) if ui.asked is None else None
             page["person"] = ui.asked
             return render(request, "connect_form.html", page, status_code=400)
+        request.app.state.webhooks.refresh()  # a new source gets its webhooks now, not at the next sweep
         return notice(request, f"Connected {account.name}.")
 
     return [

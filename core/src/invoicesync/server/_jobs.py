@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -72,6 +72,8 @@ class SyncJob:
     #: scheduled job only; a run of due sources also delivers to every target, due ones included)
     scheduled_at: datetime | None = None
     scheduled_accounts: tuple[str, ...] = ()
+    #: Narrows a source to some of its companies (a webhook's sync); empty: every company.
+    companies: dict[str, tuple[str, ...]] = field(default_factory=dict)
     progress: WebProgress = field(default_factory=WebProgress)
     control: RunControl = field(default_factory=RunControl)
     report: SyncReport | None = None
@@ -106,13 +108,16 @@ class SyncJobs:
         return job
 
     def start_if_idle(self, accounts: Sequence[str] = (), *, trigger: str = "manual",
-                      scheduled_at: datetime | None = None, scheduled_accounts: Sequence[str] = ()) -> SyncJob | None:
-        """Start a sync of ``accounts`` unless one is running (then ``None``)."""
+                      scheduled_at: datetime | None = None, scheduled_accounts: Sequence[str] = (),
+                      companies: Mapping[str, Sequence[str]] | None = None) -> SyncJob | None:
+        """Start a sync of ``accounts`` unless one is running (then ``None``). ``companies`` narrows
+        named sources to some of their companies (a webhook's sync)."""
         with self._lock:
             if self.running():
                 return None
             job = SyncJob(tuple(accounts), trigger, scheduled_at=scheduled_at,
-                          scheduled_accounts=tuple(scheduled_accounts))
+                          scheduled_accounts=tuple(scheduled_accounts),
+                          companies={a: tuple(c) for a, c in (companies or {}).items()})
             self.current = job
         threading.Thread(target=self._run, args=(job,), name="invoicesync-web-sync", daemon=True).start()
         return job
@@ -125,7 +130,7 @@ class SyncJobs:
             with log_fields(run=job.id, trigger=job.trigger, account=",".join(job.accounts) or None):
                 log.info("%s sync started", job.trigger)
                 job.report = run_sync(self.workspace, accounts=job.accounts, progress=job.progress,
-                                      control=job.control)
+                                      control=job.control, companies=job.companies or None)
                 log.info("%s sync finished: exit code %d", job.trigger, job.report.exit_code)
         except Exception as exc:  # run_sync reports its own errors; this is a last guard
             job.error = f"{type(exc).__name__}: the sync stopped unexpectedly"

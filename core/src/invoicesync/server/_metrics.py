@@ -93,7 +93,8 @@ class ServerMetrics:
         self.registry.register(_Http(http))
         if scheduler is not None:
             self.registry.register(_Schedules(scheduler))
-        self.runs = Counter("invoicesync_runs", "Syncs this server ran, by trigger (manual, schedule) and exit code.",
+        self.runs = Counter("invoicesync_runs",
+                            "Syncs this server ran, by trigger (manual, schedule, webhook) and exit code.",
                             ["trigger", "exit_code"], registry=self.registry)
         self.duration = Histogram("invoicesync_run_duration_seconds", "How long this server's syncs took.",
                                   ["trigger"], buckets=DURATION_BUCKETS, registry=self.registry)

@@ -209,6 +209,7 @@ class WebLogin:
                 companies=chosen, login=lambda _account: reached)
         except (InvoiceSyncError, ValueError) as exc:
             return self._failed(request, login, redact(str(exc)))
+        request.app.state.webhooks.refresh()  # a new source gets its webhooks now, not at the next sweep
         return notice(request, f"Connected {account.name}.")
 
     def _failed(self, request: Request, login: PendingLogin, message: str) -> Response:

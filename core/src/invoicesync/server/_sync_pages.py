@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -88,8 +89,8 @@ def routes(workspace: Workspace, jobs: SyncJobs, scheduler: Scheduler, render: C
 
     async def remove(request: Request) -> Response:
         form = await request.form()
-        try:
-            account = disconnect(workspace, str(form.get("account", "")))
+        try:  # off the event loop: removing a source's webhooks talks to its service
+            account = await run_in_threadpool(disconnect, workspace, str(form.get("account", "")))
         except InvoiceSyncError as exc:
             return notice(request, str(exc))
         return notice(request, f"Disconnected {account.name}.")

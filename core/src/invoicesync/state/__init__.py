@@ -24,6 +24,7 @@ from ._store import (
     UpsertOutcome,
 )
 from ._url import is_postgres_url, redacted
+from ._webhooks import WebhookRecord
 
 
 def open_state(home: Path, url: str | None = None) -> StateStore:
@@ -63,6 +64,7 @@ __all__ = [
     "SqliteStore",
     "StateStore",
     "UpsertOutcome",
+    "WebhookRecord",
     "check_blob_url",
     "describe_backend_error",
     "describe_state_error",

@@ -157,7 +157,21 @@ PG_MIGRATIONS: list[str] = [
     CREATE INDEX documents_library ON documents (id, account, company, direction, kind, issue_date, deleted, search)
         INCLUDE (rowid);
     """,
-    # 11 (tokens): logins kept in the state when workers on several machines share it (shared_secrets),
+    # 11 (webhooks): the webhooks registered per (account, company), and the deliveries seen lately
+    # (refusing a replay)
+    """
+    CREATE TABLE webhooks (
+        account TEXT NOT NULL, company TEXT NOT NULL, url TEXT NOT NULL, ids TEXT NOT NULL,
+        secret_keys TEXT NOT NULL, created_at TEXT NOT NULL,
+        PRIMARY KEY (account, company)
+    );
+    CREATE TABLE webhook_seen (
+        account TEXT NOT NULL, key TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (account, key)
+    );
+    CREATE INDEX webhook_seen_expiry ON webhook_seen (expires_at);
+    """,
+    # 12 (tokens): logins kept in the state when workers on several machines share it (shared_secrets),
     # encrypted with each machine's key: the key's id and the ciphertext, never the secret
     """
     CREATE TABLE secrets (
@@ -270,9 +284,14 @@ class PostgresStore(SqlStore):
     def upsert_document(self, document: Document) -> UpsertOutcome:
         # One statement, so concurrent runners agree: no row back means the version was already
         # there; xmax = 0 marks a row this statement inserted rather than updated.
-        row = self._one(self.UPSERT_DOCUMENT + " WHERE documents.version != excluded.version "
-                        "RETURNING (xmax = 0) AS inserted", self._document_row(document))
-        if row is None:
+        # The same version with a different body (newer source facts, such as a LastModified bumped
+        # by an edit of nothing booked) is kept too, and is still "unchanged": targets take nothing new.
+        values = self._document_row(document)
+        row = self._one("WITH earlier AS (SELECT version FROM documents WHERE id = ?) " + self.UPSERT_DOCUMENT
+                        + " WHERE documents.version != excluded.version OR documents.body != excluded.body"
+                        " RETURNING (xmax = 0) AS inserted, (SELECT version FROM earlier) AS earlier",
+                        (document.id, *values))
+        if row is None or (not row["inserted"] and row["earlier"] == values[8]):
             return "unchanged"
         return "new" if row["inserted"] else "updated"
 

@@ -22,13 +22,14 @@ from ._library import LibraryQueries, Row, search_text
 from ._lock import RunnerInfo, claim_is_stale
 from ._schedules import ScheduleQueries
 from ._store import Failure, UpsertOutcome
+from ._webhooks import WebhookQueries
 
 Params = tuple[Any, ...]
 
 #: The tables of the logical schema that hold state (not claims, which live only as long as a run),
 #: in an order that copies them safely: the ledger's trigger writes the log, which comes after it.
 STATE_TABLES = ("accounts", "cursors", "documents", "deliveries", "delivery_log", "failures", "kv", "runs",
-                "schedules")
+                "schedules", "webhooks")
 
 
 def now_text() -> str:
@@ -45,7 +46,7 @@ def _holding(store: SqlStore, me: RunnerInfo, lock: AbstractContextManager[None]
             store._lock_run = None
 
 
-class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries):
+class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries, WebhookQueries):
     #: One opening of the store is one run (one command): failures count runs by it, so the
     #: in-run retries of one document count as one failing run.
     _run: str
@@ -110,7 +111,7 @@ class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries):
             (f"DELETE FROM {table} = ?", (name,))
             for table in ("accounts WHERE name", "cursors WHERE account", "kv WHERE account",
                           "failures WHERE account", "deliveries WHERE target", "claims WHERE target",
-                          "schedules WHERE account")
+                          "schedules WHERE account", "webhooks WHERE account", "webhook_seen WHERE account")
         ])
 
     def record_sync(self, name: str, result: dict[str, Any]) -> None:

@@ -135,7 +135,21 @@ MIGRATIONS: list[str] = [
     -- a text search scans, without reading the documents' bodies
     CREATE INDEX documents_library ON documents (id, account, company, direction, kind, issue_date, deleted, search);
     """,
-    # 11 (tokens): logins kept in the state when workers on several machines share it (shared_secrets),
+    # 11 (webhooks): the webhooks registered per (account, company), and the deliveries seen lately
+    # (refusing a replay)
+    """
+    CREATE TABLE webhooks (
+        account TEXT NOT NULL, company TEXT NOT NULL, url TEXT NOT NULL, ids TEXT NOT NULL,
+        secret_keys TEXT NOT NULL, created_at TEXT NOT NULL,
+        PRIMARY KEY (account, company)
+    );
+    CREATE TABLE webhook_seen (
+        account TEXT NOT NULL, key TEXT NOT NULL, expires_at REAL NOT NULL,
+        PRIMARY KEY (account, key)
+    );
+    CREATE INDEX webhook_seen_expiry ON webhook_seen (expires_at);
+    """,
+    # 12 (tokens): logins kept in the state when workers on several machines share it (shared_secrets),
     # encrypted with each machine's key: the key's id and the ciphertext, never the secret
     """
     CREATE TABLE secrets (
@@ -273,10 +287,16 @@ class SqliteStore(SqlStore):
 
     def upsert_document(self, document: Document) -> UpsertOutcome:
         with self._lock:  # one connection, serialised: nothing can come between the read and the write
-            row = self._db.execute("SELECT version FROM documents WHERE id = ?", (document.id,)).fetchone()
-            if row and row["version"] == document.version:
+            row = self._db.execute("SELECT version, body FROM documents WHERE id = ?", (document.id,)).fetchone()
+            values = self._document_row(document)
+            if row and row["version"] == values[8]:
+                if row["body"] != values[9]:
+                    # The same version seen again, with newer source facts (a LastModified bumped by
+                    # an edit of nothing booked): keep the latest; targets have nothing new to take.
+                    self._db.execute("UPDATE documents SET body = ?, updated_at = ? WHERE id = ?",
+                                     (values[9], values[11], document.id))
                 return "unchanged"
-            self._db.execute(self.UPSERT_DOCUMENT, self._document_row(document))
+            self._db.execute(self.UPSERT_DOCUMENT, values)
             return "updated" if row else "new"
 
     def _kv_update(self, account: str, key: str, fn: Callable[[Any], Any], default: Any) -> Any:

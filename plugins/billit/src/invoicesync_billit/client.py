@@ -173,6 +173,22 @@ class BillitClient:
         origin = urllib.parse.urlsplit(self.settings.api_base())
         return urllib.parse.urlunsplit((origin.scheme, origin.netloc, target.path, target.query, ""))
 
+    def post_json(self, url: str, *, party_id: str, body: Any, idempotency_key: str | None = None) -> Any:
+        """A write. With ``idempotency_key`` (Billit's ``Idempotent-Key`` header) a lost answer is
+        resent safely: Billit answers a repeat with the first one's result instead of doing it twice."""
+        headers = self._party(party_id)
+        if idempotency_key:
+            headers["Idempotent-Key"] = idempotency_key
+        response = self.http.post(url, json=body, headers=headers, idempotent=idempotency_key is not None)
+        try:
+            return loads(response.content)
+        except ValueError as exc:
+            raise RemoteError(f"POST {response.request.url.path}: the answer is not JSON ({exc})",
+                              status=response.status_code, service=SERVICE) from None
+
+    def delete(self, url: str, *, party_id: str) -> None:
+        self.http.request("DELETE", url, headers=self._party(party_id))
+
     @contextmanager
     def stream(self, url: str, *, party_id: str | None = None) -> Iterator[httpx.Response]:
         with self.http.stream("GET", url, headers=self._party(party_id)) as response:

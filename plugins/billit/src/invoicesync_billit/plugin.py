@@ -20,15 +20,18 @@ from invoicesync import (
     PluginInfo,
     PluginKind,
     RemoteError,
+    WebhookEvent,
+    WebhookSubscription,
     hookimpl,
 )
 from invoicesync.http import keep_or_login, relogin_hint, wants_relogin
 
 from . import auth as _auth
+from . import webhooks as _webhooks
 from .client import BillitClient
 from .documents import fetch_order
 from .listing import OrderLister, as_int_id
-from .settings import SECRETS, BillitSettings
+from .settings import DEFAULT_MAX_IN_FLIGHT, SECRETS, BillitSettings
 
 if TYPE_CHECKING:
     from .sandbox import BillitSandbox
@@ -41,13 +44,18 @@ def client_for(ctx: Context) -> BillitClient:
 @hookimpl
 def plugin_info() -> PluginInfo:
     return PluginInfo(
-        api_version=(1, 2),  # the invoicesync plugin API this was written for
+        api_version=(1, 3),  # the invoicesync plugin API this was written for (3: webhooks)
         kind=PluginKind.SOURCE,
         title="Billit",
         description="Sales and purchase invoices and credit notes from Billit (billit.be), "
                     "with their PDF and Peppol UBL",
         settings=BillitSettings,
         secrets=SECRETS,
+        # Billit publishes no limit; 8 requests in flight per login is what public clients run
+        # without 429s. Eight orders are fetched at once (each a chain: detail, then its files;
+        # the listed PDF downloads beside the detail), so the eight slots never sit idle.
+        concurrency=8,
+        max_in_flight=DEFAULT_MAX_IN_FLIGHT,
     )
 
 
@@ -137,6 +145,21 @@ def list_documents(account: Account, company: Company, cursor: str | None,
 @hookimpl
 def fetch_document(account: Account, company: Company, ref: DocumentRef, ctx: Context) -> Document:
     return fetch_order(client_for(ctx), account, company, ref, ctx.blobs, ctx.log, submit=ctx.submit)
+
+
+@hookimpl
+def webhook_subscribe(account: Account, company: Company, ctx: Context, url: str) -> WebhookSubscription:
+    return _webhooks.subscribe(BillitClient(ctx, ctx.settings), company, url)
+
+
+@hookimpl
+def webhook_unsubscribe(account: Account, company: Company, ctx: Context, subscription: WebhookSubscription) -> None:
+    _webhooks.unsubscribe(BillitClient(ctx, ctx.settings), company, subscription.ids)
+
+
+@hookimpl
+def webhook_verify(headers: dict[str, str], body: bytes, secrets: list[str]) -> WebhookEvent:
+    return _webhooks.verify(headers, body, secrets)
 
 
 @hookimpl

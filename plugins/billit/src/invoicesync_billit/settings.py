@@ -21,6 +21,9 @@ ENVIRONMENTS: dict[str, dict[str, str]] = {
     "sandbox": {"api": "https://api.sandbox.billit.be", "login": "https://my.sandbox.billit.be"},
 }
 
+#: Requests in flight at once per account unless its ``max_in_flight`` setting says otherwise.
+DEFAULT_MAX_IN_FLIGHT = 8
+
 #: Billit's documented maximum (and default) page size for ``GET /v1/orders``.
 MAX_PAGE_SIZE = 120
 
@@ -70,6 +73,8 @@ class BillitSettings(Settings):
     import_deletions: bool = True
     #: A CA bundle to trust (a TLS test server); core uses it as ``verify``.
     ca_bundle: str | None = None
+    #: Requests in flight at once for this account (default 8); lower it if Billit answers 429.
+    max_in_flight: int | None = Field(default=None, ge=1, le=64)
 
 
     @model_validator(mode="after")

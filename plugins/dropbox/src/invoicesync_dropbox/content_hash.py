@@ -49,6 +49,17 @@ def content_hash(data: bytes) -> str:
     return hasher.hexdigest()
 
 
+def content_hash_of_blob(sha256: str, size: int) -> str | None:
+    """The ``content_hash`` of a file known by its SHA-256 and size, without reading it: a file of
+    one block (at most 4 MiB, nearly every invoice) hashes to SHA-256 of its own SHA-256 digest.
+    ``None`` for a larger file, whose blocks must be read."""
+    if size == 0:
+        return hashlib.sha256().hexdigest()
+    if size <= BLOCK_SIZE:
+        return hashlib.sha256(bytes.fromhex(sha256)).hexdigest()
+    return None
+
+
 def content_hash_of_chunks(chunks: Iterable[bytes]) -> str:
     hasher = ContentHasher()
     for chunk in chunks:

@@ -34,7 +34,7 @@ from invoicesync.naming import file_ext, file_keys, main_file, plan_files
 
 from .auth import token_auth
 from .client import DropboxClient
-from .content_hash import content_hash_of_chunks
+from .content_hash import content_hash_of_blob, content_hash_of_chunks
 from .deletion import apply_deletions, planned_deletion
 from .index import FolderIndex, index_for
 from .paths import DROPBOX_RULES, document_path, fit_path
@@ -212,7 +212,8 @@ def _place(work: DocumentWork, want: str, ref: FileRef, before: Earlier | None, 
 
 
 def _dropbox_hash(ref: FileRef, ctx: Context) -> str:
-    return content_hash_of_chunks(ctx.blobs.iter_chunks(ref.sha256))
+    # Dropbox checks the hash we send against the bytes it gets, so a wrong blob never lands.
+    return content_hash_of_blob(ref.sha256, ref.size) or content_hash_of_chunks(ctx.blobs.iter_chunks(ref.sha256))
 
 
 def _delivery(work: DocumentWork, ctx: Context) -> Delivery:

@@ -13,14 +13,16 @@ from .auth import TOKEN_KEY
 from .export import push
 from .settings import DropboxSettings
 
-#: Many small files per batch: they are committed together by one finish_batch_v2.
+#: Many small files per batch: they are committed together by one finish_batch_v2. Larger batches
+#: mean fewer commits but a longer wait for the last batch of a run (its uploads start only once it
+#: is full or the import is done).
 BATCH_SIZE = 50
 
 
 @hookimpl
 def plugin_info() -> PluginInfo:
     return PluginInfo(
-        api_version=(1, 2),  # the invoicesync plugin API this was written for
+        api_version=(1, 3),  # the invoicesync plugin API this was written for
         kind=PluginKind.TARGET,
         title="Dropbox",
         description="Uploads each invoice's PDF and UBL into a Dropbox folder tree, exactly once",
@@ -29,6 +31,8 @@ def plugin_info() -> PluginInfo:
         batch_size=BATCH_SIZE,
         # Writes to one Dropbox namespace contend for a lock; two batches at a time is plenty.
         concurrency=2,
+        # Uploading bytes takes no lock: eight sessions in flight per token (commits stay one at a time).
+        max_in_flight=8,
     )
 
 

@@ -48,6 +48,9 @@ class DropboxSettings(Settings):
                             description="Bytes per upload-session request (a multiple of 4 MiB)")
     batch_commit: bool = Field(True, description="Commit several small files at once with finish_batch_v2")
     ca_bundle: str | None = Field(None, description="CA file to trust (TLS test servers only)")
+    max_in_flight: int | None = Field(
+        None, ge=1, le=64,
+        description="Requests in flight at once for this account (default 8); lower it if Dropbox answers 429")
 
     @field_validator("template")
     @classmethod

@@ -35,8 +35,9 @@ from .errors import DropboxApiError, describe, tag_chain
 SESSION_MAX_AGE = 6 * 24 * 3600
 #: incorrect_offset corrections accepted for one file before it is reported as failed.
 MAX_OFFSET_CORRECTIONS = 5
-#: Files whose bytes are sent at once (sessions and lone uploads); commits stay one at a time.
-PARALLEL_UPLOADS = 4
+#: Files whose bytes are sent at once for one account, all its batches together (sessions and
+#: large files); commits stay one at a time.
+PARALLEL_UPLOADS = 8
 #: ``finish_batch_v2`` takes at most 1,000 entries.
 MAX_BATCH_ENTRIES = 1000
 #: Failure tags Dropbox uses for "try again shortly": namespace lock contention and throttling.
@@ -97,15 +98,16 @@ class Uploader:
         large = [t for t in pending if t.ref.size > self.threshold]
         small = [t for t in pending if t.ref.size <= self.threshold]
         # Sending bytes takes no namespace lock: sessions go side by side (each large file's chunks
-        # in order); their commits (finish, finish_batch_v2) go one at a time.
-        with ThreadPoolExecutor(max_workers=PARALLEL_UPLOADS, thread_name_prefix="dropbox-upload") as pool:
-            list(pool.map(lambda task: self._guard(task, self.upload_large), large))
-            if self.batch_commit and len(small) > 1:
-                for start in range(0, len(small), MAX_BATCH_ENTRIES):
-                    self.upload_batch(small[start:start + MAX_BATCH_ENTRIES], pool)
-            else:
-                for task in small:  # each files/upload is a commit: one at a time
-                    self._guard(task, self.upload_simple)
+        # in order) on the account's upload threads, shared by its concurrent batches so they
+        # never outnumber its requests in flight; commits (finish, finish_batch_v2) go one at a time.
+        pool = self.ctx.resource(("dropbox", "upload-threads"), lambda: _UploadThreads(self.ctx.account.name))
+        list(pool.executor.map(lambda task: self._guard(task, self.upload_large), large))
+        if self.batch_commit and len(small) > 1:
+            for start in range(0, len(small), MAX_BATCH_ENTRIES):
+                self.upload_batch(small[start:start + MAX_BATCH_ENTRIES], pool.executor)
+        else:
+            for task in small:  # each files/upload is a commit: one at a time
+                self._guard(task, self.upload_simple)
 
     def _guard(self, task: FileTask, action: Callable[[FileTask], None]) -> None:
         try:
@@ -264,6 +266,16 @@ class Uploader:
             self._accept(task, meta)
             self.ctx.kv.delete(key)
             return
+
+
+class _UploadThreads:
+    """The run's upload threads of one account (``ctx.resource``: shut down when the run ends)."""
+
+    def __init__(self, account: str) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=PARALLEL_UPLOADS, thread_name_prefix=f"dropbox-upload-{account}")
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
 
 
 def _session_gone(exc: DropboxApiError) -> bool:

@@ -20,7 +20,7 @@ from .settings import SECRET_TOKEN, SECRETS, GDriveSettings
 @hookimpl
 def plugin_info() -> PluginInfo:
     return PluginInfo(
-        api_version=(1, 2),  # the invoicesync plugin API this was written for
+        api_version=(1, 3),  # the invoicesync plugin API this was written for
         kind=PluginKind.TARGET,
         title="Google Drive",
         description="Uploads PDFs and UBL XML into a Google Drive folder tree (My Drive or a shared drive)",

@@ -21,6 +21,9 @@ class OrderAdmin:
     data_lock: threading.RLock
     _last_stamp: datetime
 
+    def order_changed(self, party_id: int, order_id: int, update_type: str) -> None:
+        """An order was inserted (``I``), updated (``U``) or deleted (``D``): webhooks deliver it."""
+
     def company(self, party_id: int | str | None = None) -> CompanyData:
         if party_id is None:
             return self.companies[0]
@@ -45,14 +48,15 @@ class OrderAdmin:
         """Change fields (any value, even of the wrong type: for malformed-payload tests) and
         bump LastModified (to ``at`` if given); the PDF/UBL are re-rendered like Billit does."""
         with self.data_lock:
-            _, order = self._find(order_id)
+            company, order = self._find(order_id)
             order["LastModified"] = wire_time(at or self.next_stamp())
             order.update(changes)  # after the stamp: a test may break LastModified itself
             if at is not None:
                 self._last_stamp = max(self._last_stamp, at)
             if regenerate and isinstance(order.get("OrderNumber"), str):
                 attach_files(order, self.files, self.seeder)
-            return order
+        self.order_changed(company.party_id, order_id, "U")
+        return order
 
     def add_order(self, party_id: int | None = None, *, at: datetime | None = None, **overrides: Any
                   ) -> dict[str, Any]:
@@ -61,7 +65,8 @@ class OrderAdmin:
             order = self.seeder.order(company, at or self.next_stamp(), len(company.orders) + 1, **overrides)
             attach_files(order, self.files, self.seeder)
             company.orders[order["OrderID"]] = order
-            return order
+        self.order_changed(company.party_id, order["OrderID"], "I")
+        return order
 
     def delete_order(self, order_id: int, *, at: datetime | None = None) -> None:
         """Soft-delete: the order leaves ``/v1/orders`` and shows in ``/v1/orders/deleted``."""
@@ -70,6 +75,7 @@ class OrderAdmin:
             del company.orders[order_id]
             order["LastModified"] = wire_time(at or self.next_stamp())
             company.deleted[order_id] = order
+        self.order_changed(company.party_id, order_id, "D")
 
     def crowd_one_second(self, count: int, *, at: datetime | None = None, party_id: int | None = None,
                          same_instant: bool = False) -> list[int]:

@@ -4,10 +4,12 @@ Routes: ``GET /v1/account/accountInformation``, ``GET /v1/orders`` (OData ``$fil
 whitelist, ``$orderby``, ``$top`` capped at 120, ``$skip``, ``$inlinecount``, ``fullTextSearch``,
 ``NextPageLink``), ``GET /v1/orders/{id}``, ``GET /v1/orders/deleted``, ``GET /v1/files/{id}``
 (JSON with base64 ``FileContent``, streamed), ``GET|POST /Account/Logon``, ``POST /OAuth2/token``,
-``POST /OAuth2/revoke``. Errors are ``{"errors": [{"Code", "Description"}]}``. Admin helpers
-(Python and ``/__sandbox__/...``) edit and delete orders and expire tokens; faults come from
-core's ``Fault`` machinery (429 + Retry-After, 500, delay, dropped connections, and
-``status=401,code=AccessTokenExpired`` for an early token expiry).
+``POST /OAuth2/revoke``, ``GET|POST /v1/webhooks``, ``DELETE /v1/webhooks/{id}``,
+``POST /v1/webhooks/refresh/{id}`` (signed deliveries when orders change: ``webhooks``).
+Errors are ``{"errors": [{"Code", "Description"}]}``. Admin helpers (Python and
+``/__sandbox__/...``) edit and delete orders and expire tokens; faults come from core's ``Fault``
+machinery (429 + Retry-After, 500, delay, dropped connections, and ``status=401,code=AccessTokenExpired``
+for an early token expiry).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .corpus import OMIT, BadInputs, file_json_body
 from .data import CompanyData, Seeder, StoredFile, attach_files, summary
 from .oauth import OAuthClient, OAuthState
 from .odata import ODataError, parse_filter, sort_orders
+from .webhooks import WebhookHub
 from .wire_json import dumps
 
 PAGE_SIZE = 120
@@ -56,12 +59,13 @@ def _wire(order: dict[str, Any], garbled: dict[str, Any] | None = None) -> dict[
     return wire
 
 
-class BillitSandbox(OrderAdmin, SandboxApp):
+class BillitSandbox(WebhookHub, OrderAdmin, SandboxApp):
     name = "billit"
 
     def __init__(self, *, documents: int = 50, seed: int = 1, companies: int = 2,
                  token_lifetime: float = 3600.0, bad_inputs: bool = False) -> None:
         super().__init__()
+        self._init_webhooks()  # /v1/webhooks and signed deliveries (see ``webhooks``); before any edit
         self.seeder = Seeder(seed)
         self.data_lock = threading.RLock()
         self.companies: list[CompanyData] = [self.seeder.company(i) for i in range(max(1, companies))]
@@ -123,6 +127,8 @@ class BillitSandbox(OrderAdmin, SandboxApp):
                   bad_inputs=_flag(options.get("bad_inputs")))
         app.lenient_odata = _flag(options.get("lenient_odata"))
         app.oauth.configure_redirects(options)  # redirect_uris, lenient_redirects
+        if options.get("webhook_ca"):  # a webhook receiver's own CA (a dashboard with a test certificate)
+            app.webhook_verify = str(options["webhook_ca"])
         for fault in options.get("faults") or []:
             app.add_fault(fault)
         return app
