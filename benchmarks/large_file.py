@@ -1,14 +1,19 @@
-"""Push one document with a large PDF to every target; report time and peak traced memory.
+"""Push one document with a large PDF to every target; report time and the memory the push added.
 
-The file is generated in chunks straight into the blob store, and each target's sandbox runs in
-this process (so the peak is an upper bound: it includes the emulator's own buffers). A streaming
-pipeline keeps the peak far below the file size.
+Each target and size runs in a fresh interpreter. The file is generated in chunks straight into the
+blob store; each target's sandbox runs in its own process (``compare.py``'s), so its buffers do not
+count. Measured: the RSS the push adds (the peak resident memory of the push, after resetting the
+kernel's high-water mark, minus the resident memory before it), and with ``--trace`` the peak
+of Python's traced allocations (tracemalloc slows the run and adds its own memory to the RSS).
+A streaming pipeline keeps both far below the file size: the goal is < 64 MB added for 256 MiB.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -17,6 +22,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from compare import sandbox
 from invoicesync import (
     Account,
     Company,
@@ -30,11 +36,10 @@ from invoicesync import (
     PluginKind,
     hookimpl,
 )
-from invoicesync.accounts import connect, connect_to_sandbox
+from invoicesync.accounts import connect
 from invoicesync.context import NonInteractiveUI
 from invoicesync.pipeline import run_sync
 from invoicesync.plugins import Plugins
-from invoicesync.sandbox import serve
 from invoicesync.workspace import Workspace
 
 CHUNK = 1024 * 1024
@@ -73,7 +78,7 @@ class BigFileSource:
                         files=[pdf])
 
 
-def measure(target: str, size_mib: int) -> dict[str, Any]:
+def measure(target: str, size_mib: int, trace: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         plugins = Plugins.discover()
         plugins.register("big", BigFileSource(size_mib), kind=PluginKind.SOURCE)
@@ -83,39 +88,72 @@ def measure(target: str, size_mib: int) -> dict[str, Any]:
         if target == "localfs":
             connect(workspace, target, ui=NonInteractiveUI(), name=target, settings={"root": str(Path(tmp) / "out")})
         else:
-            app = plugins.call(target, "sandbox", options={"documents": 0, "seed": 1})
-            running = stack.enter_context(serve(app, tls=app.tls, tls_dir=Path(tmp) / "ca"))
+            box = stack.enter_context(sandbox(target, 0, 0.0, Path(tmp) / target))
+            for key, value in box.secrets.items():
+                workspace.secrets(target).set(key, value)
             extra = {"create_missing_vendors": True} if target == "dynamics365" else {}  # a new supplier
-            connect_to_sandbox(workspace, target, running, name=target, settings=extra)
+            connect(workspace, target, ui=NonInteractiveUI(), name=target, settings={**box.settings, **extra},
+                    companies=("*",))
         run_sync(workspace, accounts=[target], dry_run=True)  # warm up imports outside the measurement
-        tracemalloc.start()
+        reset = _reset_peak_rss()
+        before = _rss_mib("VmRSS")
+        if trace:
+            tracemalloc.start()
         started = time.perf_counter()
         report = run_sync(workspace, accounts=[target])
         seconds = time.perf_counter() - started
-        peak = tracemalloc.get_traced_memory()[1]
+        peak = tracemalloc.get_traced_memory()[1] if trace else 0
         tracemalloc.stop()
+        added = _rss_mib("VmHWM") - before if reset else None
     delivered = report.exported.get(target, {}).get("delivered", 0)
     return {"target": target, "size_mib": size_mib, "delivered": delivered, "seconds": round(seconds, 2),
-            "mib_per_second": round(size_mib / seconds, 1), "traced_peak_mib": round(peak / 2**20, 1),
-            "exit_code": report.exit_code}
+            "mib_per_second": round(size_mib / seconds, 1),
+            "rss_added_mib": round(added, 1) if added is not None else None,
+            "traced_peak_mib": round(peak / 2**20, 1) if trace else None, "exit_code": report.exit_code}
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's RSS high-water mark (Linux: ``clear_refs`` 5), so ``VmHWM`` is the push's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _rss_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mb", default="64,256", help="file sizes in MiB, comma-separated")
     parser.add_argument("--targets", default="localfs,dropbox,gdrive,dynamics365")
+    parser.add_argument("--trace", action="store_true", help="also trace Python allocations (tracemalloc)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--one", nargs=2, metavar=("TARGET", "MIB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one[0], int(args.one[1]), args.trace)))
+        return
     installed = Plugins.discover().loaded
-    results = [measure(target, int(size)) for target in args.targets.split(",") if target in installed
-               for size in args.size_mb.split(",")]
+    results = []
+    for target in (t for t in args.targets.split(",") if t in installed):
+        for size in args.size_mb.split(","):
+            command = [sys.executable, __file__, "--one", target, size, *(["--trace"] if args.trace else [])]
+            out = subprocess.run(command, check=True, capture_output=True, text=True)
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{'target':<12} {'MiB':>6} {'delivered':>9} {'seconds':>8} {'MiB/s':>7} {'traced peak MiB':>16}")
+    print(f"{'target':<12} {'MiB':>6} {'delivered':>9} {'seconds':>8} {'MiB/s':>7} {'RSS added MiB':>14} "
+          f"{'traced peak MiB':>16}")
     for r in results:
         print(f"{r['target']:<12} {r['size_mib']:>6} {r['delivered']:>9} {r['seconds']:>8} {r['mib_per_second']:>7} "
-              f"{r['traced_peak_mib']:>16}")
+              f"{r['rss_added_mib']:>14} {r['traced_peak_mib'] or '-':>16}")
 
 
 if __name__ == "__main__":

@@ -45,9 +45,23 @@ class LoadedPlugin:
     kind: PluginKind
     info: PluginInfo
     module: Any
-    distribution: str | None = None
-    version: str | None = None
     hooks: list[str] = field(default_factory=list)
+    entry_point: Any = field(default=None, repr=False)
+
+    # Found when first asked (``invoicesync plugins``), not at load: finding a package's
+    # distribution reads every installed distribution's metadata, a sixth of a second that a
+    # sync (which never asks) would pay on every start.
+    @functools.cached_property
+    def _dist(self) -> tuple[str | None, str | None]:
+        return _distribution(self.entry_point)
+
+    @property
+    def distribution(self) -> str | None:
+        return self._dist[0]
+
+    @property
+    def version(self) -> str | None:
+        return self._dist[1]
 
 
 @dataclass
@@ -214,8 +228,7 @@ class Plugins:
                     PluginKind.TARGET: {"auth", "push_documents"}}[kind]
         if missing := required - set(hooks):
             raise PluginError(f"a {kind.value} must implement {', '.join(sorted(missing))}")
-        dist_name, version = _distribution(entry_point)
-        return LoadedPlugin(name, kind, info, obj, dist_name, version, sorted(hooks))
+        return LoadedPlugin(name, kind, info, obj, sorted(hooks), entry_point)
 
     # -- calling -----------------------------------------------------------------------------
 

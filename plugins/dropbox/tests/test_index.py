@@ -55,7 +55,7 @@ def test_the_next_run_catches_up_from_the_stored_cursor(env: Any) -> None:
     assert env.workspace.state.kv(env.account.name).get(KV_KEY) is None
     env.push(documents)
     stored = env.workspace.state.kv(env.account.name).get(KV_KEY)
-    assert stored["root"] == "/Invoices" and stored["cursor"] and len(stored["entries"]) > N
+    assert stored["root"] == "/Invoices" and stored["cursor"] and len(stored["rows"]) > N
     before = len(env.requests_to_dropbox())
     again = env.push(documents)
     assert [d.status for d in again] == [DeliveryStatus.UNCHANGED] * N
@@ -193,3 +193,19 @@ def test_a_batch_over_the_finish_batch_limit_is_committed_in_parts(
     deliveries = env.push(_documents(env, 5))
     assert [d.status for d in deliveries] == [DeliveryStatus.DELIVERED] * 5
     assert _count(env, "upload_session/finish_batch_v2") == 3 and len(env.files()) == 5
+
+
+def test_an_index_saved_as_objects_before_rows_is_still_read(env: Any) -> None:
+    """The index is kept as rows now; one a run saved earlier as a list of objects is caught up
+    from its cursor like any other, not listed again."""
+    documents = _documents(env)
+    env.push(documents[:1])
+    env.push(documents)
+    kv = env.workspace.state.kv(env.account.name)
+    stored = kv.get(KV_KEY)
+    kv.set(KV_KEY, {"root": stored["root"], "cursor": stored["cursor"],
+                    "entries": [{k: v for k, v in zip(stored["fields"], row, strict=True) if v is not None}
+                                for row in stored["rows"]]})
+    before = len(env.requests_to_dropbox())
+    assert [d.status for d in env.push(documents)] == [DeliveryStatus.UNCHANGED] * N
+    assert env.requests_to_dropbox()[before:] == ["/2/files/list_folder/continue"]

@@ -96,3 +96,55 @@ def test_a_crash_after_the_write_before_the_listing_update_does_not_duplicate(
     again = drive.push(documents)
     assert [d.status for d in again] == [DeliveryStatus.UNCHANGED] + [DeliveryStatus.DELIVERED] * 2
     assert drive.uploads() == uploads + 2 and len(drive.live_files()) == 3
+
+
+def test_a_document_pushed_twice_in_one_run_is_found_again_not_copied(drive: Any) -> None:
+    """The listing keeps only the name and marks of a file this run wrote; the same document
+    coming back in the run (a changed version, an in-run retry) is read by id, never written twice."""
+    first, second = _documents(drive, 2)
+    drive.push([first])
+    ctx = drive.context()
+    try:
+        from invoicesync import PushRequest
+        from invoicesync_gdrive import plugin as gdrive_plugin
+
+        def push(document: Any) -> Any:
+            request = PushRequest(document=document, previous=None, files=document.files)
+            [delivery] = gdrive_plugin.push_documents(account=drive.account, requests=[request], ctx=ctx)
+            return delivery
+
+        assert push(second).status is DeliveryStatus.DELIVERED
+        uploads = drive.uploads()
+        again = push(second)  # same run, no ledger record: only the listing knows the file
+    finally:
+        ctx.close()
+    assert again.status is DeliveryStatus.UNCHANGED and drive.uploads() == uploads
+    assert len([f for f in drive.live_files() if f.app_properties.get(APP_DOCUMENT) == second.id]) == 1
+
+
+def test_the_listing_keeps_a_few_hundred_bytes_per_written_file_not_drives_answer() -> None:
+    """Memory must not grow with a run's size by whole Drive answers: what 2,000 noted write answers
+    leave behind in one folder's listing stays under 600 bytes a file (whole answers: ~2 KB)."""
+    import json
+    import tracemalloc
+
+    from invoicesync_gdrive.upload import APP_ROLE, APP_SHA256
+
+    listings = listing_module.FolderListings("memory-test")
+    folder = "1folder"
+    listings.forget(folder)
+    listings._folders[folder] = {}  # listed (empty) before this run's writes
+    answers = [json.dumps({
+        "kind": "drive#file", "id": f"1{n:032d}", "name": f"2026-01-{n % 28 + 1:02d}_Supplier NV_INV-{n}.pdf",
+        "mimeType": "application/pdf", "parents": [folder], "md5Checksum": f"{n:032x}", "size": "123456",
+        "trashed": False, "createdTime": "2026-01-01T00:00:00.000Z", "modifiedTime": "2026-01-01T00:00:00.000Z",
+        "appProperties": {APP_DOCUMENT: f"billit:billit:574991:{1100000 + n}", APP_ROLE: "pdf",
+                          APP_SHA256: f"{n:064x}"}}) for n in range(2000)]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for text in answers:
+        listings.note(json.loads(text))  # as a write's answer arrives: parsed, noted, dropped
+    kept = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert len(listings._folders[folder]) == len(answers)
+    assert kept / len(answers) < 600, f"{kept / len(answers):.0f} bytes per file"

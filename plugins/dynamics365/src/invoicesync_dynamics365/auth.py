@@ -21,15 +21,17 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
-import msal
 from invoicesync import AuthError, ConfigError, InvoiceSyncError
 from invoicesync.http import HttpClient
 
 from .settings import Dynamics365Settings
+
+if TYPE_CHECKING:  # msal (and requests under it) is imported on the first token: a run with nothing to send skips it
+    import msal
 
 #: Entra error codes (AADSTS…) that mean the setup is wrong, and what to do about each.
 _ENTRA_FIXES: dict[int, str] = {
@@ -93,6 +95,8 @@ class MsalAuthenticator:
         """Forget the cached token (BC refused it); the next ``apply`` fetches a new one."""
         with self._lock:
             if self._app is not None:
+                import msal
+
                 cache = self._app.token_cache
                 for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
                     cache.remove_at(entry)
@@ -117,6 +121,8 @@ class MsalAuthenticator:
     def _application(self) -> msal.ConfidentialClientApplication:
         if self._app is not None:
             return self._app
+        import msal
+
         settings = self.settings
         if urlsplit(settings.authority_host).scheme != "https":
             raise ConfigError(f"authority_host must be an https URL (msal refuses others): {settings.authority_host}")

@@ -18,7 +18,6 @@ import time
 import urllib.parse
 from typing import Any
 
-import jwt
 from invoicesync import AuthError, ConfigError, Context
 from invoicesync.http import (
     CodeFlow,
@@ -130,6 +129,8 @@ def service_account_token(http: HttpClient, settings: GDriveSettings, key: dict[
     claims = {"iss": key["client_email"], "scope": settings.scope, "aud": settings.token_url,
               "iat": now, "exp": now + 3600}
     headers = {"kid": key["private_key_id"]} if key.get("private_key_id") else None
+    import jwt  # here, not at the top: only a service account signs, and importing it costs a run's start
+
     try:
         assertion = jwt.encode(claims, key["private_key"], algorithm="RS256", headers=headers)
     except (ValueError, TypeError, jwt.PyJWTError) as exc:

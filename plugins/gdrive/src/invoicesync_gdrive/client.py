@@ -23,6 +23,10 @@ from .errors import SERVICE, DriveError, classify, is_not_found, parse_error
 from .settings import GDriveSettings
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
+#: The ``appProperties`` every file we write carries: its invoicesync document, role and content hash.
+APP_DOCUMENT = "invoicesync_document"
+APP_ROLE = "invoicesync_role"
+APP_SHA256 = "invoicesync_sha256"
 #: What we read back of every file: enough to check content, place and ownership.
 FILE_FIELDS = "id,name,mimeType,parents,md5Checksum,size,appProperties,trashed,driveId,createdTime,modifiedTime"
 

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoicesync import DocumentError
 from invoicesync.naming import NameRules, with_suffix_number
 
 from .client import DriveClient, quote
+
+if TYPE_CHECKING:
+    from .listing import FolderListings
 
 #: Drive takes almost any character in a name; only our own separator and control characters go.
 DRIVE_RULES = NameRules(max_bytes=255, forbidden="/\\", reserved=frozenset())
@@ -30,13 +33,14 @@ _BATCH = 10
 #: Give up after this many taken names: something is wrong with the folder, not with us.
 _MAX_SUFFIX = 200
 
-_registry_lock = threading.Lock()
-_locks: dict[tuple[str, str, str], threading.Lock] = {}
+#: A fixed set of locks shared out by hash: one lock per name ever planned would be kept for the
+#: life of the process (thousands per run, and ``serve`` runs for months). Two names that share a
+#: stripe merely wait for each other; a holder never takes a second name lock, so none deadlocks.
+_STRIPES = tuple(threading.Lock() for _ in range(64))
 
 
 def name_lock(account: str, folder_id: str, planned: str) -> threading.Lock:
-    with _registry_lock:
-        return _locks.setdefault((account, folder_id, planned), threading.Lock())
+    return _STRIPES[hash((account, folder_id, planned)) % len(_STRIPES)]
 
 
 def is_variant(name: str, planned: str) -> bool:
@@ -51,19 +55,18 @@ def is_variant(name: str, planned: str) -> bool:
 
 
 def free_name(client: DriveClient, folder_id: str, planned: str, owner: dict[str, str], document_id: str,
-              listed: list[dict[str, Any]] | None = None) -> str:
+              listings: FolderListings | None = None) -> str:
     """The first of ``planned``, ``planned (2)``, ... that no file in the folder holds, except a
     file whose ``appProperties`` include all of ``owner`` (that one is ours: the name is free).
-    ``listed``: the folder's files, when the run has listed it already (no request then)."""
+    ``listings``: the run's folder listings, which answer without a request once the folder is listed."""
     for first in range(1, _MAX_SUFFIX + 1, _BATCH):
         candidates = [planned if n == 1 else with_suffix_number(planned, n) for n in range(first, first + _BATCH)]
-        if listed is not None:
-            found: list[dict[str, Any]] = [f for f in listed if f.get("name") in candidates]
+        if listings is not None:
+            taken = listings.taken(client, folder_id, candidates, owner)
         else:
             names = " or ".join(f"name = {quote(c)}" for c in candidates)
             q = f"{quote(folder_id)} in parents and trashed = false and ({names})"
-            found = list(client.list_files(q, "id,name,appProperties"))
-        taken = {f.get("name") for f in found if not _owned(f, owner)}
+            taken = {str(f.get("name")) for f in client.list_files(q, "id,name,appProperties") if not _owned(f, owner)}
         for candidate in candidates:
             if candidate not in taken:
                 return candidate

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoicesync import Account, AuthStart, Company, Context, Delivery, PluginInfo, PluginKind, PushRequest, hookimpl
 from invoicesync.http import keep_or_login
@@ -13,8 +13,10 @@ from .auth import build_auth, client_secret, code_flow, connect_service_account,
 from .client import DriveClient
 from .export import Exporter
 from .folders import FolderTree
-from .sandbox import DriveSandbox
 from .settings import SECRET_TOKEN, SECRETS, GDriveSettings
+
+if TYPE_CHECKING:  # the emulator is imported only when asked for: a sync never needs it
+    from .sandbox import DriveSandbox
 
 
 @hookimpl
@@ -83,4 +85,6 @@ def push_documents(account: Account, requests: list[PushRequest], ctx: Context) 
 
 @hookimpl
 def sandbox(options: dict[str, Any]) -> DriveSandbox:
+    from .sandbox import DriveSandbox
+
     return DriveSandbox(options)

@@ -18,13 +18,22 @@ from typing import Any
 from invoicesync import Context, DocumentError, FileRef, OutcomeUnknown
 from invoicesync.naming import file_keys
 
-from .client import DriveClient, RangeReader, SessionGoneError, UploadProgress, app_property, quote
+from .client import (
+    APP_DOCUMENT,
+    APP_ROLE,
+    APP_SHA256,
+    DriveClient,
+    RangeReader,
+    SessionGoneError,
+    UploadProgress,
+    app_property,
+    quote,
+)
 from .listing import FolderListings
 from .names import free_name, is_variant, name_lock
 
-APP_DOCUMENT = "invoicesync_document"
-APP_ROLE = "invoicesync_role"
-APP_SHA256 = "invoicesync_sha256"
+__all__ = ["APP_DOCUMENT", "APP_ROLE", "APP_SHA256", "FileResult", "FileSpec", "Uploader", "document_key",
+           "file_roles"]
 #: Drive limits one app property (key + value) to 124 bytes.
 _PROPERTY_BYTES = 124
 _READ = 1024 * 1024
@@ -105,9 +114,8 @@ class Uploader:
             with name_lock(self.ctx.account.name, folder_id, spec.name):
                 name = spec.name
                 if spec.keep_apart:
-                    listed = self.listings.files(self.client, folder_id) if self.listings else None
                     name = free_name(self.client, folder_id, spec.name, self._owner(spec), spec.document_id,
-                                     listed)
+                                     self.listings)
                 metadata = self._metadata(spec, name)
                 if existing is None:
                     file = self._create(spec, metadata, folder_id, md5)
@@ -164,9 +172,10 @@ class Uploader:
                     == spec.document_key:
                 return file
         if self.listings is not None and not fresh:
-            owner = self._owner(spec)
-            found = [f for f in self.listings.files(self.client, folder_id)
-                     if all((f.get("appProperties") or {}).get(k) == v for k, v in owner.items())]
+            found = self.listings.owned(self.client, folder_id, self._owner(spec))
+            if len(found) == 1 and "md5Checksum" not in found[0]:
+                # Written earlier in this run: the listing keeps its name and marks only.
+                found = [f for f in [self.client.get_file(found[0]["id"])] if f and not f.get("trashed")]
         else:
             q = (f"{quote(folder_id)} in parents and trashed = false and "
                  f"{app_property(APP_DOCUMENT, spec.document_key)} and {app_property(APP_ROLE, spec.role)}")
