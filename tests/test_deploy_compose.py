@@ -131,6 +131,16 @@ def test_secrets_come_from_env_files_with_committed_examples(compose: dict[str, 
     assert urls["INVOICESYNC_BROKER_URL"].startswith("amqp://") and "@rabbitmq:" in urls["INVOICESYNC_BROKER_URL"]
 
 
+def test_every_invoicesync_container_mounts_the_logins_key_as_a_secret_file(compose: dict[str, Any]) -> None:
+    """The logins live in the state, encrypted; each container reads the key from a compose secret."""
+    assert compose["secrets"]["invoicesync_key"] == {"file": "./secrets.key"}
+    assert "secrets.key" in (DEPLOY / ".gitignore").read_text().split()
+    for name in ("worker", "serve", "sync", "migrate-home"):
+        service = compose["services"][name]
+        assert service["secrets"] == ["invoicesync_key"], name
+        assert service["environment"]["INVOICESYNC_SECRETS_KEY_FILE"] == "/run/secrets/invoicesync_key", name
+
+
 def test_the_image_installs_extras_that_exist(compose: dict[str, Any]) -> None:
     """The Dockerfile's core extras are core's (``celery`` comes with the Celery executor: PENDING)."""
     import tomllib

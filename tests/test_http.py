@@ -109,6 +109,33 @@ def test_tokens_are_refreshed_before_they_expire() -> None:
     assert seen == ["Bearer fresh"]
 
 
+def test_a_token_that_expires_again_while_a_request_is_retried_is_refreshed_again() -> None:
+    # The fault storm's failure: the first token is refused (expired), the refreshed one meets a
+    # 503 and backoff, and expires in turn before the resend. Each refused token earns a refresh;
+    # only credentials refused twice in one request stand (test_http_retry_rules covers that).
+    slot = Slot()
+    slot.values["oauth_token"] = TokenSet(access_token="t0", refresh_token="r", expires_at=time.time() + 3600
+                                          ).model_dump_json()
+    minted = iter(["t1", "t2"])
+    expired = {"t0"}
+    seen: list[str] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        token = request.headers["Authorization"].removeprefix("Bearer ")
+        seen.append(token)
+        if token in expired:
+            return httpx.Response(401)
+        if token == "t1":
+            expired.add("t1")  # expires during the backoff after this 503
+            return httpx.Response(503)
+        return httpx.Response(200)
+
+    auth = TokenAuth(slot, lambda t: TokenSet(access_token=next(minted), refresh_token="r",
+                                              expires_at=time.time() + 3600))
+    assert client(api, auth=auth).get("/x").status_code == 200
+    assert seen == ["t0", "t1", "t1", "t2"]
+
+
 @pytest.mark.parametrize("stored", ["ya29.bare-access-token-not-a-set", '{"refresh_token": "r-only-secret"}'])
 def test_a_stored_login_that_is_not_a_token_set_is_an_auth_error_naming_the_relogin_command(stored: str) -> None:
     slot = Slot()

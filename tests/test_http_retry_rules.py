@@ -112,3 +112,50 @@ def test_a_streamed_401_that_no_refresh_can_fix_reports_the_servers_answer() -> 
     with pytest.raises(RemoteError, match="key revoked") as info, client(handler, auth=NoRefresh()).stream("GET", "/f"):
         pass
     assert info.value.status == 401
+
+
+def test_a_401_that_a_token_fresh_from_a_refresh_meets_stands() -> None:
+    refreshes: list[int] = []
+
+    class Minting:
+        def apply(self, request: httpx.Request) -> None:
+            request.headers["Authorization"] = f"Bearer t{len(refreshes)}"
+
+        def refresh(self) -> bool:
+            refreshes.append(1)
+            return True
+
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers["Authorization"])
+        return httpx.Response(401, json={"error": "user removed"})
+
+    with pytest.raises(RemoteError, match="user removed") as info:
+        client(handler, auth=Minting(), max_attempts=4).get("/f")
+    assert info.value.status == 401
+    # A new token refused at once is not an expiry: one refresh, not one per attempt (each of
+    # which would spend a single-use refresh token).
+    assert sent == ["Bearer t0", "Bearer t1"] and len(refreshes) == 1
+
+
+def test_the_same_credentials_refused_twice_are_not_refreshed_again() -> None:
+    refreshes: list[int] = []
+
+    class Unchanged:  # a refresh that hands back the token the service refused
+        def apply(self, request: httpx.Request) -> None:
+            request.headers["Authorization"] = "Bearer same"
+
+        def refresh(self) -> bool:
+            refreshes.append(1)
+            return True
+
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers["Authorization"])
+        return httpx.Response(401)
+
+    with pytest.raises(RemoteError) as info:
+        client(handler, auth=Unchanged()).get("/f")
+    assert info.value.status == 401 and len(sent) == 2 and len(refreshes) == 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import threading
+import types
 from pathlib import Path
 
 import pytest
@@ -149,6 +151,38 @@ def test_lazy_discovery_imports_a_plugin_only_when_it_is_asked_for(tmp_path: Pat
     # ... leaves earlier routing intact: lazy_one's hook still answers alone (not lazy_two first).
     assert plugins.call("lazy_one", "auth", account=account, ctx=None)[0].id == "lazy_one"
     assert {"lazy_one", "lazy_two", "localfs"} <= set(plugins.loaded)  # `loaded` imports the rest
+
+
+def test_two_threads_asking_for_a_plugin_first_both_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first thread to ask imports the plugin; a second asking meanwhile waits for that import
+    instead of finding the plugin neither pending nor loaded ("no plugin called ...")."""
+    fake_targets(tmp_path, ["slow_import"])
+    module = tmp_path / "slow_import.py"
+    module.write_text("import plugin_import_gate as gate\ngate.started.set()\ngate.go.wait(30)\n"
+                      + module.read_text())
+    gate = types.ModuleType("plugin_import_gate")
+    gate.started, gate.go = threading.Event(), threading.Event()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "plugin_import_gate", gate)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins = Plugins.discover(lazy=True)
+    answers: dict[str, object] = {}
+
+    def ask(who: str) -> None:
+        try:
+            answers[who] = plugins.get("slow_import").name
+        except PluginError as error:
+            answers[who] = error
+
+    first = threading.Thread(target=ask, args=("first",))
+    first.start()
+    assert gate.started.wait(30)  # type: ignore[attr-defined]  # the first is importing it now
+    second = threading.Thread(target=ask, args=("second",))
+    second.start()
+    second.join(1)  # it fails at once on a racy get; otherwise it waits for the import
+    gate.go.set()  # type: ignore[attr-defined]
+    first.join(30)
+    second.join(30)
+    assert answers == {"first": "slow_import", "second": "slow_import"}
 
 
 def test_lazy_discovery_reports_a_plugin_that_fails_to_import_when_asked_for(

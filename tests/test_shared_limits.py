@@ -4,13 +4,16 @@ across processes, and given back when a holder is killed. On SQLite and on Postg
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -107,6 +110,26 @@ def test_one_process_holds_a_slot_once_and_gives_it_back(open_store: Callable[..
     assert ledger.acquire(KEY, 3) == (None, 0.0)
     ledger.release(KEY, 1)
     assert ledger.acquire(KEY, 3) == (1, 0.0)
+
+
+def test_a_busy_process_leaves_no_slot_behind(open_store: Callable[..., SqlStore]) -> None:
+    """Twelve threads of one process share four slots for a while: while some are held, the others
+    keep asking for one (the ledger must not lock, again, the slots its own threads hold — once
+    PostgreSQL plans the query generically it tried the lock before the "not ours" test, and each
+    such second lock outlived its holder). Afterwards another process takes all four."""
+    ours, theirs = open_store().budget_ledger(), open_store().budget_ledger()  # two processes' ledgers
+    budget = SharedBudget(ours, KEY, concurrency=4)
+    gate = threading.Barrier(12)
+
+    def request(_: int) -> None:
+        with budget.slot(), contextlib.suppress(threading.BrokenBarrierError):
+            gate.wait(0.01)  # hold the slot while the others look for one
+
+    with ThreadPoolExecutor(12) as pool:
+        list(pool.map(request, range(300)))
+    assert budget.used == 300
+    taken = [theirs.acquire(KEY, 4)[0] for _ in range(4)]
+    assert sorted(s for s in taken if s is not None) == [0, 1, 2, 3]
 
 
 def test_a_pause_seen_by_one_process_holds_every_other(open_store: Callable[..., SqlStore]) -> None:

@@ -91,11 +91,6 @@ def make_home(home: Path, billit: RunningSandbox, targets: Targets, *, accounts:
     Dropbox account and the local folder; its config names the state and the broker."""
     home.mkdir(parents=True)
     lines = [f'state_url = "{state_url}"'] if state_url else []
-    # Shared request budgets (on by default with PostgreSQL) leak in-flight slots under several
-    # worker processes: a worker's budget connection ends up holding every Dropbox slot while its
-    # own threads wait for one, and the run hangs. Off until that is fixed; each worker process
-    # then keeps its own budget per account.
-    lines.append("shared_budgets = false")
     if broker_url:
         lines += ["[celery]", f'broker_url = "{broker_url}"', f'queue = "{queue}"', "export_batch = 25"]
     (home / "invoicesync.toml").write_text("\n".join(lines) + "\n")

@@ -23,6 +23,8 @@ Any setting can be overridden by ``INVOICESYNC_<ACCOUNT>_<SETTING>`` (upper case
 ``state_url = "postgresql://user@host/db"`` (top level; env ``INVOICESYNC_STATE_URL``) keeps the state
 in PostgreSQL instead of the home's state.db (docs/scale-out.md). ``shared_budgets = true|false``
 (env ``INVOICESYNC_SHARED_BUDGETS``) keeps request budgets in the state, for several processes.
+``shared_secrets = true|false`` (env ``INVOICESYNC_SHARED_SECRETS``) keeps logins in the state,
+encrypted with each machine's key, for workers on several machines (``invoicesync.secrets_key``).
 ``blob_url = "s3://bucket/prefix"`` or ``"file:///shared/folder"`` (env ``INVOICESYNC_BLOB_URL``)
 keeps file content there instead of the home's blobs/.
 """
@@ -161,16 +163,28 @@ class Config:
         kept in the state, shared by every process using it: ``shared_budgets = true|false``, or
         ``INVOICESYNC_SHARED_BUDGETS=1|0``. By default on with a PostgreSQL state (several workers
         share it), off with a home's state.db (one process; the in-process budget costs nothing)."""
-        raw: Any = os.environ.get("INVOICESYNC_SHARED_BUDGETS")
+        return self._switch("shared_budgets", default=self.state_url is not None)
+
+    @property
+    def shared_secrets(self) -> bool:
+        """Whether logins (token sets, client secrets, API keys) are kept in the state, encrypted with
+        this machine's key, rather than in the home: ``shared_secrets = true|false``, or
+        ``INVOICESYNC_SHARED_SECRETS=1|0``. By default on with a PostgreSQL state (workers on several
+        machines share it, and a rotated refresh token must reach them all), off with a home's state.db."""
+        return self._switch("shared_secrets", default=self.state_url is not None)
+
+    def _switch(self, name: str, *, default: bool) -> bool:
+        env = f"INVOICESYNC_{name.upper()}"
+        raw: Any = os.environ.get(env)
         if raw is not None:
             if raw.strip().lower() not in _SWITCH:
-                raise ConfigError(f"INVOICESYNC_SHARED_BUDGETS must be 1 or 0 (true or false), not {raw!r}")
+                raise ConfigError(f"{env} must be 1 or 0 (true or false), not {raw!r}")
             return _SWITCH[raw.strip().lower()]
-        raw = self.data.get("shared_budgets")
+        raw = self.data.get(name)
         if raw is None:
-            return self.state_url is not None
+            return default
         if not isinstance(raw, bool):
-            raise ConfigError(f"{self.path}: `shared_budgets` must be true or false, not {_toml_kind(raw)}")
+            raise ConfigError(f"{self.path}: `{name}` must be true or false, not {_toml_kind(raw)}")
         return raw
 
     def env_overrides(self, account: str, model: type[BaseModel]) -> dict[str, Any]:
@@ -205,4 +219,5 @@ def load_config(path: Path | None) -> Config:
     _ = config.state_url
     _ = config.blob_url
     _ = config.shared_budgets
+    _ = config.shared_secrets
     return config

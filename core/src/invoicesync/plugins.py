@@ -144,10 +144,13 @@ class Plugins:
     def load_all(self) -> None:
         """Import every plugin not imported yet."""
         if self._pending:
-            for name in list(self._pending):
-                self._load(name)
+            with self._loading:
+                for name in list(self._pending):
+                    self._load(name)
 
     def _load(self, name: str) -> None:
+        # The entry point leaves ``_pending`` before its import ends: a thread asking for the same
+        # name meanwhile must wait here for the import (see ``get``), not look while it runs.
         with self._loading:
             for kind, entry_point in self._pending.pop(name, []):
                 try:
@@ -230,9 +233,11 @@ class Plugins:
     # -- calling -----------------------------------------------------------------------------
 
     def get(self, name: str, kind: PluginKind | None = None) -> LoadedPlugin:
-        if name in self._pending:
-            self._load(name)
         plugin = self._loaded.get(name)
+        if plugin is None:  # not loaded, or being loaded by another thread: wait for that, then look
+            with self._loading:
+                self._load(name)
+                plugin = self._loaded.get(name)
         if plugin is None:
             failed = next((f for f in self.failures if f.name == name), None)
             if failed:

@@ -135,6 +135,11 @@ class FileBackend:
         with self._lock:
             return self._load().get(ref)
 
+    def refs(self) -> list[str]:
+        """Every stored name (``secrets migrate`` copies them all; a keyring cannot list its own)."""
+        with self._lock:
+            return sorted(self._load())
+
     def set(self, ref: str, value: str) -> None:
         with self._lock, self._across_processes():
             data = self._load()

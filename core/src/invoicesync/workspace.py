@@ -85,7 +85,7 @@ class Workspace:
             plugins=plugins if plugins is not None else Plugins.installed(),
             state=state,
             blobs=blobs,
-            secret_backend=choose_backend(home),
+            secret_backend=_secret_backend(home, state, config),
             config=config,
             transport=transport,
         )
@@ -188,6 +188,19 @@ class Workspace:
             return SharedBudget(self.state.budget_ledger(), f"{account.plugin}:{account.name}",
                                 info.budget_requests, info.budget_period, concurrency=concurrency, sleep=self.sleep)
         return Budget(info.budget_requests, info.budget_period, concurrency=concurrency, sleep=self.sleep)
+
+
+def _secret_backend(home: Path, state: StateStore, config: Config) -> SecretBackend:
+    """The home's keyring or secrets.json; the state (encrypted, this machine's key kept in the
+    home) when workers on several machines share it (``shared_secrets``)."""
+    home_backend = choose_backend(home)
+    if not config.shared_secrets:
+        return home_backend
+    from .state._secrets import StateSecretBackend
+    from .state._sql import SqlStore
+
+    assert isinstance(state, SqlStore)  # both stores are (a read-only state.db too)
+    return StateSecretBackend(state, home_backend)
 
 
 def max_in_flight(info: PluginInfo, settings: Any) -> int:

@@ -33,7 +33,9 @@ def test_a_fetch_refused_after_a_refresh_names_the_relogin_command(billit: Any) 
     h.app.add_fault({"status": 401, "code": "AccessTokenExpired", "path": r"^/v1/orders/\d+$", "times": None})
     with pytest.raises(DocumentError, match=re.escape(RELOGIN)):
         h.fetch(ids[0])
-    assert h.app.oauth.refreshes == 1  # refreshed once, and refused again
+    # The new token is refused at once too: one refresh (a single-use refresh token is not spent
+    # on every attempt), then the refusal is reported.
+    assert h.app.oauth.refreshes == 1
 
 
 def test_the_listing_names_the_relogin_command_once(billit: Any) -> None:

@@ -49,6 +49,9 @@ CORE_COMMANDS: dict[str, tuple[str, str, str]] = {
                                   "its blobs into S3 or a shared folder (`state copy-blobs`)."),
     "worker": ("._worker", "worker",
                "Run a Celery worker for `sync --executor celery`: imports and exports, from the broker's queue."),
+    "secrets": ("._secrets", "secrets", "Logins kept in a shared state: this machine's key "
+                                        "(`secrets key export|import`), and copying this home's logins into "
+                                        "the state (`secrets migrate`)."),
 }
 
 

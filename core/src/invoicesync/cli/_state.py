@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ..errors import ConfigError
-from ..state import check_blob_url, is_postgres_url, open_blob_store, redacted
+from ..state import SqliteStore, check_blob_url, is_postgres_url, open_blob_store, redacted
 from ..workspace import default_home
 from ._common import State, handle_errors, json_option, pass_state, print_json
 
@@ -33,8 +35,10 @@ def migrate(obj: State, url: str, as_json: bool) -> None:
     \b
     Copies accounts, cursors, the library, the ledger, failures, plugin state, past runs and the
     delivery history; refuses a target
-    that already holds any. The state.db is left as it was. Blobs and secrets stay in the home.
-    Then point invoicesync at it: state_url = "postgresql://…" in invoicesync.toml, or
+    that already holds any. The state.db is left as it was; blobs stay in the home. The home's
+    logins are copied into the state too, encrypted with this machine's key (made now if it has
+    none; `secrets key export` copies it to the other machines). Then point invoicesync at it:
+    state_url = "postgresql://…" in invoicesync.toml, or
     INVOICESYNC_STATE_URL.
     """
     if not is_postgres_url(url):
@@ -45,6 +49,7 @@ def migrate(obj: State, url: str, as_json: bool) -> None:
         raise ConfigError("a PostgreSQL state needs psycopg: pip install 'invoicesync[postgres]'") from None
     home = obj.home or default_home()
     counts = copy_to_postgres(home, url)
+    counts["secrets"] = _copy_logins(home, url)
     if as_json:
         print_json({"from": str(home / "state.db"), "to": redacted(url), "copied": counts})
         return
@@ -52,6 +57,30 @@ def migrate(obj: State, url: str, as_json: bool) -> None:
     for table, count in counts.items():
         click.echo(f"  {table}: {count}")
     click.echo("Use it: state_url = \"postgresql://…\" in invoicesync.toml, or INVOICESYNC_STATE_URL.")
+
+
+def _copy_logins(home: Path, url: str) -> int:
+    """The home's logins (its keyring or secrets.json, and its state.db's own with shared_secrets
+    on there) into the new state, encrypted with this machine's key. Read from the home itself,
+    whatever state_url says (the compose file sets it for every command)."""
+    from ..plugins import Plugins
+    from ..secrets import choose_backend
+    from ..state._postgres import PostgresStore
+    from ..state._secrets import StateSecretBackend
+    from ._secrets import migrate_home_secrets
+
+    home_backend = choose_backend(home)
+    source_state, target = SqliteStore(home / "state.db", read_only=True), PostgresStore(url)
+    try:
+        backend, accounts, plugins = StateSecretBackend(target, home_backend), source_state.list_accounts(), \
+            Plugins.installed()
+        copied = migrate_home_secrets(home_backend, backend, accounts, plugins)
+        if source_state._one("SELECT 1 FROM secrets LIMIT 1"):
+            copied += migrate_home_secrets(StateSecretBackend(source_state, home_backend), backend, accounts, plugins)
+        return len(set(copied))
+    finally:
+        source_state.close()
+        target.close()
 
 
 @state.command("copy-blobs")

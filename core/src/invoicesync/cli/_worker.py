@@ -35,7 +35,8 @@ def worker(state: State, concurrency: int, queue: str | None, loglevel: str) -> 
 
     workspace = state.workspace()
     require_postgres(workspace)
-    # Before the task threads start: they would otherwise race to import the plugins on first use.
+    # Before the task threads start: get() is safe under threads, but a plugin registered while
+    # another thread calls a hook resets the routed callers under it (Plugins.register).
     workspace.plugins.load_all()
     settings = CelerySettings.from_config(workspace.config)
     if queue:

@@ -5,6 +5,7 @@
     queue = "invoicesync"       # the queue the coordinator fills and the workers consume
     chunk_seconds = 120         # an import task stops at a safe point after this; the next chunk goes on
     export_batch = 50           # documents per export task
+    executor = "celery"         # serve's syncs (schedules, Sync now) enqueue too; default "local"
 
 A broker URL with a password belongs in ``INVOICESYNC_BROKER_URL``, not in the file.
 """
@@ -22,11 +23,12 @@ from ..errors import ConfigError
 #: RabbitMQ on this machine with its stock guest account: what a developer has after installing it.
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 _ENV = {"broker_url": "INVOICESYNC_BROKER_URL", "queue": "INVOICESYNC_CELERY_QUEUE",
-        "chunk_seconds": "INVOICESYNC_CELERY_CHUNK_SECONDS", "export_batch": "INVOICESYNC_CELERY_EXPORT_BATCH"}
+        "chunk_seconds": "INVOICESYNC_CELERY_CHUNK_SECONDS", "export_batch": "INVOICESYNC_CELERY_EXPORT_BATCH",
+        "executor": "INVOICESYNC_EXECUTOR"}
 
 
 _TYPES: dict[str, Any] = {"broker_url": str, "queue": str, "chunk_seconds": float, "export_batch": int,
-                          "lease_wait": float, "idle_timeout": float}
+                          "lease_wait": float, "idle_timeout": float, "executor": str}
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,9 @@ class CelerySettings:
     lease_wait: float = 300.0
     #: The coordinator gives up when no task has answered for this long (no worker running?).
     idle_timeout: float = 1800.0
+    #: Where ``serve`` runs its syncs: ``local`` (in its own process) or ``celery`` (enqueued for
+    #: the workers). ``sync`` takes ``--executor`` (or ``INVOICESYNC_EXECUTOR``) instead.
+    executor: str = "local"
 
     @classmethod
     def from_config(cls, config: Config) -> CelerySettings:
@@ -63,6 +68,8 @@ class CelerySettings:
         if urlsplit(settings.broker_url).scheme not in ("amqp", "pyamqp", "amqps", "redis", "rediss"):
             raise ConfigError(f"the Celery broker {redacted_broker(settings.broker_url)!r} is neither amqp:// "
                               "(RabbitMQ) nor redis://")
+        if settings.executor not in ("local", "celery"):
+            raise ConfigError(f"the executor must be local or celery, not {settings.executor!r}")
         if settings.export_batch < 1 or settings.chunk_seconds <= 0:
             raise ConfigError("[celery] export_batch and chunk_seconds must be positive")
         return settings

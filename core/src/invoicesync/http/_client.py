@@ -93,7 +93,7 @@ class HttpClient:
     - Connection errors are retried. A timeout *after* a non-idempotent request was sent, and a
       5xx answer to one, raise ``OutcomeUnknown``: the caller must look the result up instead of
       sending it again (see the module docstring for the full rules).
-    - A 401 (or ``classify`` → ``REFRESH``) refreshes the token once and resends.
+    - A 401 (or ``classify`` → ``REFRESH``) refreshes the token and resends, once per refused token.
     - Non-2xx answers raise ``error_parser(response)`` (default: ``RemoteError``) unless
       ``check=False``.
     """
@@ -217,10 +217,17 @@ class HttpClient:
     ) -> Iterator[httpx.Response]:
         method = method.upper()
         safe_to_resend = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
-        refreshed = False
+        # The credentials the service refused during this request. Each refused token earns one
+        # refresh while attempts remain (a token may expire, or be revoked, again while a resend
+        # waits out a 503's backoff); the same credentials refused twice mean no refresh helps,
+        # so that 401 stands, as does one on the last attempt (its refresh would go unused), and
+        # one met by a token fresh from a refresh with nothing in between: a service that refuses
+        # every new token would otherwise spend a single-use refresh token on every attempt.
+        refused: set[frozenset[tuple[str, str]]] = set()
+        fresh_token = False
 
-        def attempt() -> httpx.Response:
-            nonlocal refreshed
+        def attempt(number: int) -> httpx.Response:
+            nonlocal fresh_token
             body = content() if callable(content) else content
             request = self._client.build_request(
                 method, url, content=body, json=json, params=params, headers=headers,
@@ -234,8 +241,10 @@ class HttpClient:
                 try:
                     response = self._client.send(request, stream=stream)
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                    fresh_token = False  # the resend waits out a backoff, in which a token can expire
                     raise _Transient(None, None, exc) from exc  # never reached the server
                 except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                    fresh_token = False
                     if safe_to_resend:
                         raise _Transient(None, None, exc) from exc
                     raise OutcomeUnknown(
@@ -244,14 +253,17 @@ class HttpClient:
                         service=self.service,
                     ) from exc
             verdict = self._verdict(response)
-            if verdict is Verdict.REFRESH and self.auth is not None and not refreshed:
+            if verdict is Verdict.REFRESH and self.auth is not None and number < self.max_attempts \
+                    and not fresh_token and (sent_with := frozenset(request.headers.multi_items())) not in refused:
                 if stream:
                     _read_error_body(response)  # the 401 is handed on if the refresh cannot help
                 response.close()
-                refreshed = True
+                refused.add(sent_with)
                 if self.auth.refresh():
+                    fresh_token = True
                     raise _Transient(response, 0.0)
                 return response
+            fresh_token = False
             if verdict is Verdict.RETRY:
                 if stream:
                     # Keep the (small) error body: the final error must carry the server's own words.
@@ -270,7 +282,7 @@ class HttpClient:
         number = 1
         while True:
             try:
-                response = attempt()
+                response = attempt(number)
                 break
             except _Transient as exc:
                 if number >= self.max_attempts:

@@ -3,12 +3,17 @@
 One job at a time per server; ``run_sync`` takes the home's runner lock, so a CLI sync (or a
 timer's) running at the same moment makes the job end as *busy*, exactly as a second CLI would.
 Listeners (the scheduler, the metrics) hear of every finished job before it is marked done.
+
+With the Celery executor (``INVOICESYNC_EXECUTOR=celery`` or ``executor = "celery"`` in ``[celery]``)
+a job enqueues its work for the ``invoicesync worker`` processes and waits for their answers, as
+``sync --executor celery`` does; a webhook's sync of some companies still runs here.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -129,8 +134,13 @@ class SyncJobs:
         try:
             with log_fields(run=job.id, trigger=job.trigger, account=",".join(job.accounts) or None):
                 log.info("%s sync started", job.trigger)
-                job.report = run_sync(self.workspace, accounts=job.accounts, progress=job.progress,
-                                      control=job.control, companies=job.companies or None)
+                if self._on_workers(job):
+                    from ..distributed import run_celery_sync  # needs celery: only when configured
+
+                    job.report = run_celery_sync(self.workspace, accounts=job.accounts, control=job.control)
+                else:
+                    job.report = run_sync(self.workspace, accounts=job.accounts, progress=job.progress,
+                                          control=job.control, companies=job.companies or None)
                 log.info("%s sync finished: exit code %d", job.trigger, job.report.exit_code)
         except Exception as exc:  # run_sync reports its own errors; this is a last guard
             job.error = f"{type(exc).__name__}: the sync stopped unexpectedly"
@@ -143,6 +153,13 @@ class SyncJobs:
                 except Exception:  # a listener (metrics, schedule) must not lose the job
                     log.warning("a job listener failed", exc_info=True)
             job.done.set()
+
+    def _on_workers(self, job: SyncJob) -> bool:
+        """Whether ``job`` goes to the Celery workers: the executor is celery, and the job syncs
+        whole sources (the workers import every company of a source; a webhook names a few)."""
+        table = self.workspace.config.data.get("celery")
+        chosen = os.environ.get("INVOICESYNC_EXECUTOR") or (table.get("executor") if isinstance(table, dict) else None)
+        return chosen == "celery" and not job.companies
 
     def stop(self) -> None:
         """Ask a running job to stop at its next safe point (server shutdown)."""

@@ -51,12 +51,16 @@ ON CONFLICT (key) DO UPDATE SET paused_until = GREATEST(b.paused_until, excluded
 """
 _SLOT_KEY = "hashtext('invoicesync budget ' || current_schema() || ' ' || %(key)s)"
 #: The pause and, only when there is none, the first free slot: one round trip. The LIMIT stops the
-#: scan at the first lock taken, so no other slot is locked by the search.
+#: scan at the first lock taken, so no other slot is locked by the search. The slots this process's
+#: threads hold are left out of the candidates in Python, not by a second test in the WHERE: the
+#: planner orders a WHERE's tests by cost, and once psycopg prepares the query the generic plan
+#: priced ``<> ALL($n)`` above the lock, so the session locked its own held slots a second time and
+#: kept them after their threads gave them back (a busy worker came to hold every slot).
 _ACQUIRE_PG = f"""
 WITH p AS (SELECT COALESCE((SELECT paused_until FROM budgets WHERE key = %(key)s), 0) - {_NOW} AS wait)
 SELECT p.wait, CASE WHEN p.wait <= 0 THEN (
-    SELECT s FROM generate_series(0, %(slots)s - 1) AS s
-    WHERE s <> ALL(%(held)s::int[]) AND pg_try_advisory_lock({_SLOT_KEY}, s) LIMIT 1) END AS slot
+    SELECT s FROM unnest(%(candidates)s::int[]) AS s
+    WHERE pg_try_advisory_lock({_SLOT_KEY}, s) LIMIT 1) END AS slot
 FROM p
 """
 
@@ -166,8 +170,9 @@ class AdvisoryBudgetLedger:
 
     def _try(self, key: str, slots: int) -> Any:
         db = self._connection()
-        return db.execute(_ACQUIRE_PG, {"key": key, "slots": slots, "held": sorted(self._held.get(key, ()))}
-                          ).fetchone()
+        held = self._held.get(key, ())
+        candidates = [slot for slot in range(slots) if slot not in held]
+        return db.execute(_ACQUIRE_PG, {"key": key, "candidates": candidates}).fetchone()
 
     def release(self, key: str, slot: int) -> None:
         import psycopg

@@ -2,7 +2,8 @@
 
 The two hold one logical schema at one version, so rows copy column for column. Claims are not
 copied (they only live while a run does), nor are request budgets (a pause or a rate lives for
-seconds); blobs and secrets stay in the home.
+seconds); blobs stay in the home. The home's logins are copied by ``state migrate`` itself
+(``cli._secrets.migrate_home_secrets``), encrypted with this machine's key.
 """
 
 from __future__ import annotations

@@ -178,6 +178,13 @@ PG_MIGRATIONS: list[str] = [
         PRIMARY KEY (run, task)
     );
     """,
+    # 13 (tokens): logins kept in the state when workers on several machines share it (shared_secrets),
+    # encrypted with each machine's key: the key's id and the ciphertext, never the secret
+    """
+    CREATE TABLE secrets (
+        ref TEXT PRIMARY KEY, key_id TEXT NOT NULL, value TEXT NOT NULL, updated_at TEXT NOT NULL
+    );
+    """,
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 

@@ -157,6 +157,13 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run, task)
     );
     """,
+    # 13 (tokens): logins kept in the state when workers on several machines share it (shared_secrets),
+    # encrypted with each machine's key: the key's id and the ciphertext, never the secret
+    """
+    CREATE TABLE secrets (
+        ref TEXT PRIMARY KEY, key_id TEXT NOT NULL, value TEXT NOT NULL, updated_at TEXT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
