@@ -56,9 +56,6 @@ class PluginInfo(BaseModel):
     #: Sources: how many documents are fetched at once (each fetch is a chain of requests).
     batch_size: int = 1
     concurrency: int = 4
-    #: Targets: how long (seconds) a push worker waits for its batch to fill while the import is
-    #: still bringing documents. Once the import is done, a partial batch goes at once.
-    batch_wait: float = 0.5
     #: Requests in flight at once for one account (one credential), all threads together: what the
     #: service tolerates before it answers 429. ``None``: twice ``concurrency``, at least 4. An
     #: account overrides it with a ``max_in_flight`` setting, when the plugin's settings declare one.

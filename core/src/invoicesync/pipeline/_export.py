@@ -12,12 +12,10 @@ before writing.
 
 from __future__ import annotations
 
-import functools
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ..context import Context
@@ -37,6 +35,8 @@ __all__ = ["SETTLED", "TargetWorkers"]
 RETRIES_PER_RUN = 2
 #: How long a claim outlives its owner's last sign of life; a live run renews its claims well before.
 CLAIM_LEASE = 180.0
+#: How long a push worker waits for its batch to fill while documents are still coming.
+BATCH_LINGER = 0.5
 _DONE = object()
 
 
@@ -58,7 +58,6 @@ class TargetWorkers:
         self.control = control or RunControl()
         self._claimed: set[str] = set()
         self.batch_size = max(1, info.batch_size)
-        self.batch_wait = max(0.0, info.batch_wait)
         self.concurrency = max(1, info.concurrency)
         self._queue: queue.Queue[object] = queue.Queue(maxsize=self.batch_size * self.concurrency * 2)
         self._lock = threading.Lock()
@@ -144,14 +143,11 @@ class TargetWorkers:
                 return
             batch = [first]
             documents: list[Document] = []
-            requests: list[PushRequest] = []
             # Whatever happens, every item taken is marked done: close() must never wait forever.
             try:
-                # Each document is claimed and its intent written as it arrives, while the batch
-                # fills: that state work overlaps the wait instead of following it.
-                self._take(first, documents, requests)
-                self._fill(batch, functools.partial(self._take, documents=documents, requests=requests))
-                self._push(requests)
+                self._fill(batch)
+                documents = [d for d in batch if isinstance(d, Document)]
+                self._push(documents)
             except BaseException as exc:  # noqa: BLE001 - the worker lives on; a full disk ends the run
                 log.warning("%s: export worker error: %s", self.account.name, describe(exc))
                 for document in documents:
@@ -165,20 +161,13 @@ class TargetWorkers:
                 for _ in batch:
                     self._queue.task_done()
 
-    def _take(self, item: object, documents: list[Document], requests: list[PushRequest]) -> None:
-        if isinstance(item, Document):
-            documents.append(item)
-            request = self._prepare(item)
-            if request is not None:
-                requests.append(request)
-
-    def _fill(self, batch: list[object], take: Callable[[object], None]) -> None:
+    def _fill(self, batch: list[object]) -> None:
         """Take more documents into ``batch``, up to the plugin's batch size, while they keep coming:
-        for up to the plugin's ``batch_wait`` seconds, and not once the queue is empty after ``close()``.
+        for up to ``BATCH_LINGER`` seconds, and not once the queue is empty after ``close()``.
 
         A few full batches rather than many small ones: a batch commit (Dropbox's finish_batch)
         is one request however many files it commits, whether the import is fast or slow."""
-        deadline = time.monotonic() + self.batch_wait
+        deadline = time.monotonic() + BATCH_LINGER
         while len(batch) < self.batch_size:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -193,65 +182,38 @@ class TargetWorkers:
                 self._queue.put(_DONE)  # hand the stop signal to the next worker round
                 return
             batch.append(item)
-            take(item)
 
-    def _prepare(self, document: Document) -> PushRequest | None:
-        """Claim ``document`` and write its intent; None when there is nothing to push."""
-        if self.control.stopping:  # a safe point: no new push starts; the next run offers it
-            self._finish(document.id)
-            return None
-        if not self._claim(document):
-            return None
-        if not self.dry_run:
-            # Read under the claim: the library may hold a newer version than the one queued,
-            # and another runner may have settled it since it was queued.
-            document = self.state.get_document(document.id) or document
-        previous = self.state.get_delivery(document.id, self.account.name)
-        decision = self.requests.build(document, previous)
-        if decision is None:  # settled already
-            self._finish(document.id, document.version)
-            return None
-        if isinstance(decision, Delivery):  # the core settles it (filtered out, deletion kept)
-            self._record(decision)
-            self._finish(document.id, document.version)
-            return None
-        self._intend(decision)
-        return decision
-
-    def _intend(self, request: PushRequest) -> None:
-        """The intent, before the push: a crash after it leaves a trace the plugin is shown next run."""
-        if not self.dry_run:
-            self.state.record_delivery(Delivery(
-                document_id=request.document.id, target=self.account.name,
-                version=request.document.version, status=DeliveryStatus.PENDING,
-                extra=request.previous.extra if request.previous else {},
-                export_options=self.requests.fingerprint,
-            ))
-
-    def _refresh(self, request: PushRequest) -> PushRequest | None:
-        """The library may have moved on while the batch filled (a deletion imported after the
-        backlog queued the document): push what it holds now, decided against the same previous
-        delivery. None: nothing left to push (settled, or the core's own outcome recorded)."""
-        if self.dry_run:
-            return request
-        current = self.state.get_document(request.document.id)
-        if current is None or current.version == request.document.version:
-            return request
-        decision = self.requests.build(current, request.previous)
-        if isinstance(decision, PushRequest):
-            self._intend(decision)
-            return decision
-        if decision is None and request.previous is not None:
-            self.state.record_delivery(request.previous)  # settled already: take our intent back
-        elif isinstance(decision, Delivery):
-            self._record(decision)
-        self._finish(current.id, current.version)
-        return None
-
-    def _push(self, prepared: list[PushRequest]) -> None:
-        requests = [r for r in map(self._refresh, prepared) if r is not None]
+    def _push(self, documents: list[Document]) -> None:
+        requests = []
+        for document in documents:
+            if self.control.stopping:  # a safe point: no new push starts; the next run offers it
+                self._finish(document.id)
+                continue
+            if not self._claim(document):
+                continue
+            if not self.dry_run:
+                # Read under the claim: the library may hold a newer version than the one queued,
+                # and another runner may have settled it since it was queued.
+                document = self.state.get_document(document.id) or document
+            previous = self.state.get_delivery(document.id, self.account.name)
+            decision = self.requests.build(document, previous)
+            if decision is None:  # settled already
+                self._finish(document.id, document.version)
+            elif isinstance(decision, Delivery):  # the core settles it (filtered out, deletion kept)
+                self._record(decision)
+                self._finish(document.id, document.version)
+            else:
+                requests.append(decision)
         if not requests:
             return
+        if not self.dry_run:
+            for request in requests:
+                self.state.record_delivery(Delivery(
+                    document_id=request.document.id, target=self.account.name,
+                    version=request.document.version, status=DeliveryStatus.PENDING,
+                    extra=request.previous.extra if request.previous else {},
+                    export_options=self.requests.fingerprint,
+                ))
         outcomes: dict[str, Delivery] = {}
         retry: list[tuple[Document, float]] = []
         by_id = {r.document.id: r.document for r in requests}

@@ -51,7 +51,7 @@ from typing import Any, NamedTuple
 from invoicesync import Checkpoint, Deletion, DocumentRef, ListingError, RemoteError
 
 from .client import SERVICE, BillitClient
-from .deleted import first_sync_since, list_deletions
+from .deleted import list_deletions
 from .settings import BillitSettings
 from .wire import (
     ORDERS,
@@ -107,15 +107,10 @@ class OrderLister:
     def changes(self, cursor_text: str | None
                 ) -> Iterator[DocumentRef | Deletion | ListingError | Checkpoint]:
         cursor = Cursor.parse(cursor_text)
-        first_sync = not cursor_text
-        deleted_from = first_sync_since() if first_sync else None  # taken before any order is read
         self._lookback = timedelta(seconds=self.settings.lookback_seconds)
         yield from self._orders(cursor)
         if self.settings.import_deletions:
-            if first_sync:  # nothing imported could be deleted yet: no listing (see deleted.py)
-                cursor.deleted_since, cursor.deleted_ids = deleted_from, []
-            else:
-                yield from list_deletions(self.client, self.party_id, cursor, self.wanted)
+            yield from list_deletions(self.client, self.party_id, cursor, self.wanted)
         yield Checkpoint(cursor=cursor.dump())
 
     # -- the queries -------------------------------------------------------------------------

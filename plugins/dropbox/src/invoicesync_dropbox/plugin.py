@@ -13,15 +13,10 @@ from .auth import TOKEN_KEY
 from .export import push
 from .settings import DropboxSettings
 
-#: Documents per batch: their small files are committed together by one finish_batch_v2, which
-#: takes up to 1,000 entries (Dropbox's advice: as few commits, as full as possible). Each commit
-#: is one write on the namespace lock, and one request.
-BATCH_SIZE = 1000
-#: How long (seconds) a batch waits to fill while the import is still bringing documents: the bound
-#: on how long a document waits before its upload starts. Like rclone's ``--dropbox-batch-timeout``
-#: for sync: a few seconds. Once the import is done the last, partial batch goes at once. So a
-#: run's commits are about its import time / this, plus one, instead of one per 50 files.
-BATCH_WAIT = 3.0
+#: Many small files per batch: they are committed together by one finish_batch_v2. Larger batches
+#: mean fewer commits but a longer wait for the last batch of a run (its uploads start only once it
+#: is full or the import is done).
+BATCH_SIZE = 50
 
 
 @hookimpl
@@ -34,11 +29,8 @@ def plugin_info() -> PluginInfo:
         settings=DropboxSettings,
         secrets=(TOKEN_KEY,),
         batch_size=BATCH_SIZE,
-        batch_wait=BATCH_WAIT,
-        # One batch at a time: its commit is the one namespace write (commits run one at a time
-        # anyway), and a single filler makes full batches rather than two half ones. The bytes of
-        # a batch still go up side by side (max_in_flight).
-        concurrency=1,
+        # Writes to one Dropbox namespace contend for a lock; two batches at a time is plenty.
+        concurrency=2,
         # Uploading bytes takes no lock: eight sessions in flight per token (commits stay one at a time).
         max_in_flight=8,
     )
