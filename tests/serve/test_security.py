@@ -16,7 +16,7 @@ from .conftest import ADMIN, PASSWORD, Dashboard
 
 PAGES = ["/", "/sync", "/documents", "/history", "/history/1", "/document?id=x", "/document/file?id=x&sha=y",
          "/connect/import", "/connect/export/memtarget", "/sync/events"]
-POSTS = ["/sync/run", "/accounts/disconnect", "/connect/export/memtarget", "/logout"]
+POSTS = ["/sync/run", "/accounts/disconnect", "/accounts/relogin", "/connect/export/memtarget", "/logout"]
 
 
 @pytest.mark.parametrize("path", PAGES)

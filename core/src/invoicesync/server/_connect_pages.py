@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ..accounts import connect
@@ -25,7 +26,7 @@ from ..secrets import redact
 from ..workspace import Workspace
 from ._forms import FormField, read_form, settings_fields, validate
 from ._oauth_pages import WebLogin, supports_web_login
-from ._sync_pages import notice
+from ._sync_pages import has_login, notice
 
 KINDS = {"import": PluginKind.SOURCE, "export": PluginKind.TARGET}
 
@@ -95,7 +96,8 @@ def routes(workspace: Workspace, render: Callable[..., Response], web_login: Web
             return render(request, "missing.html", {"what": "plugin"}, status_code=404)
         fields = settings_fields(plugin.info.settings, plugin.info.secrets)
         return render(request, "connect_form.html", {
-            "plugin": plugin, "fields": fields, "options": _option_fields(plugin, {}), "name": plugin.name,
+            "plugin": plugin, "fields": fields, "options": _option_fields(plugin, {}),
+            "name": request.query_params.get("name") or plugin.name,  # Sync's "Log in again" names the account
             "error": None, "person": None, "web_login": supports_web_login(plugin),
             "companies": None, "multiple": True, "direction": request.path_params["direction"]})
 
@@ -142,7 +144,27 @@ def routes(workspace: Workspace, render: Callable[..., Response], web_login: Web
         request.app.state.webhooks.refresh()  # a new source gets its webhooks now, not at the next sweep
         return notice(request, f"Connected {account.name}.")
 
+    async def relogin(request: Request) -> Response:
+        """Sync's "Log in again": the + Import / + Export login for an existing account. Saving it goes
+        through ``connect`` like any re-connect, so the companies and settings stay; only the login changes."""
+        name = str((await request.form()).get("account", ""))
+        account = next((a for a in workspace.accounts() if a.name == name), None)
+        if account is None:
+            return notice(request, f"There is no account called {name}.")
+        try:
+            plugin = workspace.plugins.get(account.plugin)
+            if not has_login(plugin):
+                return notice(request, f"{name} has no login to renew.")
+            direction = "import" if plugin.kind is PluginKind.SOURCE else "export"
+            if (begun := await web_login.begin(request, plugin, name, {}, WebUI(None), direction=direction)):
+                return begun
+        except (InvoiceSyncError, ValueError) as exc:
+            return notice(request, f"{name}: {redact(str(exc))}")
+        # A login with a key: the plugin's form under this name; what it is given replaces the stored secrets.
+        return RedirectResponse(f"/connect/{direction}/{plugin.name}?{urlencode({'name': name})}", status_code=303)
+
     return [
+        Route("/accounts/relogin", relogin, methods=["POST"]),
         Route("/connect/{direction}", choose_plugin, methods=["GET"]),
         Route("/connect/{direction}/{plugin}", form_page, methods=["GET"]),
         Route("/connect/{direction}/{plugin}", submit, methods=["POST"]),

@@ -127,8 +127,9 @@ class WebLogin:
         self.pending = PendingLogins()
 
     async def begin(self, request: Request, plugin: LoadedPlugin, name: str, settings: dict[str, Any],
-                    ui: Any) -> Response | None:
-        """Start the plugin's web login; ``None`` when it has none for this account (connect with ``auth``)."""
+                    ui: Any, *, direction: str | None = None) -> Response | None:
+        """Start the plugin's web login; ``None`` when it has none for this account (connect with ``auth``).
+        ``direction`` is the page's (+ Import / + Export) unless given (Sync's "Log in again")."""
         if not supports_web_login(plugin):
             return None
         account = _account(self.workspace, plugin, name, settings)
@@ -138,7 +139,7 @@ class WebLogin:
             return None
         if not isinstance(started, AuthStart):
             raise InvoiceSyncError(f"{plugin.name}: auth_begin returned {type(started).__name__}, not an AuthStart")
-        direction = request.path_params["direction"]
+        direction = direction or request.path_params["direction"]
         self.pending.add(PendingLogin(plugin.name, direction, name, settings, started))
         request.session[SESSION_KEY] = [*request.session.get(SESSION_KEY, [])[-(SESSION_LOGINS - 1):], started.state]
         return self.render(request, "connect_oauth.html", {

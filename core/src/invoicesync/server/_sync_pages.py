@@ -1,4 +1,5 @@
-"""Sync: the synced accounts (imports and exports), their schedules, "Sync now", live progress, Disconnect."""
+"""Sync: the synced accounts (imports and exports), their schedules, "Sync now", live progress, Disconnect
+(and "Log in again", whose route lives with the connect pages)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..accounts import disconnect
-from ..errors import InvoiceSyncError
+from ..errors import InvoiceSyncError, PluginError
 from ..models import AccountDirection
+from ..plugins import LoadedPlugin
 from ..schedules import parse_form
 from ..secrets import redact
 from ..workspace import Workspace
@@ -36,8 +38,21 @@ def account_rows(workspace: Workspace, scheduler: Scheduler | None = None) -> li
             "last_sync": workspace.state.last_sync(account.name),
             "problem": workspace.account_problem(account),
             "schedule": _schedule_view(plans.get(account.name)),
+            "relogin": _can_log_in_again(workspace, account.plugin),
         })
     return rows
+
+
+def has_login(plugin: LoadedPlugin) -> bool:
+    """A login "Log in again" can renew: the service's own page (OAuth) or secrets typed into the form."""
+    return {"auth_begin", "auth_complete"} <= set(plugin.hooks) or bool(plugin.info.secrets)
+
+
+def _can_log_in_again(workspace: Workspace, plugin_name: str) -> bool:
+    try:
+        return has_login(workspace.plugins.get(plugin_name))
+    except PluginError:  # a plugin no longer installed: Sync shows the account's problem instead
+        return False
 
 
 def _schedule_view(plan: Planned | None) -> dict[str, Any] | None:
