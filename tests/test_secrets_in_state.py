@@ -200,3 +200,13 @@ def test_state_migrate_moves_the_homes_logins_into_the_state(
                          (tmp_path / "key").read_text().strip(), rows=2)
     # `secrets migrate` (for a home whose state moved some other way) copies the same logins again
     assert _cli(invoicesync_home, "secrets", "migrate")[1].startswith("Copied 2 secret(s)")
+
+
+def test_a_key_redacts_its_material_but_not_the_word_invoicesync() -> None:
+    from invoicesync.secrets import redact
+    from invoicesync.secrets_key import new_key, parse_key
+
+    text = new_key()
+    parse_key(text, "a key file")
+    material = text.split(":", 1)[1]
+    assert redact(f"logger invoicesync.server; key {material}") == "logger invoicesync.server; key ***"
