@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-
 from invoicesync.pipeline import NoProgress, SyncReport, _export, run_sync
 from invoicesync.testing import MemorySource
 from invoicesync.workspace import Workspace
