@@ -77,6 +77,18 @@ def report():
     with open(os.environ["BENCH_PEAK_FILE"], "w") as out:
         out.write(str(max(own, children)))
 atexit.register(report)
+if os.environ.get("BENCH_RSS_PARTS"):  # --rss-parts: the peaks of RSS's parts (anonymous, file, shared)
+    import json, threading, time
+    _peaks = {}
+    def _sample():
+        while True:
+            for line in open("/proc/self/status"):
+                if line.startswith(("RssAnon:", "RssFile:", "RssShmem:", "VmRSS:", "Threads:")):
+                    key, value = line.split(":")
+                    _peaks[key] = max(_peaks.get(key, 0), int(value.split()[0]))
+            time.sleep(0.2)
+    threading.Thread(target=_sample, daemon=True).start()
+    atexit.register(lambda: open(os.environ["BENCH_RSS_PARTS"], "a").write(json.dumps(_peaks) + "\\n"))
 if os.environ.get("BENCH_BUDGET_SCALE"):  # --budget-scale: a larger request budget (benchmark only)
     from invoicesync import workspace as _ws
     _scale, _new_budget = float(os.environ["BENCH_BUDGET_SCALE"]), _ws.Workspace._new_budget
@@ -188,6 +200,8 @@ def main() -> None:
                         "for BC's 6,000 per 5 min at 10,000 orders); say so in the note: it changes wall times")
     parser.add_argument("--tracemalloc", metavar="DIR", help="trace allocations (slow) and dump a snapshot per "
                         "sync to DIR once every target is done, for `python -m tracemalloc`-style diffs")
+    parser.add_argument("--rss-parts", metavar="FILE", help="append each sync's peak RssAnon/RssFile/RssShmem "
+                        "(KiB, sampled every 0.2 s) to FILE as a JSON line")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--no-write", action="store_true", help="do not append to benchmarks/RESULTS.md")
     parser.add_argument("--note", default="", help="a line to keep with the results (e.g. what else ran)")
@@ -203,6 +217,8 @@ def main() -> None:
     global _trace_dir
     if args.budget_scale:
         _extra_env["BENCH_BUDGET_SCALE"] = str(args.budget_scale)
+    if args.rss_parts:
+        _extra_env["BENCH_RSS_PARTS"] = str(Path(args.rss_parts).resolve())
     if args.tracemalloc:
         _trace_dir = Path(args.tracemalloc).resolve()
         _trace_dir.mkdir(parents=True, exist_ok=True)

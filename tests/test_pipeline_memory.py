@@ -8,7 +8,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from invoicesync.pipeline import NoProgress, SyncReport, _export, run_sync
+from invoicesync import DeliveryStatus
+from invoicesync.pipeline import EXIT_PARTIAL, NoProgress, SyncReport, _export, _report, run_sync
 from invoicesync.testing import MemorySource
 from invoicesync.workspace import Workspace
 
@@ -71,3 +72,22 @@ def test_failures_beyond_the_bound_are_still_not_pushed_twice_in_one_run(
     assert backlog_read(started_earlier=True) == []
     # Failed in an earlier run: offered again.
     assert backlog_read(started_earlier=False) == sorted(target.fail_ids)
+
+
+def test_the_report_lists_the_first_problems_and_counts_the_rest(
+        workspace_factory: Callable[..., Workspace], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_report, "PROBLEMS_LISTED", 3)
+    source, target = MemorySource(COUNT, page=10), FailingOnceTarget()
+    target.gate.set()
+    target.fail_ids = {"m1", "m3", "m7", "m20", "m33", "m41"}
+    workspace = setup(workspace_factory, source, target)
+    report = run_sync(workspace)
+    assert report.exported["memtarget"]["failed"] == 6
+    assert len(report.problems) == 3 and report.problem_count == 6
+    assert report.as_dict()["problems_not_listed"] == 3
+    assert report.account_result("memtarget")["problems"] == 6
+    assert report.exit_code == EXIT_PARTIAL
+    # Every failure is still in the state, listed or not.
+    failed = [d for d in (workspace.state.get_delivery(f"memory:memory:c1:{i}", "memtarget") for i in target.fail_ids)
+              if d is not None and d.status is DeliveryStatus.FAILED]
+    assert len(failed) == 6
