@@ -351,9 +351,11 @@ class TargetWorkers:
             if document.id in self._retrying:
                 self._retrying.discard(document.id)
                 return False
-        return (previous is not None and previous.version == document.version and previous.at is not None
-                and previous.status in (DeliveryStatus.FAILED, DeliveryStatus.PENDING)
-                and previous.at > self._started)
+        if previous is None or previous.at is None or previous.version != document.version \
+                or previous.status not in (DeliveryStatus.FAILED, DeliveryStatus.PENDING):
+            return False
+        at = previous.at if previous.at.tzinfo else previous.at.replace(tzinfo=UTC)  # an old row without its zone
+        return at > self._started
 
     def _finish(self, document_id: str, version: str | None = None, *, settled: bool = False) -> None:
         """``document_id``'s push ended (``version``: it was decided; ``settled``: in the ledger for good)."""
