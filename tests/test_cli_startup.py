@@ -119,10 +119,9 @@ class LegacyCommands:
 
 def test_an_api_1_plugin_registering_commands_through_the_hook_still_works(monkeypatch: pytest.MonkeyPatch) -> None:
     plugins = Plugins.from_objects({"legacy": (PluginKind.TARGET, LegacyCommands())})
-    monkeypatch.setattr(Plugins, "installed", classmethod(lambda cls: plugins))
     monkeypatch.setattr(_LazyGroup, "_hooks_called", False)
     try:
-        result = CliRunner().invoke(cli, ["legacy-status"])
+        result = CliRunner().invoke(cli, ["legacy-status"], obj=plugins)
         assert result.exit_code == 0, result.output
         assert result.output.strip() == "legacy ok"
     finally:

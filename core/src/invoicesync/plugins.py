@@ -71,9 +71,6 @@ class LoadFailure:
     error: str
 
 
-_installed: Plugins | None = None
-
-
 class Plugins:
     """The installed plugins, loaded once; ``call`` routes a hook to one of them."""
 
@@ -135,11 +132,13 @@ class Plugins:
 
     @classmethod
     def installed(cls) -> Plugins:
-        """The installed plugins, discovered once per process (the CLI's view)."""
-        global _installed
-        if _installed is None:
-            _installed = cls.discover(lazy=True)
-        return _installed
+        """The installed plugins, discovered now (lazily: each is imported when first asked for).
+
+        There is no process-wide instance: whoever needs plugins holds a ``Plugins`` and passes it
+        on (the CLI keeps one per process at its edge, ``cli._common.default_plugins``; a
+        ``Workspace`` holds the one it was opened with), so tests hand in ``from_objects`` instead
+        of swapping a global."""
+        return cls.discover(lazy=True)
 
     def load_all(self) -> None:
         """Import every plugin not imported yet."""
