@@ -83,6 +83,7 @@ class Plugins:
         #: Entry points not imported yet (``discover(lazy=True)``): name -> [(kind, entry point)].
         self._pending: dict[str, list[tuple[PluginKind, metadata.EntryPoint]]] = {}
         self._loading = threading.RLock()
+        self._commands_registered = False
         if os.environ.get("INVOICESYNC_TRACE_PLUGINS"):
             self.pm.trace.root.setwriter(lambda text: sys.stderr.write(text))
             self.pm.enable_tracing()
@@ -264,6 +265,15 @@ class Plugins:
             caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
             self._callers[key] = caller
         return caller(**kwargs)
+
+    def register_commands(self, cli: Any) -> None:
+        """Let API 1 plugins add their commands to ``cli`` (the deprecated broadcast hook): once
+        for this set of plugins, importing them all."""
+        if self._commands_registered:
+            return
+        self._commands_registered = True
+        self.load_all()
+        self.pm.hook.register_commands(cli=cli)
 
     def of_kind(self, kind: PluginKind) -> list[LoadedPlugin]:
         return [p for p in self.loaded.values() if p.kind is kind]

@@ -66,8 +66,6 @@ def plugin_command_entry_points() -> dict[str, metadata.EntryPoint]:
 class _LazyGroup(click.Group):
     """A group whose commands are imported on first use, not to draw ``--help``."""
 
-    _hooks_called = False
-
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(self.commands) | set(CORE_COMMANDS) | set(plugin_command_entry_points()))
 
@@ -109,15 +107,10 @@ class _LazyGroup(click.Group):
         return f"(from {dist}; `invoicesync {name} --help` for more)"
 
     def _call_register_commands(self, ctx: click.Context) -> None:
-        if _LazyGroup._hooks_called:
-            return
-        _LazyGroup._hooks_called = True
         from ._common import setup_logging
 
         setup_logging(0)  # plugin load failures must be readable before the options are parsed
-        plugins = _given_plugins(ctx) or _default_plugins()
-        plugins.load_all()
-        plugins.pm.hook.register_commands(cli=self)
+        (_given_plugins(ctx) or _default_plugins()).register_commands(self)
 
 
 def _given_plugins(ctx: click.Context) -> Plugins | None:
