@@ -89,6 +89,13 @@ if os.environ.get("BENCH_RSS_PARTS"):  # --rss-parts: the peaks of RSS's parts (
             time.sleep(0.2)
     threading.Thread(target=_sample, daemon=True).start()
     atexit.register(lambda: open(os.environ["BENCH_RSS_PARTS"], "a").write(json.dumps(_peaks) + "\\n"))
+if os.environ.get("BENCH_GC_EVERY"):  # an experiment: a full garbage collection every N seconds
+    import gc, threading, time
+    def _collect():
+        while True:
+            time.sleep(float(os.environ["BENCH_GC_EVERY"]))
+            gc.collect()
+    threading.Thread(target=_collect, daemon=True).start()
 if os.environ.get("BENCH_BUDGET_SCALE"):  # --budget-scale: a larger request budget (benchmark only)
     from invoicesync import workspace as _ws
     _scale, _new_budget = float(os.environ["BENCH_BUDGET_SCALE"]), _ws.Workspace._new_budget
