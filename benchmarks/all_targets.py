@@ -96,6 +96,21 @@ if os.environ.get("BENCH_GC_EVERY"):  # an experiment: a full garbage collection
             time.sleep(float(os.environ["BENCH_GC_EVERY"]))
             gc.collect()
     threading.Thread(target=_collect, daemon=True).start()
+if os.environ.get("BENCH_GC_CENSUS"):  # an experiment: what the run leaves in reference cycles, by type
+    import collections, gc, json
+    from invoicesync.pipeline import _export as _census_export
+    gc.disable()
+    _census_close = _census_export.TargetWorkers.close
+    def _close_and_count(self):
+        _census_close(self)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        counts = collections.Counter(type(o).__module__ + "." + type(o).__qualname__ for o in gc.garbage)
+        gc.garbage.clear()
+        gc.set_debug(0)
+        with open(os.environ["BENCH_GC_CENSUS"], "a") as out:
+            out.write(json.dumps(dict(counts.most_common(25))) + "\\n")
+    _census_export.TargetWorkers.close = _close_and_count
 if os.environ.get("BENCH_BUDGET_SCALE"):  # --budget-scale: a larger request budget (benchmark only)
     from invoicesync import workspace as _ws
     _scale, _new_budget = float(os.environ["BENCH_BUDGET_SCALE"]), _ws.Workspace._new_budget
