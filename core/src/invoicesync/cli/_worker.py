@@ -42,7 +42,8 @@ def worker(state: State, concurrency: int, queue: str | None, loglevel: str) -> 
     if queue:
         settings = replace(settings, queue=queue)
     url = getattr(workspace.state, "url", "")
-    set_runtime(WorkerRuntime(workspace, settings, TaskLeases(url)))
+    leases = TaskLeases(url)
+    set_runtime(WorkerRuntime(workspace, settings, leases))
     app = make_app(settings)
     click.echo(f"invoicesync worker: queue {settings.queue!r} on {settings.redacted_broker}, "
                f"{concurrency} at once", err=True)
@@ -51,3 +52,4 @@ def worker(state: State, concurrency: int, queue: str | None, loglevel: str) -> 
                    pool="threads", queues=[settings.queue], loglevel=loglevel, quiet=True).start()
     finally:
         set_runtime(None)
+        leases.close()
