@@ -28,7 +28,15 @@ def worker(state: State, concurrency: int, queue: str | None, loglevel: str) -> 
     SIGUSR1 prints every thread's stack to the log (Celery's handler).
     """
     try:
-        from ..distributed import CelerySettings, TaskLeases, WorkerRuntime, make_app, require_postgres, set_runtime
+        from ..distributed import (
+            CelerySettings,
+            TaskLeases,
+            WorkerConsumer,
+            WorkerRuntime,
+            make_app,
+            require_postgres,
+            set_runtime,
+        )
     except ImportError:
         raise ConfigError("the Celery executor needs celery: pip install 'invoicesync[celery]'") from None
     from dataclasses import replace
@@ -49,7 +57,8 @@ def worker(state: State, concurrency: int, queue: str | None, loglevel: str) -> 
                f"{concurrency} at once", err=True)
     try:
         app.Worker(hostname=f"invoicesync-{os.getpid()}@{socket.gethostname()}", concurrency=concurrency,
-                   pool="threads", queues=[settings.queue], loglevel=loglevel, quiet=True).start()
+                   pool="threads", queues=[settings.queue], loglevel=loglevel, quiet=True,
+                   consumer_cls=WorkerConsumer).start()
     finally:
         set_runtime(None)
         leases.close()
