@@ -44,7 +44,7 @@ def client_for(ctx: Context) -> BillitClient:
 @hookimpl
 def plugin_info() -> PluginInfo:
     return PluginInfo(
-        api_version=(1, 3),  # the invoicesync plugin API this was written for (3: webhooks)
+        api_version=(1, 4),  # the invoicesync plugin API this was written for (3: webhooks)
         kind=PluginKind.SOURCE,
         title="Billit",
         description="Sales and purchase invoices and credit notes from Billit (billit.be), "

@@ -22,7 +22,7 @@ BATCH_SIZE = 50
 @hookimpl
 def plugin_info() -> PluginInfo:
     return PluginInfo(
-        api_version=(1, 3),  # the invoicesync plugin API this was written for
+        api_version=(1, 4),  # the invoicesync plugin API this was written for
         kind=PluginKind.TARGET,
         title="Dropbox",
         description="Uploads each invoice's PDF and UBL into a Dropbox folder tree, exactly once",
