@@ -48,7 +48,7 @@ class DropboxSettings(Settings):
                             description="Bytes per upload-session request (a multiple of 4 MiB)")
     batch_commit: bool = Field(True, description="Commit several small files at once with finish_batch_v2")
     commit_interval: float = Field(
-        10.0, gt=0, le=3600,
+        30.0, gt=0, le=3600,
         description="Seconds an uploaded file may wait for the next batch commit while more documents "
         "are coming (a commit also goes at 1,000 files and when the run has nothing more)")
     ca_bundle: str | None = Field(None, description="CA file to trust (TLS test servers only)")
