@@ -260,7 +260,7 @@ class StreamPush:
 
 
 def push_stream(requests: Iterable[PushRequest], ctx: Context) -> Iterator[Delivery]:
-    settings: DropboxSettings = ctx.settings
+    settings = ctx.settings_as(DropboxSettings)
     if ctx.dry_run:
         for request in requests:
             yield _planned(request, settings, ctx)
