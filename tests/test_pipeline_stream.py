@@ -5,6 +5,8 @@ it never reports is failed (and delivered by a later run)."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 from invoicesync import Account, Context, Delivery, DeliveryStatus, PluginInfo, PluginKind, PushRequest
 from invoicesync.hookspecs import hookimpl
-from invoicesync.pipeline import run_sync
+from invoicesync.pipeline import EXIT_FATAL, SyncReport, run_sync
 from invoicesync.plugins import Plugins
 from invoicesync.state import DocumentFilter
 from invoicesync.testing import MemorySource, MemoryTarget
@@ -123,3 +125,21 @@ def test_a_transient_failure_is_retried_in_a_later_stream_of_the_same_run(
     assert report.exit_code == 0, report.problems
     assert report.exported[TARGET]["delivered"] == 23 and report.exported[TARGET].get("failed", 0) == 0
     assert len(target.calls) == 2  # the retry came after the first stream had ended
+
+
+@pytest.mark.parametrize("method", ["record_delivery", "get_delivery"])
+def test_a_full_disk_ends_a_streaming_run_cleanly_instead_of_hanging(
+        setup: tuple[Workspace, MemorySource, StreamingTarget], monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    workspace, _, _ = setup
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(workspace.state, method, full)
+    result: list[SyncReport] = []
+    thread = threading.Thread(target=lambda: result.append(run_sync(workspace)), daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "sync hung"
+    assert result[0].exit_code == EXIT_FATAL
+    assert any("disk of the invoicesync home is full" in line for line in result[0].fatal)

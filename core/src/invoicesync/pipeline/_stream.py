@@ -107,7 +107,13 @@ class PushStream:
         except Exception as exc:  # noqa: BLE001 - this document fails, the stream goes on
             workers.report.problem(workers.account.name, document.id, f"internal error: {describe(exc)}")
             workers._finish(document.id, document.version)
+            workers.control.check_fatal(exc)  # a full disk ends the run (the stream then drains)
             request = None
+        except BaseException:  # the run is going down (a full disk): free the slot, as a batch does
+            workers._finish(document.id, document.version)
+            workers._release_claim(document.id)
+            workers._queue.task_done()
+            raise
         if request is None:
             workers._release_claim(document.id)
             workers._queue.task_done()
