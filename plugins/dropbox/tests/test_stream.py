@@ -29,10 +29,10 @@ def _documents(env: Any, n: int) -> list[Document]:
     return [env.document(f"ST-{i:03d}", pdf=f"%PDF stream {i}".encode()) for i in range(n)]
 
 
-def stream(env: Any, items: Iterable[Document | PushRequest]) -> list[Delivery]:
+def stream(env: Any, items: Iterable[Document | PushRequest], **context: Any) -> list[Delivery]:
     """Push through the hook as the core does for API 4: a lazy iterable, not a list."""
     requests = (i if isinstance(i, PushRequest) else PushRequest(document=i) for i in items)
-    ctx = env.context()
+    ctx = env.context(**context)
     try:
         return list(env.workspace.plugins.call("dropbox", "push_documents", account=env.account,
                                                 requests=requests, ctx=ctx))
@@ -160,3 +160,10 @@ def test_a_crash_between_upload_and_commit_leaves_nothing_and_the_next_run_deliv
     deliveries = stream(env, documents)  # the ledger only has the intents: no previous delivery
     assert [d.status for d in deliveries] == [DeliveryStatus.DELIVERED] * 4
     assert sorted(e.display for e in env.files()) == sorted(d.target_path for d in deliveries)
+
+
+def test_a_dry_run_stream_plans_and_sends_nothing(env: Any) -> None:
+    deliveries = stream(env, _documents(env, 3), dry_run=True)
+    assert [d.status for d in deliveries] == [DeliveryStatus.PLANNED] * 3
+    assert all(d.target_path and d.target_path.startswith(FOLDER) for d in deliveries)
+    assert env.requests_to_dropbox() == []
