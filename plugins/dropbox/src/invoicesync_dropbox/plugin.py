@@ -42,7 +42,7 @@ def plugin_info() -> PluginInfo:
 
 @hookimpl
 def auth(account: Account, ctx: Context) -> list[Company]:
-    settings: DropboxSettings = ctx.settings
+    settings = ctx.settings_as(DropboxSettings)
     _auth.login(ctx, settings)
     ctx.ui.echo("Connected to Dropbox.")
     return []
@@ -51,12 +51,12 @@ def auth(account: Account, ctx: Context) -> list[Company]:
 @hookimpl
 def auth_begin(account: Account, ctx: Context, redirect_uri: str) -> AuthStart:
     """The dashboard's login: Dropbox's consent page, back to the server's callback."""
-    return _auth.code_flow(ctx, ctx.settings).begin(redirect_uri)
+    return _auth.code_flow(ctx, ctx.settings_as(DropboxSettings)).begin(redirect_uri)
 
 
 @hookimpl
 def auth_complete(account: Account, ctx: Context, callback_url: str, started: AuthStart) -> list[Company]:
-    settings: DropboxSettings = ctx.settings
+    settings = ctx.settings_as(DropboxSettings)
     _auth.code_flow(ctx, settings).complete(callback_url, started)
     _auth.verify(ctx, settings)
     return []
