@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from invoicesync import PluginKind
-from invoicesync import plugins as plugins_module
 from invoicesync.plugins import Plugins
 from invoicesync.state._sql import SqlStore
 from invoicesync.testing import MemorySource, MemoryTarget
@@ -40,12 +39,9 @@ def memory_workspace(workspace_factory: Callable[..., Workspace],
 
 
 @pytest.fixture
-def cli_plugins(memory_plugins: tuple[Plugins, MemorySource, MemoryTarget]) -> Iterator[Plugins]:
-    """Make the CLI see the in-memory plugins instead of the installed ones."""
-    previous = plugins_module._installed
-    plugins_module._installed = memory_plugins[0]
-    yield memory_plugins[0]
-    plugins_module._installed = previous
+def cli_plugins(memory_plugins: tuple[Plugins, MemorySource, MemoryTarget]) -> Plugins:
+    """The in-memory plugins, for the CLI: ``CliRunner().invoke(cli, args, obj=cli_plugins)``."""
+    return memory_plugins[0]
 
 
 # -- the state backends: every state test runs on SQLite and on PostgreSQL -------------------------

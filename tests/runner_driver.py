@@ -82,7 +82,6 @@ def main() -> None:
     target = LogTarget(options.log, delay=options.delay, lookup=not options.no_lookup, started=options.started)
     plugins = plugins_module.Plugins.from_objects({"memory": (PluginKind.SOURCE, source),
                                                    "logtarget": (PluginKind.TARGET, target)})
-    plugins_module._installed = plugins
     os.environ["INVOICESYNC_HOME"] = str(options.home)
     os.environ["INVOICESYNC_SECRETS"] = "file"
     if options.no_lock:
@@ -104,7 +103,7 @@ def main() -> None:
         return
     from invoicesync.cli import cli
 
-    cli.main(args=options.args, prog_name="invoicesync")
+    cli.main(args=options.args, prog_name="invoicesync", obj=plugins)  # the CLI uses these, not the installed
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ from invoicesync.workspace import Workspace
 NOBODY = 65534
 
 
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
+def invoke(*args: str, plugins: Plugins | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), obj=plugins)
 
 
 def assert_one_line_fatal(result: Result, *expected: str) -> None:
@@ -70,20 +70,20 @@ def test_a_config_account_with_a_missing_plugin_is_reported_and_the_rest_still_s
         cli_plugins: Plugins, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget],
         invoicesync_home: Path, tmp_path: Path) -> None:
     (tmp_path / "invoicesync.toml").write_text('[accounts.books]\nplugin = "nosuchplugin"\n')
-    assert invoke("connect", "memory").exit_code == 0
-    assert invoke("connect", "memtarget").exit_code == 0
+    assert invoke("connect", "memory", plugins=cli_plugins).exit_code == 0
+    assert invoke("connect", "memtarget", plugins=cli_plugins).exit_code == 0
 
-    listing = invoke("accounts")
+    listing = invoke("accounts", plugins=cli_plugins)
     assert listing.exit_code == 0, listing.output
     assert "books" in listing.output and "no plugin called 'nosuchplugin' is installed" in listing.output
     assert "memory" in listing.output and "memtarget" in listing.output
 
-    result = invoke("sync")
+    result = invoke("sync", plugins=cli_plugins)
     assert result.exit_code == 1, result.output  # partial: one account could not run
     assert "books" in result.output and "nosuchplugin" in result.output
     assert len(memory_plugins[2].stored) == 25  # the others synced
 
-    documents = invoke("documents")
+    documents = invoke("documents", plugins=cli_plugins)
     assert documents.exit_code == 0 and "memtarget:delivered" in documents.output
     assert "account books is unavailable" in documents.output
 

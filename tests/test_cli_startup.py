@@ -15,7 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner
 from invoicesync import PluginInfo, PluginKind, hookimpl
-from invoicesync.cli import CORE_COMMANDS, _LazyGroup, cli
+from invoicesync.cli import CORE_COMMANDS, cli
 from invoicesync.plugins import GROUPS, Plugins
 
 #: Imported only when a command needs them, never to print the help.
@@ -117,12 +117,10 @@ class LegacyCommands:
             click.echo("legacy ok")
 
 
-def test_an_api_1_plugin_registering_commands_through_the_hook_still_works(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_api_1_plugin_registering_commands_through_the_hook_still_works() -> None:
     plugins = Plugins.from_objects({"legacy": (PluginKind.TARGET, LegacyCommands())})
-    monkeypatch.setattr(Plugins, "installed", classmethod(lambda cls: plugins))
-    monkeypatch.setattr(_LazyGroup, "_hooks_called", False)
     try:
-        result = CliRunner().invoke(cli, ["legacy-status"])
+        result = CliRunner().invoke(cli, ["legacy-status"], obj=plugins)
         assert result.exit_code == 0, result.output
         assert result.output.strip() == "legacy ok"
     finally:

@@ -18,8 +18,8 @@ from invoicesync.state._sql import SqlStore
 from invoicesync.testing import MemorySource, MemoryTarget
 
 
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, list(args))
+def run(*args: str, plugins: Plugins | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), obj=plugins)
     return result.exit_code, result.output
 
 
@@ -27,36 +27,38 @@ def test_a_document_failing_run_after_run_is_reported_as_such(
         cli_plugins: Plugins, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget],
         invoicesync_home: Path) -> None:
     _, _source, target = memory_plugins
-    assert run("connect", "memory")[0] == 0 and run("connect", "memtarget")[0] == 0
+    assert run("connect", "memory", plugins=cli_plugins)[0] == 0
+    assert run("connect", "memtarget", plugins=cli_plugins)[0] == 0
     target.fail_ids = {"m1"}
-    code, output = run("sync")
+    code, output = run("sync", plugins=cli_plugins)
     assert code == 1 and "still failing" not in output  # once is not yet "run after run"
-    run("sync")
-    code, output = run("sync")
+    run("sync", plugins=cli_plugins)
+    code, output = run("sync", plugins=cli_plugins)
     assert code == 1
     assert "still failing, run after run (1)" in output
     assert "failing for 3 runs since" in output
 
-    report = json.loads(CliRunner().invoke(cli, ["sync", "--json"]).stdout)
+    report = json.loads(CliRunner().invoke(cli, ["sync", "--json"], obj=cli_plugins).stdout)
     assert [(f["where"], f["runs"]) for f in report["failing"]] == [("memtarget", 4)]
 
-    code, output = run("documents", "--status", "failed")
+    code, output = run("documents", "--status", "failed", plugins=cli_plugins)
     assert code == 0 and "memtarget:failed" in output and "failing for 4 runs since" in output
-    listing = json.loads(CliRunner().invoke(cli, ["documents", "--status", "failed", "--json"]).stdout)
+    listing = json.loads(CliRunner().invoke(cli, ["documents", "--status", "failed", "--json"], obj=cli_plugins).stdout)
     assert len(listing) == 1 and listing[0]["failing"]["memtarget"]["runs"] == 4
     assert listing[0]["failing"]["memtarget"]["attempts"] >= 4
 
     target.fail_ids = set()  # fixed: the streak ends
-    assert run("sync")[0] == 0
-    assert run("documents", "--status", "failed")[1].startswith("No documents with status failed")
+    assert run("sync", plugins=cli_plugins)[0] == 0
+    assert run("documents", "--status", "failed", plugins=cli_plugins)[1].startswith("No documents with status failed")
 
 
 def test_the_status_filter_does_not_query_per_document(
         cli_plugins: Plugins, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget],
         invoicesync_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert run("connect", "memory")[0] == 0 and run("connect", "memtarget")[0] == 0
+    assert run("connect", "memory", plugins=cli_plugins)[0] == 0
+    assert run("connect", "memtarget", plugins=cli_plugins)[0] == 0
     memory_plugins[2].fail_ids = {"m3", "m7"}
-    assert run("sync")[0] == 1
+    assert run("sync", plugins=cli_plugins)[0] == 1
 
     statements: list[str] = []
     original = sqlite3.connect
@@ -67,7 +69,7 @@ def test_the_status_filter_does_not_query_per_document(
         return db
 
     monkeypatch.setattr(sqlite3, "connect", counting)
-    result = CliRunner().invoke(cli, ["documents", "--status", "failed", "--json"])
+    result = CliRunner().invoke(cli, ["documents", "--status", "failed", "--json"], obj=cli_plugins)
     failed = json.loads(result.stdout)
     assert sorted(d["number"] for d in failed) == ["INV-0003", "INV-0007"]
     reads = [s for s in statements if "deliveries" in s and s.lstrip().upper().startswith("SELECT")]

@@ -10,6 +10,7 @@ Discovery then goes through the real entry point, exactly as after ``pip install
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -65,6 +66,9 @@ def test_generated_plugin_passes_its_own_conformance_suite(
     for path in ("README.md", f"src/invoicesync_{name}/plugin.py", f"src/invoicesync_{name}/sandbox.py",
                  f"src/invoicesync_{name}/py.typed", "tests/test_conformance.py"):
         assert (project / path).is_file(), path
+    code = "".join(f.read_text() for f in (project / "src").rglob("*.py"))
+    # Settings are read typed (a new plugin starts with no casts), never through the untyped attribute.
+    assert "ctx.settings_as(" in code and not re.search(r"ctx\.settings\b", code)
     if RUFF.exists():
         lint = subprocess.run([str(RUFF), "check", "--config", str(ROOT / "pyproject.toml"), str(project)],
                               capture_output=True, text=True, check=False)

@@ -199,7 +199,27 @@ def test_lazy_discovery_reports_a_plugin_that_fails_to_import_when_asked_for(
 def test_the_cli_view_of_plugins_is_lazy() -> None:
     import subprocess
 
-    script = ("import sys; from invoicesync.plugins import Plugins; p = Plugins.installed(); p.get('localfs'); "
+    script = ("import sys; from invoicesync.cli._common import default_plugins; p = default_plugins(); "
+              "p.get('localfs'); "
               "print(sorted(m for m in sys.modules if m.startswith('invoicesync_')))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"  # localfs is built in; no other plugin was imported
+
+
+def test_the_cli_uses_the_plugins_it_is_handed_and_keeps_no_global(
+        memory_plugins: tuple[Plugins, MemorySource, MemoryTarget], invoicesync_home: Path) -> None:
+    """stevedore's and pluggy's habit: a manager object is passed on, never swapped in a global."""
+    import json
+
+    from click.testing import CliRunner
+    from invoicesync.cli import cli
+    from invoicesync.cli._common import default_plugins
+
+    def listed(obj: Plugins | None) -> set[str]:
+        result = CliRunner().invoke(cli, ["plugins", "--json"], catch_exceptions=False, obj=obj)
+        return {p["name"] for p in json.loads(result.stdout)["plugins"]}
+
+    assert listed(memory_plugins[0]) == {"memory", "memtarget", "localfs"}
+    assert "memory" not in listed(None)  # the next command, handed nothing, sees the installed ones
+    assert default_plugins() is default_plugins()  # discovered once per process, at the CLI's edge
+    assert Plugins.installed() is not Plugins.installed()  # the library itself keeps no instance

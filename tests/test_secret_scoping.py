@@ -101,14 +101,9 @@ class TokenSource(MemorySource):
 
 
 @pytest.fixture
-def token_plugins(invoicesync_home: Path) -> Iterator[Plugins]:
-    from invoicesync import plugins as plugins_module
-
-    plugins = Plugins.from_objects({"tok": (PluginKind.SOURCE, TokenSource(2)),
-                                    "memtarget": (PluginKind.TARGET, MemoryTarget())})
-    previous, plugins_module._installed = plugins_module._installed, plugins
-    yield plugins
-    plugins_module._installed = previous
+def token_plugins(invoicesync_home: Path) -> Plugins:
+    return Plugins.from_objects({"tok": (PluginKind.SOURCE, TokenSource(2)),
+                                 "memtarget": (PluginKind.TARGET, MemoryTarget())})
 
 
 def fragments(secret: str) -> list[str]:
@@ -122,7 +117,7 @@ def test_a_bare_token_in_the_environment_is_not_half_printed(token_plugins: Plug
     everything = ""
     for args in (["-vv", "connect", "tok"], ["-vv", "connect", "memtarget"], ["-vv", "sync"],
                  ["-vv", "sync", "--json"]):
-        result = runner.invoke(cli, args)
+        result = runner.invoke(cli, args, obj=token_plugins)
         everything += result.output
     assert "Invalid JSON" in everything  # the failure itself is reported…
     leaked = [f for f in fragments(BARE_TOKEN) if f in everything]

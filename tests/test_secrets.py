@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,14 +39,9 @@ class LeakySource(MemorySource):
 
 
 @pytest.fixture
-def leaky(invoicesync_home: Path) -> Iterator[Plugins]:
-    from invoicesync import plugins as plugins_module
-
-    plugins = Plugins.from_objects({"leaky": (PluginKind.SOURCE, LeakySource(3)),
-                                    "memtarget": (PluginKind.TARGET, MemoryTarget())})
-    previous, plugins_module._installed = plugins_module._installed, plugins
-    yield plugins
-    plugins_module._installed = previous
+def leaky(invoicesync_home: Path) -> Plugins:
+    return Plugins.from_objects({"leaky": (PluginKind.SOURCE, LeakySource(3)),
+                                 "memtarget": (PluginKind.TARGET, MemoryTarget())})
 
 
 def test_a_secret_appears_nowhere_but_the_0600_store(leaky: Plugins, invoicesync_home: Path) -> None:
@@ -55,7 +49,7 @@ def test_a_secret_appears_nowhere_but_the_0600_store(leaky: Plugins, invoicesync
     outputs = []
     for args in (["-vv", "connect", "leaky"], ["-vv", "connect", "memtarget"], ["-vv", "sync"],
                  ["sync", "--json"], ["accounts", "--json"], ["documents", "--json"]):
-        result = runner.invoke(cli, args, catch_exceptions=False)
+        result = runner.invoke(cli, args, catch_exceptions=False, obj=leaky)
         outputs.append(result.output + (result.stderr if result.stderr_bytes is not None else ""))
     everything = "\n".join(outputs)
     assert "fetching m0 with ***" in everything  # the log line is there, the key is not
@@ -72,7 +66,7 @@ def test_a_secret_appears_nowhere_but_the_0600_store(leaky: Plugins, invoicesync
 def test_a_secret_in_the_config_file_is_refused_without_echoing_it(leaky: Plugins, tmp_path: Path) -> None:
     config = tmp_path / "invoicesync.toml"
     config.write_text(f'[accounts.x]\nplugin = "leaky"\n[accounts.x.settings]\napi_key = "{SECRET}"\n')
-    result = CliRunner().invoke(cli, ["--config", str(config), "accounts"])
+    result = CliRunner().invoke(cli, ["--config", str(config), "accounts"], obj=leaky)
     assert result.exit_code == 2
     assert "api_key is a secret and does not belong in the config file" in result.output
     assert "INVOICESYNC_X_API_KEY" in result.output and SECRET not in result.output

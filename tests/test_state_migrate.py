@@ -19,8 +19,8 @@ from invoicesync.state._sql import STATE_TABLES
 from invoicesync.testing import MemorySource, MemoryTarget
 
 
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, list(args))
+def run(*args: str, plugins: Plugins | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), obj=plugins)
     return result.exit_code, result.output
 
 
@@ -34,9 +34,11 @@ def test_migrate_copies_a_home_into_postgres_which_then_carries_on(
         cli_plugins: Plugins, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget],
         invoicesync_home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _, _source, target = memory_plugins
-    assert run("connect", "memory")[0] == 0 and run("connect", "memtarget")[0] == 0
+    assert run("connect", "memory", plugins=cli_plugins)[0] == 0
+    assert run("connect", "memtarget", plugins=cli_plugins)[0] == 0
     target.fail_ids = {"m4"}
-    assert run("sync")[0] == EXIT_PARTIAL and run("sync")[0] == EXIT_PARTIAL  # m4 fails two runs running
+    assert run("sync", plugins=cli_plugins)[0] == EXIT_PARTIAL  # m4 fails two runs running
+    assert run("sync", plugins=cli_plugins)[0] == EXIT_PARTIAL
     home_state = SqliteStore(invoicesync_home / "state.db")
     home_state.record_failure("memory", "c1", DocumentRef(source_id="m7"), "HTTP 500")
     home_state.kv("memtarget").set("folders", {"2026": "id-1"})
@@ -47,7 +49,7 @@ def test_migrate_copies_a_home_into_postgres_which_then_carries_on(
     assert home_state.first_sighting("memory", "c1:abc", 600)  # seen deliveries live only for minutes
     home_state.close()
 
-    code, output = run("state", "migrate", "--to", postgres_url)
+    code, output = run("state", "migrate", "--to", postgres_url, plugins=cli_plugins)
     assert code == EXIT_OK, output
     assert "documents: 25" in output and "deliveries: 25" in output and "runs: 2" in output
 
@@ -65,12 +67,12 @@ def test_migrate_copies_a_home_into_postgres_which_then_carries_on(
 
     monkeypatch.setenv("INVOICESYNC_STATE_URL", postgres_url)
     writes = target.writes
-    assert run("sync")[0] == EXIT_PARTIAL  # m4 still fails: its streak goes on in PostgreSQL
+    assert run("sync", plugins=cli_plugins)[0] == EXIT_PARTIAL  # m4 still fails: its streak goes on in PostgreSQL
     assert target.writes == writes  # nothing delivered before was delivered again
-    listing = json.loads(CliRunner().invoke(cli, ["documents", "--status", "failed", "--json"]).stdout)
+    listing = json.loads(CliRunner().invoke(cli, ["documents", "--status", "failed", "--json"], obj=cli_plugins).stdout)
     assert [d["failing"]["memtarget"]["runs"] for d in listing] == [3]
     target.fail_ids = set()
-    assert run("sync")[0] == EXIT_OK and target.writes == writes + 1
+    assert run("sync", plugins=cli_plugins)[0] == EXIT_OK and target.writes == writes + 1
     postgres = PostgresStore(postgres_url)
     try:
         assert [r.id for r in postgres.runs()] == [4, 3, 2, 1]  # numbered on after the copied runs
@@ -82,20 +84,20 @@ def test_migrate_copies_a_home_into_postgres_which_then_carries_on(
 
 def test_migrate_refuses_a_target_that_holds_state_and_a_home_without_one(
         cli_plugins: Plugins, invoicesync_home: Path, postgres_url: str, tmp_path: Path) -> None:
-    code, output = run("state", "migrate", "--to", postgres_url)
+    code, output = run("state", "migrate", "--to", postgres_url, plugins=cli_plugins)
     assert code == EXIT_FATAL and "state.db does not exist" in output
 
-    assert run("connect", "memory")[0] == 0
-    assert run("state", "migrate", "--to", postgres_url)[0] == EXIT_OK
+    assert run("connect", "memory", plugins=cli_plugins)[0] == 0
+    assert run("state", "migrate", "--to", postgres_url, plugins=cli_plugins)[0] == EXIT_OK
     (tmp_path / "extra").mkdir()
-    code, output = run("--home", str(tmp_path / "extra"), "connect", "memtarget")
+    code, output = run("--home", str(tmp_path / "extra"), "connect", "memtarget", plugins=cli_plugins)
     assert code == 0, output
-    code, output = run("--home", str(tmp_path / "extra"), "state", "migrate", "--to", postgres_url)
+    code, output = run("--home", str(tmp_path / "extra"), "state", "migrate", "--to", postgres_url, plugins=cli_plugins)
     assert code == EXIT_FATAL and "is not empty (it has accounts)" in output
     postgres = PostgresStore(postgres_url)
     try:
         assert [a.name for a in postgres.list_accounts()] == ["memory"]  # the refused copy added nothing
     finally:
         postgres.close()
-    code, output = run("state", "migrate", "--to", "sqlite:///elsewhere.db")
+    code, output = run("state", "migrate", "--to", "sqlite:///elsewhere.db", plugins=cli_plugins)
     assert code != EXIT_OK and "not a postgresql:// URL" in output

@@ -52,7 +52,7 @@ def test_sync_with_the_blobs_elsewhere_delivers_every_file_with_its_bytes(
     assert (invoicesync_home / "blobs").exists() == (blob_url is None)
 
     document = next(d for d in workspace.state.find_documents(DocumentFilter()) if d.number == "INV-0007")
-    result = CliRunner().invoke(cli, ["documents", "open", document.id, "--print-path"])
+    result = CliRunner().invoke(cli, ["documents", "open", document.id, "--print-path"], obj=cli_plugins)
     assert result.exit_code == 0, result.output
     assert Path(result.stdout.strip()).read_bytes() == source.records[7].pdf
 
@@ -61,8 +61,8 @@ def test_a_blob_store_that_cannot_be_used_fails_the_run_in_one_line_without_secr
         s3_blob_url: str, cli_plugins: Plugins, invoicesync_home: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INVOICESYNC_BLOB_URL", "s3://no-such-bucket-here/blobs")
-    assert CliRunner().invoke(cli, ["connect", "memory"]).exit_code == 0
-    result = CliRunner().invoke(cli, ["sync"])
+    assert CliRunner().invoke(cli, ["connect", "memory"], obj=cli_plugins).exit_code == 0
+    result = CliRunner().invoke(cli, ["sync"], obj=cli_plugins)
     assert result.exit_code == EXIT_FATAL, result.output
     line = next(line for line in result.output.splitlines() if "S3 blob store" in line)
     assert "s3://no-such-bucket-here/blobs/" in line and "NoSuchBucket" in line
@@ -76,21 +76,21 @@ def test_copy_blobs_moves_a_homes_blobs_into_the_new_store(
         monkeypatch: pytest.MonkeyPatch) -> None:
     url = (tmp_path / "nas").as_uri() if destination == "shared" else request.getfixturevalue("s3_blob_url")
     memory_plugins[1].records[2].attachments = [("scan.pdf", "application/pdf", LARGE)]
-    assert CliRunner().invoke(cli, ["connect", "memory"]).exit_code == 0
-    assert CliRunner().invoke(cli, ["sync"]).exit_code == EXIT_OK
+    assert CliRunner().invoke(cli, ["connect", "memory"], obj=cli_plugins).exit_code == 0
+    assert CliRunner().invoke(cli, ["sync"], obj=cli_plugins).exit_code == EXIT_OK
     home_store = open_blob_store(invoicesync_home, None)
     blobs = sorted(home_store.shas())
     assert len(blobs) == 26
 
-    result = CliRunner().invoke(cli, ["state", "copy-blobs", "--to", url])
+    result = CliRunner().invoke(cli, ["state", "copy-blobs", "--to", url], obj=cli_plugins)
     assert result.exit_code == 0, result.output
     assert "Copied 26 blob(s) from " in result.stdout and "(0 already there)" in result.stdout
-    again = CliRunner().invoke(cli, ["state", "copy-blobs", "--to", url, "--json"])
+    again = CliRunner().invoke(cli, ["state", "copy-blobs", "--to", url, "--json"], obj=cli_plugins)
     assert json.loads(again.stdout)["copied"] == 0 and json.loads(again.stdout)["present"] == 26
     target = open_blob_store(invoicesync_home, url)
     assert visible(target) == sorted(target.shas()) == blobs
     assert all(sha_of(target.iter_chunks(sha)) == sha for sha in blobs)
 
     monkeypatch.setenv("INVOICESYNC_BLOB_URL", url)
-    result = CliRunner().invoke(cli, ["state", "copy-blobs", "--to", url])
+    result = CliRunner().invoke(cli, ["state", "copy-blobs", "--to", url], obj=cli_plugins)
     assert result.exit_code != 0 and "is the store the blobs are in already" in result.output

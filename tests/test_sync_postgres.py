@@ -32,8 +32,8 @@ time.sleep(600)
 """
 
 
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, list(args))
+def run(*args: str, plugins: Plugins | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), obj=plugins)
     return result.exit_code, result.output
 
 
@@ -41,8 +41,9 @@ def test_sync_keeps_its_state_in_postgres_when_the_config_says_so(
         cli_plugins: Plugins, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget],
         invoicesync_home: Path, postgres_url: str, tmp_path: Path) -> None:
     (tmp_path / "invoicesync.toml").write_text(f'state_url = "{postgres_url}"\n')  # ./invoicesync.toml
-    assert run("connect", "memory")[0] == 0 and run("connect", "memtarget")[0] == 0
-    result = CliRunner().invoke(cli, ["sync", "--json"])
+    assert run("connect", "memory", plugins=cli_plugins)[0] == 0
+    assert run("connect", "memtarget", plugins=cli_plugins)[0] == 0
+    result = CliRunner().invoke(cli, ["sync", "--json"], obj=cli_plugins)
     assert result.exit_code == EXIT_OK, result.output
     assert json.loads(result.stdout)["exported"]["memtarget"]["delivered"] == 25
     assert not (invoicesync_home / "state.db").exists()
@@ -54,25 +55,27 @@ def test_sync_keeps_its_state_in_postgres_when_the_config_says_so(
         assert store._all("SELECT * FROM claims") == []
     finally:
         store.close()
-    assert run("sync")[0] == EXIT_OK and memory_plugins[2].writes == 25  # the ledger in PostgreSQL held
-    assert "INV-0001" in run("documents")[1]
+    assert run("sync", plugins=cli_plugins)[0] == EXIT_OK
+    assert memory_plugins[2].writes == 25  # the ledger in PostgreSQL held
+    assert "INV-0001" in run("documents", plugins=cli_plugins)[1]
 
 
 def test_a_second_runner_on_the_same_postgres_state_exits_75_until_the_first_dies(
         cli_plugins: Plugins, memory_plugins: tuple[Plugins, MemorySource, MemoryTarget],
         invoicesync_home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INVOICESYNC_STATE_URL", postgres_url)
-    assert run("connect", "memory")[0] == 0 and run("connect", "memtarget")[0] == 0
+    assert run("connect", "memory", plugins=cli_plugins)[0] == 0
+    assert run("connect", "memtarget", plugins=cli_plugins)[0] == 0
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, postgres_url], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        code, output = run("sync")
+        code, output = run("sync", plugins=cli_plugins)
         assert code == EXIT_BUSY == 75, output
         assert "another sync is running on this PostgreSQL state: " in output
         assert f"pid {holder.pid}" in output and memory_plugins[2].writes == 0
         holder.kill()
         holder.wait()
-        code, output = run("sync", "--wait", "30")
+        code, output = run("sync", "--wait", "30", plugins=cli_plugins)
         assert code == EXIT_OK, output
         assert memory_plugins[2].writes == 25
     finally:
@@ -110,13 +113,13 @@ def test_a_server_gone_mid_command_is_one_line_and_exit_2(
     import psycopg
 
     monkeypatch.setenv("INVOICESYNC_STATE_URL", postgres_url)
-    assert run("connect", "memory")[0] == 0
+    assert run("connect", "memory", plugins=cli_plugins)[0] == 0
 
     def gone(*args: object, **kwargs: object) -> None:
         raise psycopg.OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(PostgresStore, "_all", gone)
-    result = CliRunner().invoke(cli, ["documents"])
+    result = CliRunner().invoke(cli, ["documents"], obj=cli_plugins)
     assert result.exit_code == 2
     assert result.output.startswith("Error: the PostgreSQL state failed (server closed the connection unexpectedly)")
     assert len(result.output.strip().splitlines()) == 1 and "internal error" not in result.output

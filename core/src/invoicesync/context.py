@@ -9,10 +9,10 @@ from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .http import Authenticator, ErrorParser, HttpClient, RequestBudget, ResponseClassifier
 from .http._client import new_pool
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T")
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 
 class PluginKind(StrEnum):
@@ -119,6 +120,8 @@ class Context:
     """
 
     account: Account
+    #: The account's settings, validated by the plugin's model. Typed as ``Any`` for plugins written
+    #: before ``settings_as``; new code reads ``ctx.settings_as(MySettings)``, which is typed.
     settings: Any
     secrets: AccountSecrets
     blobs: BlobStore
@@ -139,6 +142,8 @@ class Context:
     #: One connection pool per (base URL, timeout, headers) for the life of this context (a run).
     _pools: dict[tuple[Any, ...], httpx.Client] = field(default_factory=dict, repr=False)
     _resources: dict[Hashable, Any] = field(default_factory=dict, repr=False)
+    #: ``settings_as`` results: model -> (the ``settings`` object it was made from, the typed copy).
+    _typed_settings: dict[type[BaseModel], tuple[Any, BaseModel]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _opening: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
@@ -177,6 +182,31 @@ class Context:
             sleep=self.sleep,
             pool=pool,
         )
+
+    def settings_as(self, model: type[SettingsT]) -> SettingsT:
+        """The account's settings as ``model`` (the plugin's settings class), typed for the plugin's code.
+
+        The runner has already validated them with the plugin's model, so this is usually a type
+        check. Settings given another way (a dict, another model: tests, older callers) are
+        validated once per model and kept; a value that does not fit raises ``ConfigError``."""
+        settings = self.settings
+        if isinstance(settings, model):
+            return settings
+        cached = self._typed_settings.get(model)
+        if cached is not None and cached[0] is settings:  # same object: a reassigned ``settings`` is read anew
+            return cast(SettingsT, cached[1])
+        values = settings.model_dump() if isinstance(settings, BaseModel) else settings
+        try:
+            typed = model.model_validate(values if values is not None else {})
+        except ValidationError as exc:
+            from .errors import ConfigError
+            from .secrets import redact
+
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(redact(f"account {self.account.name!r} has settings that are not a valid "
+                                     f"{model.__name__}: {problems}")) from None
+        self._typed_settings[model] = (settings, typed)
+        return typed
 
     def resource(self, key: Hashable, open: Callable[[], T]) -> T:
         """A plugin's run-scoped object (an API client, a token cache, a folder index): made by

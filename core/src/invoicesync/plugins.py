@@ -71,9 +71,6 @@ class LoadFailure:
     error: str
 
 
-_installed: Plugins | None = None
-
-
 class Plugins:
     """The installed plugins, loaded once; ``call`` routes a hook to one of them."""
 
@@ -86,6 +83,7 @@ class Plugins:
         #: Entry points not imported yet (``discover(lazy=True)``): name -> [(kind, entry point)].
         self._pending: dict[str, list[tuple[PluginKind, metadata.EntryPoint]]] = {}
         self._loading = threading.RLock()
+        self._commands_registered = False
         if os.environ.get("INVOICESYNC_TRACE_PLUGINS"):
             self.pm.trace.root.setwriter(lambda text: sys.stderr.write(text))
             self.pm.enable_tracing()
@@ -135,11 +133,13 @@ class Plugins:
 
     @classmethod
     def installed(cls) -> Plugins:
-        """The installed plugins, discovered once per process (the CLI's view)."""
-        global _installed
-        if _installed is None:
-            _installed = cls.discover(lazy=True)
-        return _installed
+        """The installed plugins, discovered now (lazily: each is imported when first asked for).
+
+        There is no process-wide instance: whoever needs plugins holds a ``Plugins`` and passes it
+        on (the CLI keeps one per process at its edge, ``cli._common.default_plugins``; a
+        ``Workspace`` holds the one it was opened with), so tests hand in ``from_objects`` instead
+        of swapping a global."""
+        return cls.discover(lazy=True)
 
     def load_all(self) -> None:
         """Import every plugin not imported yet."""
@@ -265,6 +265,15 @@ class Plugins:
             caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
             self._callers[key] = caller
         return caller(**kwargs)
+
+    def register_commands(self, cli: Any) -> None:
+        """Let API 1 plugins add their commands to ``cli`` (the deprecated broadcast hook): once
+        for this set of plugins, importing them all."""
+        if self._commands_registered:
+            return
+        self._commands_registered = True
+        self.load_all()
+        self.pm.hook.register_commands(cli=cli)
 
     def of_kind(self, kind: PluginKind) -> list[LoadedPlugin]:
         return [p for p in self.loaded.values() if p.kind is kind]

@@ -74,7 +74,7 @@ def plugin_info() -> PluginInfo:
 
 @hookimpl
 def auth(account: Account, ctx: Context) -> list[Company]:
-    settings: LocalFsSettings = ctx.settings
+    settings = ctx.settings_as(LocalFsSettings)
     validate_template(settings.template)
     if not ctx.dry_run:
         settings.root.expanduser().mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ def auth(account: Account, ctx: Context) -> list[Company]:
 
 @hookimpl
 def push_documents(account: Account, requests: list[PushRequest], ctx: Context) -> Iterator[Delivery]:
-    settings: LocalFsSettings = ctx.settings
+    settings = ctx.settings_as(LocalFsSettings)
     # Plain strings, not Path objects, per document: pathlib interns every part it parses, which
     # would make memory grow with the number of documents written.
     root = str(settings.root.expanduser())

@@ -20,6 +20,8 @@ from .. import __version__
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ..plugins import Plugins
+
 #: Entry-point group through which a plugin adds CLI commands: ``NAME = "module:click_command"``.
 COMMANDS_GROUP = "invoicesync.commands"
 
@@ -64,8 +66,6 @@ def plugin_command_entry_points() -> dict[str, metadata.EntryPoint]:
 class _LazyGroup(click.Group):
     """A group whose commands are imported on first use, not to draw ``--help``."""
 
-    _hooks_called = False
-
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(self.commands) | set(CORE_COMMANDS) | set(plugin_command_entry_points()))
 
@@ -79,7 +79,7 @@ class _LazyGroup(click.Group):
         elif cmd_name in plugin_command_entry_points():
             command = _load_plugin_command(plugin_command_entry_points()[cmd_name])
         else:
-            self._call_register_commands()  # API 1 plugins add commands through the hook
+            self._call_register_commands(ctx)  # API 1 plugins add commands through the hook
             return self.commands.get(cmd_name)
         if command is not None:
             self.add_command(command, cmd_name)
@@ -106,17 +106,25 @@ class _LazyGroup(click.Group):
         dist = entry_point.dist.name if entry_point.dist is not None else entry_point.value.split(":")[0]
         return f"(from {dist}; `invoicesync {name} --help` for more)"
 
-    def _call_register_commands(self) -> None:
-        if _LazyGroup._hooks_called:
-            return
-        _LazyGroup._hooks_called = True
-        from ..plugins import Plugins
+    def _call_register_commands(self, ctx: click.Context) -> None:
         from ._common import setup_logging
 
         setup_logging(0)  # plugin load failures must be readable before the options are parsed
-        plugins = Plugins.installed()
-        plugins.load_all()
-        plugins.pm.hook.register_commands(cli=self)
+        (_given_plugins(ctx) or _default_plugins()).register_commands(self)
+
+
+def _given_plugins(ctx: click.Context) -> Plugins | None:
+    """The plugins a caller handed in with ``cli.main(args, obj=plugins)``, before ``cli`` runs."""
+    from ..plugins import Plugins
+
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Plugins) else None
+
+
+def _default_plugins() -> Plugins:
+    from ._common import default_plugins
+
+    return default_plugins()
 
 
 class _Placeholder(click.Command):
@@ -155,7 +163,7 @@ def cli(ctx: click.Context, home: Path | None, config: Path | None, verbose: int
     from ._common import State, setup_logging
 
     setup_logging(verbose)
-    ctx.obj = State(home, config)
+    ctx.obj = State(home, config, plugins=_given_plugins(ctx))
 
 
 #: Set by ``main()``: this process runs one command and exits (not a test's ``CliRunner``, not a server),

@@ -15,6 +15,7 @@ import click
 
 from ..errors import InvoiceSyncError
 from ..pipeline import EXIT_FATAL
+from ..plugins import Plugins
 from ..secrets import RedactingFilter, RedactingFormatter, redact, safe_error_text
 from ..state import describe_backend_error, describe_state_error
 from ..workspace import Workspace, default_home
@@ -22,17 +23,35 @@ from ..workspace import Workspace, default_home
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+@functools.cache
+def default_plugins() -> Plugins:
+    """The installed plugins, discovered once per process: the CLI's edge is the one place that
+    keeps a default; everything past it is handed the instance (``State.plugins``)."""
+    return Plugins.installed()
+
+
 class State:
-    def __init__(self, home: Path | None, config: Path | None) -> None:
+    """What every command is handed (click's ``ctx.obj``): the home, the config and the plugins.
+
+    ``plugins``: the set the commands use; ``None`` means the installed ones. Callers (tests, an
+    embedding program) pass theirs as ``cli.main(args, obj=plugins)``."""
+
+    def __init__(self, home: Path | None, config: Path | None, plugins: Plugins | None = None) -> None:
         self.home = home
         self.config = config
+        self._plugins = plugins
         self._workspace: Workspace | None = None
+
+    @property
+    def plugins(self) -> Plugins:
+        return self._plugins if self._plugins is not None else default_plugins()
 
     def workspace(self, *, writable: bool = True) -> Workspace:
         """The home, opened once. Commands that only read pass ``writable=False``, so they work on
         a home this user may not write (a read-only mount, another user's service home)."""
         if self._workspace is None:
-            self._workspace = Workspace.open(self.home, config_file=self.config, writable=writable)
+            self._workspace = Workspace.open(self.home, plugins=self.plugins, config_file=self.config,
+                                             writable=writable)
             click.get_current_context().call_on_close(self._workspace.close)
         return self._workspace
 

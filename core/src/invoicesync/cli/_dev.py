@@ -78,14 +78,15 @@ def _command() -> str:
 @click.option("--dir", "folder", type=click.Path(path_type=Path), default=Path("invoicesync-demo"), show_default=True,
               help="Where the demo keeps its home and writes the invoices (recreated each run).")
 @click.option("--documents", type=int, default=30, show_default=True, help="Documents per sandbox company.")
+@pass_state
 @handle_errors
-def demo(folder: Path, documents: int) -> None:
+def demo(state: State, folder: Path, documents: int) -> None:
     """Run the whole flow on built-in sandboxes: no accounts needed, nothing to type."""
     click.echo("Starting the sandboxes and connecting demo accounts…", err=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         console=Console(stderr=True), disable=not sys.stderr.isatty())
     with progress:
-        result = run_demo(folder.resolve(), documents=documents, progress=progress)
+        result = run_demo(folder.resolve(), documents=documents, progress=progress, plugins=state.plugins)
     for name, url in result.sandboxes.items():
         click.echo(f"  sandbox {name}: {url} (stopped now)")
     for name, reason in result.skipped.items():

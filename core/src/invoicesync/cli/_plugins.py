@@ -12,8 +12,7 @@ import click
 
 from .. import __version__
 from ..errors import ConfigError
-from ..plugins import Plugins
-from ._common import handle_errors, json_option, print_json
+from ._common import State, handle_errors, json_option, print_json
 
 
 @click.group(invoke_without_command=True)
@@ -23,7 +22,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     """List installed sources and targets, their versions, and plugins that failed to load."""
     if ctx.invoked_subcommand is not None:
         return
-    found = Plugins.installed()
+    found = ctx.find_object(State).plugins  # type: ignore[union-attr]
     rows = [{
         "name": p.name, "kind": p.kind.value, "title": p.info.title, "distribution": p.distribution,
         "version": p.version, "api_version": list(p.info.api_version), "hooks": p.hooks,

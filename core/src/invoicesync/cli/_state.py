@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError
+from ..plugins import Plugins
 from ..state import SqliteStore, check_blob_url, is_postgres_url, open_blob_store, redacted
 from ..workspace import default_home
 from ._common import State, handle_errors, json_option, pass_state, print_json
@@ -49,7 +50,7 @@ def migrate(obj: State, url: str, as_json: bool) -> None:
         raise ConfigError("a PostgreSQL state needs psycopg: pip install 'invoicesync[postgres]'") from None
     home = obj.home or default_home()
     counts = copy_to_postgres(home, url)
-    counts["secrets"] = _copy_logins(home, url)
+    counts["secrets"] = _copy_logins(home, url, obj.plugins)
     if as_json:
         print_json({"from": str(home / "state.db"), "to": redacted(url), "copied": counts})
         return
@@ -59,11 +60,10 @@ def migrate(obj: State, url: str, as_json: bool) -> None:
     click.echo("Use it: state_url = \"postgresql://…\" in invoicesync.toml, or INVOICESYNC_STATE_URL.")
 
 
-def _copy_logins(home: Path, url: str) -> int:
+def _copy_logins(home: Path, url: str, plugins: Plugins) -> int:
     """The home's logins (its keyring or secrets.json, and its state.db's own with shared_secrets
     on there) into the new state, encrypted with this machine's key. Read from the home itself,
     whatever state_url says (the compose file sets it for every command)."""
-    from ..plugins import Plugins
     from ..secrets import choose_backend
     from ..state._postgres import PostgresStore
     from ..state._secrets import StateSecretBackend
@@ -72,8 +72,7 @@ def _copy_logins(home: Path, url: str) -> int:
     home_backend = choose_backend(home)
     source_state, target = SqliteStore(home / "state.db", read_only=True), PostgresStore(url)
     try:
-        backend, accounts, plugins = StateSecretBackend(target, home_backend), source_state.list_accounts(), \
-            Plugins.installed()
+        backend, accounts = StateSecretBackend(target, home_backend), source_state.list_accounts()
         copied = migrate_home_secrets(home_backend, backend, accounts, plugins)
         if source_state._one("SELECT 1 FROM secrets LIMIT 1"):
             copied += migrate_home_secrets(StateSecretBackend(source_state, home_backend), backend, accounts, plugins)

@@ -67,17 +67,10 @@ def invoicesync_cli(invoicesync_home: Path) -> Callable[..., Result]:
     the command sees those instead of the installed ones."""
     from click.testing import CliRunner
 
-    from .. import plugins as plugins_module
     from ..cli import cli
 
     def run(*args: object, plugins: Plugins | None = None, input: str | None = None) -> Result:
-        previous = plugins_module._installed
-        if plugins is not None:
-            plugins_module._installed = plugins
-        try:
-            return CliRunner().invoke(cli, [str(a) for a in args], input=input, catch_exceptions=False)
-        finally:
-            plugins_module._installed = previous
+        return CliRunner().invoke(cli, [str(a) for a in args], input=input, catch_exceptions=False, obj=plugins)
 
     return run
 

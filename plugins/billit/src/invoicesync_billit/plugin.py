@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 def client_for(ctx: Context) -> BillitClient:
     """One client per run of an account, shared by the worker threads (and so one token refresher)."""
-    return ctx.resource("billit.client", lambda: BillitClient(ctx, ctx.settings))
+    return ctx.resource("billit.client", lambda: BillitClient(ctx, ctx.settings_as(BillitSettings)))
 
 
 @hookimpl
@@ -61,7 +61,7 @@ def plugin_info() -> PluginInfo:
 
 @hookimpl
 def auth(account: Account, ctx: Context) -> list[Company]:
-    settings: BillitSettings = ctx.settings
+    settings = ctx.settings_as(BillitSettings)
     if settings.auth == "api_key":
         # --relogin asks for a new key: the stored one is the key that stopped working.
         fresh = wants_relogin(ctx.options) and ctx.ui.interactive
@@ -83,7 +83,7 @@ def auth(account: Account, ctx: Context) -> list[Company]:
 @hookimpl
 def auth_begin(account: Account, ctx: Context, redirect_uri: str) -> AuthStart | None:
     """The dashboard's login: Billit's logon page, back to the server's callback (an API key needs none)."""
-    settings: BillitSettings = ctx.settings
+    settings = ctx.settings_as(BillitSettings)
     if settings.auth == "api_key":
         return None
     _auth.client_secret(ctx)
@@ -92,7 +92,7 @@ def auth_begin(account: Account, ctx: Context, redirect_uri: str) -> AuthStart |
 
 @hookimpl
 def auth_complete(account: Account, ctx: Context, callback_url: str, started: AuthStart) -> list[Company]:
-    settings: BillitSettings = ctx.settings
+    settings = ctx.settings_as(BillitSettings)
     _auth.code_flow(ctx, settings).complete(callback_url, started)
     return companies_of(account_information(ctx, settings), ctx)
 
@@ -130,7 +130,7 @@ def companies_of(info: dict[str, Any], ctx: Context) -> list[Company]:
 @hookimpl
 def list_documents(account: Account, company: Company, cursor: str | None,
                    ctx: Context) -> Iterator[DocumentRef | Deletion | ListingError | Checkpoint]:
-    lister = OrderLister(client_for(ctx), ctx.settings, company.id, ctx.log)
+    lister = OrderLister(client_for(ctx), ctx.settings_as(BillitSettings), company.id, ctx.log)
     try:
         yield from lister.changes(cursor)
     except RemoteError as exc:
@@ -149,12 +149,12 @@ def fetch_document(account: Account, company: Company, ref: DocumentRef, ctx: Co
 
 @hookimpl
 def webhook_subscribe(account: Account, company: Company, ctx: Context, url: str) -> WebhookSubscription:
-    return _webhooks.subscribe(BillitClient(ctx, ctx.settings), company, url)
+    return _webhooks.subscribe(BillitClient(ctx, ctx.settings_as(BillitSettings)), company, url)
 
 
 @hookimpl
 def webhook_unsubscribe(account: Account, company: Company, ctx: Context, subscription: WebhookSubscription) -> None:
-    _webhooks.unsubscribe(BillitClient(ctx, ctx.settings), company, subscription.ids)
+    _webhooks.unsubscribe(BillitClient(ctx, ctx.settings_as(BillitSettings)), company, subscription.ids)
 
 
 @hookimpl

@@ -138,7 +138,7 @@ class BusinessCentral:
 
     @classmethod
     def for_context(cls, ctx: Context, secret: str) -> BusinessCentral:
-        settings: Dynamics365Settings = ctx.settings
+        settings = ctx.settings_as(Dynamics365Settings)
         authenticator = shared_authenticator(settings, secret)
         http = ctx.http(
             settings.api_base, service=SERVICE, auth=authenticator,

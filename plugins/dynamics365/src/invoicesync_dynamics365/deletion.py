@@ -39,7 +39,7 @@ class Deleter:
         self.bc = bc
         self.company = company
         self.ctx = ctx
-        self.settings: Dynamics365Settings = ctx.settings
+        self.settings = ctx.settings_as(Dynamics365Settings)
         self.attacher = attacher
 
     def delete(self, request: PushRequest, kind: Kind, draft: dict[str, Any] | None) -> Removal:

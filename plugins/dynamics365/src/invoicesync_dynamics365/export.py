@@ -54,7 +54,7 @@ class Exporter:
         self.bc = bc
         self.company = company
         self.ctx = ctx
-        self.settings: Dynamics365Settings = ctx.settings
+        self.settings = ctx.settings_as(Dynamics365Settings)
         self.vendors = VendorDirectory(bc, company, self.settings.api_base)
         self.attacher = Attacher(bc, company, ctx, self.settings.attachment_entity)
         self.updater = DraftUpdater(bc, company, ctx, self.attacher)

@@ -56,7 +56,7 @@ def client_secret(ctx: Context, *, ask: bool) -> str:
 
 @hookimpl
 def auth(account: Account, ctx: Context) -> list[Company]:
-    settings: Dynamics365Settings = ctx.settings
+    settings = ctx.settings_as(Dynamics365Settings)
     secret = client_secret(ctx, ask=True)
     bc = BusinessCentral.for_context(ctx, secret)
     ctx.ui.echo(f"Business Central environment: {settings.environment} (tenant {settings.tenant})")
@@ -100,7 +100,7 @@ def _company(raw: dict[str, Any]) -> Company:
 
 @hookimpl
 def push_documents(account: Account, requests: list[PushRequest], ctx: Context) -> Iterator[Delivery]:
-    settings: Dynamics365Settings = ctx.settings
+    settings = ctx.settings_as(Dynamics365Settings)
     company = settings.company_id or (account.companies[0].id if account.companies else None)
     if not company:
         raise ConfigError(f"account {account.name!r} has no Business Central company; "

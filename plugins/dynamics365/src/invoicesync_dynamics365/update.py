@@ -59,7 +59,7 @@ class DraftUpdater:
         self.bc = bc
         self.company = company
         self.ctx = ctx
-        self.settings: Dynamics365Settings = ctx.settings
+        self.settings = ctx.settings_as(Dynamics365Settings)
         self.attacher = attacher
 
     def update(self, request: PushRequest, kind: Kind, draft: dict[str, Any], files: list[FileRef]) -> Outcome:

@@ -27,7 +27,7 @@ class Deletions:
         self.client = client
         self.tree = tree
         self.ctx = ctx
-        self.policy: str = ctx.settings.on_delete
+        self.policy = client.settings.on_delete
 
     def apply(self, request: PushRequest) -> Delivery:
         if self.policy == "keep":

@@ -40,7 +40,7 @@ from .upload import FileResult, FileSpec, Uploader, file_roles
 class Exporter:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.settings: GDriveSettings = ctx.settings
+        self.settings = ctx.settings_as(GDriveSettings)
         self.client = DriveClient(ctx, self.settings, None if ctx.dry_run else build_auth(ctx, self.settings))
         self.tree = FolderTree(self.client, ctx.kv, ctx.account.name)
         self.listings = listings_for(ctx)

@@ -36,7 +36,7 @@ def plugin_info() -> PluginInfo:
 @hookimpl
 def auth(account: Account, ctx: Context) -> list[Company]:
     """Log in (browser consent or service account), then find or create the root folder."""
-    settings: GDriveSettings = ctx.settings
+    settings = ctx.settings_as(GDriveSettings)
     validate_template(settings.template)
     settings.check_mode()
     if settings.auth_mode == "service_account":
@@ -53,7 +53,7 @@ def auth(account: Account, ctx: Context) -> list[Company]:
 def auth_begin(account: Account, ctx: Context, redirect_uri: str) -> AuthStart | None:
     """The dashboard's login: Google's consent page, back to the server's callback (a service
     account needs no page: ``auth`` connects it)."""
-    settings: GDriveSettings = ctx.settings
+    settings = ctx.settings_as(GDriveSettings)
     validate_template(settings.template)
     settings.check_mode()
     if settings.auth_mode == "service_account":
@@ -64,7 +64,7 @@ def auth_begin(account: Account, ctx: Context, redirect_uri: str) -> AuthStart |
 
 @hookimpl
 def auth_complete(account: Account, ctx: Context, callback_url: str, started: AuthStart) -> list[Company]:
-    settings: GDriveSettings = ctx.settings
+    settings = ctx.settings_as(GDriveSettings)
     code_flow(ctx, settings).complete(callback_url, started)
     _root_folder(account, ctx, settings)
     return []

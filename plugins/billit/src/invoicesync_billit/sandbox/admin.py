@@ -1,13 +1,18 @@
 """The emulator's data helpers for tests and the admin API: find, edit, add, delete orders,
 crowd a second, drop a PDF, attach a large file. Every change stamps ``LastModified`` as Billit
-does."""
+does. Over HTTP: ``POST /__sandbox__/orders/{id}`` (a JSON object of changes) edits an order,
+``DELETE /__sandbox__/orders/{id}`` deletes it."""
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
+
+from invoicesync.sandbox import Request, Response
 
 from .data import CompanyData, Seeder, StoredFile, attach_files, wire_time
 
@@ -20,6 +25,12 @@ class OrderAdmin:
     seeder: Seeder
     data_lock: threading.RLock
     _last_stamp: datetime
+    error: Callable[..., Response]
+    route: Callable[..., None]
+
+    def _init_admin_routes(self) -> None:
+        self.route("POST", r"/__sandbox__/orders/(?P<order_id>\d+)", self._admin_edit)
+        self.route("DELETE", r"/__sandbox__/orders/(?P<order_id>\d+)", self._admin_delete)
 
     def order_changed(self, party_id: int, order_id: int, update_type: str) -> None:
         """An order was inserted (``I``), updated (``U``) or deleted (``D``): webhooks deliver it."""
@@ -115,3 +126,18 @@ class OrderAdmin:
             self.files[stored.file_id] = stored
             order.setdefault("Attachments", []).append({"FileID": stored.file_id, "FileName": stored.name})
             return stored
+
+    def _admin_edit(self, request: Request) -> Response:
+        try:
+            changes = json.loads(request.body or b"{}", parse_float=Decimal)  # amounts keep their digits
+            order = self.edit_order(int(request.params["order_id"]), **(changes or {}))
+        except KeyError:
+            return self.error(404, "NotFound", "no such order")
+        return Response.json({"OrderID": order["OrderID"], "LastModified": order["LastModified"]})
+
+    def _admin_delete(self, request: Request) -> Response:
+        try:
+            self.delete_order(int(request.params["order_id"]))
+        except KeyError:
+            return self.error(404, "NotFound", "no such order")
+        return Response.json({"deleted": True})

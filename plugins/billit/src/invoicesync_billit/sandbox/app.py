@@ -15,13 +15,11 @@ for an early token expiry).
 from __future__ import annotations
 
 import base64
-import json
 import re
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from invoicesync.sandbox import Request, Response, SandboxApp
@@ -29,6 +27,7 @@ from invoicesync.sandbox import Request, Response, SandboxApp
 from .admin import OrderAdmin
 from .corpus import OMIT, BadInputs, file_json_body
 from .data import CompanyData, Seeder, StoredFile, attach_files, summary
+from .login import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_USER, LoginPages
 from .oauth import OAuthClient, OAuthState
 from .odata import ODataError, parse_filter, sort_orders
 from .webhooks import WebhookHub
@@ -36,9 +35,6 @@ from .wire_json import dumps
 
 PAGE_SIZE = 120
 DEMO_API_KEY = "sandbox-demo-api-key-0f6c1e"
-DEMO_CLIENT_ID = "invoicesync-sandbox"
-DEMO_CLIENT_SECRET = "sandbox-client-secret-7d2a"
-DEMO_USER = ("demo@billit.test", "demo")
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -59,7 +55,7 @@ def _wire(order: dict[str, Any], garbled: dict[str, Any] | None = None) -> dict[
     return wire
 
 
-class BillitSandbox(WebhookHub, OrderAdmin, SandboxApp):
+class BillitSandbox(WebhookHub, LoginPages, OrderAdmin, SandboxApp):
     name = "billit"
 
     def __init__(self, *, documents: int = 50, seed: int = 1, companies: int = 2,
@@ -93,9 +89,6 @@ class BillitSandbox(WebhookHub, OrderAdmin, SandboxApp):
         self.lenient_odata = False
         #: "json" (documented: File object with base64 FileContent) or "raw" (the bytes themselves).
         self.file_shape = "json"
-        #: ``(Content-Type, sent an Authorization header)`` of each token request: Billit's docs
-        #: ask for a JSON body and no Authorization header (the emulator accepts a form too).
-        self.token_requests: list[tuple[str, bool]] = []
         #: Called with each request for an order or a file as it arrives, before it is answered
         #: (tests hold requests there to see which ones are in flight together).
         self.arrival_hooks: list[Callable[[Request], None]] = []
@@ -111,13 +104,8 @@ class BillitSandbox(WebhookHub, OrderAdmin, SandboxApp):
         self.route("GET", r"/v1/orders/deleted", self._deleted)
         self.route("GET", r"/v1/orders/(?P<order_id>-?\d+)", self._order)
         self.route("GET", r"/v1/files/(?P<file_id>[^/]+)", self._file)
-        self.route("GET", r"/Account/Logon", self._logon_page)
-        self.route("POST", r"/Account/Logon", self._logon_submit)
-        self.route("POST", r"/OAuth2/token", self._token)
-        self.route("POST", r"/OAuth2/revoke", self._revoke)
-        self.route("POST", r"/__sandbox__/expire-tokens", self._admin_expire)
-        self.route("POST", r"/__sandbox__/orders/(?P<order_id>\d+)", self._admin_edit)
-        self.route("DELETE", r"/__sandbox__/orders/(?P<order_id>\d+)", self._admin_delete)
+        self._init_login()  # /Account/Logon, /OAuth2/token and /OAuth2/revoke (see ``login``)
+        self._init_admin_routes()  # /__sandbox__/orders/{id}: edit and delete (see ``admin``)
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> BillitSandbox:
@@ -159,15 +147,6 @@ class BillitSandbox(WebhookHub, OrderAdmin, SandboxApp):
             attach_files(order, self.files, self.seeder, extra_attachment=self.seeder.rng.random() < 0.04)
             company.orders[order["OrderID"]] = order
             self._last_stamp = max(self._last_stamp, moment)
-
-    def expire_access_tokens(self) -> None:
-        self.oauth.expire_all()
-
-    def issue_login(self, client_id: str = DEMO_CLIENT_ID) -> dict[str, Any]:
-        """A token answer as if the demo user had approved ``client_id`` on the logon page, for
-        tests and scripts that start from a stored OAuth login instead of driving the browser."""
-        with self.oauth.lock:
-            return self.oauth.issue(client_id)
 
     # -- authentication and company selection ------------------------------------------------
 
@@ -334,74 +313,6 @@ class BillitSandbox(WebhookHub, OrderAdmin, SandboxApp):
             if usable:
                 yield base64.b64encode(data[:usable])
         yield base64.b64encode(carry) + b'"}'
-
-    # -- OAuth ---------------------------------------------------------------------------------
-
-    def _logon_page(self, request: Request) -> Response:
-        client_id, redirect_uri, state = request.arg("client_id"), request.arg("redirect_uri"), request.arg("state")
-        problem = self.oauth.logon_problem(client_id, redirect_uri)
-        if problem:
-            return Response.text(f"<html><body><h1>Billit</h1><p>{problem}</p></body></html>", 400,
-                                 "text/html; charset=utf-8")
-        assert client_id and redirect_uri
-        if request.arg("auto") == "1":  # sandbox convenience: approve as the demo user at once
-            code = self.oauth.issue_code(client_id, redirect_uri)
-            return Response.redirect(self.oauth.redirect(redirect_uri, {"code": code, "state": state}))
-        return Response.text(self.oauth.form(client_id, redirect_uri, state), 200, "text/html; charset=utf-8")
-
-    def _logon_submit(self, request: Request) -> Response:
-        form = {k: v[0] for k, v in urllib.parse.parse_qs(request.body.decode(), keep_blank_values=True).items()}
-        client_id, redirect_uri, state = form.get("client_id"), form.get("redirect_uri"), form.get("state") or None
-        problem = self.oauth.logon_problem(client_id, redirect_uri)
-        if problem:
-            return Response.text(f"<html><body><p>{problem}</p></body></html>", 400, "text/html; charset=utf-8")
-        assert client_id and redirect_uri
-        if form.get("decision") == "deny":
-            return Response.redirect(self.oauth.redirect(redirect_uri, {"error": "access_denied", "state": state}))
-        if self.oauth.users.get(form.get("email", "")) != form.get("password"):
-            page = self.oauth.form(client_id, redirect_uri, state, "Wrong e-mail or password.")
-            return Response.text(page, 200, "text/html; charset=utf-8")
-        code = self.oauth.issue_code(client_id, redirect_uri)
-        return Response.redirect(self.oauth.redirect(redirect_uri, {"code": code, "state": state}))
-
-    def _token(self, request: Request) -> Response:
-        content_type = (request.headers.get("content-type") or "").lower()
-        self.token_requests.append((content_type, request.headers.get("authorization") is not None))
-        try:
-            if "json" in content_type:
-                params = request.json()
-            else:
-                params = {k: v[0] for k, v in urllib.parse.parse_qs(request.body.decode()).items()}
-        except ValueError:
-            return self.error(400, "GenericError", "The token request body could not be read.")
-        status, body = self.oauth.token(params if isinstance(params, dict) else {})
-        return Response.json(body, status)
-
-    def _revoke(self, request: Request) -> Response:
-        params = {k: v[0] for k, v in urllib.parse.parse_qs(request.body.decode()).items()}
-        self.oauth.revoke(params.get("token", ""))
-        return Response.json({})
-
-    # -- admin API -----------------------------------------------------------------------------
-
-    def _admin_expire(self, request: Request) -> Response:
-        self.expire_access_tokens()
-        return Response.json({"expired": True})
-
-    def _admin_edit(self, request: Request) -> Response:
-        try:
-            changes = json.loads(request.body or b"{}", parse_float=Decimal)  # amounts keep their digits
-            order = self.edit_order(int(request.params["order_id"]), **(changes or {}))
-        except KeyError:
-            return self.error(404, "NotFound", "no such order")
-        return Response.json({"OrderID": order["OrderID"], "LastModified": order["LastModified"]})
-
-    def _admin_delete(self, request: Request) -> Response:
-        try:
-            self.delete_order(int(request.params["order_id"]))
-        except KeyError:
-            return self.error(404, "NotFound", "no such order")
-        return Response.json({"deleted": True})
 
 
 def _flag(value: Any) -> bool:

@@ -1,4 +1,5 @@
-"""Business Central API v2.0 handlers: companies, vendors, purchase documents, lines, attachments."""
+"""Business Central API v2.0 handlers: companies, vendors, purchase documents and their lines
+(attachments: ``_bc_attachments``; the request rules they share: ``_bc_rules``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from urllib.parse import quote
 
 from invoicesync.sandbox import Request, Response
 
+from ._bc_attachments import AttachmentsApi
+from ._bc_rules import BcError, check_if_match, edm_date, known_fields, max_length, request_object
 from ._odata import FilterError, compile_filter, select
-from ._store import DOCUMENT_SETS, PARENT_TYPES, CompanyData, new_etag, now
+from ._store import DOCUMENT_SETS, CompanyData, new_etag, now
 
 if TYPE_CHECKING:
     from . import BusinessCentralSandbox
@@ -36,13 +39,7 @@ _VENDOR_FIELDS = {"number", "displayName", "addressLine1", "addressLine2", "city
                   "irs1099Code", "paymentTermsId", "paymentMethodId", "taxLiable", "blocked"}
 
 
-class BcError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-class BcApi:
+class BcApi(AttachmentsApi):
     """Handlers take ``(request, company)``; the sandbox checks token, throttle and company first."""
 
     def __init__(self, sandbox: BusinessCentralSandbox) -> None:
@@ -97,10 +94,10 @@ class BcApi:
         return self.entity(request, self._vendor(company, request.params["id"]), f"companies({company.id})/vendors")
 
     def create_vendor(self, request: Request, company: CompanyData) -> Response:
-        body = _object(request)
-        _known_fields(body, _VENDOR_FIELDS, "vendor")
+        body = request_object(request)
+        known_fields(body, _VENDOR_FIELDS, "vendor")
         name = str(body.get("displayName", ""))
-        _max_length(name, 100, "displayName")
+        max_length(name, 100, "displayName")
         number = body.get("number")
         if number and company.vendor_by(number=number):
             raise BcError(400, "Internal_EntityWithSameKeyExists",
@@ -132,11 +129,11 @@ class BcApi:
     def create_document(self, request: Request, company: CompanyData) -> Response:
         entity_set = request.params["set"]
         lines_set, number_field, date_field, _ = DOCUMENT_SETS[entity_set]
-        body = _object(request)
-        _known_fields(body, _DOCUMENT_FIELDS[entity_set], entity_set[:-1])
+        body = request_object(request)
+        known_fields(body, _DOCUMENT_FIELDS[entity_set], entity_set[:-1])
         vendor = self._document_vendor(company, body)
         vendor_number = str(body.get(number_field, ""))
-        _max_length(vendor_number, 35, number_field)
+        max_length(vendor_number, 35, number_field)
         currency = str(body.get("currencyCode", "") or "")
         known = company.currencies | ({company.local_currency} if self.sandbox.lcy_code_accepted else set())
         if currency and currency not in known:
@@ -147,9 +144,9 @@ class BcApi:
         document = {
             "@odata.etag": new_etag(), "id": str(uuid.uuid4()),
             "number": company.next_number(entity_set, "PI-" if entity_set == "purchaseInvoices" else "PCM-"),
-            date_field: _date(body.get(date_field) or today, date_field), "postingDate":
-                _date(body.get("postingDate") or body.get(date_field) or today, "postingDate"),
-            "dueDate": _date(body.get("dueDate") or body.get(date_field) or today, "dueDate"),
+            date_field: edm_date(body.get(date_field) or today, date_field), "postingDate":
+                edm_date(body.get("postingDate") or body.get(date_field) or today, "postingDate"),
+            "dueDate": edm_date(body.get("dueDate") or body.get(date_field) or today, "dueDate"),
             number_field: vendor_number, "vendorId": vendor["id"], "vendorNumber": vendor["number"],
             "vendorName": vendor["displayName"], "payToVendorId": vendor["id"], "payToVendorNumber": vendor["number"],
             "currencyId": "00000000-0000-0000-0000-000000000000", "currencyCode": currency or company.local_currency,
@@ -167,20 +164,20 @@ class BcApi:
         entity_set = request.params["set"]
         _, number_field, date_field, _ = DOCUMENT_SETS[entity_set]
         document = self._document(company, entity_set, request.params["id"])
-        body = _object(request)
+        body = request_object(request)
         self.sandbox.document_patches.append((document["id"], request.headers.get("if-match"), body))
-        _check_if_match(request, document)
-        _known_fields(body, _DOCUMENT_FIELDS[entity_set], entity_set[:-1])
+        check_if_match(request, document)
+        known_fields(body, _DOCUMENT_FIELDS[entity_set], entity_set[:-1])
         if document["status"] != "Draft":
             raise BcError(400, "Application_DialogException", "Status must be equal to 'Open' in Purchase Header. "
                           f"Current value is '{document['status']}'.")
         changes: dict[str, Any] = {}
         if number_field in body:
             changes[number_field] = str(body[number_field] or "")
-            _max_length(changes[number_field], 35, number_field)
+            max_length(changes[number_field], 35, number_field)
         for field in (date_field, "postingDate", "dueDate"):
             if field in body:
-                changes[field] = _date(body[field], field)
+                changes[field] = edm_date(body[field], field)
         if "currencyCode" in body:
             currency = str(body["currencyCode"] or "")
             known = company.currencies | ({company.local_currency} if self.sandbox.lcy_code_accepted else set())
@@ -200,7 +197,7 @@ class BcApi:
     def delete_document(self, request: Request, company: CompanyData) -> Response:
         entity_set = request.params["set"]
         document = self._document(company, entity_set, request.params["id"])
-        _check_if_match(request, document)
+        check_if_match(request, document)
         if document["status"] != "Draft":
             raise BcError(400, "Application_DialogException",
                           f"You cannot delete {document['number']}: it is posted ({document['status']}).")
@@ -255,7 +252,7 @@ class BcApi:
         document = self._document_for_lines(request, company)
         if document["status"] != "Draft":
             raise BcError(400, "Application_DialogException", "Status must be equal to 'Open' in Purchase Header.")
-        line = self._add_line(company, document, _object(request))
+        line = self._add_line(company, document, request_object(request))
         return self.entity(request, line, f"companies({company.id})/{request.params['lines']}", 201)
 
     def update_line(self, request: Request, company: CompanyData) -> Response:
@@ -264,13 +261,13 @@ class BcApi:
                      if ln["id"] == request.params["line"].lower()), None)
         if line is None:
             raise BcError(404, "Internal_RecordNotFound", f"The line {request.params['line']} does not exist.")
-        _check_if_match(request, line)
+        check_if_match(request, line)
         if document["status"] != "Draft":
             raise BcError(400, "Application_DialogException", "Status must be equal to 'Open' in Purchase Header.")
-        body = _object(request)
-        _known_fields(body, _LINE_FIELDS, "purchaseInvoiceLine")
+        body = request_object(request)
+        known_fields(body, _LINE_FIELDS, "purchaseInvoiceLine")
         if "description" in body:
-            _max_length(str(body["description"]), 100, "description")
+            max_length(str(body["description"]), 100, "description")
         line.update({k: v for k, v in body.items() if k in _LINE_FIELDS})
         line["@odata.etag"] = new_etag()
         document.update({"@odata.etag": new_etag(), "lastModifiedDateTime": now()})
@@ -283,12 +280,12 @@ class BcApi:
         return self._document(company, entity_set, request.params["id"])
 
     def _add_line(self, company: CompanyData, document: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-        _known_fields(body, _LINE_FIELDS, "purchaseInvoiceLine")
+        known_fields(body, _LINE_FIELDS, "purchaseInvoiceLine")
         line_type = body.get("lineType", "Comment")
         if line_type not in _LINE_TYPES:
             raise BcError(400, "BadRequest", f"Cannot convert the literal '{line_type}' to the expected type lineType.")
         description = str(body.get("description", ""))
-        _max_length(description, 100, "description")
+        max_length(description, 100, "description")
         lines = company.lines.setdefault(document["id"], [])
         line = {"@odata.etag": new_etag(), "id": str(uuid.uuid4()), "documentId": document["id"],
                 "sequence": body.get("sequence") or 10000 * (len(lines) + 1), "lineType": line_type,
@@ -298,122 +295,3 @@ class BcApi:
         # A new line changes the document's totals, so its etag moves on (as BC's does).
         document.update({"@odata.etag": new_etag(), "lastModifiedDateTime": now()})
         return line
-
-    # -- attachments -------------------------------------------------------------------------------
-
-    def attachments(self, request: Request, company: CompanyData) -> Response:
-        entity = request.params["att"]
-        items = list(company.attachments[entity].values())
-        if request.params.get("id"):  # navigation from a document
-            items = [a for a in items if a["parentId"] == request.params["id"].lower()]
-        return self.collection(request, items, f"companies({company.id})/{entity}")
-
-    def attachment(self, request: Request, company: CompanyData) -> Response:
-        entity = request.params["att"]
-        return self.entity(request, self._attachment(company, entity, request.params["id"]),
-                           f"companies({company.id})/{entity}")
-
-    def create_attachment(self, request: Request, company: CompanyData) -> Response:
-        entity = request.params["att"]
-        body = _object(request)
-        allowed = {"parentId", "parentType", "fileName", "attachmentContent"}
-        if entity == "documentAttachments":
-            allowed |= {"lineNumber", "documentFlowSales", "documentFlowPurchase"}
-        _known_fields(body, allowed, entity[:-1])
-        parent_type = str(body.get("parentType", ""))
-        if parent_type not in PARENT_TYPES[entity]:
-            raise BcError(400, "BadRequest", f"Cannot convert the literal '{parent_type}' to the expected type "
-                                             f"parentType of {entity}.")
-        parent_id = str(body.get("parentId", "")).lower()
-        parent_sets = {v[3]: k for k, v in DOCUMENT_SETS.items()}
-        if parent_type in parent_sets and parent_id not in company.documents[parent_sets[parent_type]]:
-            raise BcError(400, "Internal_RecordNotFound", f"The {parent_type} {parent_id} does not exist.")
-        file_name = str(body.get("fileName", ""))
-        if not file_name:
-            raise BcError(400, "Application_FieldValidationException", "File Name must have a value.")
-        if "file_name_length" not in self.sandbox.lenient:
-            _max_length(file_name, 250, "fileName")  # Document Attachment "File Name" is Text[250]
-        attachment: dict[str, Any] = {"@odata.etag": new_etag(), "id": str(uuid.uuid4()), "parentId": parent_id,
-                                      "fileName": file_name, "byteSize": 0, "lastModifiedDateTime": now(),
-                                      "parentType": parent_type}
-        if entity == "documentAttachments":
-            attachment.update({"lineNumber": 0, "documentFlowSales": False, "documentFlowPurchase": False})
-        company.attachments[entity][attachment["id"]] = attachment
-        return self.entity(request, attachment, f"companies({company.id})/{entity}", 201)
-
-    def upload_content(self, request: Request, company: CompanyData) -> Response:
-        attachment = self._attachment(company, request.params["att"], request.params["id"])
-        _check_if_match(request, attachment)
-        content_type = request.headers.get("content-type") or ""
-        self.sandbox.upload_content_types.append(content_type)
-        if content_type.split(";")[0].strip().lower() == "application/json" \
-                and "json_content" not in self.sandbox.lenient:
-            raise BcError(400, "BadRequest", "The attachment content must be the raw file, not JSON.")
-        limit = None if "upload_size" in self.sandbox.lenient else self.sandbox.max_upload_bytes
-        size = self.sandbox.content.write(attachment["id"], request.iter_body(), limit=limit)
-        if size is None:
-            raise BcError(413, "BadRequest_RequestEntityTooLarge",
-                          f"The file is larger than the maximum upload size ({self.sandbox.max_upload_bytes} bytes).")
-        attachment.update({"byteSize": size, "@odata.etag": new_etag(), "lastModifiedDateTime": now()})
-        return Response(204)
-
-    def download_content(self, request: Request, company: CompanyData) -> Response:
-        attachment = self._attachment(company, request.params["att"], request.params["id"])
-        return Response(200, self.sandbox.content.chunks(attachment["id"]),  # streamed: files may be large
-                        {"Content-Type": "application/octet-stream"})
-
-    def delete_attachment(self, request: Request, company: CompanyData) -> Response:
-        attachment = self._attachment(company, request.params["att"], request.params["id"])
-        _check_if_match(request, attachment)
-        self.sandbox.content.delete(attachment["id"])
-        del company.attachments[request.params["att"]][attachment["id"]]
-        return Response(204)
-
-    def _attachment(self, company: CompanyData, entity: str, attachment_id: str) -> dict[str, Any]:
-        attachment = company.attachments[entity].get(attachment_id.lower())
-        if attachment is None:
-            raise BcError(404, "Internal_RecordNotFound", f"The attachment {attachment_id} does not exist.")
-        return attachment
-
-
-def _object(request: Request) -> dict[str, Any]:
-    try:
-        body = request.json()
-    except ValueError:
-        raise BcError(400, "BadRequest", "The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise BcError(400, "BadRequest", "The request body must be a JSON object.")
-    return body
-
-
-def _known_fields(body: dict[str, Any], allowed: set[str], type_name: str) -> None:
-    for key in body:
-        if key not in allowed and not key.startswith("@odata."):
-            raise BcError(400, "BadRequest", f"The property '{key}' does not exist on type "
-                                             f"'Microsoft.NAV.{type_name}'. Make sure to only use property names "
-                                             "that are defined by the type.")
-
-
-def _max_length(value: str, limit: int, field: str) -> None:
-    if len(value) > limit:
-        raise BcError(400, "Application_StringExceededLength",
-                      f"The length of the string is {len(value)}, but it must be less than or equal to {limit} "
-                      f"characters. Value: {value} ({field})")
-
-
-def _date(value: Any, field: str) -> str:
-    try:
-        return date.fromisoformat(str(value)).isoformat()
-    except ValueError:
-        raise BcError(400, "BadRequest", f"Cannot convert the literal '{value}' to the expected type "
-                                         f"'Edm.Date' ({field}).") from None
-
-
-def _check_if_match(request: Request, entity: dict[str, Any]) -> None:
-    given = request.headers.get("if-match")
-    if not given:
-        raise BcError(400, "BadRequest_InvalidToken",
-                      "Could not validate the client concurrency token required by the service. Please provide a "
-                      "valid token in the client request.")
-    if given != "*" and given != entity.get("@odata.etag"):
-        raise BcError(412, "Request_EntityChanged", "Another user has already changed the record.")
