@@ -84,3 +84,41 @@ def test_a_pool_that_is_not_ours_is_sent_through_httpx() -> None:
 
     pool = Recording(base_url="https://svc.test", transport=httpx.MockTransport(lambda request: httpx.Response(204)))
     assert HttpClient(pool=pool).get("/x").status_code == 204 and sent == ["/x"]
+
+
+@pytest.mark.parametrize("base", ["https://svc.test", "https://svc.test/api/v2", "http://127.0.0.1:8123/"])
+@pytest.mark.parametrize(("method", "url", "kwargs"), [
+    ("GET", "/orders/7", {}),
+    ("GET", "/files/a b/ü?x=1&y=two words", {"headers": {"PartyID": "42"}}),
+    ("POST", "/2/files/upload", {"content": b"%PDF", "headers": {"Dropbox-API-Arg": '{"path": "/\\u00e9"}'}}),
+    ("POST", "/token", {"json": {"grant_type": "refresh_token"}, "timeout": 5.0}),
+    ("GET", "/orders", {"params": {"$top": 120, "$skip": 0}}),  # left to httpx
+    ("GET", "/x", {"headers": {"accept": "text/xml"}}),  # overrides a default: left to httpx
+    ("GET", "https://other.test/abs", {}),  # absolute: left to httpx
+    ("GET", "//other.test/x", {}),  # left to httpx
+    ("GET", "/frag#ment", {}),  # left to httpx
+])
+def test_a_request_is_built_as_httpx_would_build_it(base: str, method: str, url: str,
+                                                    kwargs: dict[str, object]) -> None:
+    from invoicesync.http._pool import build
+
+    pool = new_pool(base, headers={"Accept": "application/json", "ApiKey": "k"})
+    timeout = kwargs.pop("timeout", None)
+    ours = build(pool, method, url, timeout=timeout, **kwargs)  # type: ignore[arg-type]
+    theirs = pool.build_request(method, url, timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                                **kwargs)  # type: ignore[arg-type]
+    assert (ours.method, ours.url, ours.url.raw_path) == (theirs.method, theirs.url, theirs.url.raw_path)
+    assert ours.headers.multi_items() == theirs.headers.multi_items()
+    assert ours.extensions == theirs.extensions and ours.read() == theirs.read()
+
+
+def test_the_common_request_is_built_without_httpx_build_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    from invoicesync.http._pool import build
+
+    def refuse(*args: object, **kwargs: object) -> httpx.Request:
+        raise AssertionError("httpx.Client.build_request was used")
+
+    monkeypatch.setattr(httpx.Client, "build_request", refuse)
+    for base in ("https://svc.test", "https://svc.test/api/"):
+        request = build(new_pool(base), "GET", "/orders/7", headers={"PartyID": "42"})
+        assert str(request.url) == base.rstrip("/") + "/orders/7"

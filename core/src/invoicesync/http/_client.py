@@ -37,7 +37,7 @@ import httpx
 from ..errors import InvoiceSyncError, OutcomeUnknown, RateLimited, RemoteError, ServerError
 from ._budget import RequestBudget
 from ._counters import HTTP_COUNTERS
-from ._pool import new_pool, send, ssl_context
+from ._pool import build, new_pool, send, ssl_context
 from ._retry_after import retry_after_seconds
 
 __all__ = ["Authenticator", "ErrorParser", "HttpClient", "ResponseClassifier", "Verdict", "new_pool", "ssl_context"]
@@ -230,10 +230,8 @@ class HttpClient:
         def attempt(number: int) -> httpx.Response:
             nonlocal fresh_token
             body = content() if callable(content) else content
-            request = self._client.build_request(
-                method, url, content=body, json=json, params=params, headers=headers,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
+            request = build(self._client, method, url, content=body, json=json, params=params, headers=headers,
+                            timeout=timeout)
             if self.auth is not None:
                 self.auth.apply(request)
             slot = self.budget.slot() if self.budget is not None else _null_slot()

@@ -1,9 +1,10 @@
 """The connection pool under ``HttpClient``: an ``httpx.Client`` without the parts of it we never use.
 
-``HttpClient`` builds each request with the pool (base URL, default headers, timeout) and sends it
-with ``send`` below, straight to the pool's transport: invoicesync signs requests itself (its
+``HttpClient`` builds each request with ``build`` (the pool's base URL, default headers and timeout)
+and sends it with ``send``, straight to the pool's transport: invoicesync signs requests itself (its
 ``Authenticator``), never follows redirects and keeps no cookies, so ``httpx.Client.send``'s auth
-flow, redirect loop, cookie jar and event hooks were ~60 us of ~350 per request at 0 ms latency.
+flow, redirect loop, cookie jar and event hooks were ~60 us of ~350 per request at 0 ms latency, and
+``build_request`` parsed every URL twice (~30 us more).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import ssl
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
@@ -72,6 +74,29 @@ def _ca_file_context(path: str, mtime_ns: int, size: int) -> ssl.SSLContext:
 @functools.cache
 def _default_context(verify: bool) -> ssl.SSLContext:
     return httpx.create_ssl_context(verify=verify)
+
+
+def build(client: httpx.Client, method: str, url: str, *, content: Any = None, json: Any = None,
+          params: Any = None, headers: dict[str, str] | None = None, timeout: float | None = None) -> httpx.Request:
+    """``client.build_request(...)``, for the common case (our pool, a path under its base URL, no
+    query parameters, headers that add to its defaults) in one URL parse instead of two; anything
+    else is left to httpx."""
+    headers = headers or {}
+    base = str(client.base_url)
+    if client.base_url.raw_path == b"/" and not base.endswith("/"):
+        base += "/"  # a bare host prints without its root path
+    if (not isinstance(client, _Pool) or params is not None or not url.startswith("/") or url.startswith("//")
+            or "#" in url or not base.endswith("/") or client.params):
+        return client.build_request(method, url, content=content, json=json, params=params, headers=headers,
+                                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+    defaults = client.headers.multi_items()
+    if headers and {k.lower() for k in headers} & {k.lower() for k, _ in defaults}:
+        return client.build_request(method, url, content=content, json=json, headers=headers,
+                                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+    # httpx joins base and path by ``base.raw_path + path.lstrip("/")``: the same string.
+    limits = client.timeout if timeout is None else httpx.Timeout(timeout)
+    return httpx.Request(method, base + url[1:], content=content, json=json, headers=[*defaults, *headers.items()],
+                         extensions={"timeout": limits.as_dict()})
 
 
 def send(client: httpx.Client, request: httpx.Request, *, stream: bool) -> httpx.Response:
