@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 from invoicesync import __version__
 from invoicesync.cli import cli
+from invoicesync.hookspecs import API_VERSION
 
 PLUGIN_MODULE = '''
 from invoicesync import PluginInfo, PluginKind, hookimpl
@@ -29,7 +30,7 @@ from invoicesync import PluginInfo, PluginKind, hookimpl
 
 @hookimpl
 def plugin_info():
-    return PluginInfo(kind=PluginKind.TARGET, title="Acme Vault", api_version=(1, 2))
+    return PluginInfo(kind=PluginKind.TARGET, title="Acme Vault", api_version=(1, {api}))
 
 
 @hookimpl
@@ -49,9 +50,10 @@ def build_wheel(folder: Path, name: str = "invoicesync-acmevault", version: str 
     info = f"{module}-{version}.dist-info"
     files = {
         f"{module}/__init__.py": "",
-        f"{module}/plugin.py": PLUGIN_MODULE,
+        # Written for the previous hook API, which this core still drives (docs/versioning.md).
+        f"{module}/plugin.py": PLUGIN_MODULE.replace("{api}", str(API_VERSION - 1)),
         f"{info}/METADATA": (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-                             "Requires-Dist: invoicesync<0.4,>=0.2\n"),
+                             f"Requires-Dist: invoicesync<0.{API_VERSION + 1},>=0.{API_VERSION - 1}\n"),
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: invoicesync-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
         f"{info}/entry_points.txt": f"[invoicesync.targets]\nacmevault = {module}.plugin\n",
     }

@@ -100,3 +100,24 @@ def test_claimed_elsewhere_names_the_live_claims_only(open_store: Callable[..., 
     assert store.claimed_elsewhere("dropbox", ids) == {"live"}
     store.release_claim("live", "dropbox", "task-a")
     assert store.claimed_elsewhere("dropbox", ids) == set()
+
+
+def test_a_finished_task_frees_its_locks_and_leaves_its_connection_to_the_next(postgres_url: str) -> None:
+    leases, other = TaskLeases(postgres_url), TaskLeases(postgres_url)
+    try:
+        with leases.hold(company="billit/1", wait=1):
+            pass
+        with other.hold(company="billit/1", wait=0.2):  # free, though the connection that held it lives on
+            pass
+        [kept] = leases._idle
+        with leases.hold(company="billit/2", wait=1):
+            assert leases._idle == []  # the next task took it rather than a new one
+        assert leases._idle == [kept]
+        kept.close()  # a connection lost while idle (a server restart): the next task opens another
+        with leases.hold(company="billit/1", wait=1), pytest.raises(LeaseBusy), \
+                other.hold(company="billit/1", wait=0.2):
+            pass
+        assert len(leases._idle) == 1 and leases._idle[0] is not kept
+    finally:
+        leases.close()
+        other.close()

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
         WebhookSubscription,
     )
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 # Imported on first use (PEP 562): the CLI imports this package to print ``--help``, and the names
 # below pull in pydantic and httpx, which cost more than the whole of ``--help`` may take.

@@ -57,6 +57,11 @@ class PluginInfo(BaseModel):
     #: Sources: how many documents are fetched at once (each fetch is a chain of requests).
     batch_size: int = 1
     concurrency: int = 4
+    #: Targets, hook API 4: ``push_documents`` takes ``requests`` as a lazy iterable that yields each
+    #: document as the import brings it and ends when the run has nothing more, and yields deliveries
+    #: as they land. One such call runs per account at a time (``batch_size``/``concurrency`` then do
+    #: not apply); older plugins get lists.
+    streaming: bool = False
     #: Requests in flight at once for one account (one credential), all threads together: what the
     #: service tolerates before it answers 429. ``None``: twice ``concurrency``, at least 4. An
     #: account overrides it with a ``max_in_flight`` setting, when the plugin's settings declare one.

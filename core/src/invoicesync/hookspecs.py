@@ -49,7 +49,9 @@ hookimpl = pluggy.HookimplMarker("invoicesync")
 #: the terminal, the dashboard showing the ``invoicesync connect`` command instead).
 #: 3 added the optional webhook hooks ``webhook_subscribe``/``webhook_unsubscribe``/
 #: ``webhook_verify`` (a source without them is synced on demand and on schedule only).
-API_VERSION = 3
+#: 4 added streaming pushes: a target whose ``PluginInfo.streaming`` is set gets ``requests`` as a
+#: lazy iterable fed while the import runs (push_documents); other targets keep getting lists.
+API_VERSION = 4
 #: The oldest contract this core still drives. A plugin written for 1 keeps working: it is never
 #: handed a deleted document (core records ``skipped`` for it) and may ignore ``PushRequest.files``.
 MIN_API_VERSION = 1
@@ -166,7 +168,7 @@ def webhook_verify(account: Account, company: Company, ctx: Context, headers: di
 
 
 @hookspec(firstresult=True)
-def push_documents(account: Account, requests: list[PushRequest], ctx: Context) -> Iterable[Delivery]:
+def push_documents(account: Account, requests: Iterable[PushRequest], ctx: Context) -> Iterable[Delivery]:
     """Deliver a batch of documents to the target, exactly once, and yield one ``Delivery`` each.
 
     Read file content with ``ctx.blobs.open(sha256)``; never load a large file whole.
@@ -182,6 +184,13 @@ def push_documents(account: Account, requests: list[PushRequest], ctx: Context) 
     writing only what is missing when a settled document is offered again after an option changed.
     ``request.document.deleted``: apply the account's ``on_delete`` policy and yield ``deleted``,
     ``skipped`` (kept, with the reason) or ``failed``. See docs/hooks.md for the full contract.
+
+    API 4: a plugin whose ``PluginInfo.streaming`` is set gets ``requests`` as a lazy iterable instead
+    of a list: it yields each document as the import brings it and ends when the run has nothing
+    more. Pull it from one thread, start each document's work as it comes, and yield each delivery
+    as soon as that document is settled (in any order): the ledger records a document delivered only
+    when its delivery arrives, so yield it only once the write is confirmed. One such call runs per
+    account at a time.
     """
 
 

@@ -31,7 +31,8 @@ def test_first_import_of_1100_orders_pages_without_gaps_or_repeats(billit: Any) 
     # Billit pages hold at most 120 orders: one checkpoint per page, plus the final one.
     pages = h.app.count("GET", r"^/v1/orders$")
     assert pages >= 1100 // 120 and len(listing.checkpoints) == pages + 1
-    assert h.app.count("GET", r"^/v1/orders/deleted$") == 1
+    # A first sync has seen no order yet, so none of them can have been deleted: not asked.
+    assert h.app.count("GET", r"^/v1/orders/deleted$") == 0
 
     # Fetch them all as the runner does: concurrently, on one context.
     ctx = h.context()
@@ -80,6 +81,29 @@ def test_incremental_run_after_edits_and_deletions(billit: Any) -> None:
 
     third = h.list(second.cursor)
     assert third.ids == [] and third.deletions == []  # nothing changed, nothing again
+
+
+def test_a_first_sync_skips_the_deletions_but_a_later_full_listing_does_not(billit: Any) -> None:
+    h = billit(documents=30, companies=1)
+    gone_before = sorted(h.app.company().orders)[0]
+    # Deleted before we ever looked (longer ago than the margin): nothing of ours to delete.
+    h.app.delete_order(gone_before, at=datetime.now() - timedelta(days=3))
+    h.connect()
+    first = h.list()
+    assert first.deletions == [] and h.app.count("GET", r"^/v1/orders/deleted$") == 0
+    assert Cursor.parse(first.cursor).deleted_since is not None  # the next run asks from about now
+
+    deleted = int(first.ids[2])
+    h.app.delete_order(deleted)
+    second = h.list(first.cursor)
+    assert [d.source_id for d in second.deletions] == [str(deleted)]  # newer than the margin
+    assert h.app.count("GET", r"^/v1/orders/deleted$") == 1
+
+    # ``--full`` lists without a cursor too, but this company was listed before: an order it
+    # imported may have been deleted since, so the deletions are asked for again.
+    full = h.list()
+    assert {d.source_id for d in full.deletions} >= {str(deleted)}
+    assert h.app.count("GET", r"^/v1/orders/deleted$") == 2
 
 
 def test_orders_sharing_the_boundary_instant_are_neither_lost_nor_repeated(billit: Any) -> None:

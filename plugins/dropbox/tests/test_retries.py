@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -108,13 +108,22 @@ def _workspace(app: DropboxSandbox, url: str, workspace_factory: Callable[..., A
 def offers(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """How often the runner offered each document (by source number) to the Dropbox plugin."""
     seen: Counter[str] = Counter()
-    real = dropbox_plugin.push
+    real, real_stream = dropbox_plugin.push, dropbox_plugin.push_stream
 
     def counting(requests: list[PushRequest], ctx: Any) -> Iterator[Delivery]:
         seen.update(r.document.number for r in requests)
         return real(requests, ctx)
 
+    def counted(requests: Iterable[PushRequest]) -> Iterator[PushRequest]:
+        for request in requests:
+            seen[request.document.number] += 1
+            yield request
+
+    def counting_stream(requests: Iterable[PushRequest], ctx: Any) -> Iterator[Delivery]:
+        return real_stream(counted(requests), ctx)
+
     monkeypatch.setattr(dropbox_plugin, "push", counting)
+    monkeypatch.setattr(dropbox_plugin, "push_stream", counting_stream)
     return seen
 
 
@@ -190,9 +199,10 @@ def test_permanently_contended_entry_fails_after_the_in_run_retries(
     assert len(_files(app)) == 7
     [row] = [d for d in workspace.state.deliveries_for(
         next(doc.id for doc in _library(workspace) if doc.number == "INV-0003"))]
-    # The retries were lone uploads, refused with a 429 until the core client gave up.
+    # The retries were entries of batch commits again (a streaming push commits even a lone file
+    # that way), each refused for the namespace lock.
     assert row.status is DeliveryStatus.FAILED and "INV-0003.pdf" in (row.message or "")
-    assert "rate limited" in (row.message or "")
+    assert "lock contention" in (row.message or "")
 
     # The lock is released: the next run delivers it, once, and nothing else is written.
     app.namespace.uncontend()

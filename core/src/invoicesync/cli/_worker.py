@@ -28,7 +28,15 @@ def worker(state: State, concurrency: int, queue: str | None, loglevel: str) -> 
     SIGUSR1 prints every thread's stack to the log (Celery's handler).
     """
     try:
-        from ..distributed import CelerySettings, TaskLeases, WorkerRuntime, make_app, require_postgres, set_runtime
+        from ..distributed import (
+            CelerySettings,
+            TaskLeases,
+            WorkerConsumer,
+            WorkerRuntime,
+            make_app,
+            require_postgres,
+            set_runtime,
+        )
     except ImportError:
         raise ConfigError("the Celery executor needs celery: pip install 'invoicesync[celery]'") from None
     from dataclasses import replace
@@ -42,12 +50,15 @@ def worker(state: State, concurrency: int, queue: str | None, loglevel: str) -> 
     if queue:
         settings = replace(settings, queue=queue)
     url = getattr(workspace.state, "url", "")
-    set_runtime(WorkerRuntime(workspace, settings, TaskLeases(url)))
+    leases = TaskLeases(url)
+    set_runtime(WorkerRuntime(workspace, settings, leases))
     app = make_app(settings)
     click.echo(f"invoicesync worker: queue {settings.queue!r} on {settings.redacted_broker}, "
                f"{concurrency} at once", err=True)
     try:
         app.Worker(hostname=f"invoicesync-{os.getpid()}@{socket.gethostname()}", concurrency=concurrency,
-                   pool="threads", queues=[settings.queue], loglevel=loglevel, quiet=True).start()
+                   pool="threads", queues=[settings.queue], loglevel=loglevel, quiet=True,
+                   consumer_cls=WorkerConsumer).start()
     finally:
         set_runtime(None)
+        leases.close()

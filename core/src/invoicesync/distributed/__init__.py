@@ -5,7 +5,7 @@ An import task per (account, company) — chunked, so none runs for long — and
 docs/scale-out.md.
 """
 
-from ._app import EXPORT_TASK, IMPORT_TASK, make_app, set_runtime
+from ._app import EXPORT_TASK, IMPORT_TASK, WORKER_HEARTBEAT, WorkerConsumer, make_app, set_runtime
 from ._coordinator import require_postgres, run_celery_sync
 from ._leases import TaskLeases
 from ._settings import DEFAULT_BROKER, CelerySettings, redacted_broker
@@ -13,5 +13,5 @@ from ._tasks import WorkerRuntime
 
 __all__ = [
     "DEFAULT_BROKER", "EXPORT_TASK", "IMPORT_TASK", "CelerySettings", "TaskLeases", "WorkerRuntime", "make_app",
-    "redacted_broker", "require_postgres", "run_celery_sync", "set_runtime",
+    "WORKER_HEARTBEAT", "WorkerConsumer", "redacted_broker", "require_postgres", "run_celery_sync", "set_runtime",
 ]

@@ -10,6 +10,11 @@ Why these settings:
 - the ``threads`` pool: the work is network-bound; and a ``SIGKILL`` of the worker takes its tasks
   with it (no orphaned pool process goes on pushing after its message was handed to another worker).
 - no result backend: each task writes its answer into the state, where the coordinator takes it.
+- a short heartbeat on the worker's consumer connection (``WorkerConsumer``): RabbitMQ keeps a
+  consumer's unacknowledged tasks for as long as its connection looks alive, and a worker whose
+  event loop stops answering (a frozen process or host; once, after a broker cut, a consumer stuck
+  reading a garbled frame) looked alive for Celery's 120 s heartbeat, 2-4 minutes in all. The
+  coordinator keeps the default: it only publishes, and sends no heartbeats between publishes.
 """
 
 from __future__ import annotations
@@ -17,12 +22,16 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, Task
+from celery.worker.consumer import Consumer
 
 from ._settings import CelerySettings
 from ._tasks import WorkerRuntime, export_batch, import_chunk
 
 IMPORT_TASK = "invoicesync.import_company"
 EXPORT_TASK = "invoicesync.export_batch"
+
+#: Seconds: RabbitMQ drops a worker's connection after about twice this without a sign of life.
+WORKER_HEARTBEAT = 15.0
 
 #: Set by ``invoicesync worker`` before it consumes; a task without it fails (and is not acked).
 _runtime: WorkerRuntime | None = None
@@ -56,6 +65,14 @@ def make_app(settings: CelerySettings) -> Celery:
         _answer(self, run, export_batch(_ready(), target, document_ids))
 
     return app
+
+
+class WorkerConsumer(Consumer):
+    """Celery's consumer, with ``WORKER_HEARTBEAT`` on its connections (and only on its own)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["amqheartbeat"] = WORKER_HEARTBEAT
+        super().__init__(*args, **kwargs)
 
 
 def set_runtime(runtime: WorkerRuntime | None) -> None:

@@ -68,6 +68,17 @@ def run_celery_sync(workspace: Workspace, *, accounts: Sequence[str] = (), full:
     return report
 
 
+def interleaved(sources: Sequence[Account]) -> Iterator[tuple[str, str]]:
+    """(account, company) pairs, one company of each account in turn: the workers take tasks in
+    queue order, so tasks running at once use as many credentials as there are, rather than
+    queueing on one account's in-flight cap while the other accounts' caps sit idle."""
+    queues = [[(source.name, company.id) for company in source.companies] for source in sources]
+    for turn in range(max((len(queue) for queue in queues), default=0)):
+        for queue in queues:
+            if turn < len(queue):
+                yield queue[turn]
+
+
 class _Run:
     def __init__(self, workspace: Workspace, settings: CelerySettings, report: SyncReport,
                  control: RunControl) -> None:
@@ -102,8 +113,8 @@ class _Run:
         for source in sources:
             if not source.companies:
                 self.report.problem(source.name, None, "no companies chosen; run `invoicesync connect` again")
-            for company in source.companies:
-                self._send(IMPORT_TASK, self.imports, source.name, company.id, full)
+        for source_name, company_id in interleaved(sources):
+            self._send(IMPORT_TASK, self.imports, source_name, company_id, full)
         self._wait()
         if not self.control.stopping:
             for account in targets:

@@ -71,6 +71,15 @@ class WorkerRuntime:
     leases: TaskLeases
 
 
+def task_account(workspace: Workspace, name: str) -> Account:
+    """``workspace.account(name)`` without reading every account of the state, as each task would:
+    the config's account of that name (which wins), else the state's row."""
+    for account in workspace.config.accounts(workspace.plugins):
+        if account.name == name:
+            return account
+    return workspace.state.get_account(name) or workspace.account(name)  # (the latter raises the usual error)
+
+
 def import_chunk(runtime: WorkerRuntime, account_name: str, company_id: str, full: bool) -> dict[str, Any]:
     """Import (account, company) from its saved cursor for at most ``chunk_seconds``. The answer:
     the report part, the ids of documents that are new or changed (for the export tasks) and
@@ -82,7 +91,7 @@ def import_chunk(runtime: WorkerRuntime, account_name: str, company_id: str, ful
     more = False
     where = f"{account_name}/{company_id}"
     try:
-        account = workspace.account(account_name)
+        account = task_account(workspace, account_name)
         company = next((c for c in account.companies if c.id == company_id), None)
         if company is None or account.direction is not AccountDirection.IMPORT:
             report.problem(where, None, "no longer a chosen company of this source; left out")
@@ -113,7 +122,7 @@ def export_batch(runtime: WorkerRuntime, target: str, document_ids: list[str]) -
     report = SyncReport()
     control = RunControl()
     try:
-        account = workspace.account(target)
+        account = task_account(workspace, target)
         with runtime.leases.hold(wait=runtime.settings.lease_wait):
             ctx = workspace.context(account)
             done = threading.Event()

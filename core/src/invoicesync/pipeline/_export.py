@@ -27,6 +27,7 @@ from ..state import StateStore
 from ._control import RunControl, describe
 from ._report import Progress, SyncReport
 from ._requests import SETTLED, RequestBuilder
+from ._stream import PushStream
 
 log = logging.getLogger("invoicesync.sync")
 
@@ -57,8 +58,10 @@ class TargetWorkers:
         self.dry_run = dry_run
         self.control = control or RunControl()
         self._claimed: set[str] = set()
+        #: Hook API 4: one push call per account takes documents as they come (``_stream``).
+        self.streaming = info.streaming and info.api_version[1] >= 4
         self.batch_size = max(1, info.batch_size)
-        self.concurrency = max(1, info.concurrency)
+        self.concurrency = 1 if self.streaming else max(1, info.concurrency)
         self._queue: queue.Queue[object] = queue.Queue(maxsize=self.batch_size * self.concurrency * 2)
         self._lock = threading.Lock()
         self._queued: set[str] = set()
@@ -73,7 +76,8 @@ class TargetWorkers:
         self._retry_wait = threading.Condition()
         self._task = progress.add_task(f"export → {account.name}", total=0)
         self._total = 0
-        self._threads = [threading.Thread(target=self._work, name=f"push-{account.name}-{i}", daemon=True)
+        work = self._stream_work if self.streaming else self._work
+        self._threads = [threading.Thread(target=work, name=f"push-{account.name}-{i}", daemon=True)
                          for i in range(self.concurrency)]
         for thread in self._threads:
             thread.start()
@@ -161,6 +165,22 @@ class TargetWorkers:
                 for _ in batch:
                     self._queue.task_done()
 
+    def _stream_work(self) -> None:
+        """Hook API 4 targets: one push call after another, each fed until nothing more comes
+        (``_stream.PushStream``); a later call takes what arrives after (in-run retries)."""
+        while True:
+            first = self._queue.get()
+            if first is _DONE:
+                return
+            assert isinstance(first, Document)
+            try:
+                PushStream(self, first, _DONE).run()
+            except BaseException as exc:  # noqa: BLE001 - as _work: a full disk ends the run
+                log.warning("%s: export worker error: %s", self.account.name, describe(exc))
+                self.control.check_fatal(exc)
+                if not isinstance(exc, Exception):
+                    self.control.abort(f"export to {self.account.name} stopped: {describe(exc)}")
+
     def _fill(self, batch: list[object]) -> None:
         """Take more documents into ``batch``, up to the plugin's batch size, while they keep coming:
         for up to ``BATCH_LINGER`` seconds, and not once the queue is empty after ``close()``.
@@ -184,36 +204,9 @@ class TargetWorkers:
             batch.append(item)
 
     def _push(self, documents: list[Document]) -> None:
-        requests = []
-        for document in documents:
-            if self.control.stopping:  # a safe point: no new push starts; the next run offers it
-                self._finish(document.id)
-                continue
-            if not self._claim(document):
-                continue
-            if not self.dry_run:
-                # Read under the claim: the library may hold a newer version than the one queued,
-                # and another runner may have settled it since it was queued.
-                document = self.state.get_document(document.id) or document
-            previous = self.state.get_delivery(document.id, self.account.name)
-            decision = self.requests.build(document, previous)
-            if decision is None:  # settled already
-                self._finish(document.id, document.version)
-            elif isinstance(decision, Delivery):  # the core settles it (filtered out, deletion kept)
-                self._record(decision)
-                self._finish(document.id, document.version)
-            else:
-                requests.append(decision)
+        requests = [r for r in map(self._prepare, documents) if r is not None]
         if not requests:
             return
-        if not self.dry_run:
-            for request in requests:
-                self.state.record_delivery(Delivery(
-                    document_id=request.document.id, target=self.account.name,
-                    version=request.document.version, status=DeliveryStatus.PENDING,
-                    extra=request.previous.extra if request.previous else {},
-                    export_options=self.requests.fingerprint,
-                ))
         outcomes: dict[str, Delivery] = {}
         retry: list[tuple[Document, float]] = []
         by_id = {r.document.id: r.document for r in requests}
@@ -240,6 +233,36 @@ class TargetWorkers:
         for document, delay in retry:  # after _finish, so the offer is not taken for a duplicate
             self._schedule_retry(document, delay)
 
+    def _prepare(self, document: Document) -> PushRequest | None:
+        """Claim ``document``, decide what to ask of the plugin, and write the intent (``pending``)
+        before the push; ``None`` when it is not pushed (settled, settled by core, held elsewhere)."""
+        if self.control.stopping:  # a safe point: no new push starts; the next run offers it
+            self._finish(document.id)
+            return None
+        if not self._claim(document):
+            return None
+        if not self.dry_run:
+            # Read under the claim: the library may hold a newer version than the one queued,
+            # and another runner may have settled it since it was queued.
+            document = self.state.get_document(document.id) or document
+        previous = self.state.get_delivery(document.id, self.account.name)
+        decision = self.requests.build(document, previous)
+        if decision is None:  # settled already
+            self._finish(document.id, document.version)
+            return None
+        if isinstance(decision, Delivery):  # the core settles it (filtered out, deletion kept)
+            self._record(decision)
+            self._finish(document.id, document.version)
+            return None
+        if not self.dry_run:
+            self.state.record_delivery(Delivery(
+                document_id=decision.document.id, target=self.account.name,
+                version=decision.document.version, status=DeliveryStatus.PENDING,
+                extra=decision.previous.extra if decision.previous else {},
+                export_options=self.requests.fingerprint,
+            ))
+        return decision
+
     def _claim(self, document: Document) -> bool:
         """Take this document's claim at this target, or report it as in progress elsewhere."""
         document_id = document.id
@@ -259,15 +282,18 @@ class TargetWorkers:
     def _release_claims(self, documents: list[Document]) -> None:
         """After the outcomes are recorded (or could not be): a crash before this leaves the lease."""
         for document in documents:
-            with self._lock:
-                if document.id not in self._claimed:
-                    continue
-                self._claimed.discard(document.id)
-            try:
-                self.state.release_claim(document.id, self.account.name, self.control.owner)
-            except Exception as exc:  # noqa: BLE001 - the lease runs out by itself
-                log.warning("%s: could not release the claim on %s: %s", self.account.name, document.id,
-                            describe(exc))
+            self._release_claim(document.id)
+
+    def _release_claim(self, document_id: str) -> None:
+        with self._lock:
+            if document_id not in self._claimed:
+                return
+            self._claimed.discard(document_id)
+        try:
+            self.state.release_claim(document_id, self.account.name, self.control.owner)
+        except Exception as exc:  # noqa: BLE001 - the lease runs out by itself
+            log.warning("%s: could not release the claim on %s: %s", self.account.name, document_id,
+                        describe(exc))
 
     def _retry_soon(self, delivery: Delivery) -> bool:
         if delivery.status is not DeliveryStatus.FAILED or delivery.retry_after is None or self.dry_run:

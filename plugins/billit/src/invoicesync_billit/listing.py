@@ -54,6 +54,7 @@ from .client import SERVICE, BillitClient
 from .deleted import list_deletions
 from .settings import BillitSettings
 from .wire import (
+    BILLIT_TZ,
     ORDERS,
     Cursor,
     as_int_id,
@@ -71,6 +72,11 @@ ORDER_BY = "LastModified asc,OrderID asc"
 #: Inside one crowded second the keyset is the OrderID alone (see "Paging" above).
 WINDOW_ORDER_BY = "OrderID asc"
 INT32 = (-(2**31), 2**31 - 1)
+#: How far before now a first sync starts the deletions cursor. Billit's timestamps carry no offset
+#: (Belgian time, presumably) and its clock is not ours: a day covers any time zone and any skew, and
+#: costs nothing on the wire (``/v1/orders/deleted`` takes no filter: the cursor only filters what
+#: it returns), while a deletion stamped before the cursor would never be reported.
+FIRST_SYNC_DELETIONS_MARGIN = timedelta(days=1)
 
 
 def base_filters(settings: BillitSettings) -> list[str]:
@@ -80,6 +86,11 @@ def base_filters(settings: BillitSettings) -> list[str]:
     if len(settings.directions) == 1:
         filters.append(f"OrderDirection eq '{settings.directions[0]}'")
     return filters
+
+
+def billit_now() -> datetime:
+    """Now as Billit writes it: naive, in Belgian time (the margin absorbs any error in that)."""
+    return datetime.now(BILLIT_TZ).replace(tzinfo=None)
 
 
 class Row(NamedTuple):
@@ -104,12 +115,18 @@ class OrderLister:
         self._reported: set[str] = set()  # unusable items already reported in this run
         self._lookback = timedelta(0)  # how far before the cursor the run's first page re-reads
 
-    def changes(self, cursor_text: str | None
+    def changes(self, cursor_text: str | None, *, first_sync: bool = False
                 ) -> Iterator[DocumentRef | Deletion | ListingError | Checkpoint]:
+        """``first_sync``: this account never listed the company before (not even with ``--full``),
+        so no order it could hold can have been deleted yet: the deletions listing is skipped, and
+        its cursor starts a safe margin before now, so every later deletion is reported."""
         cursor = Cursor.parse(cursor_text)
+        skip_deletions = first_sync and cursor_text is None
+        if skip_deletions and self.settings.import_deletions:
+            cursor.deleted_since = wire_timestamp(billit_now() - FIRST_SYNC_DELETIONS_MARGIN)
         self._lookback = timedelta(seconds=self.settings.lookback_seconds)
         yield from self._orders(cursor)
-        if self.settings.import_deletions:
+        if self.settings.import_deletions and not skip_deletions:
             yield from list_deletions(self.client, self.party_id, cursor, self.wanted)
         yield Checkpoint(cursor=cursor.dump())
 

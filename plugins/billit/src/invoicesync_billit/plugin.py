@@ -44,7 +44,7 @@ def client_for(ctx: Context) -> BillitClient:
 @hookimpl
 def plugin_info() -> PluginInfo:
     return PluginInfo(
-        api_version=(1, 3),  # the invoicesync plugin API this was written for (3: webhooks)
+        api_version=(1, 4),  # the invoicesync plugin API this was written for (3: webhooks)
         kind=PluginKind.SOURCE,
         title="Billit",
         description="Sales and purchase invoices and credit notes from Billit (billit.be), "
@@ -131,8 +131,15 @@ def companies_of(info: dict[str, Any], ctx: Context) -> list[Company]:
 def list_documents(account: Account, company: Company, cursor: str | None,
                    ctx: Context) -> Iterator[DocumentRef | Deletion | ListingError | Checkpoint]:
     lister = OrderLister(client_for(ctx), ctx.settings_as(BillitSettings), company.id, ctx.log)
+    # Marked before listing: a run that dies before its first checkpoint lists deletions next time
+    # (one request too many, never one deletion too few). ``--full`` also comes without a cursor, but
+    # after the mark: orders it imported before may have been deleted since, so they are listed.
+    listed_key = f"listed:{company.id}"
+    first_sync = cursor is None and not ctx.kv.get(listed_key)
+    if first_sync:
+        ctx.kv.set(listed_key, True)
     try:
-        yield from lister.changes(cursor)
+        yield from lister.changes(cursor, first_sync=first_sync)
     except RemoteError as exc:
         if exc.status in (401, 403):
             fix = "" if exc.status == 401 else f", or {relogin_hint(account)}"  # a 401 names it already

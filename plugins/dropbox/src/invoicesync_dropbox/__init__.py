@@ -1,3 +1,3 @@
 """invoicesync-dropbox: export invoices to Dropbox (API v2), exactly once."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

@@ -67,7 +67,7 @@ class DocumentWork:
 
 
 def push(requests: list[PushRequest], ctx: Context) -> Iterator[Delivery]:
-    settings: DropboxSettings = ctx.settings
+    settings = ctx.settings_as(DropboxSettings)
     if ctx.dry_run:
         for request in requests:
             yield _planned(request, settings, ctx)

@@ -47,6 +47,10 @@ class DropboxSettings(Settings):
     chunk_size: int = Field(8 * MIB, ge=4 * MIB, le=MAX_REQUEST_BODY,
                             description="Bytes per upload-session request (a multiple of 4 MiB)")
     batch_commit: bool = Field(True, description="Commit several small files at once with finish_batch_v2")
+    commit_interval: float = Field(
+        30.0, gt=0, le=3600,
+        description="Seconds an uploaded file may wait for the next batch commit while more documents "
+        "are coming (a commit also goes at 1,000 files and when the run has nothing more)")
     ca_bundle: str | None = Field(None, description="CA file to trust (TLS test servers only)")
     max_in_flight: int | None = Field(
         None, ge=1, le=64,

@@ -100,16 +100,16 @@ class Uploader:
         # Sending bytes takes no namespace lock: sessions go side by side (each large file's chunks
         # in order) on the account's upload threads, shared by its concurrent batches so they
         # never outnumber its requests in flight; commits (finish, finish_batch_v2) go one at a time.
-        pool = self.ctx.resource(("dropbox", "upload-threads"), lambda: _UploadThreads(self.ctx.account.name))
-        list(pool.executor.map(lambda task: self._guard(task, self.upload_large), large))
+        pool = upload_threads(self.ctx)
+        list(pool.map(lambda task: self.guard(task, self.upload_large), large))
         if self.batch_commit and len(small) > 1:
             for start in range(0, len(small), MAX_BATCH_ENTRIES):
-                self.upload_batch(small[start:start + MAX_BATCH_ENTRIES], pool.executor)
+                self.upload_batch(small[start:start + MAX_BATCH_ENTRIES], pool)
         else:
             for task in small:  # each files/upload is a commit: one at a time
-                self._guard(task, self.upload_simple)
+                self.guard(task, self.upload_simple)
 
-    def _guard(self, task: FileTask, action: Callable[[FileTask], None]) -> None:
+    def guard(self, task: FileTask, action: Callable[[FileTask], None]) -> None:
         try:
             action(task)
         except (RemoteError, OSError) as exc:
@@ -117,7 +117,7 @@ class Uploader:
 
     # -- bodies ------------------------------------------------------------------------------
 
-    def _body(self, ref: FileRef, offset: int, length: int) -> Callable[[], Iterator[bytes]]:
+    def body(self, ref: FileRef, offset: int, length: int) -> Callable[[], Iterator[bytes]]:
         """A re-callable body: every retry re-reads the range from the blob store."""
         def chunks() -> Iterator[bytes]:
             with self.ctx.blobs.open(ref.sha256) as handle:
@@ -156,14 +156,14 @@ class Uploader:
         assert task.mode is not None
         size = task.ref.size
         try:
-            meta = self.client.upload(task.path, task.mode, self._body(task.ref, 0, size), size, task.content_hash)
+            meta = self.client.upload(task.path, task.mode, self.body(task.ref, 0, size), size, task.content_hash)
         except OutcomeUnknown as exc:
             if exc.status is None or self.client.get_metadata(task.path) is not None:
                 self._confirm(task, exc)
                 return
             # The server answered (a 5xx), so it is done with the request, and the path is still
             # empty: nothing was written, and sending it once more cannot make a second copy.
-            meta = self.client.upload(task.path, task.mode, self._body(task.ref, 0, size), size, task.content_hash)
+            meta = self.client.upload(task.path, task.mode, self.body(task.ref, 0, size), size, task.content_hash)
         self._accept(task, meta)
 
     def upload_batch(self, tasks: list[FileTask], pool: ThreadPoolExecutor | None = None) -> None:
@@ -171,24 +171,28 @@ class Uploader:
         def start(task: FileTask) -> tuple[FileTask, str] | None:
             try:
                 size = task.ref.size
-                return task, self.client.session_start(self._body(task.ref, 0, size), size, task.content_hash,
+                return task, self.client.session_start(self.body(task.ref, 0, size), size, task.content_hash,
                                                        close=True)
             except (RemoteError, OSError) as exc:
                 task.fail_with(exc)
                 return None
 
         sessions = pool.map(start, tasks) if pool is not None else map(start, tasks)
-        started = [item for item in sessions if item is not None]
+        self.commit([item for item in sessions if item is not None])
+
+    def commit(self, started: list[tuple[FileTask, str]]) -> None:
+        """One ``finish_batch_v2`` for closed sessions (at most ``MAX_BATCH_ENTRIES``); each
+        task's outcome is recorded on it. A refused entry leaves its session committable again."""
         if not started:
             return
         entries = [{"cursor": {"session_id": session, "offset": task.ref.size},
                     "commit": commit_info(task.path, task.mode or {})} for task, session in started]
         try:
-            with self._batch_lock():
+            with self.batch_lock():
                 results = self.client.finish_batch(entries)
         except OutcomeUnknown as exc:
             for task, _ in started:
-                self._guard(task, functools.partial(self._confirm, cause=exc))
+                self.guard(task, functools.partial(self._confirm, cause=exc))
             return
         except RemoteError as exc:
             for task, _ in started:
@@ -196,14 +200,14 @@ class Uploader:
             return
         for (task, _), result in zip(started, results, strict=True):
             if result.get(".tag") == "success":
-                self._guard(task, functools.partial(self._accept, meta=result))
+                self.guard(task, functools.partial(self._accept, meta=result))
             else:
                 # One entry refused: too_many_write_operations may come as the entry's own tag or
                 # inside its WriteError (path/too_many_write_operations); tag_chain finds both.
                 failure = result.get("failure")
                 task.fail(describe(tag_chain(failure), failure), tag_chain(failure))
 
-    def _batch_lock(self) -> threading.Lock:
+    def batch_lock(self) -> threading.Lock:
         with _batch_locks_guard:
             return _batch_locks.setdefault(self.ctx.account.name, threading.Lock())
 
@@ -230,17 +234,17 @@ class Uploader:
             try:
                 if session is None:
                     length = min(self.chunk_size, size)
-                    session = self.client.session_start(self._body(ref, 0, length), length,
+                    session = self.client.session_start(self.body(ref, 0, length), length,
                                                         self._hash(ref, 0, length), close=False)
                     offset, started = length, time.time()
                     save()
                 while offset < size:
                     length = min(self.chunk_size, size - offset)
-                    self.client.session_append(session, offset, self._body(ref, offset, length), length,
+                    self.client.session_append(session, offset, self.body(ref, offset, length), length,
                                                self._hash(ref, offset, length))
                     offset += length
                     save()
-                with self._batch_lock():
+                with self.batch_lock():
                     meta = self.client.session_finish(session, offset, commit_info(task.path, task.mode),
                                                       b"", 0, "")
             except OutcomeUnknown as exc:
@@ -266,6 +270,11 @@ class Uploader:
             self._accept(task, meta)
             self.ctx.kv.delete(key)
             return
+
+
+def upload_threads(ctx: Context) -> ThreadPoolExecutor:
+    """The account's upload threads for this run, shared by all its pushes."""
+    return ctx.resource(("dropbox", "upload-threads"), lambda: _UploadThreads(ctx.account.name)).executor
 
 
 class _UploadThreads:

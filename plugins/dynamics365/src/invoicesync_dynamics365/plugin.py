@@ -27,7 +27,7 @@ from .settings import SECRET_KEY, Dynamics365Settings
 @hookimpl
 def plugin_info() -> PluginInfo:
     return PluginInfo(
-        api_version=(1, 3),  # the invoicesync plugin API this was written for
+        api_version=(1, 4),  # the invoicesync plugin API this was written for
         kind=PluginKind.TARGET,
         title="Dynamics 365 Business Central",
         description="Draft purchase invoices and credit memos with the PDF attached (never posted)",

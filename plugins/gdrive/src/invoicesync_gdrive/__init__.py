@@ -1,3 +1,3 @@
 """invoicesync-gdrive: export invoices into a Google Drive folder tree, exactly once."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the emulator is imported only when asked for: a sync never 
 @hookimpl
 def plugin_info() -> PluginInfo:
     return PluginInfo(
-        api_version=(1, 3),  # the invoicesync plugin API this was written for
+        api_version=(1, 4),  # the invoicesync plugin API this was written for
         kind=PluginKind.TARGET,
         title="Google Drive",
         description="Uploads PDFs and UBL XML into a Google Drive folder tree (My Drive or a shared drive)",
