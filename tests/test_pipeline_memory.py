@@ -42,15 +42,16 @@ def test_delivered_documents_are_not_kept_in_memory(workspace_factory: Callable[
 
 def test_failures_beyond_the_bound_are_still_not_pushed_twice_in_one_run(
         workspace_factory: Callable[..., Workspace], remembered: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_export, "UNSETTLED_IN_MEMORY", 2)
     source, target = MemorySource(COUNT, page=10), FailingOnceTarget()
     target.gate.set()
     target.fail_ids = {"m1", "m3", "m7", "m20", "m33", "m41"}
     workspace = setup(workspace_factory, source, target)
     report = run_sync(workspace)
     assert report.exported["memtarget"]["failed"] == 6, report.as_dict()
-    assert remembered == [2]  # the latest two failures; the ledger has all six
+    assert remembered == [6]  # the failures only, not the 54 delivered
     assert sorted(target.pushed_ids) == sorted(r.source_id for r in source.records)
+    # From here on only the latest two are kept in memory; the ledger has all six.
+    monkeypatch.setattr(_export, "UNSETTLED_IN_MEMORY", 2)
 
     def backlog_read(started_earlier: bool) -> list[str]:
         """Feed the target's backlog to fresh workers (nothing in memory, as after the bound let
@@ -66,6 +67,7 @@ def test_failures_beyond_the_bound_are_still_not_pushed_twice_in_one_run(
             workers.feed(document)
         workers.close()
         ctx.close()
+        assert len(workers._handled) <= 2
         return sorted(target.pushed_ids)
 
     # Failed in this run already: the ledger says so, and they wait for the next run.
