@@ -54,7 +54,9 @@ class _ChunkedImport(ImportStage):
     """The import stage, telling its chunk control when a cursor is saved."""
 
     def __init__(self, *args: Any, chunk: ChunkControl, **kwargs: Any) -> None:
-        super().__init__(*args, control=chunk, **kwargs)
+        # The coordinator records each account's result once the run is over: a task's own record
+        # (one company's counts) would be overwritten, and cost an UPDATE of the account per task.
+        super().__init__(*args, control=chunk, record_result=False, **kwargs)
         self.chunk = chunk
 
     def _save_cursor(self, account: Account, company: Company, cursor: str, where: str) -> None:
@@ -133,10 +135,9 @@ def export_batch(runtime: WorkerRuntime, target: str, document_ids: list[str]) -
                                         dry_run=False, control=control, options=workspace.export_options(account))
                 try:
                     _wait_for_claims(workspace, target, document_ids, runtime.settings.lease_wait)
-                    for document_id in document_ids:
-                        document = workspace.state.get_document(document_id)
-                        if document is not None:
-                            workers.feed(document)
+                    # One read for the batch: each push reads its document again under its claim.
+                    for document in workspace.state.get_documents(document_ids):
+                        workers.feed(document)
                 finally:
                     workers.close()
             finally:
