@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from ..context import Context
 from ..models import Account, AccountDirection, Company
 from ..pipeline import NoProgress, RunControl, SyncReport
 from ..pipeline._control import describe
@@ -58,6 +60,12 @@ class _ChunkedImport(ImportStage):
         # (one company's counts) would be overwritten, and cost an UPDATE of the account per task.
         super().__init__(*args, control=chunk, record_result=False, **kwargs)
         self.chunk = chunk
+
+    def _list_companies(self, account: Account, ctx: Context, pool: ThreadPoolExecutor, concurrency: int) -> None:
+        # A task lists one company: on the task's own thread, not on a pool started for it (which
+        # cost a thread per task). `_company_guarded` catches what a listing raises, as on a pool.
+        for company in account.companies:
+            self._company_guarded(account, company, ctx, pool, concurrency)
 
     def _save_cursor(self, account: Account, company: Company, cursor: str, where: str) -> None:
         super()._save_cursor(account, company, cursor, where)

@@ -96,20 +96,23 @@ class ImportStage:
         if not account.companies:
             self.report.problem(account.name, None, "no companies chosen; run `invoicesync connect` again")
             return
-        # The companies are listed at once (each listing is a chain of pages, one at a time), and
-        # share one fetch pool; half the plugin's concurrency at most, so listings never crowd it out.
-        listers = max(1, min(len(account.companies), concurrency // 2))
-        with ThreadPoolExecutor(concurrency, thread_name_prefix=f"fetch-{account.name}") as pool, \
-                ThreadPoolExecutor(listers, thread_name_prefix=f"list-{account.name}") as listing:
-            for company_done in [listing.submit(self._company_guarded, account, company, ctx, pool, concurrency)
-                                 for company in account.companies]:
-                company_done.result()
+        with ThreadPoolExecutor(concurrency, thread_name_prefix=f"fetch-{account.name}") as pool:
+            self._list_companies(account, ctx, pool, concurrency)
         if self.record_result and not self.dry_run:
             try:
                 self.state.record_sync(account.name, self.report.account_result(account.name))
             except Exception as exc:  # noqa: BLE001 - only the `accounts` overview misses it
                 self.report.problem(account.name, None, f"could not record the sync result: {describe(exc)}")
                 self.control.check_fatal(exc)
+
+    def _list_companies(self, account: Account, ctx: Context, pool: ThreadPoolExecutor, concurrency: int) -> None:
+        # The companies are listed at once (each listing is a chain of pages, one at a time), and
+        # share one fetch pool; half the plugin's concurrency at most, so listings never crowd it out.
+        listers = max(1, min(len(account.companies), concurrency // 2))
+        with ThreadPoolExecutor(listers, thread_name_prefix=f"list-{account.name}") as listing:
+            for company_done in [listing.submit(self._company_guarded, account, company, ctx, pool, concurrency)
+                                 for company in account.companies]:
+                company_done.result()
 
     def _company_guarded(self, account: Account, company: Company, ctx: Context, pool: ThreadPoolExecutor,
                          concurrency: int) -> None:
