@@ -41,6 +41,9 @@ class Statements:
     def total(self) -> int:
         return sum(self.sent.values())
 
+    def listing(self) -> str:
+        return "\n".join(f"{count} x {statement}" for statement, count in self.sent.items())
+
 
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[Statements]:
@@ -90,12 +93,12 @@ def test_an_import_and_an_export_task_send_no_more_statements_than_they_need(
                     assert answer["report"].get("problems", []) == [], answer
                     assert len(answer["changed"]) == 1
                     changed += answer["changed"]
-                    assert statements.total == IMPORT_STATEMENTS, "\n".join(map(str, statements.sent.items()))
+                    assert statements.total == IMPORT_STATEMENTS, statements.listing()
 
                 statements.sent.clear()
                 answer = export_batch(runtime, "folder", changed)
                 assert answer["report"].get("problems", []) == [], answer
-                assert statements.total == EXPORT_PER_TASK + EXPORT_PER_DOCUMENT * len(changed), "\n".join(map(str, statements.sent.items()))
+                assert statements.total == EXPORT_PER_TASK + EXPORT_PER_DOCUMENT * len(changed), statements.listing()
             finally:
                 runtime.leases.close()
         assert len(list((tmp_path / "out").rglob("*.pdf"))) == len(parties)
