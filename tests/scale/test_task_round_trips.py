@@ -28,9 +28,9 @@ IMPORT_STATEMENTS = 10
 #: Statements of an export task, per document: its claim, its version and ledger row read under the
 #: claim, the intent, the outcome, the claim released.
 EXPORT_PER_DOCUMENT = 6
-#: ...and per task: its account, the runner lease, the claims held elsewhere (and the server's clock
-#: for them), the batch's documents, the lease freed.
-EXPORT_PER_TASK = 6
+#: ...and per task: its account, the runner lease, the claims held elsewhere, the batch's documents,
+#: the lease freed.
+EXPORT_PER_TASK = 5
 
 
 class Statements:

@@ -349,9 +349,10 @@ class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries, WebhookQueries):
         if not document_ids:
             return set()
         marks = ", ".join("?" * len(document_ids))
+        now, at = self._claim_clock()
         rows = self._all(f"SELECT document_id, owner, owner_host, owner_pid, owner_started FROM claims "
-                         f"WHERE target = ? AND expires_at >= ? AND document_id IN ({marks})",
-                         (target, self._claim_now(), *document_ids))
+                         f"WHERE target = ? AND expires_at >= {now} AND document_id IN ({marks})",
+                         (target, *at, *document_ids))
         return {row["document_id"] for row in rows
                 if not claim_is_stale(row["owner"], row["owner_host"], row["owner_pid"], row["owner_started"],
                                       claimant="", lock_run=None)}
@@ -361,7 +362,8 @@ class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries, WebhookQueries):
                    (document_id, target, owner))
 
     def renew_claims(self, owner: str, lease: float) -> None:
-        self._exec("UPDATE claims SET expires_at = ? WHERE owner = ?", (self._claim_now() + lease, owner))
+        now, at = self._claim_clock()
+        self._exec(f"UPDATE claims SET expires_at = {now} + ? WHERE owner = ?", (*at, lease, owner))
 
     # -- the answers of a distributed run's tasks ------------------------------------------------
 
