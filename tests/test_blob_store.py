@@ -254,3 +254,18 @@ def test_s3_is_sent_each_parts_sha256_and_a_copy_that_hashes_wrong_is_removed(
     with pytest.raises(BlobStoreError, match="hashes differently; it was removed"):
         store.write(pattern(LARGE, seed=9))
     assert sha_of(pattern(LARGE, seed=9)) not in visible(store) and leftovers(store) == []
+
+
+def test_a_folder_store_writes_again_into_a_shard_removed_after_its_first_blob(tmp_path: Path) -> None:
+    # The store remembers which shard folders it made (one mkdir per shard, not per blob); a shard
+    # removed since (by hand, by a clean-up) is made again rather than failing the write.
+    from invoicesync.state import FolderBlobStore
+
+    store = FolderBlobStore(tmp_path / "blobs")
+    sha, _ = store.write([b"first"])
+    shard = store.path(sha).parent
+    store.path(sha).unlink()
+    shard.rmdir()
+    assert store.write([b"first"]) == (sha, 5)
+    assert b"".join(store.iter_chunks(sha)) == b"first"
+    assert os.listdir(tmp_path / "blobs" / "tmp") == []

@@ -69,3 +69,32 @@ def test_version_of_a_party_without_other_names_is_what_it_was_before_the_field(
     known_as = document.model_copy(update={"counterparty": document.counterparty.model_copy(
         update={"other_names": ["De Klok"]})})
     assert known_as.version != document.version
+
+
+def test_version_is_computed_once_and_forgotten_when_a_field_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A sync reads a document's version several times per target: it is kept, and a changed field
+    # (assignment, as the store's mark_deleted does, or model_copy with an update) recomputes it.
+    document = make(number="INV-1")
+    computed: list[str] = []
+    original = Document._compute_version
+
+    def counting(self: Document) -> str:
+        computed.append(self.number)
+        return original(self)
+
+    monkeypatch.setattr(Document, "_compute_version", counting)
+    first = document.version
+    assert document.version == first and computed == ["INV-1"]
+
+    document.number = "INV-2"
+    assert document.version != first and computed == ["INV-1", "INV-2"]
+    assert document.version == make(number="INV-2").version
+
+    document.deleted = True
+    assert document.version == make(number="INV-2", deleted=True).version
+
+    copied = document.model_copy(update={"number": "INV-3"})
+    assert copied.version == make(number="INV-3", deleted=True).version
+    same = document.model_copy()
+    assert same.version == document.version
+    assert Document.model_validate_json(copied.model_dump_json()).version == copied.version

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 #: Imported on first use only: msal on BC's first token, jwt when a Drive service account signs,
 #: the emulators when a sandbox is asked for.
@@ -41,3 +42,38 @@ def test_a_plugins_distribution_is_still_named_when_asked() -> None:
     plugins = Plugins.discover(lazy=True)
     assert plugins.get("dynamics365").distribution == "invoicesync-dynamics365"
     assert plugins.get("dynamics365").version
+
+
+def test_a_sync_process_freezes_what_start_up_built_and_collects_young_objects_less_often(tmp_path: Path) -> None:
+    # `invoicesync sync` run as its own process (main()) tunes the collector for its one run...
+    script = textwrap.dedent("""
+        import gc, json, sys
+        import invoicesync.cli._sync as sync_command
+        seen = {}
+        def run_sync(*args, **kwargs):
+            seen.update(frozen=gc.get_freeze_count(), young=gc.get_threshold()[0])
+            raise SystemExit(0)
+        sync_command.run_sync = run_sync
+        from invoicesync.cli import main
+        try:
+            main(["--home", sys.argv[1], "sync"])
+        except SystemExit:
+            pass
+        print(json.dumps(seen))
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "home")], capture_output=True, text=True,
+                          check=True)
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["frozen"] > 10_000 and seen["young"] >= 10_000
+
+
+def test_a_sync_inside_another_process_leaves_its_collector_alone(tmp_path: Path) -> None:
+    # ...but a sync invoked in a longer-lived process (a test's CliRunner, an embedding) does not.
+    import gc
+
+    from click.testing import CliRunner
+    from invoicesync.cli import cli
+
+    before = gc.get_threshold(), gc.get_freeze_count()
+    CliRunner().invoke(cli, ["--home", str(tmp_path / "home"), "sync"])
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 
 class Direction(StrEnum):
@@ -142,6 +143,21 @@ class Document(BaseModel):
     deleted: bool = False
     files: list[FileRef] = Field(default_factory=list)
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+    #: ``version``, once computed: a sync reads it ~8 times per document and target (queueing, the
+    #: ledger's intent and outcome, the plugin's delivery), and each computation serialises the
+    #: whole document. Assigning a field or ``model_copy(update=...)`` forgets it.
+    _version: str | None = PrivateAttr(default=None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in Document.model_fields and self.__pydantic_private__:
+            self.__pydantic_private__["_version"] = None
+        super().__setattr__(name, value)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Document:
+        copied = super().model_copy(update=update, deep=deep)
+        if update and copied.__pydantic_private__:
+            copied.__pydantic_private__["_version"] = None
+        return copied
 
     @field_validator("amount_excl_vat", "amount_vat", "amount_incl_vat", mode="before")
     @classmethod
@@ -165,7 +181,16 @@ class Document(BaseModel):
 
     @property
     def version(self) -> str:
-        """A hash of what a target would store: changes when a file or a booked field changes."""
+        """A hash of what a target would store: changes when a file or a booked field changes.
+
+        Computed once: change a document by assigning its fields (or ``model_copy(update=...)``),
+        not by mutating a nested value in place (``document.counterparty.name = ...``)."""
+        version = self._version
+        if version is None:
+            version = self._version = self._compute_version()
+        return version
+
+    def _compute_version(self) -> str:
         payload = self.model_dump(mode="json", exclude={"raw", "modified_at"})
         # Left out while empty, so documents stored before the field existed keep their version.
         if not payload["counterparty"].get("other_names"):

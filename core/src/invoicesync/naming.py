@@ -7,6 +7,7 @@ rendered field by field; each field's value is made safe on its own, so a counte
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import re
 import string
@@ -26,7 +27,8 @@ FIELDS = (
 )
 
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = "".join(map(chr, [*range(0x20), 0x7F]))
+_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -46,16 +48,21 @@ def safe_segment(value: str, rules: NameRules = LOCAL_RULES) -> str:
     """Make ``value`` one safe path segment: NFC, no separators or reserved characters, no
     trailing dot or space, not ``.``/``..``, not a reserved device name, at most ``max_bytes``
     (UTF-8) with the extension kept."""
-    text = unicodedata.normalize("NFC", value)
-    text = _CONTROL.sub(rules.replacement, text)
-    text = "".join(rules.replacement if ch in rules.forbidden or ch in "/\\" else ch for ch in text)
-    text = re.sub(r"\s+", " ", text).strip().rstrip(". ")
+    text = unicodedata.normalize("NFC", value).translate(_replacements(rules))
+    text = _SPACES.sub(" ", text).strip().rstrip(". ")
     if text in {"", ".", ".."}:
         text = rules.replacement
     stem, dot, _ext = text.rpartition(".")
     if stem.upper() in rules.reserved or (not dot and text.upper() in rules.reserved):
         text = rules.replacement + text
     return _truncate(text, rules.max_bytes)
+
+
+@functools.cache
+def _replacements(rules: NameRules) -> dict[int, str]:
+    """Control characters, separators and the characters ``rules`` forbid, each to the replacement
+    (one ``str.translate`` per segment: a target path renders a dozen segments per document)."""
+    return {ord(ch): rules.replacement for ch in _CONTROL + rules.forbidden + "/\\"}
 
 
 def _truncate(text: str, max_bytes: int) -> str:
@@ -112,21 +119,35 @@ def validate_template(template: str) -> None:
 
 def render_path(template: str, document: Document, *, ext: str = "pdf", rules: NameRules = LOCAL_RULES) -> str:
     """Render ``template`` for ``document`` into a relative path of safe segments."""
-    validate_template(template)
     fields = template_fields(document, ext)
-    formatter = _StrictFormatter()
     segments = []
-    for part in template.split("/"):
-        if not part:
-            continue
+    for part in _parsed_template(template):
         rendered = ""
-        for literal, name, spec, _ in formatter.parse(part):
+        for literal, name, spec in part:
             rendered += literal
             if name is not None:
-                value = formatter.format_field(formatter.get_field(name, (), fields)[0], spec or "")
-                rendered += safe_segment(value, rules)
+                rendered += safe_segment(format(fields[name], spec), rules)
         segments.append(safe_segment(rendered, rules))
     return "/".join(segments)
+
+
+@functools.lru_cache(maxsize=128)
+def _parsed_template(template: str) -> tuple[tuple[tuple[str, str | None, str], ...], ...]:
+    """``template``, checked, as (literal, field, format spec) per segment: parsed once per template,
+    not once per document."""
+    validate_template(template)
+    formatter = _StrictFormatter()
+    known = dict.fromkeys(FIELDS)
+    parts = []
+    for part in template.split("/"):
+        if part:
+            pieces = []
+            for literal, name, spec, _ in formatter.parse(part):
+                if name is not None:
+                    formatter.get_field(name, (), known)  # a ConfigError for a field not allowed
+                pieces.append((literal, name, spec or ""))
+            parts.append(tuple(pieces))
+    return tuple(parts)
 
 
 def with_suffix_number(path: str, n: int) -> str:

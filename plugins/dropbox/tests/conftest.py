@@ -77,10 +77,13 @@ class DropboxEnv:
         requests = [i if isinstance(i, PushRequest) else PushRequest(document=i) for i in items]
         ctx = self.context(**context)
         try:
-            return list(self.workspace.plugins.call("dropbox", "push_documents", account=self.account,
-                                                    requests=requests, ctx=ctx))
+            deliveries = list(self.workspace.plugins.call("dropbox", "push_documents", account=self.account,
+                                                          requests=requests, ctx=ctx))
         finally:
             ctx.close()
+        # The push reports each document once it is settled, in any order: read them as given.
+        order = {request.document.id: i for i, request in enumerate(requests)}
+        return sorted(deliveries, key=lambda d: order.get(d.document_id, len(order)))
 
     def writes(self) -> int:
         return self.app.count("POST", WRITE_ROUTES)

@@ -4,7 +4,6 @@ finds each document's own file again and writes nothing."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -99,28 +98,33 @@ def _is_lookup_of(request: Request, path: str) -> bool:
     return request.path.endswith("/files/get_metadata") and request.json().get("path") == path
 
 
-def _is_write_to(request: Request, path: str) -> bool:
-    arg = json.loads(request.headers.get("Dropbox-API-Arg") or "{}")
-    return request.path.endswith("/files/upload") and arg.get("path") == path
+def _commits_to(request: Request, path: str) -> bool:
+    """A ``finish_batch_v2`` with an entry for ``path``."""
+    return request.path.endswith("/files/upload_session/finish_batch_v2") and any(
+        entry["commit"]["path"] == path for entry in request.json()["entries"])
 
 
-def test_concurrent_batches_of_one_account_never_choose_the_same_free_name(env: Any) -> None:
-    """Commits to the plain name wait until some batch has looked at `` (2)``: the one that did
-    not get the plain name must have stepped past it while the other's write was in flight,
-    without trying the name and failing on a conflict. (Without claims both batches would send
-    the plain name, wait, and one would get a 409.)"""
+def _count(env: Any, route: str) -> int:
+    return int(env.app.count("POST", rf"^/2/files/{route}$"))
+
+
+def test_concurrent_pushes_of_one_account_never_choose_the_same_free_name(env: Any) -> None:
+    """The commit to the plain name is held until both pushes have placed their document and
+    started its upload: the one that did not get the plain name must have stepped past it while
+    the other's write was still to come, without trying the name and failing on a conflict.
+    (Without claims both would choose the plain name, and the second commit would be refused and
+    placed again: a third commit.)"""
     a, b = _twins(env)
-    moved_on = threading.Event()
+    both_placed = threading.Event()
+    starts: list[str] = []
 
     def hook(request: Request, response: Response | None) -> None:
-        if response is None and _is_write_to(request, PATH):
-            moved_on.wait(5)
-        # Stepping past: the other batch writes `` (2)`` (from the listing) or looks it up.
-        if response is None and _is_write_to(request, SECOND):
-            moved_on.set()
-        if response is not None and request.path.endswith("/files/get_metadata") and \
-                request.json().get("path") == SECOND:
-            moved_on.set()
+        if response is None and request.path.endswith("/files/upload_session/start"):
+            starts.append(request.path)
+            if len(starts) == 2:
+                both_placed.set()
+        if response is None and _commits_to(request, PATH):
+            both_placed.wait(5)  # bounded only so a broken push fails instead of hanging
 
     _intercept(env, hook)
     results: dict[str, list[Delivery]] = {}
@@ -132,7 +136,8 @@ def test_concurrent_batches_of_one_account_never_choose_the_same_free_name(env: 
     [delivery_a], [delivery_b] = results["a"], results["b"]
     assert delivery_a.status is delivery_b.status is DeliveryStatus.DELIVERED, (delivery_a, delivery_b)
     assert {delivery_a.target_path, delivery_b.target_path} == {PATH, SECOND}
-    assert not [status for _, path, status in env.app.requests if "upload" in path and status == 409]
+    assert both_placed.is_set()
+    assert _count(env, "upload_session/start") == 2 and _count(env, "upload_session/finish_batch_v2") == 2
 
 
 def test_a_name_taken_between_lookup_and_commit_is_placed_again(env: Any) -> None:
@@ -150,4 +155,5 @@ def test_a_name_taken_between_lookup_and_commit_is_placed_again(env: Any) -> Non
     assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
     assert delivery.target_path == SECOND
     assert _files(env) == {PATH: b"another process's file", SECOND: b"%PDF twin a"}
-    assert any(status == 409 for _, path, status in env.app.requests if path.endswith("/files/upload"))
+    # The refused commit was made again to the new name, from the session already uploaded.
+    assert _count(env, "upload_session/finish_batch_v2") == 2 and _count(env, "upload_session/start") == 1

@@ -12,7 +12,7 @@ PDF = b"%PDF-1.7 invoice one\n"
 UBL = b"<Invoice>one</Invoice>"
 
 
-def test_single_small_file_goes_through_files_upload_and_is_recorded(env: Any) -> None:
+def test_a_lone_small_file_is_one_session_and_one_batch_commit_and_is_recorded(env: Any) -> None:
     [delivery] = env.push([env.document("INV-1", pdf=PDF)])
     assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
     path = "/Invoices/Acme BV/2026/purchase/2026-01-15_Supplier NV_INV-1.pdf"
@@ -21,8 +21,9 @@ def test_single_small_file_goes_through_files_upload_and_is_recorded(env: Any) -
     entry = env.app.namespace.get(path)
     assert delivery.target_id == entry.id and delivery.extra["rev"] == entry.rev
     assert env.stored(path) == PDF
-    assert env.app.count("POST", r"/2/files/upload$") == 1
-    assert env.app.count("POST", r"finish_batch_v2") == 0
+    assert env.app.count("POST", r"upload_session/start$") == 1
+    assert env.app.count("POST", r"finish_batch_v2$") == 1
+    assert env.app.count("POST", r"/2/files/upload$") == 0
 
 
 def test_pdf_and_ubl_are_committed_together_in_one_batch(env: Any) -> None:
@@ -107,7 +108,7 @@ def test_overwrite_replaces_exactly_the_revision_seen(env: Any) -> None:
     assert delivery.status is DeliveryStatus.DELIVERED and delivery.target_path == PATH8
     assert env.stored(PATH8) == PDF
     assert delivery.target_id == old_id and delivery.extra["rev"] != old_rev
-    assert env.app.count("POST", r"/2/files/upload$") == 2 and len(env.files()) == 1
+    assert env.app.count("POST", r"finish_batch_v2$") == 2 and len(env.files()) == 1
 
 
 def test_overwrite_never_replaces_a_file_someone_changed_since(env: Any) -> None:

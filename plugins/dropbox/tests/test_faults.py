@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -77,10 +78,15 @@ def test_persistent_rate_limit_fails_documents_not_the_run(env: Any) -> None:
 
 
 def test_real_lock_contention_between_concurrent_writers_is_survived(make_env: Any) -> None:
+    """Two writers on one Dropbox that do not share a commit lock (two accounts, as two installs
+    would be): each push's batch commit is one namespace write, and the one refused with
+    too_many_write_operations (a 429) is committed again after Retry-After."""
     # One write at a time. The first writer keeps the namespace lock until the other writer has
     # been refused (an event, not a pause), so the two always collide, however loaded the machine.
     env = make_env(write_limit=1, retry_after=1)
-    env.configure(batch_commit=False)
+    other = dataclasses.replace(env, account=env.account.model_copy(update={"name": "dbx-other"}))
+    for key, value in env.app.account_secrets().items():
+        env.workspace.secrets(other.account.name).set(key, value)
     namespace = env.app.namespace
     refused, first_holder = threading.Event(), threading.Lock()
     real_slot = namespace.write_slot
@@ -99,10 +105,10 @@ def test_real_lock_contention_between_concurrent_writers_is_survived(make_env: A
     namespace.write_slot = slot
     results: list[Any] = []
 
-    def worker(n: int) -> None:
-        results.extend(env.push([env.document(f"W-{n}-{i}", pdf=f"%PDF {n} {i}".encode()) for i in range(2)]))
+    def worker(n: int, writer: Any) -> None:
+        results.extend(writer.push([env.document(f"W-{n}-{i}", pdf=f"%PDF {n} {i}".encode()) for i in range(2)]))
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(2)]
+    threads = [threading.Thread(target=worker, args=(n, writer)) for n, writer in enumerate((env, other))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -110,3 +116,4 @@ def test_real_lock_contention_between_concurrent_writers_is_survived(make_env: A
     assert refused.is_set() and namespace.contended >= 1  # the sandbox did refuse some writes...
     assert [d.status for d in results] == [DeliveryStatus.DELIVERED] * 4  # ...and every one got through
     assert len([e for e in env.app.namespace.entries.values() if e.kind == "file"]) == 4
+    assert [s for m, p, s in env.app.requests if p.endswith("finish_batch_v2")].count(429) >= 1

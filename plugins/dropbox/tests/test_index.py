@@ -19,7 +19,6 @@ from invoicesync.sandbox import Request, Response
 from invoicesync.testing import MemorySource
 from invoicesync_dropbox import index as index_module
 from invoicesync_dropbox import plugin as dropbox_plugin
-from invoicesync_dropbox import uploads
 from invoicesync_dropbox.index import KV_KEY, index_root
 from invoicesync_dropbox.sandbox import DropboxSandbox
 
@@ -185,14 +184,6 @@ def test_the_sessions_of_a_batch_start_side_by_side(env: Any) -> None:
     deliveries = env.push(_documents(env, 4))
     assert [d.status for d in deliveries] == [DeliveryStatus.DELIVERED] * 4
     assert overlapped and all(overlapped)
-
-
-def test_a_batch_over_the_finish_batch_limit_is_committed_in_parts(
-        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(uploads, "MAX_BATCH_ENTRIES", 2)  # 1,000 on Dropbox
-    deliveries = env.push(_documents(env, 5))
-    assert [d.status for d in deliveries] == [DeliveryStatus.DELIVERED] * 5
-    assert _count(env, "upload_session/finish_batch_v2") == 3 and len(env.files()) == 5
 
 
 def test_an_index_saved_as_objects_before_rows_is_still_read(env: Any) -> None:

@@ -8,7 +8,6 @@ entry of a ``finish_batch_v2`` while the others commit, like a busy shared folde
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -54,7 +53,7 @@ def test_a_file_that_landed_despite_a_failed_report_is_not_written_again(env: An
     """Retrying is only safe because the push looks first: pretend the failed entry was committed
     after all (its outcome misreported), and the retry must find it rather than add a copy."""
     doc = env.document("INV-0003", pdf=b"%PDF 3")
-    env.app.namespace.contend(CONTENDED, times=6)  # a lone file: every attempt of files/upload is refused
+    env.app.namespace.contend(CONTENDED, times=1)  # its entry of the batch commit is refused
     [failed] = env.push([doc])
     assert failed.status is DeliveryStatus.FAILED and failed.retry_after == ENTRY_RETRY_AFTER
     env.app.namespace.uncontend()
@@ -72,7 +71,7 @@ def test_a_retried_new_version_still_overwrites_its_earlier_file(env: Any) -> No
     v1 = env.document("INV-0003", pdf=b"%PDF v1")
     [delivered] = env.push([v1])
     v2 = env.document("INV-0003", pdf=b"%PDF v2, corrected")
-    env.app.namespace.contend(CONTENDED, times=6)  # the lone update is refused through all HTTP retries
+    env.app.namespace.contend(CONTENDED, times=1)  # the lone update, an entry of a batch commit, is refused
     [failed] = env.push([PushRequest(document=v2, previous=delivered)])
     assert failed.status is DeliveryStatus.FAILED and failed.retry_after == ENTRY_RETRY_AFTER
     [retried] = env.push([PushRequest(document=v2, previous=failed)])
@@ -108,11 +107,7 @@ def _workspace(app: DropboxSandbox, url: str, workspace_factory: Callable[..., A
 def offers(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """How often the runner offered each document (by source number) to the Dropbox plugin."""
     seen: Counter[str] = Counter()
-    real, real_stream = dropbox_plugin.push, dropbox_plugin.push_stream
-
-    def counting(requests: list[PushRequest], ctx: Any) -> Iterator[Delivery]:
-        seen.update(r.document.number for r in requests)
-        return real(requests, ctx)
+    real_stream = dropbox_plugin.push_stream
 
     def counted(requests: Iterable[PushRequest]) -> Iterator[PushRequest]:
         for request in requests:
@@ -122,39 +117,8 @@ def offers(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     def counting_stream(requests: Iterable[PushRequest], ctx: Any) -> Iterator[Delivery]:
         return real_stream(counted(requests), ctx)
 
-    monkeypatch.setattr(dropbox_plugin, "push", counting)
     monkeypatch.setattr(dropbox_plugin, "push_stream", counting_stream)
     return seen
-
-
-@pytest.fixture
-def one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The whole source goes to Dropbox as one batch: the export workers start only once all 8
-    documents are queued, and the second only after the first has formed its batch. Otherwise a
-    loaded machine may hand INV-0003 over alone, as a lone upload (whose contention the HTTP
-    client retries inside one push) instead of an entry of a batch commit."""
-    all_queued, formed, first = threading.Event(), threading.Event(), threading.Lock()
-    real_offer, real_work, real_push = (export_stage.TargetWorkers.offer, export_stage.TargetWorkers._work,
-                                        export_stage.TargetWorkers._push)
-
-    def offer(self: Any, document: Any) -> None:
-        real_offer(self, document)
-        if self._total >= 8:
-            all_queued.set()
-
-    def work(self: Any) -> None:
-        all_queued.wait(30)  # bounded only so a broken run fails instead of hanging
-        if not first.acquire(blocking=False):
-            formed.wait(30)
-        real_work(self)
-
-    def push(self: Any, documents: list[Any]) -> None:
-        formed.set()
-        real_push(self, documents)
-
-    monkeypatch.setattr(export_stage.TargetWorkers, "offer", offer)
-    monkeypatch.setattr(export_stage.TargetWorkers, "_work", work)
-    monkeypatch.setattr(export_stage.TargetWorkers, "_push", push)
 
 
 def _files(app: DropboxSandbox) -> list[str]:
@@ -163,7 +127,7 @@ def _files(app: DropboxSandbox) -> list[str]:
 
 def test_contended_entry_is_delivered_in_the_same_run(serve_sandbox: Callable[[DropboxSandbox], Any],
                                                       workspace_factory: Callable[..., Any],
-                                                      offers: Counter[str], one_batch: None) -> None:
+                                                      offers: Counter[str]) -> None:
     app = DropboxSandbox(retry_after=0)
     server = serve_sandbox(app)
     source = MemorySource(8, page=8)

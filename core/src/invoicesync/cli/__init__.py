@@ -166,5 +166,12 @@ def cli(ctx: click.Context, home: Path | None, config: Path | None, verbose: int
     ctx.obj = State(home, config, plugins=_given_plugins(ctx))
 
 
+#: Set by ``main()``: this process runs one command and exits (not a test's ``CliRunner``, not a server),
+#: so a command may tune process-wide settings such as the garbage collector's for its own run.
+one_command_process = False
+
+
 def main(args: Sequence[str] | None = None) -> Any:
+    global one_command_process
+    one_command_process = True
     return cli(args)

@@ -23,9 +23,7 @@ Retry rules (what may be sent again, and when):
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 import random
 import ssl
 import time
@@ -39,7 +37,10 @@ import httpx
 from ..errors import InvoiceSyncError, OutcomeUnknown, RateLimited, RemoteError, ServerError
 from ._budget import RequestBudget
 from ._counters import HTTP_COUNTERS
+from ._pool import build, new_pool, send, ssl_context
 from ._retry_after import retry_after_seconds
+
+__all__ = ["Authenticator", "ErrorParser", "HttpClient", "ResponseClassifier", "Verdict", "new_pool", "ssl_context"]
 
 log = logging.getLogger("invoicesync.http")
 
@@ -229,17 +230,15 @@ class HttpClient:
         def attempt(number: int) -> httpx.Response:
             nonlocal fresh_token
             body = content() if callable(content) else content
-            request = self._client.build_request(
-                method, url, content=body, json=json, params=params, headers=headers,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
+            request = build(self._client, method, url, content=body, json=json, params=params, headers=headers,
+                            timeout=timeout)
             if self.auth is not None:
                 self.auth.apply(request)
             slot = self.budget.slot() if self.budget is not None else _null_slot()
             with slot:
                 HTTP_COUNTERS.sent(self.service)
                 try:
-                    response = self._client.send(request, stream=stream)
+                    response = send(self._client, request, stream=stream)
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                     fresh_token = False  # the resend waits out a backoff, in which a token can expire
                     raise _Transient(None, None, exc) from exc  # never reached the server
@@ -346,58 +345,6 @@ class HttpClient:
         return ServerError(
             f"{method} {url}: {_short_body(response)}", status=response.status_code, service=self.service
         )
-
-
-class _NoCookies(httpx.Cookies):
-    """A cookie jar that keeps nothing. The APIs we call authenticate every request with a header
-    and keep no session, and reading each answer's ``Set-Cookie`` through ``http.cookiejar`` costs
-    more CPU than anything else httpx does per response."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-
-class _Pool(httpx.Client):
-    """``httpx.Client`` without cookie handling (see ``_NoCookies``)."""
-
-    _no_cookies = _NoCookies()
-
-    @property  # type: ignore[misc]
-    def cookies(self) -> httpx.Cookies:
-        return self._no_cookies
-
-
-def new_pool(base_url: str = "", *, transport: httpx.BaseTransport | None = None,
-             verify: str | bool | ssl.SSLContext = True, timeout: float = 60.0,
-             headers: dict[str, str] | None = None) -> httpx.Client:
-    """The ``httpx.Client`` (connection pool) under one or more ``HttpClient``s."""
-    return _Pool(
-        base_url=base_url,
-        transport=transport,
-        verify=verify if isinstance(verify, ssl.SSLContext) else ssl_context(verify),
-        timeout=timeout,
-        headers={"User-Agent": "invoicesync/0.1 (+https://github.com/invoicesync)", **(headers or {})},
-        follow_redirects=False,
-    )
-
-
-def ssl_context(verify: str | bool) -> ssl.SSLContext:
-    """One TLS context per trust setting for the process: loading the system CAs costs ~25 ms of CPU
-    and ~2.5 MB that is never given back, and a context is safe to share between connections."""
-    if isinstance(verify, str):  # a CA bundle path, e.g. a sandbox's throw-away CA
-        stat = os.stat(verify)  # a bundle rewritten in place (a new sandbox CA) is a new context
-        return _ca_file_context(verify, stat.st_mtime_ns, stat.st_size)
-    return _default_context(verify)
-
-
-@functools.cache
-def _ca_file_context(path: str, mtime_ns: int, size: int) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=path)
-
-
-@functools.cache
-def _default_context(verify: bool) -> ssl.SSLContext:
-    return httpx.create_ssl_context(verify=verify)
 
 
 def _read_error_body(response: httpx.Response) -> None:

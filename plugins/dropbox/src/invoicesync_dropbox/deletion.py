@@ -12,13 +12,13 @@ A file already gone counts as done; any other refusal fails the document, which 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from invoicesync import Context, Delivery, DeliveryStatus, DocumentError, PushRequest, RemoteError
 
 from .client import DropboxClient
 from .errors import DropboxApiError
+from .index import FolderIndex
 from .paths import fit_path
 from .settings import DropboxSettings
 
@@ -47,16 +47,19 @@ def planned_deletion(request: PushRequest, settings: DropboxSettings, ctx: Conte
                    message=f"would {verb}: {', '.join(paths) or 'nothing'}")
 
 
-def apply_deletions(requests: list[PushRequest], settings: DropboxSettings, client: DropboxClient,
-                    ctx: Context) -> Iterator[Delivery]:
-    for request in requests:
-        if settings.on_delete == "keep":
-            yield _result(request, ctx, DeliveryStatus.SKIPPED, message=KEPT)
-            continue
-        try:
-            yield _apply(request, settings, client, ctx)
-        except (RemoteError, DocumentError) as exc:
-            yield _result(request, ctx, DeliveryStatus.FAILED, message=str(exc))
+def apply_deletion(request: PushRequest, settings: DropboxSettings, client: DropboxClient, ctx: Context,
+                   index: FolderIndex | None) -> Delivery:
+    if index is not None and request.previous is not None:
+        # The index is not told how a move or delete went: this document's paths are looked up next time.
+        for item in request.previous.extra.get("files", []):
+            if isinstance(item, dict) and isinstance(item.get("path"), str):
+                index.unsure(item["path"])
+    if settings.on_delete == "keep":
+        return _result(request, ctx, DeliveryStatus.SKIPPED, message=KEPT)
+    try:
+        return _apply(request, settings, client, ctx)
+    except (RemoteError, DocumentError) as exc:
+        return _result(request, ctx, DeliveryStatus.FAILED, message=str(exc))
 
 
 def _apply(request: PushRequest, settings: DropboxSettings, client: DropboxClient, ctx: Context) -> Delivery:

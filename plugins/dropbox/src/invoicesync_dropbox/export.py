@@ -1,5 +1,6 @@
-"""``push_documents`` for Dropbox: plan each document's files, upload what is missing, and
-return one ``Delivery`` per document with the path, id, rev and content_hash Dropbox confirmed.
+"""What one document becomes in Dropbox: where each of its files goes (``plan``), and the
+``Delivery`` reported once they are settled (``delivery_of``), with the path, id, rev and
+content_hash Dropbox confirmed. ``stream.py`` drives it: the upload and commit of the files.
 
 Every file of ``request.files`` goes: the main one (the PDF, else the UBL, else e.g. the photo of
 a receipt) at the template's path, the UBL beside a PDF as ``.xml``, each attachment beside it
@@ -7,16 +8,15 @@ named after the main file plus its own name. Each is looked up first, so a docum
 after the account's ``files`` option widened gets only what is missing.
 
 One document failing (a refused name, no space, a lost answer that turned out not to be a
-write) becomes a ``failed`` delivery; the other documents of the batch carry on. When every
-failure of a document is transient (lock contention on its entry of a batch commit, or a rate
-limit that outlasted the core client's retries), the delivery carries ``retry_after`` and the
-runner offers the document again in the same run. That is safe because every push looks up first:
-a file that did land despite the failure is found by its ``content_hash`` and never written twice.
+write) becomes a ``failed`` delivery; the other documents carry on. When every failure of a
+document is transient (lock contention on its entry of a batch commit, or a rate limit that
+outlasted the core client's retries), the delivery carries ``retry_after`` and the runner offers
+the document again in the same run. That is safe because every push looks up first: a file that
+did land despite the failure is found by its ``content_hash`` and never written twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,15 +32,13 @@ from invoicesync import (
 )
 from invoicesync.naming import file_ext, file_keys, main_file, plan_files
 
-from .auth import token_auth
-from .client import DropboxClient
 from .content_hash import content_hash_of_blob, content_hash_of_chunks
-from .deletion import apply_deletions, planned_deletion
-from .index import FolderIndex, index_for
+from .deletion import planned_deletion
+from .index import FolderIndex
 from .paths import DROPBOX_RULES, document_path, fit_path
 from .placement import Earlier, Placer
 from .settings import DropboxSettings
-from .uploads import FileTask, Uploader
+from .uploads import FileTask
 
 #: Seconds before a transiently failed document is offered again in this run. A failed batch
 #: entry carries no wait of its own (only a whole 429 answer has ``Retry-After``, and the core
@@ -65,64 +63,24 @@ class DocumentWork:
     def document(self) -> Document:
         return self.request.document
 
-
-def push(requests: list[PushRequest], ctx: Context) -> Iterator[Delivery]:
-    settings = ctx.settings_as(DropboxSettings)
-    if ctx.dry_run:
-        for request in requests:
-            yield _planned(request, settings, ctx)
-        return
-    client = DropboxClient(ctx, settings, token_auth(ctx, settings))
-    index = index_for(ctx, settings.template)
-    placer = Placer(client, ctx.account.name, settings.on_change, index)
-    uploader = Uploader(ctx, client, chunk_size=settings.chunk_size, threshold=settings.upload_threshold,
-                        batch_commit=settings.batch_commit)
-    deletions = [r for r in requests if r.document.deleted]
-    requests = [r for r in requests if not r.document.deleted]
-    try:
-        if index is not None:
-            _moved_by_deletions(index, deletions)
-        yield from apply_deletions(deletions, settings, client, ctx)
-        works = [_plan(request, settings, placer, ctx) for request in requests]
-        uploader.run(_to_upload(works))
-        _note_outcomes(index, works)
-        # A name we found free was taken before our commit (another process delivering a document
-        # with the same name): the listing is out of date there, so look each name up, once, and
-        # take the next free name.
-        again = [i for i, work in enumerate(works) if any(task.name_taken for task in work.tasks)]
-        placer.index = None
-        for i in again:
-            works[i] = _plan(works[i].request, settings, placer, ctx)
-        uploader.run(_to_upload([works[i] for i in again]))
-        _note_outcomes(index, [works[i] for i in again])
-    finally:
-        placer.release()
-    for work in works:
-        yield _delivery(work, ctx)
+    @property
+    def uploads(self) -> list[FileTask]:
+        """The files still to write: none when the document already failed or is skipped."""
+        if self.error is not None or self.skipped:
+            return []
+        return [task for task in self.tasks if task.mode is not None and task.error is None]
 
 
-def _moved_by_deletions(index: FolderIndex, deletions: list[PushRequest]) -> None:
-    """Files a deletion moves or removes: the index is not told how that went, so look them up."""
-    for request in deletions:
-        for item in request.previous.extra.get("files", []) if request.previous else []:
-            if isinstance(item, dict) and isinstance(item.get("path"), str):
-                index.unsure(item["path"])
-
-
-def _note_outcomes(index: FolderIndex | None, works: list[DocumentWork]) -> None:
+def note_outcomes(index: FolderIndex | None, work: DocumentWork) -> None:
     """Writes Dropbox confirmed go into the index; a failed write's path (its outcome may be
     unknown, or someone else's file may be there now) is looked up next time."""
     if index is None:
         return
-    for task in (task for work in works for task in work.tasks):
+    for task in work.tasks:
         if task.written:
             index.record(task.metadata)
         elif task.error is not None:
             index.unsure(task.path)
-
-
-def _to_upload(works: list[DocumentWork]) -> list[FileTask]:
-    return [task for work in works if work.error is None and not work.skipped for task in work.tasks]
 
 
 def _layout(request: PushRequest, settings: DropboxSettings, main_path: str | None = None) -> list[tuple[str, FileRef]]:
@@ -138,7 +96,7 @@ def _layout(request: PushRequest, settings: DropboxSettings, main_path: str | No
             for index, (path, ref) in enumerate(plan_files(first, files, DROPBOX_RULES))]
 
 
-def _planned(request: PushRequest, settings: DropboxSettings, ctx: Context) -> Delivery:
+def planned(request: PushRequest, settings: DropboxSettings, ctx: Context) -> Delivery:
     if request.document.deleted:
         return planned_deletion(request, settings, ctx)
     try:
@@ -167,7 +125,7 @@ def _earlier(request: PushRequest) -> dict[str, Earlier]:
     return earlier
 
 
-def _plan(request: PushRequest, settings: DropboxSettings, placer: Placer, ctx: Context) -> DocumentWork:
+def plan(request: PushRequest, settings: DropboxSettings, placer: Placer, ctx: Context) -> DocumentWork:
     work = DocumentWork(request)
     earlier = _earlier(request)
     # How the ledger knows each file across runs (naming.file_keys): by the file object's identity,
@@ -216,7 +174,7 @@ def _dropbox_hash(ref: FileRef, ctx: Context) -> str:
     return content_hash_of_blob(ref.sha256, ref.size) or content_hash_of_chunks(ctx.blobs.iter_chunks(ref.sha256))
 
 
-def _delivery(work: DocumentWork, ctx: Context) -> Delivery:
+def delivery_of(work: DocumentWork, ctx: Context) -> Delivery:
     request = work.request
     if work.error is not None:
         return _result(request, ctx, DeliveryStatus.FAILED, path=work.main_path or None, message=work.error)

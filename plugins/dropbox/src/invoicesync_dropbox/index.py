@@ -59,7 +59,7 @@ def index_root(template: str) -> str | None:
 
 
 class FolderIndex:
-    """Path key → metadata of every file and folder under ``root``; shared by a run's batches."""
+    """Path key → metadata of every file and folder under ``root``; shared by a run's pushes."""
 
     def __init__(self, root: str, ctx: Context) -> None:
         self.root = root
@@ -109,7 +109,7 @@ class FolderIndex:
 
     def save(self) -> None:
         """Keep the entries and the cursor for the next run (only a cursor Dropbox gave us). Saved
-        after the listing and at the end of the run, not per batch: a run that dies in between
+        after the listing and at the end of the run, not per push: a run that dies in between
         loses nothing the next run's ``list_folder/continue`` does not report again."""
         with self._lock:
             if not self._ready or self._broken or self._cursor is None:
@@ -205,7 +205,7 @@ class FolderIndex:
 
 
 def index_for(ctx: Context, template: str) -> FolderIndex | None:
-    """The run's index (one per run: the batches of a run share its Context), or ``None``."""
+    """The run's index (one per run: the pushes of a run share its Context), or ``None``."""
     root = index_root(template)
     if root is None:
         return None

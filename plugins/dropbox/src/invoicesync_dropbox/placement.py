@@ -12,7 +12,7 @@ answer (one listing instead of a ``get_metadata`` per file), else with ``get_met
    another document that renders to the same name, or a file a person put there — and is kept:
    the document takes the next free name, whatever ``on_change`` says.
 
-Names chosen by documents still in flight (this batch, or another batch of the same account in
+Names chosen by documents still in flight (this push, or another push of the same account in
 this process) are ``Claims``: not free, even though Dropbox does not show them yet. Nothing
 relies on Dropbox's autorename, so the path we record is always the path we chose.
 """
@@ -55,7 +55,7 @@ class Placement:
 
 @dataclass
 class Claims:
-    """Paths chosen for writes not yet committed, per account, shared by concurrent batches."""
+    """Paths chosen for writes not yet committed, per account, shared by concurrent pushes."""
 
     _held: dict[str, set[str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -87,13 +87,13 @@ class Claims:
         mine.clear()
 
 
-#: One per process: the batches of an account run in threads of one process.
+#: One per process: the pushes of an account run in threads of one process.
 CLAIMS = Claims()
 
 
 class Placer:
     """Places the files of one push. ``mine`` holds the names its own documents chose, so no two
-    of them pick one name, and no other batch of the account picks them while they are in flight."""
+    of them pick one name, and no other push of the account picks them while they are in flight."""
 
     def __init__(self, client: DropboxClient, account: str, policy: Policy, index: FolderIndex | None = None) -> None:
         self.client = client
@@ -114,7 +114,7 @@ class Placer:
         CLAIMS.release(self.account, self.mine)
 
     def _take(self, path: str) -> bool:
-        """Claim ``path`` before looking at it: once a batch of this account holds the claim, the
+        """Claim ``path`` before looking at it: once a push of this account holds the claim, the
         others skip the name, and after its commit they see the file, so no look-up goes stale."""
         return path_key(path) not in self.mine and CLAIMS.claim(self.account, path, self.mine)
 

@@ -10,13 +10,11 @@ from invoicesync.sandbox import SandboxApp
 
 from . import auth as _auth
 from .auth import TOKEN_KEY
-from .export import push
 from .settings import DropboxSettings
 from .stream import push_stream
 
-#: Many small files per batch: they are committed together by one finish_batch_v2. Larger batches
-#: mean fewer commits but a longer wait for the last batch of a run (its uploads start only once it
-#: is full or the import is done).
+#: The push is one stream per account (``streaming`` below); the core queues up to twice this many
+#: documents ahead of it while the import runs.
 BATCH_SIZE = 50
 
 
@@ -30,10 +28,8 @@ def plugin_info() -> PluginInfo:
         settings=DropboxSettings,
         secrets=(TOKEN_KEY,),
         batch_size=BATCH_SIZE,
-        # Writes to one Dropbox namespace contend for a lock; two batches at a time is plenty.
-        concurrency=2,
         # API 4: documents arrive as a stream; uploads start at once and commits gather up to
-        # 1,000 files (stream.py). batch_size and concurrency above serve only older cores.
+        # 1,000 files (stream.py). It is the only push path: a list is a stream already complete.
         streaming=True,
         # Uploading bytes takes no lock: eight sessions in flight per token (commits stay one at a time).
         max_in_flight=8,
@@ -64,8 +60,8 @@ def auth_complete(account: Account, ctx: Context, callback_url: str, started: Au
 
 @hookimpl
 def push_documents(account: Account, requests: Iterable[PushRequest], ctx: Context) -> Iterator[Delivery]:
-    if isinstance(requests, list):  # a batch (a direct call, as in the plugin's own tests)
-        return push(requests, ctx)
+    # A list (a direct call) is a stream whose input has already ended: the same code, and the
+    # commit goes as soon as its uploads are done.
     return push_stream(requests, ctx)
 
 

@@ -1,12 +1,14 @@
-"""The streaming push (hook API 4): bytes go up as documents arrive, commits gather up to 1,000.
+"""The Dropbox push (hook API 4): bytes go up as documents arrive, commits gather up to 1,000.
 
-The core hands the documents over one by one while the import runs. Each is placed as it comes
-(``export._plan``) and its files' upload sessions start at once on the account's upload threads
+The only push path. The core hands the documents over one by one while the import runs; a list
+(a direct call) is the same, with its input ended from the start. Each is placed as it comes
+(``export.plan``) and its files' upload sessions start at once on the account's upload threads
 (eight in flight). A small file's closed session then waits for the next ``finish_batch_v2``,
 which goes when 1,000 files are waiting (Dropbox's limit), when nothing more can come (the input
 ended and every upload is done), or when the oldest has waited ``commit_interval`` seconds: one
 commit for a whole first sync of a few hundred documents, and no upload ever waits for a batch to
-fill. Large files go through their own resumable session (``Uploader.upload_large``).
+fill. Large files (and, with ``batch_commit`` off, every file) go on their own
+(``Uploader.upload_alone``).
 
 A document's delivery is yielded once all its files are settled, so the ledger says ``delivered``
 only after Dropbox confirmed every write. A file refused because its name was taken meanwhile
@@ -14,7 +16,8 @@ only after Dropbox confirmed every write. A file refused because its name was ta
 again with direct look-ups, once, and its closed session is committed to the new name: a session
 whose commit failed stays committable (Dropbox's ``UploadWriteFailed.upload_session_id``), so no
 byte is sent twice. A crash between upload and commit leaves uncommitted sessions only, which
-Dropbox drops; the next run uploads again.
+Dropbox drops; the next run uploads again. Deliveries come in the order documents settle, not
+the order they arrived.
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from invoicesync import Context, Delivery, PushRequest, RemoteError
+from invoicesync import Context, Delivery, PushRequest
 
 from .auth import token_auth
 from .client import DropboxClient
-from .deletion import apply_deletions
-from .export import DocumentWork, _delivery, _moved_by_deletions, _note_outcomes, _plan, _planned, _to_upload
+from .deletion import apply_deletion
+from .export import DocumentWork, delivery_of, note_outcomes, plan, planned
 from .index import index_for
 from .placement import Placer
 from .settings import DropboxSettings
@@ -60,7 +63,7 @@ class StreamPush:
         #: Placing again after a conflict: the index was wrong there, so every name is looked up.
         self.replacer = Placer(self.client, ctx.account.name, settings.on_change, None)
         self.uploader = Uploader(ctx, client=self.client, chunk_size=settings.chunk_size,
-                                 threshold=settings.upload_threshold, batch_commit=settings.batch_commit)
+                                 threshold=settings.upload_threshold)
         self.pool: ThreadPoolExecutor = upload_threads(ctx)
         self._cond = threading.Condition()
         self._waiting: list[_Waiting] = []
@@ -105,12 +108,9 @@ class StreamPush:
                 if self._stopped:
                     continue  # drain: the core settles what it handed out and never saw reported
                 if request.document.deleted:
-                    if self.index is not None:
-                        _moved_by_deletions(self.index, [request])
-                    for delivery in apply_deletions([request], self.settings, self.client, self.ctx):
-                        self._out.put(delivery)
+                    self._out.put(apply_deletion(request, self.settings, self.client, self.ctx, self.index))
                     continue
-                self._start(_plan(request, self.settings, self.placer, self.ctx))
+                self._start(plan(request, self.settings, self.placer, self.ctx))
         except BaseException as exc:  # noqa: BLE001 - raised to the core from the generator
             self._fail(exc)
         finally:
@@ -120,7 +120,7 @@ class StreamPush:
 
     def _start(self, work: DocumentWork) -> None:
         """Start every upload of ``work``, or deliver it now when it needs none."""
-        tasks = [t for t in _to_upload([work]) if t.mode is not None and t.error is None]
+        tasks = work.uploads
         if not tasks:
             self._deliver(work)
             return
@@ -133,7 +133,7 @@ class StreamPush:
             elif task.ref.size > self.uploader.threshold or not self.settings.batch_commit:
                 self._submit(self._upload_alone, work, task)
             else:
-                self._submit(self._upload_session, work, task)
+                self._submit(self._upload_to_session, work, task)
 
     def _spare_session(self, task: FileTask) -> str | None:
         with self._cond:
@@ -155,24 +155,15 @@ class StreamPush:
                 self._busy -= 1
                 self._cond.notify_all()
 
-    def _upload_session(self, work: DocumentWork, task: FileTask) -> None:
-        size = task.ref.size
-        try:
-            session = self.client.session_start(self.uploader.body(task.ref, 0, size), size, task.content_hash,
-                                                close=True)
-        except (RemoteError, OSError) as exc:
-            task.fail_with(exc)
+    def _upload_to_session(self, work: DocumentWork, task: FileTask) -> None:
+        session = self.uploader.start_closed_session(task)
+        if session is None:
             self._settled(work, [task])
-            return
-        self._ready(work, task, session)
+        else:
+            self._ready(work, task, session)
 
     def _upload_alone(self, work: DocumentWork, task: FileTask) -> None:
-        """A large file (its own resumable session) or, with ``batch_commit`` off, a ``files/upload``."""
-        if task.ref.size > self.uploader.threshold:
-            self.uploader.guard(task, self.uploader.upload_large)
-        else:
-            with self.uploader.batch_lock():  # each files/upload is a commit: one at a time
-                self.uploader.guard(task, self.uploader.upload_simple)
+        self.uploader.upload_alone(task)
         self._settled(work, [task])
 
     def _ready(self, work: DocumentWork, task: FileTask, session: str) -> None:
@@ -241,16 +232,16 @@ class StreamPush:
             self._deliver(work)
             return
         try:
-            _note_outcomes(self.index, [work])
-            self._start(_plan(work.request, self.settings, self.replacer, self.ctx))
+            note_outcomes(self.index, work)
+            self._start(plan(work.request, self.settings, self.replacer, self.ctx))
         finally:
             with self._cond:
                 self._busy -= 1
                 self._cond.notify_all()
 
     def _deliver(self, work: DocumentWork) -> None:
-        _note_outcomes(self.index, [work])
-        self._out.put(_delivery(work, self.ctx))
+        note_outcomes(self.index, work)
+        self._out.put(delivery_of(work, self.ctx))
 
     def _fail(self, exc: BaseException) -> None:
         with self._cond:
@@ -263,6 +254,6 @@ def push_stream(requests: Iterable[PushRequest], ctx: Context) -> Iterator[Deliv
     settings = ctx.settings_as(DropboxSettings)
     if ctx.dry_run:
         for request in requests:
-            yield _planned(request, settings, ctx)
+            yield planned(request, settings, ctx)
         return
     yield from StreamPush(ctx, settings).run(requests)

@@ -1,14 +1,14 @@
-"""The three ways bytes reach Dropbox, all streamed from the blob store and all hash-checked.
+"""How bytes reach Dropbox, all streamed from the blob store and all hash-checked.
 
-- ``files/upload`` for a lone small file;
-- one closed ``upload_session/start`` per small file, then a single ``finish_batch_v2`` for the
-  lot: one namespace write operation instead of many, which is what avoids
-  ``too_many_write_operations`` lock contention;
-- ``upload_session/start`` + ``append_v2`` + ``finish`` in chunks for large files, resumable
-  across runs from the session id and offset kept in ``ctx.kv``.
+- a small file: one closed ``upload_session/start`` (``start_closed_session``), committed with
+  others by a single ``finish_batch_v2`` (``commit``): one namespace write operation instead of
+  many, which is what avoids ``too_many_write_operations`` lock contention. With ``batch_commit``
+  off, a ``files/upload`` instead (``upload_alone``);
+- a large file: ``upload_session/start`` + ``append_v2`` + ``finish`` in chunks, resumable across
+  runs from the session id and offset kept in ``ctx.kv`` (``upload_alone``).
 
-After a write whose outcome is unknown (``OutcomeUnknown``) the path is looked up; if it holds
-our ``content_hash`` the write happened, and nothing is sent again.
+``stream.py`` decides when each goes. After a write whose outcome is unknown (``OutcomeUnknown``)
+the path is looked up; if it holds our ``content_hash`` the write happened, and nothing is sent again.
 
 A file refused for lock contention (``too_many_write_operations``, on the whole request or on
 one entry of a batch commit) or still rate limited after the core client's retries is marked
@@ -35,7 +35,7 @@ from .errors import DropboxApiError, describe, tag_chain
 SESSION_MAX_AGE = 6 * 24 * 3600
 #: incorrect_offset corrections accepted for one file before it is reported as failed.
 MAX_OFFSET_CORRECTIONS = 5
-#: Files whose bytes are sent at once for one account, all its batches together (sessions and
+#: Files whose bytes are sent at once for one account, all its pushes together (sessions and
 #: large files); commits stay one at a time.
 PARALLEL_UPLOADS = 8
 #: ``finish_batch_v2`` takes at most 1,000 entries.
@@ -82,31 +82,31 @@ class FileTask:
 
 
 class Uploader:
-    def __init__(self, ctx: Context, client: DropboxClient, *, chunk_size: int, threshold: int,
-                 batch_commit: bool) -> None:
+    def __init__(self, ctx: Context, client: DropboxClient, *, chunk_size: int, threshold: int) -> None:
         self.ctx = ctx
         self.client = client
         self.chunk_size = chunk_size
         self.threshold = threshold
-        self.batch_commit = batch_commit
 
     # -- dispatch ----------------------------------------------------------------------------
 
-    def run(self, tasks: list[FileTask]) -> None:
-        """Upload every task that needs it; failures are recorded on the task, never raised."""
-        pending = [t for t in tasks if t.mode is not None and t.error is None]
-        large = [t for t in pending if t.ref.size > self.threshold]
-        small = [t for t in pending if t.ref.size <= self.threshold]
-        # Sending bytes takes no namespace lock: sessions go side by side (each large file's chunks
-        # in order) on the account's upload threads, shared by its concurrent batches so they
-        # never outnumber its requests in flight; commits (finish, finish_batch_v2) go one at a time.
-        pool = upload_threads(self.ctx)
-        list(pool.map(lambda task: self.guard(task, self.upload_large), large))
-        if self.batch_commit and len(small) > 1:
-            for start in range(0, len(small), MAX_BATCH_ENTRIES):
-                self.upload_batch(small[start:start + MAX_BATCH_ENTRIES], pool)
+    def start_closed_session(self, task: FileTask) -> str | None:
+        """A small file's bytes in one closed session, for a later ``commit``; ``None`` when that
+        failed (recorded on the task)."""
+        size = task.ref.size
+        try:
+            return self.client.session_start(self.body(task.ref, 0, size), size, task.content_hash, close=True)
+        except (RemoteError, OSError) as exc:
+            task.fail_with(exc)
+            return None
+
+    def upload_alone(self, task: FileTask) -> None:
+        """A file that is not an entry of a batch commit: a large one (its own resumable session)
+        or, with ``batch_commit`` off, a ``files/upload``. The outcome is recorded on the task."""
+        if task.ref.size > self.threshold:
+            self.guard(task, self.upload_large)
         else:
-            for task in small:  # each files/upload is a commit: one at a time
+            with self.batch_lock():  # each files/upload is a commit: one at a time
                 self.guard(task, self.upload_simple)
 
     def guard(self, task: FileTask, action: Callable[[FileTask], None]) -> None:
@@ -165,20 +165,6 @@ class Uploader:
             # empty: nothing was written, and sending it once more cannot make a second copy.
             meta = self.client.upload(task.path, task.mode, self.body(task.ref, 0, size), size, task.content_hash)
         self._accept(task, meta)
-
-    def upload_batch(self, tasks: list[FileTask], pool: ThreadPoolExecutor | None = None) -> None:
-        """Send each file's bytes in its own closed session (side by side), then commit them all at once."""
-        def start(task: FileTask) -> tuple[FileTask, str] | None:
-            try:
-                size = task.ref.size
-                return task, self.client.session_start(self.body(task.ref, 0, size), size, task.content_hash,
-                                                       close=True)
-            except (RemoteError, OSError) as exc:
-                task.fail_with(exc)
-                return None
-
-        sessions = pool.map(start, tasks) if pool is not None else map(start, tasks)
-        self.commit([item for item in sessions if item is not None])
 
     def commit(self, started: list[tuple[FileTask, str]]) -> None:
         """One ``finish_batch_v2`` for closed sessions (at most ``MAX_BATCH_ENTRIES``); each
