@@ -100,8 +100,8 @@ def measure(args: argparse.Namespace, source: dict[str, Any], state_url: str, wo
                         changed += import_chunk(runtime, account, company, False)["changed"]
                     tasks = len(changed)
                 else:
-                    batches = [changed[i:i + settings.export_batch]
-                               for i in range(0, len(changed), settings.export_batch)]
+                    size = args.export_batch or settings.export_batch
+                    batches = [changed[i:i + size] for i in range(0, len(changed), size)]
                     for batch in batches:
                         export_batch(runtime, "folder", batch)
                     tasks = len(batches)
@@ -131,6 +131,9 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=1, help="documents per company")
     parser.add_argument("--accounts", type=int, default=16)
     parser.add_argument("--latency-ms", type=float, default=25.0)
+    parser.add_argument("--export-batch", type=int, default=0,
+                        help="documents per export task (default: the config's export_batch; the coordinator "
+                             "sends each import answer's documents as they come, one per one-document company)")
     parser.add_argument("--profile", default="", help="write a cProfile of the tasks to this file")
     parser.add_argument("--queries", type=int, default=0, help="list the N most frequent statements")
     args = parser.parse_args()
