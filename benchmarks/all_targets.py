@@ -77,6 +77,57 @@ def report():
     with open(os.environ["BENCH_PEAK_FILE"], "w") as out:
         out.write(str(max(own, children)))
 atexit.register(report)
+if os.environ.get("BENCH_RSS_PARTS"):  # --rss-parts: the peaks of RSS's parts (anonymous, file, shared)
+    import json, threading, time
+    _peaks = {}
+    def _sample():
+        while True:
+            for line in open("/proc/self/status"):
+                if line.startswith(("RssAnon:", "RssFile:", "RssShmem:", "VmRSS:", "Threads:")):
+                    key, value = line.split(":")
+                    _peaks[key] = max(_peaks.get(key, 0), int(value.split()[0]))
+            time.sleep(0.2)
+    threading.Thread(target=_sample, daemon=True).start()
+    atexit.register(lambda: open(os.environ["BENCH_RSS_PARTS"], "a").write(json.dumps(_peaks) + "\\n"))
+if os.environ.get("BENCH_GC_EVERY"):  # an experiment: a full garbage collection every N seconds
+    import gc, threading, time
+    def _collect():
+        while True:
+            time.sleep(float(os.environ["BENCH_GC_EVERY"]))
+            gc.collect()
+    threading.Thread(target=_collect, daemon=True).start()
+if os.environ.get("BENCH_GC_CENSUS"):  # an experiment: what the run leaves in reference cycles, by type
+    import collections, gc, json
+    from invoicesync.pipeline import _export as _census_export
+    gc.disable()
+    _census_close = _census_export.TargetWorkers.close
+    def _close_and_count(self):
+        _census_close(self)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        counts = collections.Counter(type(o).__module__ + "." + type(o).__qualname__ for o in gc.garbage)
+        gc.garbage.clear()
+        gc.set_debug(0)
+        with open(os.environ["BENCH_GC_CENSUS"], "a") as out:
+            out.write(json.dumps(dict(counts.most_common(25))) + "\\n")
+    _census_export.TargetWorkers.close = _close_and_count
+if os.environ.get("BENCH_BUDGET_SCALE"):  # --budget-scale: a larger request budget (benchmark only)
+    from invoicesync import workspace as _ws
+    _scale, _new_budget = float(os.environ["BENCH_BUDGET_SCALE"]), _ws.Workspace._new_budget
+    def _scaled(self, account, info, settings=None):
+        if info.budget_requests:
+            info = info.model_copy(update={"budget_requests": int(info.budget_requests * _scale)})
+        return _new_budget(self, account, info, settings)
+    _ws.Workspace._new_budget = _scaled
+if os.environ.get("BENCH_TRACEMALLOC"):  # --tracemalloc: what the run holds once every target is done
+    import tracemalloc
+    from invoicesync.pipeline import _export
+    tracemalloc.start(int(os.environ.get("BENCH_TRACEMALLOC_FRAMES", "8")))
+    _close = _export.TargetWorkers.close
+    def _close_and_snapshot(self):
+        _close(self)  # after each target's close; the last one written is after every target's
+        tracemalloc.take_snapshot().dump(os.environ["BENCH_TRACEMALLOC"])
+    _export.TargetWorkers.close = _close_and_snapshot
 sys.argv = ["invoicesync", *sys.argv[1:]]
 runpy.run_module("invoicesync", run_name="__main__", alter_sys=True)
 """
@@ -85,7 +136,7 @@ runpy.run_module("invoicesync", run_name="__main__", alter_sys=True)
 def sync(home: Path, env: dict[str, str]) -> Run:
     peak_file = home.parent / "peak-kib"
     run = measure([sys.executable, "-c", PEAK_WRAPPER, "--home", str(home), "sync"],
-                  {**env, "BENCH_PEAK_FILE": str(peak_file)})
+                  {**env, **_extra_env, "BENCH_PEAK_FILE": str(peak_file)})
     if run.exit_code:
         raise RuntimeError(f"invoicesync sync exited {run.exit_code}:\n{run.output[-3000:]}")
     run.max_rss_mib = int(peak_file.read_text()) / 1024
@@ -103,6 +154,8 @@ def one_set(orders: int, latency: float, billit: Sandbox, names: list[str], work
         every = {"billit": billit, **{n: b for n, b in boxes.items() if b is not None}}
         rows = {}
         for phase in ("sync", "resync"):
+            if _trace_dir is not None:
+                _extra_env["BENCH_TRACEMALLOC"] = str(_trace_dir / f"{orders}-{'+'.join(names)}-{phase}.snapshot")
             before = {n: len(b.requests()) for n, b in every.items()}
             run = sync(home, env)
             counted = {n: service_requests(b, before[n]) for n, b in every.items()}
@@ -116,6 +169,11 @@ def one_set(orders: int, latency: float, billit: Sandbox, names: list[str], work
     resync["billit_ok"] = resync["requests"]["billit"] <= allowed
     resync["targets_ok"] = all(c == 0 for n, c in resync["requests"].items() if n != "billit")
     return {"orders": orders, "latency_ms": round(latency * 1000), "targets": "+".join(names), **rows}
+
+
+#: Set by ``main`` from ``--budget-scale`` and ``--tracemalloc``: what each sync's environment adds.
+_extra_env: dict[str, str] = {}
+_trace_dir: Path | None = None
 
 
 def run_all(sizes: list[int], latencies: list[float], sets: list[list[str]],
@@ -160,6 +218,12 @@ def main() -> None:
     parser.add_argument("--targets", default=",".join(TARGETS), help="targets, comma-separated")
     parser.add_argument("--sets", default="each,all", help="each: every target alone; all: all together")
     parser.add_argument("--no-bytecode", action="store_true", help="leave PYTHONDONTWRITEBYTECODE as it is")
+    parser.add_argument("--budget-scale", type=float, help="multiply every plugin's request budget (e.g. 10 "
+                        "for BC's 6,000 per 5 min at 10,000 orders); say so in the note: it changes wall times")
+    parser.add_argument("--tracemalloc", metavar="DIR", help="trace allocations (slow) and dump a snapshot per "
+                        "sync to DIR once every target is done, for `python -m tracemalloc`-style diffs")
+    parser.add_argument("--rss-parts", metavar="FILE", help="append each sync's peak RssAnon/RssFile/RssShmem "
+                        "(KiB, sampled every 0.2 s) to FILE as a JSON line")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--no-write", action="store_true", help="do not append to benchmarks/RESULTS.md")
     parser.add_argument("--note", default="", help="a line to keep with the results (e.g. what else ran)")
@@ -172,6 +236,14 @@ def main() -> None:
     sets: list[list[str]] = []
     for kind in args.sets.split(","):
         sets += [[t] for t in targets] if kind == "each" else [targets] if kind == "all" else []
+    global _trace_dir
+    if args.budget_scale:
+        _extra_env["BENCH_BUDGET_SCALE"] = str(args.budget_scale)
+    if args.rss_parts:
+        _extra_env["BENCH_RSS_PARTS"] = str(Path(args.rss_parts).resolve())
+    if args.tracemalloc:
+        _trace_dir = Path(args.tracemalloc).resolve()
+        _trace_dir.mkdir(parents=True, exist_ok=True)
     started = machine()
     results = run_all([int(x) for x in args.orders.split(",")], [float(x) / 1000 for x in args.latency_ms.split(",")],
                       sets, bytecode=not args.no_bytecode)

@@ -122,29 +122,56 @@ def test_a_document_pushed_twice_in_one_run_is_found_again_not_copied(drive: Any
     assert len([f for f in drive.live_files() if f.app_properties.get(APP_DOCUMENT) == second.id]) == 1
 
 
-def test_the_listing_keeps_a_few_hundred_bytes_per_written_file_not_drives_answer() -> None:
-    """Memory must not grow with a run's size by whole Drive answers: what 2,000 noted write answers
-    leave behind in one folder's listing stays under 600 bytes a file (whole answers: ~2 KB)."""
+class _EmptyFolder:
+    """A Drive client whose folders are empty: a listing that costs nothing."""
+
+    lists = 0
+
+    def list_files(self, q: str, fields: str | None = None) -> Any:
+        self.lists += 1
+        return iter(())
+
+
+def test_the_listing_holds_no_file_in_memory_and_still_answers() -> None:
+    """Memory must not grow with a run's size: 2,000 noted write answers in one folder's listing
+    leave next to nothing in Python's heap (they are rows of the listing's SQLite file; whole
+    answers in memory were ~2 KB a file, short tuples ~370 bytes), and the look-ups still answer
+    from them without listing again."""
     import json
     import tracemalloc
 
     from invoicesync_gdrive.upload import APP_ROLE, APP_SHA256
 
+    client = _EmptyFolder()
     listings = listing_module.FolderListings("memory-test")
     folder = "1folder"
-    listings.forget(folder)
-    listings._folders[folder] = {}  # listed (empty) before this run's writes
-    answers = [json.dumps({
-        "kind": "drive#file", "id": f"1{n:032d}", "name": f"2026-01-{n % 28 + 1:02d}_Supplier NV_INV-{n}.pdf",
-        "mimeType": "application/pdf", "parents": [folder], "md5Checksum": f"{n:032x}", "size": "123456",
-        "trashed": False, "createdTime": "2026-01-01T00:00:00.000Z", "modifiedTime": "2026-01-01T00:00:00.000Z",
-        "appProperties": {APP_DOCUMENT: f"billit:billit:574991:{1100000 + n}", APP_ROLE: "pdf",
-                          APP_SHA256: f"{n:064x}"}}) for n in range(2000)]
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    for text in answers:
-        listings.note(json.loads(text))  # as a write's answer arrives: parsed, noted, dropped
-    kept = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
-    assert len(listings._folders[folder]) == len(answers)
-    assert kept / len(answers) < 600, f"{kept / len(answers):.0f} bytes per file"
+
+    def owner(n: int) -> dict[str, str]:
+        return {APP_DOCUMENT: f"billit:billit:574991:{1100000 + n}", APP_ROLE: "pdf"}
+
+    def name(n: int) -> str:
+        return f"2026-01-{n % 28 + 1:02d}_Supplier NV_INV-{n}.pdf"
+
+    try:
+        assert listings.owned(client, folder, owner(0)) == []  # listed (empty) before this run's writes
+        answers = [json.dumps({
+            "kind": "drive#file", "id": f"1{n:032d}", "name": name(n),
+            "mimeType": "application/pdf", "parents": [folder], "md5Checksum": f"{n:032x}", "size": "123456",
+            "trashed": False, "createdTime": "2026-01-01T00:00:00.000Z", "modifiedTime": "2026-01-01T00:00:00.000Z",
+            "appProperties": {**owner(n), APP_SHA256: f"{n:064x}"}}) for n in range(2000)]
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for text in answers:
+            listings.note(json.loads(text))  # as a write's answer arrives: parsed, noted, dropped
+        kept = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        assert kept / len(answers) < 20, f"{kept / len(answers):.0f} bytes per file"
+        # Every file is still known: ours by its marks, its name as taken for anyone else.
+        [mine] = listings.owned(client, folder, owner(1234))
+        assert mine["id"] == f"1{1234:032d}" and mine["name"] == name(1234)
+        assert listings.taken(client, folder, [name(7), name(8), "free.pdf"], owner(7)) == {name(8)}
+        listings.note({"id": f"1{7:032d}", "parents": [folder], "trashed": True})
+        assert listings.owned(client, folder, owner(7)) == []
+        assert client.lists == 1
+    finally:
+        listings.close()

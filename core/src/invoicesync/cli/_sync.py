@@ -159,11 +159,14 @@ def print_summary(report: SyncReport, failing: list[PersistentFailure] | None = 
         if len(deletions) > 50:
             echo(f"    … and {len(deletions) - 50} more (use --json for all)")
     if report.problems:
-        echo(f"  problems ({len(report.problems)}):")
+        echo(f"  problems ({report.problem_count}):")
         for problem in report.problems[:30]:
             doc = f" {problem.document}" if problem.document else ""
             echo(f"    {problem.where}{doc}: {problem.message}")
-        if len(report.problems) > 30:
+        if report.problem_count > len(report.problems):
+            echo(f"    … and {report.problem_count - 30} more (`invoicesync documents --status failed`; "
+                 f"--json lists the first {len(report.problems)})")
+        elif len(report.problems) > 30:
             echo(f"    … and {len(report.problems) - 30} more (use --json for all)")
     if failing:
         click.secho(f"  still failing, run after run ({len(failing)}):", fg="red")

@@ -38,6 +38,11 @@ RETRIES_PER_RUN = 2
 CLAIM_LEASE = 180.0
 #: How long a push worker waits for its batch to fill while documents are still coming.
 BATCH_LINGER = 0.5
+#: How many document versions that ended this run unsettled (failed, held elsewhere, an internal
+#: error) are remembered in memory, the latest first. An older one is recognised by the ledger: a
+#: failure or an intent recorded after this run started. Settled ones are not remembered at all: the
+#: ledger answers for them. So memory does not grow with the number of documents a run handles.
+UNSETTLED_IN_MEMORY = 1024
 _DONE = object()
 
 
@@ -65,9 +70,14 @@ class TargetWorkers:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=self.batch_size * self.concurrency * 2)
         self._lock = threading.Lock()
         self._queued: set[str] = set()
-        #: Document versions whose push ended this run (whatever the outcome): not offered again this
-        #: run, except as an in-run retry, so a backlog read never pushes twice what the import brought.
+        #: Document versions whose push ended this run unsettled (see ``UNSETTLED_IN_MEMORY``; every
+        #: one in a dry run, which records nothing): not offered again this run, except as an in-run
+        #: retry, so a backlog read never pushes twice what the import brought.
         self._handled: dict[str, str] = {}
+        #: Ledger records after this (whole seconds, as the ledger keeps them) are this run's.
+        self._started = datetime.now(UTC).replace(microsecond=0)
+        #: Documents whose in-run retry is on its way to a worker: the ledger's failure is no reason to skip them.
+        self._retrying: set[str] = set()
         self._spilled = False
         self._closing = threading.Event()
         # In-run retries of transient failures: how many each document had, and how many are waiting.
@@ -227,9 +237,11 @@ class TargetWorkers:
                 if request.document.id not in outcomes:
                     outcomes[request.document.id] = self._record(self._failed(request, message))
         for request in requests:
-            if request.document.id not in outcomes:
-                self._record(self._failed(request, "the target plugin reported no outcome"))
-            self._finish(request.document.id, request.document.version)
+            outcome = outcomes.get(request.document.id)
+            if outcome is None:
+                outcome = self._record(self._failed(request, "the target plugin reported no outcome"))
+            self._finish(request.document.id, request.document.version,
+                         settled=outcome.status not in (DeliveryStatus.FAILED, DeliveryStatus.PENDING))
         for document, delay in retry:  # after _finish, so the offer is not taken for a duplicate
             self._schedule_retry(document, delay)
 
@@ -246,13 +258,16 @@ class TargetWorkers:
             # and another runner may have settled it since it was queued.
             document = self.state.get_document(document.id) or document
         previous = self.state.get_delivery(document.id, self.account.name)
+        if self._handled_earlier(document, previous):
+            self._finish(document.id, document.version, settled=False)
+            return None
         decision = self.requests.build(document, previous)
         if decision is None:  # settled already
-            self._finish(document.id, document.version)
+            self._finish(document.id, document.version, settled=True)
             return None
         if isinstance(decision, Delivery):  # the core settles it (filtered out, deletion kept)
             self._record(decision)
-            self._finish(document.id, document.version)
+            self._finish(document.id, document.version, settled=True)
             return None
         if not self.dry_run:
             self.state.record_delivery(Delivery(
@@ -311,6 +326,8 @@ class TargetWorkers:
             self._waiting += 1  # before this batch's task_done: close() cannot slip through
 
         def fire() -> None:
+            with self._lock:
+                self._retrying.add(document.id)
             self._enqueue(document, block=True, retry=True)  # does nothing once the run is stopping
             with self._retry_wait:
                 self._waiting -= 1
@@ -330,7 +347,7 @@ class TargetWorkers:
         delivery = delivery.model_copy(update={"target": self.account.name, "at": datetime.now(UTC),
                                                "export_options": self.requests.fingerprint,
                                                "message": redact(delivery.message) if delivery.message else None})
-        if delivery.status is not DeliveryStatus.FAILED:
+        if count or delivery.status is not DeliveryStatus.FAILED:  # the outcome stands: no retry is due
             with self._retry_wait:
                 self._retries.pop(delivery.document_id, None)
         if not count:  # a transient failure about to be retried: ledger only, the report waits
@@ -348,9 +365,33 @@ class TargetWorkers:
             self.state.record_delivery(delivery)
         return delivery
 
-    def _finish(self, document_id: str, version: str | None = None) -> None:
+    def _handled_earlier(self, document: Document, previous: Delivery | None) -> bool:
+        """Whether this version already ended unsettled in this run (a failure or an intent recorded
+        since it started) and ``UNSETTLED_IN_MEMORY`` let it go: a backlog read offers it again, but
+        it waits for the next run, as it did when every handled version was kept in memory.
+
+        An in-run retry is not skipped. A record of the run's first second does not count (the ledger
+        keeps whole seconds, and a run before this one may have written it): that document is pushed
+        once more, which the claim and the plugin's look-up before writing make safe."""
+        with self._lock:
+            if document.id in self._retrying:
+                self._retrying.discard(document.id)
+                return False
+        if previous is None or previous.at is None or previous.version != document.version \
+                or previous.status not in (DeliveryStatus.FAILED, DeliveryStatus.PENDING):
+            return False
+        at = previous.at if previous.at.tzinfo else previous.at.replace(tzinfo=UTC)  # an old row without its zone
+        return at > self._started
+
+    def _finish(self, document_id: str, version: str | None = None, *, settled: bool = False) -> None:
+        """``document_id``'s push ended (``version``: it was decided; ``settled``: in the ledger for good)."""
         with self._lock:
             self._queued.discard(document_id)
-            if version is not None:
+            if version is not None and (self.dry_run or not settled):
+                self._handled.pop(document_id, None)  # re-inserted: the latest is kept longest
                 self._handled[document_id] = version
+                if not self.dry_run and len(self._handled) > UNSETTLED_IN_MEMORY:
+                    del self._handled[next(iter(self._handled))]
+            elif version is not None:
+                self._handled.pop(document_id, None)
         self.progress.update(self._task, advance=1)

@@ -168,7 +168,9 @@ class ImportStage:
                         tracker.settle(seq)
                 finally:
                     with latest_lock:
-                        if latest.get(ref.source_id) is done:
+                        # ``future``, not ``done``: a callback naming its own future is a reference
+                        # cycle per document, garbage that waits for a full collection to be freed.
+                        if latest.get(ref.source_id) is future:
                             del latest[ref.source_id]
                     slots.release()
                     self.progress.update(task, advance=1)

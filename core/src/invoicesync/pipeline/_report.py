@@ -15,6 +15,10 @@ EXIT_FATAL = 2  #: nothing could be done (bad config, plugin missing), or the ru
 EXIT_BUSY = 75  #: another sync holds this home's runner lock (EX_TEMPFAIL: try again later)
 EXIT_INTERRUPTED = 130  #: stopped safely on SIGINT (128 + signal number; SIGTERM gives 143)
 EXIT_TERMINATED = 143
+#: Problems kept in the report, the first ones of the run. Every failure is in the state as well
+#: (the ledger's failed deliveries, the failed fetches: ``invoicesync documents --status failed``),
+#: so a run where thousands of documents fail keeps counting them without holding each in memory.
+PROBLEMS_LISTED = 1000
 
 
 @dataclass
@@ -36,6 +40,8 @@ class SyncReport:
     skipped_reasons: dict[str, Counter[str]] = field(default_factory=dict)
     planned: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    #: Problems past ``PROBLEMS_LISTED``: counted (per account, as ``where`` starts), not listed.
+    unlisted_problems: Counter[str] = field(default_factory=Counter)
     fatal: list[str] = field(default_factory=list)
     #: set when another runner held the home's lock: the run did nothing
     busy: str | None = None
@@ -51,7 +57,8 @@ class SyncReport:
     def account_result(self, account: str) -> dict[str, Any]:
         """What ``accounts`` shows as the last sync's result for one account."""
         with self._lock:
-            problems = sum(1 for p in self.problems if p.where.split("/")[0] == account)
+            problems = sum(1 for p in self.problems if p.where.split("/")[0] == account) \
+                + self.unlisted_problems[account]
             counts = dict(self.imported_by_account.get(account) or self.exported.get(account) or {})
         return {"result": "ok" if not problems else "partial", "problems": problems, "counts": counts}
 
@@ -63,7 +70,15 @@ class SyncReport:
 
     def problem(self, where: str, document: str | None, message: str) -> None:
         with self._lock:
-            self.problems.append(Problem(where, document, redact(message)))
+            if len(self.problems) < PROBLEMS_LISTED:
+                self.problems.append(Problem(where, document, redact(message)))
+            else:
+                self.unlisted_problems[where.split("/")[0]] += 1
+
+    @property
+    def problem_count(self) -> int:
+        """Every problem of the run, listed or not."""
+        return len(self.problems) + sum(self.unlisted_problems.values())
 
     def plan(self, target: str, document: str, path: str | None, message: str | None, *,
              deletion: bool = False) -> None:
@@ -98,6 +113,7 @@ class SyncReport:
             "skipped_reasons": {t: dict(c) for t, c in self.skipped_reasons.items()},
             "planned": self.planned,
             "problems": [p.as_dict() for p in self.problems],
+            "problems_not_listed": sum(self.unlisted_problems.values()),
             "fatal": self.fatal,
             "busy": self.busy,
             "interrupted": self.interrupted,

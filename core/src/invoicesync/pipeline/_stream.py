@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..models import Delivery, Document, PushRequest
+from ..models import Delivery, DeliveryStatus, Document, PushRequest
 from ._control import describe
 
 if TYPE_CHECKING:
@@ -147,7 +147,9 @@ class PushStream:
         retry = workers._retry_soon(delivery)
         try:
             workers._record(delivery, count=not retry, deletion=document.deleted and not retry)
-            workers._finish(document.id, document.version)
+            # A settled outcome is the ledger's to remember, not this run's memory (``_export``).
+            workers._finish(document.id, document.version,
+                            settled=delivery.status not in (DeliveryStatus.FAILED, DeliveryStatus.PENDING))
             if retry:  # before task_done, so close() cannot slip through
                 workers._schedule_retry(document, delivery.retry_after or 0.0)
         finally:

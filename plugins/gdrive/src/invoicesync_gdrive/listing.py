@@ -5,10 +5,11 @@ Placing a new file used to cost two ``files.list`` calls: one for our own copy (
 with ``pageToken``, ``fields`` named), shared by the run's batches, and kept current with every
 file this process writes, moves or deletes, so two batches still never pick one name.
 
-Memory stays small however many files a run writes: a file is kept as a short tuple (its name,
-owner marks and, for files found by the listing, the md5, sha256 mark and creation time), not as
-Drive's answer. A file this run wrote itself is kept as name and owner only: should the same
-document come back in this run, its file is read again by id (``Uploader.find``).
+Memory does not grow with the files a run writes: the listings are rows of a private SQLite file
+(on disk, gone when the run ends), a file kept as its name, owner marks and, for files found by
+the listing, the md5, sha256 mark and creation time, never as Drive's answer. A file this run wrote
+itself is kept as name and owner only: should the same document come back in this run, its file is
+read again by id (``Uploader.find``).
 
 Where the listing cannot answer, Drive is asked directly as before: after a write whose answer
 was lost (``Uploader._create``), and for a file the ledger knows by id. A file another process
@@ -18,10 +19,11 @@ the runner lock either way, and at worst two files share a name, as Drive allows
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from invoicesync import Context
@@ -69,40 +71,60 @@ def _entry(file: dict[str, Any], *, complete: bool) -> Entry:
 
 
 class FolderListings:
+    """The run's listings, kept in a private SQLite file (``sqlite3.connect("")``: on disk, deleted
+    when closed) rather than in memory: a run that writes 10,000 files holds none of them in RAM,
+    only SQLite's small page cache, and a look-up is one indexed query."""
+
     def __init__(self, account: str) -> None:
         self.account = account
-        self._folders: dict[str, dict[str, Entry]] = {}
+        self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+        self._db.executescript(_SCHEMA)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._closed = False
         with _live_guard:
             _live.setdefault(account, weakref.WeakSet()).add(self)
 
     def owned(self, client: DriveClient, folder_id: str, owner: dict[str, str]) -> list[dict[str, Any]]:
         """The files in ``folder_id`` (not trashed) whose ``appProperties`` are ``owner``'s."""
-        listed = self._listed(client, folder_id)
+        self._list(client, folder_id)
         with self._guard:
-            return [e.as_file(i, folder_id) for i, e in listed.items() if e.owned_by(owner)]
+            rows = self._db.execute(f"SELECT id, {_COLUMNS} FROM entries WHERE folder = ? AND document IS ? "
+                                    "AND role IS ?", (folder_id, owner.get(APP_DOCUMENT), owner.get(APP_ROLE)))
+            return [Entry(*row[1:]).as_file(row[0], folder_id) for row in rows.fetchall()]
 
     def taken(self, client: DriveClient, folder_id: str, names: Iterable[str], owner: dict[str, str]) -> set[str]:
         """Which of ``names`` a file in ``folder_id`` holds that is not ``owner``'s."""
-        wanted = set(names)
-        listed = self._listed(client, folder_id)
+        wanted = list(set(names))
+        self._list(client, folder_id)
+        taken: set[str] = set()
         with self._guard:
-            return {e.name for e in listed.values() if e.name in wanted and not e.owned_by(owner)}
+            for start in range(0, len(wanted), 500):  # within SQLite's limit on parameters
+                chunk = wanted[start:start + 500]
+                rows = self._db.execute(
+                    f"SELECT name, document, role FROM entries WHERE folder = ? "
+                    f"AND name IN ({','.join('?' * len(chunk))})", (folder_id, *chunk))
+                taken |= {name for name, document, role in rows.fetchall()
+                          if not Entry(name, document, role).owned_by(owner)}
+        return taken
 
-    def _listed(self, client: DriveClient, folder_id: str) -> dict[str, Entry]:
-        """The folder's entries, listed on first use."""
+    def _list(self, client: DriveClient, folder_id: str) -> None:
+        """List the folder into the table on first use."""
         with self._guard:
             lock = self._locks.setdefault(folder_id, threading.Lock())
         with lock:
-            if folder_id not in self._folders:
-                q = f"{quote(folder_id)} in parents and trashed = false"
-                listed = {str(f["id"]): _entry(f, complete=True) for f in client.list_files(q, LISTED_FIELDS)
-                          if f.get("id")}
+            with self._guard:
+                if self._db.execute("SELECT 1 FROM listed WHERE folder = ?", (folder_id,)).fetchone():
+                    return
+            q = f"{quote(folder_id)} in parents and trashed = false"
+            rows = ((folder_id, str(f["id"]), *_entry(f, complete=True)) for f in client.list_files(q, LISTED_FIELDS)
+                    if f.get("id"))
+            for page in _chunks(rows, 500):  # the listing is written as it comes, never held whole
                 with self._guard:
-                    self._folders[folder_id] = listed
-        with self._guard:
-            return self._folders[folder_id]
+                    self._db.executemany(f"INSERT OR REPLACE INTO entries (folder, id, {_COLUMNS}) "
+                                         f"VALUES (?, ?, {_PLACES})", page)
+            with self._guard:
+                self._db.execute("INSERT OR IGNORE INTO listed (folder) VALUES (?)", (folder_id,))
 
     def note(self, file: dict[str, Any]) -> None:
         """A file as Drive just answered for it (created, updated, moved or trashed)."""
@@ -118,16 +140,24 @@ class FolderListings:
         file_id = str(file_id)
         parents = set(file.get("parents") or [])
         with self._guard:
-            if "parents" not in file:  # an answer without its place: update where it is known
-                for listed in self._folders.values():
-                    if file_id in listed:
-                        listed[file_id] = _merged(listed[file_id], file)
+            if self._closed:  # a run of this account that has ended: nothing of it is asked any more
                 return
-            for folder_id, listed in self._folders.items():
-                if folder_id in parents and not file.get("trashed"):
-                    listed[file_id] = _merged(listed.get(file_id), file)
-                else:
-                    listed.pop(file_id, None)
+            known = self._db.execute(f"SELECT folder, {_COLUMNS} FROM entries WHERE id = ?", (file_id,)).fetchall()
+            if "parents" not in file:  # an answer without its place: update where it is known
+                for folder_id, *entry in known:
+                    self._put(folder_id, file_id, _merged(Entry(*entry), file))
+                return
+            self._db.execute("DELETE FROM entries WHERE id = ?", (file_id,))
+            if file.get("trashed"):
+                return
+            old = {folder_id: Entry(*entry) for folder_id, *entry in known}
+            for folder_id in parents:
+                if self._db.execute("SELECT 1 FROM listed WHERE folder = ?", (folder_id,)).fetchone():
+                    self._put(folder_id, file_id, _merged(old.get(folder_id), file))
+
+    def _put(self, folder_id: str, file_id: str, entry: Entry) -> None:
+        self._db.execute(f"INSERT OR REPLACE INTO entries (folder, id, {_COLUMNS}) VALUES (?, ?, {_PLACES})",
+                         (folder_id, file_id, *entry))
 
     def forget(self, folder_id: str | None) -> None:
         """The listing of ``folder_id`` may be out of date: list it again when next asked."""
@@ -137,7 +167,43 @@ class FolderListings:
             peers = list(_live.get(self.account, ()))
         for listings in peers:
             with listings._guard:
-                listings._folders.pop(folder_id, None)
+                if listings._closed:
+                    continue
+                listings._db.execute("DELETE FROM listed WHERE folder = ?", (folder_id,))
+                listings._db.execute("DELETE FROM entries WHERE folder = ?", (folder_id,))
+
+    def close(self) -> None:
+        """At the end of the run (``ctx.resource`` calls it): the file goes with the connection."""
+        with _live_guard:
+            _live.get(self.account, weakref.WeakSet()).discard(self)
+        with self._guard:
+            self._closed = True
+            self._db.close()
+
+
+_COLUMNS = "name, document, role, md5, sha256, created"
+_PLACES = ", ".join("?" * len(Entry._fields))
+_SCHEMA = f"""
+    PRAGMA journal_mode = OFF;
+    PRAGMA synchronous = OFF;
+    PRAGMA cache_size = -1024;
+    CREATE TABLE listed (folder TEXT PRIMARY KEY);
+    CREATE TABLE entries (folder TEXT NOT NULL, id TEXT NOT NULL, {_COLUMNS}, PRIMARY KEY (folder, id));
+    CREATE INDEX entries_owner ON entries (folder, document, role);
+    CREATE INDEX entries_name ON entries (folder, name);
+    CREATE INDEX entries_id ON entries (id);
+"""
+
+
+def _chunks(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    page: list[tuple[Any, ...]] = []
+    for row in rows:
+        page.append(row)
+        if len(page) >= size:
+            yield page
+            page = []
+    if page:
+        yield page
 
 
 def _merged(old: Entry | None, file: dict[str, Any]) -> Entry:
