@@ -113,3 +113,27 @@ def blob_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
         return (tmp_path / "shared-blobs").as_uri()
     url: str = request.getfixturevalue("s3_blob_url")
     return url
+
+
+#: Modules whose objects in reference cycles mean our code made the cycle. Other tests' leftover
+#: threads (sandbox servers finishing a request) make garbage of their own while a test runs with
+#: the collector off; counting everything made the cycle tests fail in the full suite only.
+CYCLE_SUSPECTS = ("invoicesync", "httpx", "httpcore", "concurrent.futures", "tests.", "test_")
+
+
+@pytest.fixture
+def cyclic_garbage() -> Callable[[], int]:
+    """Collect and count the unreachable objects of our own (and httpx's, and futures') types."""
+    import gc
+
+    def count() -> int:
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            gc.collect()
+            found = [type(o).__module__ for o in gc.garbage]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+        return sum(module.startswith(CYCLE_SUSPECTS) for module in found)
+
+    return count

@@ -5,6 +5,7 @@ sync's peak RSS with the number of requests."""
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 
 import httpx
 from invoicesync.http import HttpClient
@@ -12,7 +13,7 @@ from invoicesync.http import HttpClient
 REQUESTS = 30
 
 
-def test_requests_and_streams_leave_no_reference_cycles() -> None:
+def test_requests_and_streams_leave_no_reference_cycles(cyclic_garbage: Callable[[], int]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/missing":
             return httpx.Response(404, json={"error": "not found"})
@@ -27,7 +28,7 @@ def test_requests_and_streams_leave_no_reference_cycles() -> None:
             with client.stream("GET", f"/files/{n}") as response:
                 assert b"".join(response.iter_bytes())
             assert client.get("/missing", check=False).json() == {"error": "not found"}
-        unreachable = gc.collect()
+        unreachable = cyclic_garbage()
     finally:
         gc.enable()
         client.close()

@@ -223,3 +223,57 @@ def test_blob_temp_files_left_by_a_killed_run_are_cleaned_at_start(memory_worksp
     assert not any(path.exists() for path in leftovers)
     kept = next(iter(memory_workspace.state.find_documents(DocumentFilter()))).files[0]
     assert memory_workspace.blobs.exists(kept.sha256)  # real blobs are kept
+
+
+class EditedWhileListed(FlakySource):
+    """m4 is listed twice (edited while listed, so it comes again later in the same listing); its
+    first fetch fails."""
+
+    def __init__(self) -> None:
+        super().__init__(25, page=7)
+        self.fetched: list[str] = []
+
+    @hookimpl
+    def list_documents(self, account: Account, company: Company, cursor: str | None,
+                       ctx: Context) -> Iterator[Any]:
+        again = None
+        for item in FlakySource.list_documents(self, account, company, cursor, ctx):
+            if isinstance(item, DocumentRef) and item.source_id == "m4":
+                again = item
+            yield item
+        if again is not None:
+            yield again
+
+    @hookimpl
+    def fetch_document(self, account: Account, company: Company, ref: DocumentRef, ctx: Context) -> Document:
+        self.fetched.append(ref.source_id)
+        if ref.source_id == "m4" and self.fetched.count("m4") == 1:
+            raise RuntimeError("the order changed while it was read")
+        return FlakySource.fetch_document(self, account, company, ref, ctx)
+
+
+def test_a_failure_is_cleared_by_a_later_fetch_in_the_same_listing_and_only_failures_are_cleared(
+        workspace_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from invoicesync.accounts import connect
+    from invoicesync.context import NonInteractiveUI
+
+    source, target = EditedWhileListed(), MemoryTarget()
+    plugins = Plugins.from_objects({"memory": (PluginKind.SOURCE, source), "memtarget": (PluginKind.TARGET, target)})
+    workspace = workspace_factory(plugins=plugins)
+    connect(workspace, "memory", ui=NonInteractiveUI())
+    connect(workspace, "memtarget", ui=NonInteractiveUI())
+    cleared: list[str] = []
+    clear_failure = workspace.state.clear_failure
+
+    def counting_clear(account: str, company: str, source_id: str) -> None:
+        cleared.append(source_id)
+        clear_failure(account, company, source_id)
+
+    monkeypatch.setattr(workspace.state, "clear_failure", counting_clear)
+    report = run_sync(workspace)
+    assert source.fetched.count("m4") == 2
+    assert report.imported["failed"] == 1 and report.imported["new"] == 25, report.as_dict()["problems"][:2]
+    # The failure its first fetch recorded is gone with the second; no other document had one to
+    # clear (a DELETE per document was a wasted round trip on PostgreSQL).
+    assert failure_keys(workspace) == [] and cleared == ["m4"]
+    assert len(target.stored) == 25

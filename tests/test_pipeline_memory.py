@@ -95,7 +95,8 @@ def test_the_report_lists_the_first_problems_and_counts_the_rest(
     assert len(failed) == 6
 
 
-def test_a_sync_leaves_no_reference_cycle_per_document(workspace_factory: Callable[..., Workspace]) -> None:
+def test_a_sync_leaves_no_reference_cycle_per_document(workspace_factory: Callable[..., Workspace],
+                                                       cyclic_garbage: Callable[[], int]) -> None:
     """Garbage in reference cycles is freed only by a full collection, which comes seldom in a
     process with many long-lived objects: one cycle per document grew the peak RSS with the run."""
     import gc
@@ -107,7 +108,7 @@ def test_a_sync_leaves_no_reference_cycle_per_document(workspace_factory: Callab
     gc.disable()
     try:
         report = run_sync(workspace)
-        unreachable = gc.collect()
+        unreachable = cyclic_garbage()
     finally:
         gc.enable()
     assert report.exported["memtarget"]["delivered"] == COUNT, report.as_dict()

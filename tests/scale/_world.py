@@ -142,13 +142,13 @@ class Workers:
     env: dict[str, str]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start(self, count: int = 1, concurrency: int = 4) -> None:
+    def start(self, count: int = 1, concurrency: int = 4, loglevel: str = "WARNING") -> None:
         for _ in range(count):
             log = open(self.home.parent / f"worker-{len(self.processes)}.log", "wb")  # noqa: SIM115 - the child's
             with log:
                 self.processes.append(subprocess.Popen(
                     [sys.executable, "-m", "invoicesync", "--home", str(self.home), "worker", "-c", str(concurrency),
-                     "-l", "WARNING"],
+                     "-l", loglevel],
                     stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.home.parent))
 
     def kill_one(self) -> None:
@@ -167,6 +167,9 @@ class Workers:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+
+    def full_logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.home.parent.glob("worker-*.log")))
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.home.parent.glob("worker-*.log")))

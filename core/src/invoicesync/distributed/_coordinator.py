@@ -32,6 +32,10 @@ from ._wire import add_part
 
 log = logging.getLogger("invoicesync.sync")
 POLL_SECONDS = 0.25
+#: Seconds a changed document waits for more to fill its export task: a task per import answer (one
+#: document, for a one-document company) cost a task's own CPU (its lease, account, context, push
+#: threads, answer) per document, about as much as the push itself.
+EXPORT_LINGER = 1.0
 #: Answers nobody took (a coordinator that stopped early) are dropped after this long.
 STALE_ANSWERS = timedelta(days=1)
 
@@ -92,6 +96,8 @@ class _Run:
         self.exports: set[str] = set()
         self.targets: dict[str, str] = {}  #: target -> its export options' fingerprint
         self.sent: dict[str, set[str]] = {}  #: target -> documents already sent to it in this run
+        self.waiting: dict[str, list[str]] = {}  #: target -> documents for its next export task
+        self.waiting_since: float | None = None  #: when the oldest of them came
         self._numbers = iter(range(1, 1 << 62))
 
     def run(self, accounts: Sequence[str], full: bool) -> None:
@@ -134,18 +140,37 @@ class _Run:
         pending.add(task_id)
         self.app.send_task(task, args=[self.id, *args], task_id=task_id, queue=self.settings.queue)
 
-    def _send_exports(self, target: str, document_ids: Iterator[str] | list[str]) -> None:
-        batch: list[str] = []
+    def _send_exports(self, target: str, document_ids: Iterator[str] | list[str], *, flush: bool = True) -> None:
+        """Queue export tasks of ``export_batch`` documents; the rest waits for more (``_flush``)
+        unless ``flush``."""
+        batch = self.waiting.setdefault(target, [])
         for document_id in document_ids:
             if document_id in self.sent[target]:
                 continue  # pushed (or tried) in this run already: the next run offers it again
             self.sent[target].add(document_id)
             batch.append(document_id)
+            if self.waiting_since is None:
+                self.waiting_since = time.monotonic()
             if len(batch) == self.settings.export_batch:
                 self._send(EXPORT_TASK, self.exports, target, batch)
-                batch = []
-        if batch:
-            self._send(EXPORT_TASK, self.exports, target, batch)
+                batch = self.waiting[target] = []
+        if flush:
+            self._flush()
+
+    def _flush_if_due(self) -> None:
+        """Send the waiting documents once no import is left to add to them, or the oldest has
+        waited ``EXPORT_LINGER``."""
+        if self.waiting_since is not None and (not self.imports
+                                               or time.monotonic() - self.waiting_since >= EXPORT_LINGER):
+            self._flush()
+
+    def _flush(self) -> None:
+        """Send every target's waiting documents, however few."""
+        for target, batch in self.waiting.items():
+            if batch:
+                self._send(EXPORT_TASK, self.exports, target, batch)
+        self.waiting = {}
+        self.waiting_since = None
 
     def _send_backlog(self, account: Account) -> None:
         """What the target has not taken: new targets, earlier failures, pending intents, and
@@ -159,9 +184,10 @@ class _Run:
     def _wait(self) -> None:
         """Until every task sent so far (and every task their answers lead to) has answered."""
         last_answer = time.monotonic()
-        while self.imports or self.exports:
+        while self.imports or self.exports or self.waiting_since is not None:
             if self.control.stopping:
                 return  # the queued tasks still run; this run reports what it has seen
+            self._flush_if_due()
             answers = self.workspace.state.take_task_results(self.id)
             for task_id, answer in answers.items():
                 self._take(task_id, answer)
@@ -181,7 +207,7 @@ class _Run:
             self.imports.discard(task_id)
             add_part(self.report, answer.get("report", {}))
             for target in self.targets:
-                self._send_exports(target, list(answer.get("changed", [])))
+                self._send_exports(target, list(answer.get("changed", [])), flush=False)
             if answer.get("more"):
                 account, company = answer["where"]
                 self._send(IMPORT_TASK, self.imports, account, company, False)

@@ -50,12 +50,15 @@ class TaskLeases:
         ``with`` block; raise ``LeaseBusy`` if either stays taken for ``wait`` seconds."""
         db = self._connection()
         try:
-            deadline = time.monotonic() + wait
-            if not _acquire(db, f"SELECT pg_try_advisory_lock_shared({RUNNER_KEY})", (), deadline, should_stop):
+            wanted: dict[str, tuple[str, tuple[str, ...]]] = {
+                "runner": (f"pg_try_advisory_lock_shared({RUNNER_KEY})", ())}
+            if company is not None:
+                wanted["company"] = (f"pg_try_advisory_lock({_COMPANY_KEY})", (company,))
+            missing = _acquire(db, wanted, time.monotonic() + wait, should_stop)
+            if "runner" in missing:
                 raise LeaseBusy("a `sync` run without the workers holds this state's runner lock; "
                                 "the workers wait for none of it, so this is retried next run")
-            if company is not None and not _acquire(db, f"SELECT pg_try_advisory_lock({_COMPANY_KEY})",
-                                                    (company,), deadline, should_stop):
+            if missing:
                 raise LeaseBusy(f"{company} is being imported by another task (in progress elsewhere); "
                                 "retried next run")
             yield
@@ -88,12 +91,20 @@ class TaskLeases:
             self._idle.append(db)
 
 
-def _acquire(db: psycopg.Connection[Any], sql: str, params: tuple[str, ...], deadline: float,
-             should_stop: Callable[[], bool]) -> bool:
+def _acquire(db: psycopg.Connection[Any], wanted: dict[str, tuple[str, tuple[str, ...]]], deadline: float,
+             should_stop: Callable[[], bool]) -> set[str]:
+    """Try every lock of ``wanted`` (name -> its try-lock call) in one statement, then again only
+    those still taken, until all are held or ``deadline``; the names of those never held. One round
+    trip for a task whose locks are free (they are try-locks: taking one while another is busy
+    waits for nothing, and ``pg_advisory_unlock_all`` frees whatever was held)."""
+    missing = dict(wanted)
     while True:
-        row = db.execute(sql, params).fetchone()
-        if row and row[0]:
-            return True
-        if should_stop() or time.monotonic() >= deadline:
-            return False
+        names = list(missing)
+        params = tuple(param for name in names for param in missing[name][1])
+        row = db.execute("SELECT " + ", ".join(missing[name][0] for name in names), params).fetchone()
+        for name, held in zip(names, row or (), strict=False):
+            if held:
+                del missing[name]
+        if not missing or should_stop() or time.monotonic() >= deadline:
+            return set(missing)
         time.sleep(POLL_SECONDS)

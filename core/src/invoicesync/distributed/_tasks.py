@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from ..context import Context
 from ..models import Account, AccountDirection, Company
 from ..pipeline import NoProgress, RunControl, SyncReport
 from ..pipeline._control import describe
@@ -54,8 +56,16 @@ class _ChunkedImport(ImportStage):
     """The import stage, telling its chunk control when a cursor is saved."""
 
     def __init__(self, *args: Any, chunk: ChunkControl, **kwargs: Any) -> None:
-        super().__init__(*args, control=chunk, **kwargs)
+        # The coordinator records each account's result once the run is over: a task's own record
+        # (one company's counts) would be overwritten, and cost an UPDATE of the account per task.
+        super().__init__(*args, control=chunk, record_result=False, **kwargs)
         self.chunk = chunk
+
+    def _list_companies(self, account: Account, ctx: Context, pool: ThreadPoolExecutor, concurrency: int) -> None:
+        # A task lists one company: on the task's own thread, not on a pool started for it (which
+        # cost a thread per task). `_company_guarded` catches what a listing raises, as on a pool.
+        for company in account.companies:
+            self._company_guarded(account, company, ctx, pool, concurrency)
 
     def _save_cursor(self, account: Account, company: Company, cursor: str, where: str) -> None:
         super()._save_cursor(account, company, cursor, where)
@@ -133,10 +143,9 @@ def export_batch(runtime: WorkerRuntime, target: str, document_ids: list[str]) -
                                         dry_run=False, control=control, options=workspace.export_options(account))
                 try:
                     _wait_for_claims(workspace, target, document_ids, runtime.settings.lease_wait)
-                    for document_id in document_ids:
-                        document = workspace.state.get_document(document_id)
-                        if document is not None:
-                            workers.feed(document)
+                    # One read for the batch: each push reads its document again under its claim.
+                    for document in workspace.state.get_documents(document_ids):
+                        workers.feed(document)
                 finally:
                     workers.close()
             finally:

@@ -77,6 +77,7 @@ class ImportStage:
         full: bool,
         deliver: Callable[[Document], None],
         control: RunControl | None = None,
+        record_result: bool = True,
     ) -> None:
         self.plugins = plugins
         self.state = state
@@ -86,26 +87,32 @@ class ImportStage:
         self.full = full
         self.deliver = deliver
         self.control = control or RunControl()
+        #: Whether ``run`` records the account's result (``accounts``); a Celery task imports one
+        #: company of it, and its coordinator records the whole run's result instead.
+        self.record_result = record_result
 
     def run(self, account: Account, ctx: Context) -> None:
         concurrency = self.plugins.get(account.plugin).info.concurrency
         if not account.companies:
             self.report.problem(account.name, None, "no companies chosen; run `invoicesync connect` again")
             return
-        # The companies are listed at once (each listing is a chain of pages, one at a time), and
-        # share one fetch pool; half the plugin's concurrency at most, so listings never crowd it out.
-        listers = max(1, min(len(account.companies), concurrency // 2))
-        with ThreadPoolExecutor(concurrency, thread_name_prefix=f"fetch-{account.name}") as pool, \
-                ThreadPoolExecutor(listers, thread_name_prefix=f"list-{account.name}") as listing:
-            for company_done in [listing.submit(self._company_guarded, account, company, ctx, pool, concurrency)
-                                 for company in account.companies]:
-                company_done.result()
-        if not self.dry_run:
+        with ThreadPoolExecutor(concurrency, thread_name_prefix=f"fetch-{account.name}") as pool:
+            self._list_companies(account, ctx, pool, concurrency)
+        if self.record_result and not self.dry_run:
             try:
                 self.state.record_sync(account.name, self.report.account_result(account.name))
             except Exception as exc:  # noqa: BLE001 - only the `accounts` overview misses it
                 self.report.problem(account.name, None, f"could not record the sync result: {describe(exc)}")
                 self.control.check_fatal(exc)
+
+    def _list_companies(self, account: Account, ctx: Context, pool: ThreadPoolExecutor, concurrency: int) -> None:
+        # The companies are listed at once (each listing is a chain of pages, one at a time), and
+        # share one fetch pool; half the plugin's concurrency at most, so listings never crowd it out.
+        listers = max(1, min(len(account.companies), concurrency // 2))
+        with ThreadPoolExecutor(listers, thread_name_prefix=f"list-{account.name}") as listing:
+            for company_done in [listing.submit(self._company_guarded, account, company, ctx, pool, concurrency)
+                                 for company in account.companies]:
+                company_done.result()
 
     def _company_guarded(self, account: Account, company: Company, ctx: Context, pool: ThreadPoolExecutor,
                          concurrency: int) -> None:
@@ -136,6 +143,11 @@ class ImportStage:
         # an older answer can never be stored over a newer one (the cursor then moves past both).
         latest: dict[str, Future[bool]] = {}
         latest_lock = threading.Lock()
+        # The source ids with a failure row (read below, or recorded by this listing): a fetch clears
+        # only those, rather than a DELETE per document that finds nothing (the import lease, or a
+        # plain sync's runner lock, keeps anyone else from recording this company's failures meanwhile).
+        failed: set[str] = set()
+        listing_failures = False
 
         def submit(ref: DocumentRef) -> None:
             nonlocal listed
@@ -165,7 +177,7 @@ class ImportStage:
 
             def launch(_: object = None) -> None:
                 try:
-                    fetch = pool.submit(self._fetch, account, company, ref, ctx, where)
+                    fetch = pool.submit(self._fetch, account, company, ref, ctx, where, failed)
                 except BaseException as exc:  # noqa: BLE001 - settled as a failure of the run, never lost
                     done.set_exception(exc)
                     return
@@ -182,6 +194,8 @@ class ImportStage:
 
         if not self.dry_run:
             for failure in self.state.failures(account.name, company.id):
+                failed.add(failure.ref.source_id)
+                listing_failures = listing_failures or failure.kind == "listing"
                 if failure.kind == "fetch":
                     submit(failure.ref)  # earlier failures first: the cursor has already moved past them
         complete = True
@@ -199,6 +213,7 @@ class ImportStage:
             elif isinstance(item, ListingError):
                 tracker.add()  # never settled: the cursor stays before it, so it is listed again
                 unusable.append(self._unusable(account, company, item, where, len(unusable) + 1))
+                failed.add(unusable[-1])
             else:
                 raise InvoiceSyncError(f"list_documents yielded {type(item).__name__}, not a ref or checkpoint")
         # Wait for this company's fetches: take every slot back.
@@ -206,11 +221,13 @@ class ImportStage:
             slots.acquire()
         for _ in range(concurrency * 4):
             slots.release()
-        if complete and not self.dry_run:
-            # A whole listing saw every item still unusable: the other listing failures are stale.
+        if complete and not self.dry_run and listing_failures:
+            # A whole listing saw every item still unusable: the other listing failures are stale
+            # (and only those read at its start can be: this listing's own are all in `unusable`).
             self.state.clear_listing_failures(account.name, company.id, keep=unusable)
 
-    def _fetch(self, account: Account, company: Company, ref: DocumentRef, ctx: Context, where: str) -> bool:
+    def _fetch(self, account: Account, company: Company, ref: DocumentRef, ctx: Context, where: str,
+               failed: set[str]) -> bool:
         """Fetch, store and hand on one document. True once it is settled: done, or its failure recorded."""
         if self.control.stopping:
             return False  # not started: listed again next run
@@ -220,13 +237,14 @@ class ImportStage:
             if not isinstance(document, Document):
                 raise InvoiceSyncError(f"fetch_document returned {type(document).__name__}, not a Document")
             outcome = "new" if self.dry_run else self.state.upsert_document(document)
-            if not self.dry_run:
+            if not self.dry_run and ref.source_id in failed:
                 self.state.clear_failure(account.name, company.id, ref.source_id)
             if outcome != "unchanged":
                 self.deliver(document)
         except Exception as exc:  # noqa: BLE001 - one bad document must not stop the others
             # Anything, from the plugin or from storing it: stored but not handed on is fine, the
             # targets' backlog picks up every document they have not taken.
+            failed.add(ref.source_id)  # before it is recorded: a later fetch of it must clear it
             return self._failed(account, company, ref, where, exc)
         self.report.count_import(account.name, outcome)
         return True

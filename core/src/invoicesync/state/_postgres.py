@@ -308,6 +308,9 @@ class PostgresStore(SqlStore):
         assert row is not None
         return float(row["now"])
 
+    def _claim_clock(self) -> tuple[str, tuple[()]]:
+        return _SERVER_NOW, ()
+
     def _kv_update(self, account: str, key: str, fn: Callable[[Any], Any], default: Any) -> Any:
         with self._pool.connection() as db, db.transaction():
             # Insert a placeholder if the key is missing, so there is always a row to lock; a rollback
