@@ -20,6 +20,7 @@ from invoicesync.testing import MemorySource
 from invoicesync_dropbox import index as index_module
 from invoicesync_dropbox import plugin as dropbox_plugin
 from invoicesync_dropbox.index import KV_KEY, index_root
+from invoicesync_dropbox.index_table import stored_rows
 from invoicesync_dropbox.sandbox import DropboxSandbox
 
 pipeline = pytest.importorskip("invoicesync.pipeline")
@@ -53,8 +54,9 @@ def test_the_next_run_catches_up_from_the_stored_cursor(env: Any) -> None:
     env.push(documents[:1])  # /Invoices did not exist: nothing to keep a cursor of yet
     assert env.workspace.state.kv(env.account.name).get(KV_KEY) is None
     env.push(documents)
-    stored = env.workspace.state.kv(env.account.name).get(KV_KEY)
-    assert stored["root"] == "/Invoices" and stored["cursor"] and len(stored["rows"]) > N
+    kv = env.workspace.state.kv(env.account.name)
+    stored = kv.get(KV_KEY)
+    assert stored["root"] == "/Invoices" and stored["cursor"] and len(list(stored_rows(kv, stored))) > N
     before = len(env.requests_to_dropbox())
     again = env.push(documents)
     assert [d.status for d in again] == [DeliveryStatus.UNCHANGED] * N
@@ -195,8 +197,8 @@ def test_an_index_saved_as_objects_before_rows_is_still_read(env: Any) -> None:
     kv = env.workspace.state.kv(env.account.name)
     stored = kv.get(KV_KEY)
     kv.set(KV_KEY, {"root": stored["root"], "cursor": stored["cursor"],
-                    "entries": [{k: v for k, v in zip(stored["fields"], row, strict=True) if v is not None}
-                                for row in stored["rows"]]})
+                    "entries": [{k: v for k, v in meta.items() if v is not None}
+                                for meta in stored_rows(kv, stored)]})
     before = len(env.requests_to_dropbox())
     assert [d.status for d in env.push(documents)] == [DeliveryStatus.UNCHANGED] * N
     assert env.requests_to_dropbox()[before:] == ["/2/files/list_folder/continue"]

@@ -13,15 +13,22 @@ released and its queue slot freed only once the plugin reports it. Every documen
 out is tracked until then; whatever the plugin never reports (it raised, or returned early) is
 recorded ``failed`` when the call ends. A document taken from the queue after the call ended is
 left to the next run, untouched, like one a stop left behind.
+
+A document the plugin holds (uploaded, waiting for a commit that gathers up to 1,000 files) is
+tracked here as its id, version and deletion flag only; the request itself waits in a private
+SQLite file (on disk, gone with the call), read back only when it is needed again: to retry it
+in this run, or to fail it with what its last delivery knew. So the documents in flight cost
+no memory per document here, whatever the plugin's commit window.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..models import Delivery, DeliveryStatus, Document, PushRequest
 from ._control import describe
@@ -35,6 +42,39 @@ log = logging.getLogger("invoicesync.sync")
 POLL = 0.05
 
 
+class _Opened(NamedTuple):
+    """What settling a document handed to the plugin needs, kept while the plugin works on it."""
+
+    id: str
+    version: str
+    deleted: bool
+
+
+class _Requests:
+    """Requests handed to the plugin, by document id, in a private SQLite file (``connect("")``:
+    on disk, deleted when closed). The caller holds the stream's lock."""
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+        self._db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -512; "
+                               "CREATE TABLE requests (id TEXT PRIMARY KEY, request TEXT NOT NULL) WITHOUT ROWID;")
+
+    def put(self, request: PushRequest) -> None:
+        self._db.execute("INSERT OR REPLACE INTO requests VALUES (?, ?)",
+                         (request.document.id, request.model_dump_json()))
+
+    def take(self, document_id: str) -> PushRequest:
+        row = self._db.execute("SELECT request FROM requests WHERE id = ?", (document_id,)).fetchone()
+        self._db.execute("DELETE FROM requests WHERE id = ?", (document_id,))
+        return PushRequest.model_validate_json(row[0])
+
+    def drop(self, document_id: str) -> None:
+        self._db.execute("DELETE FROM requests WHERE id = ?", (document_id,))
+
+    def close(self) -> None:
+        self._db.close()
+
+
 class PushStream:
     """One streaming ``push_documents`` call, fed from the target's queue."""
 
@@ -43,7 +83,8 @@ class PushStream:
         self._first: Document | None = first
         self._done = done  #: the queue's stop signal
         self._guard = threading.Lock()
-        self._open: dict[str, PushRequest] = {}  #: handed to the plugin, no outcome yet
+        self._open: dict[str, _Opened] = {}  #: handed to the plugin, no outcome yet
+        self._requests_out = _Requests()  #: the same documents' requests, on disk
         self._closed = False
 
     def run(self) -> None:
@@ -67,6 +108,9 @@ class PushStream:
         finally:
             if self._first is not None:  # the plugin never asked for a document
                 self._leave(self._first)
+            with self._guard:
+                self._closed = True  # already, unless the run is going down: nothing is stored any more
+                self._requests_out.close()
 
     # -- the plugin's side: documents in -------------------------------------------------------
 
@@ -88,16 +132,21 @@ class PushStream:
                 return
             request = self._prepare(item)
             if request is not None:
+                document = request.document
                 with self._guard:
                     if not self._closed:
-                        self._open[request.document.id] = request
+                        self._open[document.id] = _Opened(document.id, document.version, document.deleted)
+                        self._requests_out.put(request)
                         closed = False
                     else:
                         closed = True
                 if closed:
-                    self._settle(request, workers._failed(request, "the push ended before this document"))
+                    self._settle(_Opened(document.id, document.version, document.deleted),
+                                 workers._failed(request, "the push ended before this document"), None)
                     return
+                del document
                 yield request
+                del request  # the plugin's now: this frame keeps none of it
             item = self._next()
 
     def _prepare(self, document: Document) -> PushRequest | None:
@@ -134,26 +183,31 @@ class PushStream:
     def _outcome(self, delivery: Delivery) -> None:
         workers = self.workers
         with self._guard:
-            request = self._open.pop(delivery.document_id, None)
-        if request is None:  # not one of ours (or reported twice): recorded, as a batch push does
+            opened = self._open.pop(delivery.document_id, None)
+        if opened is None:  # not one of ours (or reported twice): recorded, as a batch push does
             workers._record(delivery)
             return
-        self._settle(request, delivery)
-
-    def _settle(self, request: PushRequest, delivery: Delivery) -> None:
-        """Record the outcome, then free the document: its claim, its queue slot."""
-        workers = self.workers
-        document = request.document
         retry = workers._retry_soon(delivery)
+        with self._guard:  # the request is read back only to offer the document again
+            document = self._requests_out.take(opened.id).document if retry else None
+            if not retry:
+                self._requests_out.drop(opened.id)
+        self._settle(opened, delivery, document)
+
+    def _settle(self, opened: _Opened, delivery: Delivery, document: Document | None) -> None:
+        """Record the outcome, then free the document: its claim, its queue slot. ``document`` is
+        given when the outcome is to be retried in this run (``TargetWorkers._retry_soon``)."""
+        workers = self.workers
+        retry = document is not None
         try:
-            workers._record(delivery, count=not retry, deletion=document.deleted and not retry)
+            workers._record(delivery, count=not retry, deletion=opened.deleted and not retry)
             # A settled outcome is the ledger's to remember, not this run's memory (``_export``).
-            workers._finish(document.id, document.version,
+            workers._finish(opened.id, opened.version,
                             settled=delivery.status not in (DeliveryStatus.FAILED, DeliveryStatus.PENDING))
-            if retry:  # before task_done, so close() cannot slip through
+            if retry and document is not None:  # before task_done, so close() cannot slip through
                 workers._schedule_retry(document, delivery.retry_after or 0.0)
         finally:
-            workers._release_claim(document.id)
+            workers._release_claim(opened.id)
             workers._queue.task_done()
 
     def _close(self, message: str | None) -> None:
@@ -163,13 +217,14 @@ class PushStream:
         with self._guard:
             self._closed = True
             left, self._open = list(self._open.values()), {}
-        for request in left:
+        for opened in left:
             if message is not None:
-                self._settle(request, workers._failed(request, message))
+                with self._guard:
+                    request = self._requests_out.take(opened.id)
+                self._settle(opened, workers._failed(request, message), None)  # a failure of ours: no retry
                 continue
-            document = request.document
-            workers._finish(document.id, document.version)
-            workers._release_claim(document.id)
+            workers._finish(opened.id, opened.version)
+            workers._release_claim(opened.id)
             workers._queue.task_done()
 
     def _leave(self, document: Document) -> None:

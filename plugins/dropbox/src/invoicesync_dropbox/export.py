@@ -13,18 +13,21 @@ document is transient (lock contention on its entry of a batch commit, or a rate
 outlasted the core client's retries), the delivery carries ``retry_after`` and the runner offers
 the document again in the same run. That is safe because every push looks up first: a file that
 did land despite the failure is found by its ``content_hash`` and never written twice.
+
+Once planned, a document is kept as an ``Order`` (its id, version, last delivery, files and the
+main file's path from the template), not as the request: its files may wait up to
+``commit_interval`` for a commit of up to 1,000, and the documents themselves need not wait with them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from invoicesync import (
     Context,
     Delivery,
     DeliveryStatus,
-    Document,
     DocumentError,
     FileRef,
     PushRequest,
@@ -47,9 +50,34 @@ ENTRY_RETRY_AFTER = 1.0
 NO_FILES = "the document has no file"
 
 
+class Order(NamedTuple):
+    """What the push keeps of a request once it has one: enough to place it (again, after a
+    conflict) and to report it, without the document."""
+
+    document_id: str
+    version: str
+    previous: Delivery | None
+    files: tuple[FileRef, ...]
+    #: Where the template puts the main file, or why it cannot say (``error``).
+    first_path: str | None
+    error: str | None = None
+
+
+def order_of(request: PushRequest, settings: DropboxSettings) -> Order:
+    document = request.document
+    main = main_file(request.files)
+    first, error = None, None
+    if main is not None:
+        try:
+            first = document_path(settings.template, document, ext=file_ext(main))
+        except DocumentError as exc:
+            error = str(exc)
+    return Order(document.id, document.version, request.previous, tuple(request.files), first, error)
+
+
 @dataclass
 class DocumentWork:
-    request: PushRequest
+    order: Order
     main_path: str = ""
     tasks: list[FileTask] = field(default_factory=list)
     error: str | None = None
@@ -58,10 +86,6 @@ class DocumentWork:
     kept: list[dict[str, Any]] = field(default_factory=list)
     #: ``id(file)`` → its ledger key (``naming.file_keys``).
     keys: dict[int, str] = field(default_factory=dict)
-
-    @property
-    def document(self) -> Document:
-        return self.request.document
 
     @property
     def uploads(self) -> list[FileTask]:
@@ -83,36 +107,37 @@ def note_outcomes(index: FolderIndex | None, work: DocumentWork) -> None:
             index.unsure(task.path)
 
 
-def _layout(request: PushRequest, settings: DropboxSettings, main_path: str | None = None) -> list[tuple[str, FileRef]]:
-    """Every file of ``request.files`` with its Dropbox path: the main file at the template's path
+def _layout(order: Order, main_path: str | None = None) -> list[tuple[str, FileRef]]:
+    """Every file of ``order.files`` with its Dropbox path: the main file at the template's path
     (or ``main_path``, where it actually went), the others beside it (``naming.plan_files``)."""
-    files = request.files
-    main = main_file(files)
-    if main is None:
+    files = list(order.files)
+    if main_file(files) is None:
         return []
-    document = request.document
-    first = main_path or document_path(settings.template, document, ext=file_ext(main))
-    return [(path if index == 0 else fit_path(path, document.id), ref)
+    first = main_path or order.first_path
+    if first is None:
+        raise DocumentError(order.error or "the template gives no path")
+    return [(path if index == 0 else fit_path(path, order.document_id), ref)
             for index, (path, ref) in enumerate(plan_files(first, files, DROPBOX_RULES))]
 
 
 def planned(request: PushRequest, settings: DropboxSettings, ctx: Context) -> Delivery:
     if request.document.deleted:
         return planned_deletion(request, settings, ctx)
+    order = order_of(request, settings)
     try:
-        layout = _layout(request, settings)
+        layout = _layout(order)
     except DocumentError as exc:
-        return _result(request, ctx, DeliveryStatus.FAILED, message=str(exc))
+        return _result(order, ctx, DeliveryStatus.FAILED, message=str(exc))
     if not layout:
-        return _result(request, ctx, DeliveryStatus.SKIPPED, message=NO_FILES)
-    return _result(request, ctx, DeliveryStatus.PLANNED, path=layout[0][0],
+        return _result(order, ctx, DeliveryStatus.SKIPPED, message=NO_FILES)
+    return _result(order, ctx, DeliveryStatus.PLANNED, path=layout[0][0],
                    message="would upload " + ", ".join(path for path, _ in layout))
 
 
-def _earlier(request: PushRequest) -> dict[str, Earlier]:
+def _earlier(order: Order) -> dict[str, Earlier]:
     """Where the ledger says this document's files are, by key (``naming.file_keys``): only files Dropbox
     confirmed (they have an id), so a failed attempt's path never counts as ours."""
-    previous = request.previous
+    previous = order.previous
     if previous is None:
         return {}
     earlier = {}
@@ -125,14 +150,14 @@ def _earlier(request: PushRequest) -> dict[str, Earlier]:
     return earlier
 
 
-def plan(request: PushRequest, settings: DropboxSettings, placer: Placer, ctx: Context) -> DocumentWork:
-    work = DocumentWork(request)
-    earlier = _earlier(request)
+def plan(order: Order, placer: Placer, ctx: Context) -> DocumentWork:
+    work = DocumentWork(order)
+    earlier = _earlier(order)
     # How the ledger knows each file across runs (naming.file_keys): by the file object's identity,
     # as plan_files hands back the same objects.
-    work.keys = {id(ref): key for ref, key in zip(request.files, file_keys(request.files), strict=True)}
+    work.keys = {id(ref): key for ref, key in zip(order.files, file_keys(list(order.files)), strict=True)}
     try:
-        layout = _layout(request, settings)
+        layout = _layout(order)
         if not layout:
             work.skipped = NO_FILES
             return work
@@ -140,7 +165,7 @@ def plan(request: PushRequest, settings: DropboxSettings, placer: Placer, ctx: C
         if not _place(work, *layout[0], earlier.get(main_key) or earlier.get("main"), placer, ctx):
             return work
         # The others go beside wherever the main file actually went (suffix included).
-        for want, ref in _layout(request, settings, work.main_path)[1:]:
+        for want, ref in _layout(order, work.main_path)[1:]:
             if not _place(work, want, ref, earlier.get(work.keys[id(ref)]), placer, ctx):
                 return work
     except (RemoteError, DocumentError, FileExistsError, OSError) as exc:
@@ -175,7 +200,7 @@ def _dropbox_hash(ref: FileRef, ctx: Context) -> str:
 
 
 def delivery_of(work: DocumentWork, ctx: Context) -> Delivery:
-    request = work.request
+    request = work.order
     if work.error is not None:
         return _result(request, ctx, DeliveryStatus.FAILED, path=work.main_path or None, message=work.error)
     if work.skipped is not None:
@@ -209,7 +234,7 @@ def delivery_of(work: DocumentWork, ctx: Context) -> Delivery:
                    content_hash=main.content_hash, extra=extra)
 
 
-def _keep_lineage(files: list[dict[str, Any]], request: PushRequest) -> list[dict[str, Any]]:
+def _keep_lineage(files: list[dict[str, Any]], request: Order) -> list[dict[str, Any]]:
     """The files of a failed attempt, for the ledger. A file Dropbox did not confirm (no id) is
     replaced by the confirmed file the previous row had for that role, so the next attempt (in
     this run or a later one) still knows the earlier version is ours: ``overwrite`` then still
@@ -220,10 +245,9 @@ def _keep_lineage(files: list[dict[str, Any]], request: PushRequest) -> list[dic
     return [item if item.get("id") or item["key"] not in confirmed else confirmed[item["key"]] for item in files]
 
 
-def _result(request: PushRequest, ctx: Context, status: DeliveryStatus, *, path: str | None = None,
+def _result(order: Order, ctx: Context, status: DeliveryStatus, *, path: str | None = None,
             target_id: str | None = None, content_hash: str | None = None, message: str | None = None,
             extra: dict[str, Any] | None = None, retry_after: float | None = None) -> Delivery:
-    document = request.document
-    return Delivery(document_id=document.id, target=ctx.account.name, version=document.version, status=status,
+    return Delivery(document_id=order.document_id, target=ctx.account.name, version=order.version, status=status,
                     target_path=path, target_id=target_id, content_hash=content_hash, message=message,
                     extra=extra or {}, retry_after=retry_after)

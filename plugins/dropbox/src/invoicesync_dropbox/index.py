@@ -5,7 +5,8 @@ found". The index lists the template's fixed root folder (``/Invoices`` of
 ``/Invoices/{company}/...``) with ``list_folder`` (recursive, up to 2,000 entries a page) and
 keeps the entries and the cursor in the plugin's kv state; a later run sends that cursor to
 ``list_folder/continue`` and gets only what changed since (files we wrote, files people added or
-removed), usually in one request.
+removed), usually in one request. The entries live on disk, never in memory (``index_table``): in
+a private SQLite file during the run, in shards of the kv state between runs.
 
 It stays safe to trust because every write still says what it expects: ``add`` never replaces,
 ``update`` only the revision we saw. A file that appears after the listing turns our write into a
@@ -17,7 +18,6 @@ anything) comes back through ``list_folder/continue``.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,24 +26,13 @@ from invoicesync import AuthError, Context, RemoteError
 
 from .client import DropboxClient, Metadata
 from .errors import DropboxApiError
+from .index_table import KV_KEY, EntryTable, meta_of, row_of, save_shards, stored_rows
 from .paths import path_key
 
-KV_KEY = "folder-index"
+__all__ = ["KV_KEY", "FolderIndex", "index_for", "index_root"]
+
 #: Entries per ``list_folder`` page: the most Dropbox takes.
 LIST_LIMIT = 2000
-#: What placement and the ledger need of an entry; the rest is not kept. An entry is kept as a
-#: tuple of these, in this order (a third of a dict's size: the index holds every file of the folder).
-_KEPT = (".tag", "id", "rev", "content_hash", "size", "path_display", "path_lower", "name")
-_Row = tuple[Any, ...]
-
-
-def _row(meta: Metadata) -> _Row:
-    tag = meta.get(".tag")
-    return (sys.intern(tag) if isinstance(tag, str) else tag, *(meta.get(k) for k in _KEPT[1:]))
-
-
-def _meta(row: _Row) -> Metadata:
-    return {k: v for k, v in zip(_KEPT, row, strict=True) if v is not None}
 
 
 def index_root(template: str) -> str | None:
@@ -66,7 +55,8 @@ class FolderIndex:
         self._prefix = path_key(root).rstrip("/") + "/"
         self._ctx = ctx
         self._lock = threading.RLock()
-        self._entries: dict[str, _Row] = {}
+        self._entries = EntryTable()
+        self._closed = False
         self._cursor: str | None = None
         self._ready = False
         #: Listing failed this run: every look-up goes to ``get_metadata``, as before the index.
@@ -83,7 +73,7 @@ class FolderIndex:
         if self.covers(path) and key not in self._unsure and self._load(client):
             with self._lock:
                 found = self._entries.get(key)
-                return _meta(found) if found is not None else None
+                return meta_of(found) if found is not None else None
         meta = client.get_metadata(path)
         if self.covers(path):
             with self._lock:
@@ -105,7 +95,12 @@ class FolderIndex:
 
     def close(self) -> None:
         """The run is over (``ctx.resource`` calls this): keep what it learnt for the next one."""
-        self.save()
+        try:
+            self.save()
+        finally:
+            with self._lock:
+                self._broken = self._closed = True  # a late look-up asks Dropbox: the table is gone
+                self._entries.close()
 
     def save(self) -> None:
         """Keep the entries and the cursor for the next run (only a cursor Dropbox gave us). Saved
@@ -114,10 +109,7 @@ class FolderIndex:
         with self._lock:
             if not self._ready or self._broken or self._cursor is None:
                 return
-            # Rows, not objects: the stored value is a third the size, and saving copies no entry.
-            value = {"root": self.root, "cursor": self._cursor, "fields": list(_KEPT),
-                     "rows": list(self._entries.values())}
-        self._ctx.kv.set(KV_KEY, value)
+            save_shards(self._ctx.kv, self._entries, self.root, self._cursor)
 
     # -- building --------------------------------------------------------------------------------
 
@@ -144,11 +136,7 @@ class FolderIndex:
         stored = self._ctx.kv.get(KV_KEY)
         if not isinstance(stored, dict) or stored.get("root") != self.root or not stored.get("cursor"):
             return False
-        fields = stored.get("fields")
-        for row in stored.get("rows") or []:
-            if isinstance(fields, list) and isinstance(row, list) and len(row) == len(fields):
-                self._apply(dict(zip(fields, row, strict=True)))
-        for meta in stored.get("entries") or []:  # an index saved before rows
+        for meta in stored_rows(self._ctx.kv, stored):
             self._apply(meta)
         try:
             self._follow(client, lambda: client.call("files/list_folder/continue",
@@ -191,17 +179,17 @@ class FolderIndex:
             return
         key = path_key(path)
         if meta.get(".tag") == "deleted":
-            # A deleted folder takes everything in it along.
-            for gone in [k for k in self._entries if k == key or k.startswith(key + "/")]:
-                del self._entries[gone]
+            self._entries.delete_tree(key)  # a deleted folder takes everything in it along
             return
         self._put(key, meta)
 
     def _put(self, key: str, meta: Metadata | None) -> None:
+        if self._closed:
+            return
         if meta is None:
-            self._entries.pop(key, None)
+            self._entries.delete(key)
         else:
-            self._entries[key] = _row(meta)
+            self._entries.put(key, row_of(meta))
 
 
 def index_for(ctx: Context, template: str) -> FolderIndex | None:

@@ -34,7 +34,7 @@ from invoicesync import Context, Delivery, PushRequest
 from .auth import token_auth
 from .client import DropboxClient
 from .deletion import apply_deletion
-from .export import DocumentWork, delivery_of, note_outcomes, plan, planned
+from .export import DocumentWork, delivery_of, note_outcomes, order_of, plan, planned
 from .index import index_for
 from .placement import Placer
 from .settings import DropboxSettings
@@ -110,7 +110,7 @@ class StreamPush:
                 if request.document.deleted:
                     self._out.put(apply_deletion(request, self.settings, self.client, self.ctx, self.index))
                     continue
-                self._start(plan(request, self.settings, self.placer, self.ctx))
+                self._start(plan(order_of(request, self.settings), self.placer, self.ctx))
         except BaseException as exc:  # noqa: BLE001 - raised to the core from the generator
             self._fail(exc)
         finally:
@@ -224,16 +224,16 @@ class StreamPush:
                 return
             self._left.pop(id(work), None)
             again = (any(task.name_taken for task in work.tasks)
-                     and work.document.id not in self._placed_again)
+                     and work.order.document_id not in self._placed_again)
             if again:
-                self._placed_again.add(work.document.id)
+                self._placed_again.add(work.order.document_id)
                 self._busy += 1  # placing again: the commit loop must not end meanwhile
         if not again:
             self._deliver(work)
             return
         try:
             note_outcomes(self.index, work)
-            self._start(plan(work.request, self.settings, self.replacer, self.ctx))
+            self._start(plan(work.order, self.replacer, self.ctx))
         finally:
             with self._cond:
                 self._busy -= 1
