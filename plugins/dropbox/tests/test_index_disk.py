@@ -140,3 +140,62 @@ def test_an_index_saved_whole_as_rows_is_still_read() -> None:
     finally:
         index.close()
     assert kv.get(KV_KEY)["shards"] == 1
+
+
+def _table(paths: range) -> index_table.EntryTable:
+    table = index_table.EntryTable()
+    for n in paths:
+        meta = json.loads(_answer(n))
+        table.put(meta["path_lower"], index_table.row_of(meta))
+    return table
+
+
+def _stored_paths(kv: _KV) -> set[str]:
+    return {meta["path_lower"] for meta in index_table.stored_rows(kv, kv.get(KV_KEY))}
+
+
+def test_saves_of_two_processes_at_once_never_leave_a_mixed_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery workers of one account save the index at the same time. With numbered slots both
+    chose the same slot and wrote into each other's shards: the head then carried one worker's cursor
+    over the other's entries, files it had written were missing, and the next run uploaded them
+    again (the scale-out kill test found them written twice)."""
+    monkeypatch.setattr(index_table, "SHARD_ROWS", 5)
+    kv = _KV()
+    index_table.save_shards(kv, _table(range(0, 20)), "/invoices", "cursor-0")
+    older, newer = _table(range(0, 20)), _table(range(0, 30))  # the newer one saw 10 more files
+    real_set = kv.set
+    interleaved: list[str] = []
+
+    def set_then_let_the_other_save(key: str, value: Any) -> None:
+        real_set(key, value)
+        if not interleaved and key.startswith(KV_KEY + "/"):  # the older save is mid-way: the newer runs whole
+            interleaved.append(key)
+            index_table.save_shards(kv, newer, "/invoices", "cursor-newer")
+
+    monkeypatch.setattr(kv, "set", set_then_let_the_other_save)
+    index_table.save_shards(kv, older, "/invoices", "cursor-older")
+    head = kv.get(KV_KEY)
+    expected = {json.loads(_answer(n))["path_lower"] for n in range(20 if head["cursor"] == "cursor-older" else 30)}
+    assert interleaved and _stored_paths(kv) == expected, "a head must match its own shards exactly"
+    shard_keys = {key for key in kv.values if key.startswith(KV_KEY + "/")}
+    assert shard_keys == {f"{KV_KEY}/{head['generation']}/{n}" for n in range(head["shards"])}, "retired shards stay"
+
+
+def test_a_reader_whose_shards_were_retired_lists_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_table, "SHARD_ROWS", 5)
+    kv, client = _KV(), _Client()
+    index_table.save_shards(kv, _table(range(0, 20)), "/invoices", "cursor-0")
+    head = kv.get(KV_KEY)
+    rows = index_table.stored_rows(kv, head)
+    next(rows)  # reading the first shard when another process saves and retires the rest
+    index_table.save_shards(kv, _table(range(0, 25)), "/invoices", "cursor-1")
+    with pytest.raises(index_table.ShardMissing):
+        list(rows)
+    # The index given that stale head lists the folder rather than answer from part of it.
+    monkeypatch.setattr(kv, "get", lambda key, default=None: head if key == KV_KEY else _KV.get(kv, key, default))
+    index = FolderIndex("/invoices", _Ctx(kv))  # type: ignore[arg-type]
+    try:
+        index.lookup(client, _path(1))
+        assert client.calls == ["files/list_folder"]
+    finally:
+        index.close()

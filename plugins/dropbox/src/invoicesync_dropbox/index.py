@@ -26,7 +26,7 @@ from invoicesync import AuthError, Context, RemoteError
 
 from .client import DropboxClient, Metadata
 from .errors import DropboxApiError
-from .index_table import KV_KEY, EntryTable, meta_of, row_of, save_shards, stored_rows
+from .index_table import KV_KEY, EntryTable, ShardMissing, meta_of, row_of, save_shards, stored_rows
 from .paths import path_key
 
 __all__ = ["KV_KEY", "FolderIndex", "index_for", "index_root"]
@@ -136,8 +136,12 @@ class FolderIndex:
         stored = self._ctx.kv.get(KV_KEY)
         if not isinstance(stored, dict) or stored.get("root") != self.root or not stored.get("cursor"):
             return False
-        for meta in stored_rows(self._ctx.kv, stored):
-            self._apply(meta)
+        try:
+            for meta in stored_rows(self._ctx.kv, stored):
+                self._apply(meta)
+        except ShardMissing:  # a newer save retired what we read: list afresh, never half an index
+            self._entries.clear()
+            return False
         try:
             self._follow(client, lambda: client.call("files/list_folder/continue",
                                                      {"cursor": stored["cursor"]}, idempotent=True))

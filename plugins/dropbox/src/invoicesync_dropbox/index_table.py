@@ -5,17 +5,21 @@ deleted when closed), so a folder of 10,000 files costs SQLite's small page cach
 object per file. Between runs they live in the plugin's kv state, cut into shards of
 ``SHARD_ROWS`` rows each, so neither loading nor saving ever holds the whole folder in memory.
 
-A save writes the new shards under the slot the stored head does not use, then switches the head
-(root, cursor, slot, shard count) in one ``kv.set``, then deletes the old slot's shards: a run that
-dies mid-save leaves the previous head and its shards whole, and its stray shards are overwritten
-or deleted by the next save. An index saved whole in the head (``rows``, or ``entries`` before
-rows) is still read.
+A save writes the new shards under a generation of its own (a random name), then switches the head
+(root, cursor, generation, shard count) in one atomic ``kv.update`` that also lists the replaced
+generation as retired, then deletes the retired generations' shards. Several processes (Celery
+workers of one account) may save at once: none ever writes into shards another head points to, so
+a head and its shards always match. A reader whose shards were deleted under it (a newer head
+retired them) gets ``ShardMissing`` and lists the folder afresh, never a partial index. A run that
+dies mid-save leaves the previous head and its shards whole. An index saved whole in the head
+(``rows``, or ``entries`` before rows) or in the numbered slots of before is still read.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import sys
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,46 +100,67 @@ class EntryTable:
 # -- between runs: the kv shards ---------------------------------------------------------------
 
 
-def _shard_key(slot: int, number: int) -> str:
-    return f"{KV_KEY}/{slot}/{number}"
+class ShardMissing(Exception):
+    """A shard of the stored index is gone: a newer save retired it while we read."""
+
+
+def _shard_key(generation: str, number: int) -> str:
+    return f"{KV_KEY}/{generation}/{number}"
+
+
+def _generation(head: Any) -> str | None:
+    """The generation a shard-based head points to (a numbered slot for heads saved before)."""
+    if not isinstance(head, dict) or not isinstance(head.get("shards"), int):
+        return None
+    return str(head.get("generation") if head.get("generation") is not None else int(head.get("slot") or 0))
 
 
 def stored_rows(kv: KeyValue, head: Any) -> Iterator[Metadata]:
-    """The entries of a stored index, one shard at a time, as metadata dicts."""
+    """The entries of a stored index, one shard at a time, as metadata dicts (``ShardMissing``
+    when one of its shards is gone)."""
     if not isinstance(head, dict):
         return
     fields = head.get("fields")
     if not isinstance(fields, list):
         fields = list(KEPT)
-    shards = head.get("shards")
-    if isinstance(shards, int):
-        pages: Iterator[Any] = (kv.get(_shard_key(int(head.get("slot") or 0), n)) for n in range(shards))
-    else:
-        pages = iter([head.get("rows")])
-    for page in pages:
-        for row in page or []:
-            if isinstance(row, list) and len(row) == len(fields):
-                yield dict(zip(fields, row, strict=True))
+    generation = _generation(head)
+    for number in range(head["shards"] if generation is not None else 0):
+        page = kv.get(_shard_key(generation, number))  # type: ignore[arg-type]
+        if not isinstance(page, list):
+            raise ShardMissing(_shard_key(generation, number))  # type: ignore[arg-type]
+        yield from _rows(page, fields)
+    if generation is None:
+        yield from _rows(head.get("rows") or [], fields)
     for meta in head.get("entries") or []:  # an index saved before rows
         if isinstance(meta, dict):
             yield meta
 
 
+def _rows(page: list[Any], fields: list[Any]) -> Iterator[Metadata]:
+    for row in page:
+        if isinstance(row, list) and len(row) == len(fields):
+            yield dict(zip(fields, row, strict=True))
+
+
 def save_shards(kv: KeyValue, table: EntryTable, root: str, cursor: str) -> None:
-    """Keep ``table`` and ``cursor`` for the next run (see the module's note on crash safety)."""
-    old = kv.get(KV_KEY)
-    old_slot = int(old.get("slot") or 0) if isinstance(old, dict) and isinstance(old.get("shards"), int) else None
-    slot = 1 if old_slot == 0 else 0
+    """Keep ``table`` and ``cursor`` for the next run (see the module's note on concurrent saves)."""
+    generation = uuid.uuid4().hex
     count = 0
     for count, page in enumerate(table.pages(SHARD_ROWS), start=1):
-        kv.set(_shard_key(slot, count - 1), page)
-    _delete_from(kv, slot, count)  # strays of a save that died before switching the head
-    kv.set(KV_KEY, {"root": root, "cursor": cursor, "fields": list(KEPT), "slot": slot, "shards": count})
-    if old_slot is not None:
-        _delete_from(kv, old_slot, 0)
+        kv.set(_shard_key(generation, count - 1), page)
+    head = {"root": root, "cursor": cursor, "fields": list(KEPT), "generation": generation, "shards": count}
 
+    def switch(old: Any) -> dict[str, Any]:
+        retired = list(old.get("retired") or []) if isinstance(old, dict) else []
+        replaced = _generation(old)
+        if replaced is not None:
+            retired.append([replaced, old["shards"]])
+        return {**head, "retired": retired}
 
-def _delete_from(kv: KeyValue, slot: int, number: int) -> None:
-    while kv.get(_shard_key(slot, number)) is not None:
-        kv.delete(_shard_key(slot, number))
-        number += 1
+    retired = kv.update(KV_KEY, switch)["retired"]
+    for replaced, shards in retired:
+        for number in range(int(shards)):
+            kv.delete(_shard_key(str(replaced), number))
+    done = {str(replaced) for replaced, _ in retired}
+    kv.update(KV_KEY, lambda now: {**now, "retired": [r for r in now.get("retired") or [] if str(r[0]) not in done]}
+              if isinstance(now, dict) else now)
