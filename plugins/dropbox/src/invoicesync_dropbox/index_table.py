@@ -124,13 +124,14 @@ def stored_rows(kv: KeyValue, head: Any) -> Iterator[Metadata]:
     if not isinstance(fields, list):
         fields = list(KEPT)
     generation = _generation(head)
-    for number in range(head["shards"] if generation is not None else 0):
-        page = kv.get(_shard_key(generation, number))  # type: ignore[arg-type]
-        if not isinstance(page, list):
-            raise ShardMissing(_shard_key(generation, number))  # type: ignore[arg-type]
-        yield from _rows(page, fields)
-    if generation is None:
+    if generation is None:  # saved whole in the head
         yield from _rows(head.get("rows") or [], fields)
+    else:
+        for number in range(head["shards"]):
+            page = kv.get(_shard_key(generation, number))
+            if not isinstance(page, list):
+                raise ShardMissing(_shard_key(generation, number))
+            yield from _rows(page, fields)
     for meta in head.get("entries") or []:  # an index saved before rows
         if isinstance(meta, dict):
             yield meta
