@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
 import textwrap
 import threading
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -234,3 +236,54 @@ def test_a_home_this_user_may_only_read_still_reads(home: Path, monkeypatch: pyt
     assert b"".join(reader.iter_chunks(small)) == b"read me" and reader.exists(large)
     assert sorted(reader.shas()) == sorted([small, large])
     assert unchanged() == before
+
+
+class _Failing:
+    """The writing connection, whose inserts wait for a go and then fail as a full disk would."""
+
+    def __init__(self, db: sqlite3.Connection, go: threading.Event) -> None:
+        self.db, self.go = db, go
+        self.batches: list[int] = []
+
+    def execute(self, sql: str, *args: object) -> object:
+        return self.db.execute(sql, *args)
+
+    def executemany(self, sql: str, rows: Iterator[tuple[bytes, bytes]]) -> None:
+        self.batches.append(len(list(rows)))
+        self.go.wait(30)
+        raise sqlite3.OperationalError("database or disk is full")
+
+
+def test_threads_share_a_commit_and_all_learn_when_it_fails(
+        store: HomeBlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from invoicesync.pipeline._control import is_disk_full
+
+    go = threading.Event()
+    failing = _Failing(store._writable(), go)
+    monkeypatch.setattr(store, "_writable", lambda: failing)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            store.write(pattern(1000, seed=n))
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            errors.append(exc)
+
+    first = threading.Thread(target=writer, args=(0,))
+    first.start()
+    while not failing.batches:  # the first commit is under way, held
+        threading.Event().wait(0.01)
+    others = [threading.Thread(target=writer, args=(n,)) for n in range(1, 8)]
+    for thread in others:
+        thread.start()
+    while len(store._queue) < 7:  # the other seven wait for the next commit
+        threading.Event().wait(0.01)
+    go.set()
+    for thread in [first, *others]:
+        thread.join()
+    assert failing.batches == [1, 7]  # one commit for the first, one for the seven queued meanwhile
+    assert len(errors) == 8 and all(is_disk_full(exc) for exc in errors)
+    assert inline(store) == [] and files(store) == []
+    monkeypatch.undo()
+    sha, _ = store.write(pattern(1000, seed=3))  # the store goes on
+    assert inline(store) == [sha]
