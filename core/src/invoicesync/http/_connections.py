@@ -225,9 +225,11 @@ class _PooledStream:
         stream, self._stream = self._stream, None
         if stream is None:
             return
-        if hasattr(stream, "close"):
-            stream.close()  # httpcore marks the connection idle, or closes it if the answer was cut short
-        self._pool._release(self._key, self._connection)
+        try:
+            if hasattr(stream, "close"):
+                stream.close()  # httpcore marks the connection idle, or closes it if the answer was cut short
+        finally:
+            self._pool._release(self._key, self._connection)
 
 
 class LeanTransport(httpx.HTTPTransport):
