@@ -18,6 +18,7 @@ from invoicesync.sandbox import (
     TokenError,
     TokenServer,
     s256,
+    with_query,
 )
 
 REDIRECT = "http://127.0.0.1:8765/callback"
@@ -238,3 +239,10 @@ def test_revoked_and_expired_access_tokens_are_told_apart() -> None:
     assert server.lookup(first)[1] == "revoked" and server.lookup("nope") == (None, "unknown")
     server.expire_all()
     assert server.lookup(second)[1] == "expired" and server.valid(second) is None
+
+
+def test_redirects_back_keep_the_registered_uris_own_query_and_fragment() -> None:
+    assert with_query("http://127.0.0.1:9/cb?app=1#top", {"code": "c d", "state": None}) == \
+        "http://127.0.0.1:9/cb?app=1&code=c+d#top"
+    assert with_query("http://127.0.0.1:9/cb", {"error": "access_denied", "state": "s"}) == \
+        "http://127.0.0.1:9/cb?error=access_denied&state=s"
