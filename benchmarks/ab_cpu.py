@@ -28,7 +28,6 @@ from typing import Any
 
 from compare import connect_accounts, dropbox_contents, sandbox, service_requests
 
-
 SQL_STATS = Path(__file__).resolve().parent / "sqlstats"
 
 
