@@ -225,8 +225,12 @@ class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries, WebhookQueries):
             self._exec(*statement)
             return
         # The outcome and the end of its claim in one transaction: the claim goes only with it.
-        self._atomically([statement, self._release_statement(delivery.document_id, delivery.target,
-                                                             release_claim_of)])
+        self._record_and_release(statement, self._release_statement(delivery.document_id, delivery.target,
+                                                                    release_claim_of))
+
+    def _record_and_release(self, record: tuple[str, Params], release: tuple[str, Params]) -> None:
+        """Run a ledger write and a claim's release in one transaction."""
+        self._atomically([record, release])
 
     def _delivery_statement(self, delivery: Delivery) -> tuple[str, Params]:
         at = (delivery.at or datetime.now(UTC)).isoformat(timespec="seconds")
