@@ -27,12 +27,12 @@ from invoicesync.workspace import Workspace
 TARGET = "streamtarget"
 SMALL, LARGE = 10, 30
 
-#: Per document: the library's read and write of it (import), its claim, the document and its
-#: ledger row read under the claim (one query), the intent, and the outcome with its claim released
-#: in one transaction (BEGIN, the ledger row, the claim, COMMIT).
-STATEMENTS_PER_DOCUMENT = 9
-#: Per document: the document stored, the claim, the intent, and the outcome with the claim's release.
-TRANSACTIONS_PER_DOCUMENT = 4
+#: Per document: the library's read and write of it (import); then one transaction (BEGIN, COMMIT)
+#: for its claim, the document and its ledger row read under the claim (one query) and the intent;
+#: and one for the outcome with its claim released (BEGIN, the ledger row, the claim, COMMIT).
+STATEMENTS_PER_DOCUMENT = 2 + 5 + 4
+#: Per document: the document stored; the claim with the intent; the outcome with the claim's release.
+TRANSACTIONS_PER_DOCUMENT = 3
 
 
 @dataclass(eq=False)  # plugins must stay hashable for pluggy

@@ -252,6 +252,14 @@ class TargetWorkers:
         if self.control.stopping:  # a safe point: no new push starts; the next run offers it
             self._finish(document.id)
             return None
+        if self.dry_run:
+            return self._decide(document)
+        # The claim, the reads under it and the intent: one SQLite transaction, not two commits
+        # (a failure inside undoes the claim too: nothing was pushed).
+        with self.state.transaction():
+            return self._decide(document)
+
+    def _decide(self, document: Document) -> PushRequest | None:
         if not self._claim(document):
             return None
         if self.dry_run:

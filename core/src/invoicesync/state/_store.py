@@ -125,6 +125,10 @@ class StateStore(Protocol):
     def document_for_push(self, document_id: str, target: str) -> tuple[Document | None, Delivery | None]:
         """``get_document`` and ``get_delivery`` in one query."""
         ...
+    def transaction(self) -> AbstractContextManager[None]:
+        """The block's writes in one transaction when the backend gains by it (SQLite), else as
+        they come; an exception inside may undo them all."""
+        ...
     def record_delivery(self, delivery: Delivery, *, release_claim_of: str | None = None) -> None:
         """Write ``delivery``; with ``release_claim_of`` (an owner), release that owner's claim on it
         in the same transaction."""
