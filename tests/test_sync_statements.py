@@ -5,7 +5,8 @@ which every pipeline thread queues on, and each write transaction is a WAL commi
 file locks taken): at 0 ms latency they are what a document's thread hand-offs and system time
 are made of. Pinned per document, so a change that adds one shows here (a count, not a timing):
 two syncs of a streaming target, of ``SMALL`` and ``LARGE`` new documents, into fresh homes; the
-difference divided by the extra documents is one document's cost, whatever the run costs once.
+difference divided by the extra documents is one document's cost, whatever the run costs once. And
+the listing's wake-ups: one per few fetches that end, not one per fetch.
 """
 
 from __future__ import annotations
@@ -102,3 +103,36 @@ def test_statements_and_transactions_per_document_of_a_local_streaming_sync(invo
         f"{per_document} statements per document:\n"
         + "\n".join(f"{(large.statements[s] - small.statements[s]) / extra} x {s}" for s in large.statements
                     if large.statements[s] != small.statements[s]))
+
+
+def test_the_lister_is_woken_once_per_refill_not_once_per_fetch() -> None:
+    """The listing's fetch slots wake the lister when ``refill`` are free (or all), so one wake-up
+    lets it submit several documents: a thread hand-off per few documents, not per document."""
+    import threading
+
+    from invoicesync.pipeline._import import Slots
+
+    slots = Slots(8, refill=4)
+    wakes = 0
+    notify_all = slots._cond.notify_all
+
+    def counting() -> None:
+        nonlocal wakes
+        wakes += 1
+        notify_all()
+
+    slots._cond.notify_all = counting  # type: ignore[method-assign]
+    for _ in range(8):
+        slots.acquire()
+    for _ in range(8):
+        slots.release()
+    assert wakes == 2  # at 4 free (a refill) and at 8 (all: the listing's end waits for that)
+    slots.wait_all()  # all free: returns at once
+    for _ in range(8):
+        slots.acquire()
+    waiter = threading.Thread(target=slots.acquire)
+    waiter.start()
+    for _ in range(4):
+        slots.release()
+    waiter.join(30)
+    assert not waiter.is_alive()  # a refill lets the waiting lister in
