@@ -125,8 +125,8 @@ class DriveStore:
         self.changes: list[Change] = []
         #: Where each file's latest change sits in the log (earlier ones are superseded).
         self._latest: dict[str, int] = {}
-        #: Tokens for positions below this are refused (``expire_changes``).
-        self._changes_floor = 0
+        #: Tokens handed out before the last ``expire_changes`` carry an older epoch: refused.
+        self._changes_epoch = 0
         self._token_key = secrets.token_bytes(16)
 
     # -- ids, time, content ------------------------------------------------------------------
@@ -161,7 +161,7 @@ class DriveStore:
     def change_token(self, corpus: str, position: int) -> str:
         """An opaque page token: where to read the log from, for one corpus (``user`` or a shared
         drive id), signed so a made-up or altered token is refused."""
-        data = json.dumps([corpus, position]).encode()
+        data = json.dumps([corpus, position, self._changes_epoch]).encode()
         mac = hmac.new(self._token_key, data, hashlib.sha256).digest()[:12]
         return base64.urlsafe_b64encode(mac + data).decode().rstrip("=")
 
@@ -173,12 +173,12 @@ class DriveStore:
             mac, data = raw[:12], raw[12:]
             if not hmac.compare_digest(mac, hmac.new(self._token_key, data, hashlib.sha256).digest()[:12]):
                 return None
-            token_corpus, position = json.loads(data)
+            token_corpus, position, epoch = json.loads(data)
         except (ValueError, TypeError):
             return None
         with self.lock:
-            if token_corpus != corpus or not isinstance(position, int) or \
-                    not self._changes_floor <= position <= len(self.changes):
+            if token_corpus != corpus or epoch != self._changes_epoch or not isinstance(position, int) or \
+                    not 0 <= position <= len(self.changes):
                 return None
         return position
 
@@ -199,7 +199,7 @@ class DriveStore:
     def expire_changes(self) -> None:
         """Every change token handed out so far is refused from now on (Drive may expire them)."""
         with self.lock:
-            self._changes_floor = len(self.changes)
+            self._changes_epoch += 1
 
     # -- lookups -----------------------------------------------------------------------------
 
