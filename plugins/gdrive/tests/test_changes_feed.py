@@ -15,7 +15,6 @@ from invoicesync.sandbox import Request, Response
 from invoicesync_gdrive import listing as listing_module
 from invoicesync_gdrive import listing_store
 from invoicesync_gdrive.listing_store import KV_KEY
-from invoicesync_gdrive.upload import APP_DOCUMENT, APP_ROLE, APP_SHA256
 
 FOLDER = "invoicesync/Acme BV/2026/purchase"
 PDF = "application/pdf"
