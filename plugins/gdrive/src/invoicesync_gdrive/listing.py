@@ -225,8 +225,6 @@ class FolderListings:
         if not file_id:
             return
         file_id = str(file_id)
-        if self._db.execute("SELECT 1 FROM noted WHERE id = ?", (file_id,)).fetchone():
-            return  # this run wrote it since: its own answer is newer than the feed's
         self._dirty = True
         self._db.execute("DELETE FROM entries WHERE id = ?", (file_id,))
         if change.get("removed") or not isinstance(file, dict) or file.get("trashed"):
@@ -284,10 +282,11 @@ class FolderListings:
             return
         file_id = str(file_id)
         parents = set(file.get("parents") or [])
-        with self._guard:
+        # A catch-up in progress ends first: a change it fetched before this write must not land
+        # over it. (A write before the fetch is in the feed's answer already.)
+        with self._feed_lock, self._guard:
             if self._closed:  # a run of this account that has ended: nothing of it is asked any more
                 return
-            self._db.execute("INSERT OR IGNORE INTO noted (id) VALUES (?)", (file_id,))
             self._dirty = True
             known = self._db.execute(f"SELECT folder, {_COLUMNS} FROM entries WHERE id = ?", (file_id,)).fetchall()
             if "parents" not in file:  # an answer without its place: update where it is known
@@ -340,7 +339,6 @@ _SCHEMA = f"""
     PRAGMA synchronous = OFF;
     PRAGMA cache_size = -1024;
     CREATE TABLE listed (folder TEXT PRIMARY KEY);
-    CREATE TABLE noted (id TEXT PRIMARY KEY) WITHOUT ROWID;
     CREATE TABLE entries (folder TEXT NOT NULL, id TEXT NOT NULL, {_COLUMNS}, PRIMARY KEY (folder, id));
     CREATE INDEX entries_owner ON entries (folder, document, role);
     CREATE INDEX entries_name ON entries (folder, name);
