@@ -184,3 +184,39 @@ def _kv_keys(drive: Any) -> list[str]:
     store = drive.workspace.state
     rows = store._all("SELECT key FROM kv WHERE account = ?", (drive.account.name,))
     return [row["key"] for row in rows]
+
+
+def test_a_listing_cut_short_is_neither_trusted_nor_kept(drive: Any) -> None:
+    """A listing that fails after its first page leaves rows behind; the next listing of that
+    folder starts over (a file deleted meanwhile is not taken for present), and none is saved."""
+    from invoicesync import PushRequest
+    from invoicesync_gdrive import plugin as gdrive_plugin
+
+    drive.configure(page_size=100)  # 600 files: the first 500 rows are written before page 6 fails
+    drive.push([drive.document(1)])
+    folder = drive.app.find_path(FOLDER)
+    document = drive.document(13)
+    holder = _plant(drive, folder.id, _name(document))  # first in the listing's order
+    for n in range(599):
+        _plant(drive, folder.id, f"other {n}.pdf")
+    drive.workspace.state.kv(drive.account.name).delete(KV_KEY)
+    drive.app.add_fault({"status": 400, "code": "invalid", "method": "GET", "path": r"^/drive/v3/files$",
+                         "after": 5, "times": 1})  # the listing's sixth page
+    ctx = drive.context()
+    try:
+        def push() -> Any:
+            request = PushRequest(document=document, previous=None, files=document.files)
+            [delivery] = gdrive_plugin.push_documents(account=drive.account, requests=[request], ctx=ctx)
+            return delivery
+
+        assert push().status is DeliveryStatus.FAILED
+        drive.app.store.delete(holder.id)
+        delivery = push()
+    finally:
+        ctx.close()
+    assert delivery.status is DeliveryStatus.DELIVERED and delivery.target_path.endswith(_name(document))
+    head = drive.workspace.state.kv(drive.account.name).get(KV_KEY)
+    assert head["folders"] == [folder.id]
+    rows = [row for page in listing_store.stored_rows(drive.workspace.state.kv(drive.account.name), head)
+            for row in page]
+    assert holder.id not in {row[1] for row in rows} and len(rows) == 601  # others, doc 1, doc 13

@@ -149,6 +149,8 @@ class FolderListings:
             with self._guard:
                 if self._listed(folder_id):  # the saved listings, brought up to date, have it
                     return
+            with self._guard:  # what an unfinished listing left is not trusted: it starts over
+                self._db.execute("DELETE FROM entries WHERE folder = ?", (folder_id,))
             q = f"{quote(folder_id)} in parents and trashed = false"
             rows = ((folder_id, str(f["id"]), *_entry(f, complete=True)) for f in client.list_files(q, LISTED_FIELDS)
                     if f.get("id"))
@@ -262,8 +264,9 @@ class FolderListings:
         after: tuple[str, str] = ("", "")
         while True:
             with self._guard:
-                rows = self._db.execute(f"SELECT folder, id, {_COLUMNS} FROM entries WHERE (folder, id) > (?, ?) "
-                                        "ORDER BY folder, id LIMIT ?", (*after, size)).fetchall()
+                rows = self._db.execute(
+                    f"SELECT folder, id, {_COLUMNS} FROM entries WHERE (folder, id) > (?, ?) "
+                    "AND folder IN (SELECT folder FROM listed) ORDER BY folder, id LIMIT ?", (*after, size)).fetchall()
             if not rows:
                 return
             after = (rows[-1][0], rows[-1][1])
