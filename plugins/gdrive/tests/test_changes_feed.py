@@ -220,3 +220,29 @@ def test_a_listing_cut_short_is_neither_trusted_nor_kept(drive: Any) -> None:
     rows = [row for page in listing_store.stored_rows(drive.workspace.state.kv(drive.account.name), head)
             for row in page]
     assert holder.id not in {row[1] for row in rows} and len(rows) == 601  # others, doc 1, doc 13
+
+
+def test_a_root_in_a_shared_drive_follows_that_drives_feed(drive: Any) -> None:
+    """The feed is read from the corpus the listings search: the shared drive (``driveId``)."""
+    from invoicesync_gdrive.sandbox import SHARED_DRIVE_ID
+
+    with drive.app.store.lock:
+        root = drive.app.store.create({"name": "Team invoices", "mimeType": "application/vnd.google-apps.folder",
+                                       "parents": [SHARED_DRIVE_ID]}, None, None, all_drives=True)
+    drive.configure(root_folder_id=root.id)  # a user login, no shared_drive_id set
+    drive.push([drive.document(1)])
+    folder = drive.app.find_path("Acme BV/2026/purchase", start=root.id)
+    foreign = _plant(drive, folder.id, _name(drive.document(13)))  # someone else, in the shared drive
+    asked: list[tuple[str, str | None]] = []
+    original = drive.app.handle
+
+    def handle(request: Request) -> Response:
+        if request.path.startswith("/drive/v3/changes") or request.path == "/drive/v3/files":
+            asked.append((request.path, request.arg("driveId")))
+        response: Response = original(request)
+        return response
+
+    drive.app.handle = handle
+    [delivery] = drive.push([drive.document(13)])
+    assert delivery.target_path.endswith(" (2).pdf") and foreign.version == 1
+    assert asked == [("/drive/v3/changes", SHARED_DRIVE_ID)]
