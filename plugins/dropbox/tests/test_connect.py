@@ -140,7 +140,8 @@ def test_a_working_stored_login_is_reused_without_a_browser(env: Any, ui: Any) -
     before = _stored(env)
     assert _auth(env, ui) == []
     assert _stored(env) == before
-    assert env.app.count("POST", r"/2/files/get_metadata$") == 1  # the login was tried, not assumed
+    # the login was tried, not assumed: with the listing that also tells whether the folder holds files
+    assert env.app.count("POST", r"/2/files/list_folder$") == 1
     assert not any(status == 401 for _, _, status in env.app.requests)
 
 
@@ -166,7 +167,7 @@ def test_relogin_no_keeps_the_stored_login(env: Any) -> None:
     assert ui.opened == []
     assert _stored(env) == before  # the same token set, neither replaced nor dropped
     assert env.app.oauth.refreshes == 0 and env.app.count("POST", r"/oauth2/token$") == 0
-    assert env.app.count("POST", r"/2/files/get_metadata$") == 1  # and it was tried, as without the flag
+    assert env.app.count("POST", r"/2/files/list_folder$") == 1  # and it was tried, as without the flag
 
 
 def test_a_revoked_stored_login_logs_in_again_when_someone_is_there(env: Any) -> None:

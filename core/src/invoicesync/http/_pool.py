@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from ._connections import LeanTransport
+
 #: httpx's own logger: ``-vv`` shows its "HTTP Request: ..." line per request, kept here as it was.
 _httpx_log = logging.getLogger("httpx")
 
@@ -34,13 +36,28 @@ class _NoCookies(httpx.Cookies):
 
 
 class _Pool(httpx.Client):
-    """``httpx.Client`` without cookie handling (see ``_NoCookies``)."""
+    """``httpx.Client`` without cookie handling (see ``_NoCookies``), whose own transport (for
+    requests not sent through a proxy) keeps its connections in a ``LeanPool``."""
 
     _no_cookies = _NoCookies()
 
     @property  # type: ignore[misc]
     def cookies(self) -> httpx.Cookies:
         return self._no_cookies
+
+    def _init_transport(self, verify: ssl.SSLContext | str | bool = True, cert: Any = None, trust_env: bool = True,
+                        http1: bool = True, http2: bool = False, limits: httpx.Limits | None = None,
+                        transport: httpx.BaseTransport | None = None, **extra: Any) -> httpx.BaseTransport:
+        """The transport httpx would make, over a ``LeanPool``. Only the default transport: an
+        injected one is used as given, and the ones httpx mounts for proxies (``HTTP(S)_PROXY``
+        with ``trust_env``) are httpx's own, as before."""
+        # ``**extra``: whatever else another httpx version passes (0.27 still sends ``app``), handed on.
+        if transport is None and isinstance(verify, ssl.SSLContext) and cert is None and http1 and not http2:
+            return LeanTransport(verify, limits)
+        return super()._init_transport(verify=verify, cert=cert, trust_env=trust_env, http1=http1, http2=http2,
+                                       limits=limits if limits is not None else httpx.Limits(
+                                           max_connections=100, max_keepalive_connections=20),
+                                       transport=transport, **extra)
 
 
 def new_pool(base_url: str = "", *, transport: httpx.BaseTransport | None = None,

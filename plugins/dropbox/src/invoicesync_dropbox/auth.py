@@ -29,6 +29,7 @@ from invoicesync.http import (
 from pydantic import ValidationError
 
 from .client import DropboxClient
+from .index import FolderCheck, check_folder, index_root
 from .settings import DropboxSettings
 
 TOKEN_KEY = "oauth_token"
@@ -49,27 +50,36 @@ def token_auth(ctx: Context, settings: DropboxSettings) -> TokenAuth:
     return TokenAuth(ctx.secrets, oauth.refresh, key=TOKEN_KEY, relogin=relogin_command(ctx.account))
 
 
-def login(ctx: Context, settings: DropboxSettings) -> None:
-    """Make sure the account has a working login: the stored one if it works, else the browser."""
+def login(ctx: Context, settings: DropboxSettings) -> FolderCheck | None:
+    """Make sure the account has a working login: the stored one if it works, else the browser.
+    Returns what ``verify`` saw of the target folder."""
 
-    def check() -> None:
+    def check() -> FolderCheck | None:
         stored = ctx.secrets.get(TOKEN_KEY)
         if stored:
             _check_scopes(_parse(stored), settings)
-        verify(ctx, settings)
+        return verify(ctx, settings)
 
-    keep_or_login(ctx, service="Dropbox", token_key=TOKEN_KEY, login=lambda: _login(ctx, settings), verify=check)
+    return keep_or_login(ctx, service="Dropbox", token_key=TOKEN_KEY, login=lambda: _login(ctx, settings),
+                         verify=check)
 
 
 def _login(ctx: Context, settings: DropboxSettings) -> None:
     connect(ctx, settings)
 
 
-def verify(ctx: Context, settings: DropboxSettings) -> None:
-    """Prove the login works for the calls a sync makes: ``get_metadata`` needs
-    ``files.metadata.read``, and an expired access token is refreshed on the way."""
+def verify(ctx: Context, settings: DropboxSettings) -> FolderCheck | None:
+    """Prove the login works for the calls a sync makes (``list_folder`` and ``get_metadata`` need
+    ``files.metadata.read``; an expired access token is refreshed on the way) with the one request
+    that also tells whether the template's fixed folder holds files (``index.check_folder``: a
+    first sync into a folder that holds none need not list it). ``None`` when the template has no
+    fixed folder: then a ``get_metadata`` proves the login."""
     client = DropboxClient(ctx, settings, token_auth(ctx, settings))
-    client.get_metadata(settings.template.split("{", 1)[0].rstrip("/") or "/Invoices")
+    root = index_root(settings.template)
+    if root is None:
+        client.get_metadata(settings.template.split("{", 1)[0].rstrip("/") or "/Invoices")
+        return None
+    return check_folder(ctx, client, root)
 
 
 def _parse(stored: str) -> TokenSet:

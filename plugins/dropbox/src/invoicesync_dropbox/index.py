@@ -14,25 +14,37 @@ conflict answer, and the paths involved are then looked up directly (``unsure``)
 after an unknown outcome. The disk copy never runs ahead of what Dropbox reported: its cursor is
 one Dropbox handed us, so anything written after it (by a run that crashed before it could record
 anything) comes back through ``list_folder/continue``.
+
+A first sync need not list at all when ``connect`` already looked (``check_folder``): a folder that
+was absent or held no files then is recorded as such (``EMPTY_KEY``, with the cursor of that listing,
+if any), and the first run of that root with no saved index takes that record, once, and starts from
+it instead of listing. An empty listing can only be wrong one way, a file that appeared since, and
+that is the case every write already covers: ``add`` never replaces, a conflict answer has the paths
+looked up directly, and a commit of content identical to what is there writes nothing. A folder
+that held files at connect gets no record, so a sync whose ledger was lost lists it and finds its
+files, as before.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from invoicesync import AuthError, Context, RemoteError
 
 from .client import DropboxClient, Metadata
 from .errors import DropboxApiError
-from .index_table import KV_KEY, EntryTable, ShardMissing, meta_of, row_of, save_shards, stored_rows
+from .index_table import KEPT, KV_KEY, EntryTable, ShardMissing, meta_of, row_of, save_shards, stored_rows
 from .paths import path_key
 
-__all__ = ["KV_KEY", "FolderIndex", "index_for", "index_root"]
+__all__ = ["EMPTY_KEY", "KV_KEY", "FolderCheck", "FolderIndex", "check_folder", "index_for", "index_root"]
 
 #: Entries per ``list_folder`` page: the most Dropbox takes.
 LIST_LIMIT = 2000
+#: ``connect`` found the index root absent or without files: ``{"root", "cursor", "fields", "rows"}``
+#: (the rows are the folders it held). Taken, once, by the first run of that root with no saved index.
+EMPTY_KEY = "folder-index-empty"
 
 
 def index_root(template: str) -> str | None:
@@ -63,6 +75,8 @@ class FolderIndex:
         self._broken = False
         #: Paths the index may be wrong about (a conflict, a deletion in this run): looked up directly.
         self._unsure: set[str] = set()
+        #: A saved index of this root was found (even one that then had to be listed afresh).
+        self._saved = False
 
     def covers(self, path: str) -> bool:
         return path_key(path).startswith(self._prefix)
@@ -119,7 +133,7 @@ class FolderIndex:
             if self._ready or self._broken:
                 return not self._broken
             try:
-                if not self._catch_up(client):
+                if not self._catch_up(client) and not self._start_empty():
                     self._list(client)
             except AuthError:
                 raise
@@ -136,6 +150,7 @@ class FolderIndex:
         stored = self._ctx.kv.get(KV_KEY)
         if not isinstance(stored, dict) or stored.get("root") != self.root or not stored.get("cursor"):
             return False
+        self._saved = True
         try:
             for meta in stored_rows(self._ctx.kv, stored):
                 self._apply(meta)
@@ -150,6 +165,32 @@ class FolderIndex:
                 self._entries.clear()  # Dropbox asks for a fresh listing
                 return False
             raise
+        return True
+
+    def _start_empty(self) -> bool:
+        """Start from what ``connect`` saw (``EMPTY_KEY``) when no index of this root was saved:
+        taken atomically, so of runs starting at once (Celery workers) one uses it and the others
+        list; a record of another root is taken away unused. ``False``: list."""
+        if self._saved:
+            return False  # a saved index had to be listed afresh (reset, retired shards): it held files
+        kv = self._ctx.kv
+        if kv.get(EMPTY_KEY) is None:
+            return False
+        taken: list[Any] = [None]
+
+        def take(old: Any) -> None:
+            taken[0] = old
+            return None
+
+        kv.update(EMPTY_KEY, take)
+        record = taken[0]
+        if not isinstance(record, dict) or record.get("root") != self.root:
+            return False
+        for meta in stored_rows(kv, {"fields": record.get("fields"), "rows": record.get("rows") or []}):
+            self._apply(meta)
+        cursor = record.get("cursor")
+        self._cursor = cursor if isinstance(cursor, str) and cursor else None
+        self._ctx.log.info("dropbox: %s held no files at connect; not listed", self.root)
         return True
 
     def _list(self, client: DropboxClient) -> None:
@@ -194,6 +235,58 @@ class FolderIndex:
             self._entries.delete(key)
         else:
             self._entries.put(key, row_of(meta))
+
+
+class FolderCheck(NamedTuple):
+    """What ``connect`` saw at the index root: ``absent``, ``empty`` (no files), ``files`` (holds
+    files, or more entries than one page), ``unknown`` (Dropbox refused the listing: ``detail``)."""
+
+    root: str
+    state: str
+    detail: str = ""
+
+    def message(self) -> str:
+        if self.state == "absent":
+            return f"Dropbox folder {self.root} does not exist yet: the first sync creates it, without listing it."
+        if self.state == "empty":
+            return f"Dropbox folder {self.root} holds no files yet: the first sync will not list it."
+        if self.state == "files":
+            return (f"Dropbox folder {self.root} already holds files: the first sync lists it, recognises "
+                    "the files invoicesync put there before (by their content) and leaves the others alone.")
+        return f"Dropbox folder {self.root} could not be listed ({self.detail}): syncs look each file up."
+
+
+def check_folder(ctx: Context, client: DropboxClient, root: str) -> FolderCheck:
+    """``connect``'s look at the index root: one ``list_folder`` page (recursive, ``LIST_LIMIT``).
+    Records ``EMPTY_KEY`` when the folder is absent or holds no files and no index of it is saved;
+    removes any earlier record otherwise. Raises what the listing raises, but a route error (409)."""
+    arg = {"path": root, "recursive": True, "include_deleted": False, "limit": LIST_LIMIT}
+    try:
+        page = client.call("files/list_folder", arg, idempotent=True)
+    except DropboxApiError as exc:
+        if exc.status != 409:
+            raise
+        if exc.tags[:2] == ["path", "not_found"]:
+            return _empty_at_connect(ctx, FolderCheck(root, "absent"), None, [])
+        ctx.kv.delete(EMPTY_KEY)
+        return FolderCheck(root, "unknown", "/".join(exc.tags) or str(exc))
+    page = page if isinstance(page, dict) else {}
+    entries = [meta for meta in page.get("entries") or [] if isinstance(meta, dict)]
+    cursor = page.get("cursor")
+    if page.get("has_more") or not isinstance(cursor, str) or any(meta.get(".tag") != "folder" for meta in entries):
+        ctx.kv.delete(EMPTY_KEY)
+        return FolderCheck(root, "files")
+    return _empty_at_connect(ctx, FolderCheck(root, "empty"), cursor, entries)
+
+
+def _empty_at_connect(ctx: Context, check: FolderCheck, cursor: str | None, folders: list[Any]) -> FolderCheck:
+    saved = ctx.kv.get(KV_KEY)
+    if isinstance(saved, dict) and saved.get("root") == check.root and saved.get("cursor"):
+        ctx.kv.delete(EMPTY_KEY)  # a saved index of this root takes over, and catches up from its cursor
+    else:
+        ctx.kv.set(EMPTY_KEY, {"root": check.root, "cursor": cursor, "fields": list(KEPT),
+                               "rows": [list(row_of(meta)) for meta in folders]})
+    return check
 
 
 def index_for(ctx: Context, template: str) -> FolderIndex | None:

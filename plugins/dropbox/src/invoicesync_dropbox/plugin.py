@@ -39,8 +39,10 @@ def plugin_info() -> PluginInfo:
 @hookimpl
 def auth(account: Account, ctx: Context) -> list[Company]:
     settings = ctx.settings_as(DropboxSettings)
-    _auth.login(ctx, settings)
+    folder = _auth.login(ctx, settings)
     ctx.ui.echo("Connected to Dropbox.")
+    if folder is not None:
+        ctx.ui.echo(folder.message())
     return []
 
 
@@ -54,7 +56,9 @@ def auth_begin(account: Account, ctx: Context, redirect_uri: str) -> AuthStart:
 def auth_complete(account: Account, ctx: Context, callback_url: str, started: AuthStart) -> list[Company]:
     settings = ctx.settings_as(DropboxSettings)
     _auth.code_flow(ctx, settings).complete(callback_url, started)
-    _auth.verify(ctx, settings)
+    folder = _auth.verify(ctx, settings)
+    if folder is not None:
+        ctx.ui.echo(folder.message())
     return []
 
 

@@ -4,7 +4,8 @@
 - ``GET /{tenant}/v2.0/.well-known/openid-configuration`` (Entra-style authority) and
   ``GET /{tenant}/.well-known/openid-configuration`` (``oidc_authority``),
 - ``POST /{tenant}/oauth2/v2.0/token`` with ``grant_type=client_credentials`` (secret in the
-  form body, as msal sends it), answering Entra's error bodies with their AADSTS codes.
+  form body, as msal sends it; core's ``TokenServer``), answering Entra's error bodies with their
+  AADSTS codes.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from invoicesync.sandbox import Request, Response
+from invoicesync.sandbox import IssuedAccess, Refusals, Request, Response, TokenError, TokenServer
 
 BC_RESOURCE = "https://api.businesscentral.dynamics.com"
+
+#: An app-only token: the app (``client_id``) and its ``roles``.
+IssuedToken = IssuedAccess
 
 
 @dataclass
@@ -30,22 +34,37 @@ class EntraApp:
     registered_in_bc: bool = True
 
 
-@dataclass
-class IssuedToken:
-    client_id: str
-    roles: set[str]
-    expires_at: float
-
-
-class Entra:
+class Entra(TokenServer[EntraApp]):
     """One tenant's token service. ``token_lifetime`` is short in tests that need expiry."""
 
+    grants = ("client_credentials",)
+    grant_before_client = True
+    last_value_wins = True
+
     def __init__(self, tenant: str, domain: str, token_lifetime: int = 3599) -> None:
+        self.apps: dict[str, EntraApp] = {}
+        super().__init__(self.apps, token_lifetime)
         self.tenant = tenant
         self.domain = domain
-        self.token_lifetime = token_lifetime
-        self.apps: dict[str, EntraApp] = {}
-        self.tokens: dict[str, IssuedToken] = {}
+        self.refusals = Refusals(
+            unsupported_grant=TokenError(
+                400, "unsupported_grant_type", "The app requested an unsupported grant type; this sandbox issues "
+                "app-only tokens.", 70003),
+            unknown_client=TokenError(
+                400, "unauthorized_client", "Application with identifier '{client_id}' was not found in the "
+                f"directory '{domain}'.", 700016),
+            bad_secret=TokenError(
+                401, "invalid_client", "Invalid client secret provided. Ensure the secret being sent in the request "
+                "is the client secret value, not the client secret ID.", 7000215),
+        )
+
+    @property
+    def token_lifetime(self) -> int:
+        return int(self.access_lifetime)
+
+    @property
+    def tokens(self) -> dict[str, IssuedAccess]:
+        return self.access_tokens
 
     def knows_tenant(self, name: str) -> bool:
         return name.lower() in {self.tenant.lower(), self.domain.lower()}
@@ -54,13 +73,25 @@ class Entra:
         """The token behind a ``Bearer`` header, if it was issued here and has not expired."""
         if not authorization or not authorization.lower().startswith("bearer "):
             return None
-        token = self.tokens.get(authorization[7:].strip())
-        if token is None or token.expires_at < time.time():
-            return None
-        return token
+        return self.valid(authorization[7:].strip())
 
-    def revoke_all(self) -> None:
-        self.tokens.clear()
+    # -- the token endpoint's rules ------------------------------------------------------------
+
+    def render(self, error: TokenError, request: Request) -> Response:
+        return _entra_error(error.status, error.error, int(error.code or 0), error.description)
+
+    def check_client_scope(self, client: EntraApp, scope: str) -> None:
+        scopes = set(scope.split())
+        if not any(s.endswith("/.default") for s in scopes):
+            raise TokenError(400, "invalid_scope", f"The provided value for scope {scope} is not valid. Client "
+                             "credential flows must have a scope value with /.default suffixed to the resource "
+                             "identifier.", 1002012)
+        if f"{BC_RESOURCE}/.default" not in scopes:
+            raise TokenError(400, "invalid_resource", f"The resource principal named {scope} was not found in the "
+                             "tenant.", 500011)
+
+    def extra_fields(self, grant: str, access: IssuedAccess) -> dict[str, Any]:
+        return {"ext_expires_in": self.token_lifetime}
 
     # -- routes --------------------------------------------------------------------------------
 
@@ -98,32 +129,7 @@ class Entra:
         tenant = request.params["tenant"]
         if not self.knows_tenant(tenant):
             return _entra_error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
-        form = dict(urllib.parse.parse_qsl(request.body.decode()))
-        if form.get("grant_type") != "client_credentials":
-            return _entra_error(400, "unsupported_grant_type", 70003,
-                                "The app requested an unsupported grant type; this sandbox issues app-only tokens.")
-        app = self.apps.get(form.get("client_id", ""))
-        if app is None:
-            return _entra_error(400, "unauthorized_client", 700016,
-                                f"Application with identifier '{form.get('client_id')}' was not found in the "
-                                f"directory '{self.domain}'.")
-        if not secrets.compare_digest(form.get("client_secret", ""), app.secret):
-            return _entra_error(401, "invalid_client", 7000215,
-                                "Invalid client secret provided. Ensure the secret being sent in the request is "
-                                "the client secret value, not the client secret ID.")
-        scope = form.get("scope", "")
-        scopes = set(scope.split())
-        if not any(s.endswith("/.default") for s in scopes):
-            return _entra_error(400, "invalid_scope", 1002012,
-                                f"The provided value for scope {scope} is not valid. Client credential flows must "
-                                "have a scope value with /.default suffixed to the resource identifier.")
-        if f"{BC_RESOURCE}/.default" not in scopes:
-            return _entra_error(400, "invalid_resource", 500011,
-                                f"The resource principal named {scope} was not found in the tenant.")
-        access_token = secrets.token_urlsafe(32)
-        self.tokens[access_token] = IssuedToken(app.client_id, set(app.roles), time.time() + self.token_lifetime)
-        return Response.json({"token_type": "Bearer", "expires_in": self.token_lifetime,
-                              "ext_expires_in": self.token_lifetime, "access_token": access_token})
+        return super().token(request)
 
 
 def _entra_error(status: int, error: str, code: int, description: str) -> Response:

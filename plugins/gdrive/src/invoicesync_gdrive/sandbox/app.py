@@ -94,7 +94,7 @@ class DriveSandbox(SandboxApp):
 
     def _authed(self, handler: Handler, *, public: bool = False) -> Callable[[Request], Response]:
         def guarded(request: Request) -> Response:
-            grant = Grant("session", "", 0) if public else self.oauth.check(request)
+            grant = Grant("", "", 0, kind="session") if public else self.oauth.check(request)
             if grant is None:
                 for _ in request.iter_body():
                     pass
