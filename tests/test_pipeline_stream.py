@@ -127,7 +127,7 @@ def test_a_transient_failure_is_retried_in_a_later_stream_of_the_same_run(
     assert len(target.calls) == 2  # the retry came after the first stream had ended
 
 
-@pytest.mark.parametrize("method", ["record_delivery", "get_delivery"])
+@pytest.mark.parametrize("method", ["record_delivery", "document_for_push"])
 def test_a_full_disk_ends_a_streaming_run_cleanly_instead_of_hanging(
         setup: tuple[Workspace, MemorySource, StreamingTarget], monkeypatch: pytest.MonkeyPatch, method: str) -> None:
     workspace, _, _ = setup

@@ -98,3 +98,51 @@ def test_the_same_version_seen_again_keeps_the_latest_source_facts(open_store: O
     stored = store.get_document(first.id)
     assert stored is not None and stored.raw["LastModified"] == "2026-12-02T03:50:40.141"
     assert store.upsert_document(again) == "unchanged"
+
+
+def test_an_outcome_releases_its_owners_claim_with_it_and_the_push_reads_both_rows_at_once(
+        open_store: OpenStore) -> None:
+    store = open_store()
+    d = doc("1")
+    assert store.document_for_push(d.id, "t") == (None, None)
+    store.upsert_document(d)
+    assert store.claim(d.id, "t", "run-a", 60)
+    stored, delivery = store.document_for_push(d.id, "t")
+    assert stored is not None and (stored.id, stored.version, delivery) == (d.id, d.version, None)
+    outcome = Delivery(document_id=d.id, target="t", version=d.version, status=DeliveryStatus.DELIVERED,
+                       target_path="a/b.pdf")
+    store.record_delivery(outcome, release_claim_of="run-b")  # not its claim: it stays
+    assert store.claimed_elsewhere("t", [d.id]) == {d.id}
+    store.record_delivery(outcome, release_claim_of="run-a")
+    assert store.claimed_elsewhere("t", [d.id]) == set()
+    stored, delivery = store.document_for_push(d.id, "t")
+    assert stored is not None and stored.version == d.version and delivery is not None
+    assert (delivery.status, delivery.target_path) == (DeliveryStatus.DELIVERED, "a/b.pdf")
+    assert [e.status for e in store.delivery_log(d.id)] == ["delivered", "delivered"]  # the log's trigger ran
+
+
+def test_a_transaction_groups_a_documents_writes_and_an_error_undoes_them(open_store: OpenStore) -> None:
+    store = open_store()
+    d = doc("1")
+    intent = Delivery(document_id=d.id, target="t", version=d.version, status=DeliveryStatus.PENDING)
+    with store.transaction():
+        assert store.claim(d.id, "t", "run-a", 60)
+        with store.transaction():  # nested: the outer one commits
+            store.record_delivery(intent)
+    assert store.claimed_elsewhere("t", [d.id]) == {d.id}
+    assert store.get_delivery(d.id, "t") is not None
+    if not hasattr(store, "path"):
+        return  # PostgreSQL: each statement is its own transaction (a round trip saved nothing)
+    e = doc("2")
+    try:
+        with store.transaction():
+            assert store.claim(e.id, "t", "run-a", 60)
+            store.record_delivery(intent.model_copy(update={"document_id": e.id}))
+            raise RuntimeError("the intent could not be written")
+    except RuntimeError:
+        pass
+    # Undone, the claim with the rest: nothing was pushed, and no claim outlives it.
+    assert store.claimed_elsewhere("t", [e.id]) == set() and store.get_delivery(e.id, "t") is None
+    with store.transaction():
+        store.record_delivery(intent, release_claim_of="run-a")  # an _atomically inside one: no nested BEGIN
+    assert store.claimed_elsewhere("t", [d.id]) == set()

@@ -16,9 +16,9 @@ from invoicesync.cli import cli
 from invoicesync.context import NonInteractiveUI
 from invoicesync.pipeline import EXIT_FATAL, EXIT_OK, run_sync
 from invoicesync.plugins import Plugins
-from invoicesync.state import DocumentFilter, open_blob_store
+from invoicesync.state import DocumentFilter, HomeBlobStore, open_blob_store
 from invoicesync.testing import MemorySource, MemoryTarget
-from invoicesync.testing.blobs import MiB, pattern, sha_of, visible
+from invoicesync.testing.blobs import MiB, inline, pattern, sha_of, visible
 from invoicesync.workspace import Workspace
 
 LARGE = b"".join(pattern(20 * MiB + 7))  # more than one S3 part
@@ -81,6 +81,7 @@ def test_copy_blobs_moves_a_homes_blobs_into_the_new_store(
     home_store = open_blob_store(invoicesync_home, None)
     blobs = sorted(home_store.shas())
     assert len(blobs) == 26
+    assert isinstance(home_store, HomeBlobStore) and len(inline(home_store)) == 25  # all but the large scan
 
     result = CliRunner().invoke(cli, ["state", "copy-blobs", "--to", url], obj=cli_plugins)
     assert result.exit_code == 0, result.output

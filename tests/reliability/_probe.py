@@ -12,7 +12,8 @@ can aim its SIGKILLs: the probes write one line per event to the pipe whose fd i
 
 Each request event is written twice, ``... >`` before sending and ``... <`` after the answer (the
 window where the server has committed a write and the ledger does not know yet); a rename is
-written as ``push localfs rename`` / ``fetch blob rename`` (the blob store's link(2), or rename).
+written as ``push localfs rename`` / ``fetch blob rename`` (the blob store's link(2), or rename, or
+the commit of a blob kept inline in ``blobs/inline.sqlite``).
 
 ``RELIABILITY_DIE_AT="EVENT PREFIX:N"`` makes the process SIGKILL itself at the N-th event starting
 with that prefix, at that very instant (deterministic reproductions of a kill window).
@@ -77,9 +78,18 @@ def _install(fd: int, ports: dict[int, str], folder: str, blobs: str, die_at: st
 
     connect = sqlite3.connect
 
+    def blob_trace(statement: str) -> None:
+        verb = statement.strip().upper()
+        if verb.startswith("INSERT"):
+            emit("fetch")
+        elif verb == "COMMIT":
+            emit("fetch blob rename")  # an inline blob is published by its commit
+
     def traced_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
         connection = connect(*args, **kwargs)
-        connection.set_trace_callback(trace)
+        # the home's blob store keeps small blobs in blobs/inline.sqlite: its writes are fetches
+        inline_blobs = str(args[0] if args else kwargs.get("database", "")).startswith(blobs)
+        connection.set_trace_callback(blob_trace if inline_blobs else trace)
         return connection
 
     sqlite3.connect = traced_connect  # type: ignore[assignment]

@@ -26,8 +26,8 @@ from invoicesync_billit.sandbox import BillitSandbox
 #: the cursor saved, the leases freed.
 IMPORT_STATEMENTS = 10
 #: Statements of an export task, per document: its claim, its version and ledger row read under the
-#: claim, the intent, the outcome, the claim released.
-EXPORT_PER_DOCUMENT = 6
+#: claim (one query), the intent, the outcome with the claim released (one statement).
+EXPORT_PER_DOCUMENT = 4
 #: ...and per task: its account, the runner lease, the claims held elsewhere, the batch's documents,
 #: the lease freed.
 EXPORT_PER_TASK = 5

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from invoicesync import FileRole
+from invoicesync.testing.blobs import blob_bytes
 from invoicesync_billit.documents import media_type_of, safe_file_name
 from invoicesync_billit.sandbox import BillitSandbox
 from invoicesync_billit.sandbox.attachments import JPEG, XLSX
@@ -42,7 +43,7 @@ def test_every_attachment_is_imported_with_its_role_type_and_name(billit: Any) -
             stored = h.app.files[attachment["FileID"]]
             expected_role = FileRole.UBL if attachment["FileName"].endswith(".xml") else FileRole.ATTACHMENT
             assert (ref.role, ref.name, ref.media_type) == (expected_role, stored.name, stored.mime)
-            assert h.workspace.blobs.path(ref.sha256).read_bytes().startswith(MAGIC[stored.mime])
+            assert blob_bytes(h.workspace.blobs, ref.sha256).startswith(MAGIC[stored.mime])
             seen[stored.mime] += 1
         if "OrderPDF" not in order and order["Attachments"] and order["OrderDirection"] == "Cost":
             image_only += 1

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from invoicesync import Checkpoint, Direction, DocumentKind, DocumentRef
+from invoicesync.testing.blobs import blob_bytes
 from invoicesync_billit.listing import Cursor, parse_timestamp
 
 WANTED = ("Invoice", "CreditNote")
@@ -50,9 +51,9 @@ def test_first_import_of_1100_orders_pages_without_gaps_or_repeats(billit: Any) 
         assert len(document.files) == expected_files
         if order.get("ExternalProvider") == "Peppol":
             assert document.ubl is not None and document.ubl.media_type == "text/xml"
-            assert h.workspace.blobs.path(document.ubl.sha256).read_bytes().startswith(b"<?xml")
+            assert blob_bytes(h.workspace.blobs, document.ubl.sha256).startswith(b"<?xml")
         if document.pdf is not None:
-            assert h.workspace.blobs.path(document.pdf.sha256).read_bytes().startswith(b"%PDF-1.4")
+            assert blob_bytes(h.workspace.blobs, document.pdf.sha256).startswith(b"%PDF-1.4")
         else:
             assert document.raw["pdf_missing"] is True
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from invoicesync.testing.blobs import blob_bytes
 from invoicesync_billit.listing import odata_datetime, page_items
 
 WANTED = ("Invoice", "CreditNote")
@@ -127,9 +128,9 @@ def test_a_file_answered_as_raw_bytes_is_stored_as_is(billit: Any) -> None:
                  if o["OrderType"] in WANTED and o.get("ExternalProvider") == "Peppol" and "OrderPDF" in o)
     document = h.fetch(str(order["OrderID"]))
     assert document.pdf is not None and document.pdf.media_type == "application/pdf"
-    assert h.workspace.blobs.path(document.pdf.sha256).read_bytes().startswith(b"%PDF-1.4")
+    assert blob_bytes(h.workspace.blobs, document.pdf.sha256).startswith(b"%PDF-1.4")
     assert document.ubl is not None
-    assert h.workspace.blobs.path(document.ubl.sha256).read_bytes().startswith(b"<?xml")
+    assert blob_bytes(h.workspace.blobs, document.ubl.sha256).startswith(b"<?xml")
 
 
 def test_error_bodies_and_company_ids_are_read_in_every_seen_form() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from invoicesync import DeliveryStatus
+from invoicesync.testing.blobs import blob_bytes
 from invoicesync_dynamics365.client import _NextLink, parse_error
 
 INVOICES = r"/purchaseInvoices$"
@@ -87,7 +88,7 @@ def test_service_that_does_not_serve_content_back(bc: Any) -> None:
     [again] = bc.push(document)
     assert again.status in {DeliveryStatus.DELIVERED, DeliveryStatus.UNCHANGED}, again.message
     assert len(bc.invoices()) == 1 and len(bc.attachments()) == 1
-    assert bc.app.content.read(bc.attachments()[0]["id"]) == bc.context().blobs.path(document.pdf.sha256).read_bytes()
+    assert bc.app.content.read(bc.attachments()[0]["id"]) == blob_bytes(bc.context().blobs, document.pdf.sha256)
 
 
 def test_upper_case_guids_are_the_same_record(bc: Any) -> None:

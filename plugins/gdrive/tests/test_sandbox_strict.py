@@ -76,3 +76,89 @@ def test_a_resumable_upload_over_drives_5_tib_limit_is_refused(serve_sandbox: An
             assert fits.status_code == 200 and fits.headers["Location"]
     finally:
         app.store.close()
+
+
+def _create(http: httpx.Client, name: str, parent: str | None = None, **params: str) -> dict[str, Any]:
+    body = {"name": name, **({"parents": [parent]} if parent else {})}
+    response = http.post("/drive/v3/files", json=body, params={"fields": "id", **params})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _changes(http: httpx.Client, token: str, **params: str) -> httpx.Response:
+    return http.get("/drive/v3/changes", params={"pageToken": token, **params})
+
+
+def test_the_changes_feed_reports_each_changed_file_once_in_its_latest_state(
+        drive_app: DriveSandbox, serve_sandbox: Any) -> None:
+    with _client(drive_app, serve_sandbox) as http:
+        before = _create(http, "before.pdf")
+        start = http.get("/drive/v3/changes/startPageToken").json()
+        assert start["kind"] == "drive#startPageToken"
+        token = start["startPageToken"]
+        kept, trashed, gone = (_create(http, name) for name in ("kept.pdf", "trashed.pdf", "gone.pdf"))
+        http.patch(f"/drive/v3/files/{kept['id']}", json={"name": "renamed.pdf"})
+        http.patch(f"/drive/v3/files/{trashed['id']}", json={"trashed": True})
+        drive_app.store.delete(gone["id"])
+        fields = "nextPageToken,newStartPageToken,changes(fileId,removed,file(name,trashed))"
+        pages, page_token = [], token
+        while True:
+            page = _changes(http, page_token, pageSize="2", fields=fields).json()
+            pages.append(page)
+            if "newStartPageToken" in page:
+                break
+            page_token = page["nextPageToken"]
+        changes = [c for p in pages for c in p["changes"]]
+        assert changes == [  # once each, in the order of their latest change; "before" not at all
+            {"fileId": kept["id"], "removed": False, "file": {"name": "renamed.pdf", "trashed": False}},
+            {"fileId": trashed["id"], "removed": False, "file": {"name": "trashed.pdf", "trashed": True}},
+            {"fileId": gone["id"], "removed": True},  # a removed change carries no file
+        ]
+        assert len(pages) == 2 and before["id"] not in {c["fileId"] for c in changes}
+        newest = pages[-1]["newStartPageToken"]
+        assert _changes(http, newest).json()["changes"] == []
+        assert _changes(http, token, includeRemoved="false").json()["changes"][-1]["fileId"] == trashed["id"]
+
+
+def test_the_changes_feed_refuses_tokens_it_did_not_hand_out_or_that_expired(
+        drive_app: DriveSandbox, serve_sandbox: Any) -> None:
+    from invoicesync_gdrive.sandbox import SHARED_DRIVE_ID
+
+    with _client(drive_app, serve_sandbox) as http:
+        token = http.get("/drive/v3/changes/startPageToken").json()["startPageToken"]
+        assert _changes(http, token).status_code == 200
+        shared = http.get("/drive/v3/changes/startPageToken",
+                          params={"driveId": SHARED_DRIVE_ID, "supportsAllDrives": "true"}).json()["startPageToken"]
+        for bad, params in [(("A" if token[0] != "A" else "B") + token[1:], {}),  # altered
+                            ("12345", {}),  # made up (real tokens look like numbers: ours are not them)
+                            (shared, {}),  # a shared drive's token read as the user's
+                            (token, {"driveId": SHARED_DRIVE_ID, "supportsAllDrives": "true"})]:
+            refused = _changes(http, bad, **params)
+            assert refused.status_code == 400, (bad, params)
+            assert refused.json()["error"]["errors"][0]["location"] == "pageToken"
+        assert http.get("/drive/v3/changes").json()["error"]["errors"][0]["reason"] == "required"
+        assert _changes(http, token, pageSize="1001").status_code == 400
+        assert _changes(http, token, spaces="nowhere").status_code == 400
+        assert http.get("/drive/v3/changes/startPageToken", params={"driveId": SHARED_DRIVE_ID}).status_code == 400
+        drive_app.store.expire_changes()
+        assert _changes(http, token).status_code == 400  # expired: start over from a new token
+
+
+def test_the_changes_feed_keeps_shared_drives_apart(drive_app: DriveSandbox, serve_sandbox: Any) -> None:
+    from invoicesync_gdrive.sandbox import SHARED_DRIVE_ID
+
+    all_drives = {"supportsAllDrives": "true"}
+    with _client(drive_app, serve_sandbox) as http:
+        user = http.get("/drive/v3/changes/startPageToken").json()["startPageToken"]
+        shared = http.get("/drive/v3/changes/startPageToken",
+                          params={"driveId": SHARED_DRIVE_ID, **all_drives}).json()["startPageToken"]
+        mine = _create(http, "mine.pdf")
+        team = _create(http, "team.pdf", SHARED_DRIVE_ID, **all_drives)
+
+        def ids(response: httpx.Response) -> list[str]:
+            assert response.status_code == 200, response.text
+            return [c["fileId"] for c in response.json()["changes"]]
+
+        assert ids(_changes(http, user)) == [mine["id"]]  # shared-drive items only when asked for
+        assert ids(_changes(http, user, includeItemsFromAllDrives="true", **all_drives)) == [mine["id"], team["id"]]
+        assert ids(_changes(http, shared, driveId=SHARED_DRIVE_ID, **all_drives)) == [team["id"]]

@@ -92,3 +92,20 @@ def test_official_client_sees_drive_errors(service: Any) -> None:
     with pytest.raises(HttpError) as raised:
         service.files().get(fileId="no-such-file").execute()
     assert raised.value.status_code == 404 and raised.value.reason == "File not found: no-such-file."
+
+
+def test_official_client_follows_the_changes_feed(service: Any, drive: Any) -> None:
+    token = service.changes().getStartPageToken().execute()["startPageToken"]
+    created = [service.files().create(body={"name": f"new {n}.pdf"}, fields="id").execute()["id"] for n in range(3)]
+    service.files().update(fileId=created[0], body={"trashed": True}).execute()
+    seen: dict[str, Any] = {}
+    while True:
+        page = service.changes().list(pageToken=token, pageSize=2, spaces="drive", includeRemoved=True,
+                                      fields="nextPageToken,newStartPageToken,changes(fileId,removed,file(trashed))"
+                                      ).execute()
+        seen.update({c["fileId"]: c["file"]["trashed"] for c in page["changes"]})
+        if "newStartPageToken" in page:
+            break
+        token = page["nextPageToken"]
+    assert seen == {created[1]: False, created[2]: False, created[0]: True}
+    assert service.changes().list(pageToken=page["newStartPageToken"]).execute()["changes"] == []

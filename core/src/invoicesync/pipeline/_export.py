@@ -226,10 +226,11 @@ class TargetWorkers:
                 outcomes[delivery.document_id] = delivery
                 if delivery.document_id in by_id and self._retry_soon(delivery):
                     retry.append((by_id[delivery.document_id], delivery.retry_after or 0.0))
-                    self._record(delivery, count=False)
+                    self._record(delivery, count=False, release=True)
                 else:
                     offered = by_id.get(delivery.document_id)
-                    self._record(delivery, deletion=offered is not None and offered.deleted)
+                    self._record(delivery, deletion=offered is not None and offered.deleted,
+                                 release=offered is not None)
         except Exception as exc:  # noqa: BLE001 - a failing batch fails its documents, not the run
             message = describe(exc)
             log.warning("%s: push failed: %s", self.account.name, message)
@@ -251,13 +252,23 @@ class TargetWorkers:
         if self.control.stopping:  # a safe point: no new push starts; the next run offers it
             self._finish(document.id)
             return None
+        if self.dry_run:
+            return self._decide(document)
+        # The claim, the reads under it and the intent: one SQLite transaction, not two commits
+        # (a failure inside undoes the claim too: nothing was pushed).
+        with self.state.transaction():
+            return self._decide(document)
+
+    def _decide(self, document: Document) -> PushRequest | None:
         if not self._claim(document):
             return None
-        if not self.dry_run:
+        if self.dry_run:
+            previous = self.state.get_delivery(document.id, self.account.name)
+        else:
             # Read under the claim: the library may hold a newer version than the one queued,
-            # and another runner may have settled it since it was queued.
-            document = self.state.get_document(document.id) or document
-        previous = self.state.get_delivery(document.id, self.account.name)
+            # and another runner may have settled it since it was queued. One query for both.
+            stored, previous = self.state.document_for_push(document.id, self.account.name)
+            document = stored or document
         if self._handled_earlier(document, previous):
             self._finish(document.id, document.version, settled=False)
             return None
@@ -343,7 +354,10 @@ class TargetWorkers:
                         version=request.document.version, status=DeliveryStatus.FAILED, message=message,
                         extra=request.previous.extra if request.previous else {})
 
-    def _record(self, delivery: Delivery, *, count: bool = True, deletion: bool = False) -> Delivery:
+    def _record(self, delivery: Delivery, *, count: bool = True, deletion: bool = False,
+                release: bool = False) -> Delivery:
+        """Write ``delivery`` to the ledger (and count it in the report unless ``count`` is off).
+        ``release``: it is the outcome of a push of ours, whose claim goes in the same transaction."""
         delivery = delivery.model_copy(update={"target": self.account.name, "at": datetime.now(UTC),
                                                "export_options": self.requests.fingerprint,
                                                "message": redact(delivery.message) if delivery.message else None})
@@ -352,7 +366,7 @@ class TargetWorkers:
                 self._retries.pop(delivery.document_id, None)
         if not count:  # a transient failure about to be retried: ledger only, the report waits
             if not self.dry_run:
-                self.state.record_delivery(delivery)
+                self._store(delivery, release)
             return delivery
         status = delivery.status.value
         self.report.count_export(self.account.name, status, reason=delivery.message)
@@ -362,8 +376,21 @@ class TargetWorkers:
             self.report.plan(self.account.name, delivery.document_id, delivery.target_path, delivery.message,
                              deletion=deletion)
         if not self.dry_run:
-            self.state.record_delivery(delivery)
+            self._store(delivery, release)
         return delivery
+
+    def _store(self, delivery: Delivery, release: bool) -> None:
+        """One transaction for an outcome and the end of its claim, when this run holds the claim
+        (``_release_claim`` then has nothing left to do); a crash before it leaves both."""
+        document_id = delivery.document_id
+        with self._lock:
+            release = release and document_id in self._claimed
+        if not release:
+            self.state.record_delivery(delivery)
+            return
+        self.state.record_delivery(delivery, release_claim_of=self.control.owner)
+        with self._lock:
+            self._claimed.discard(document_id)
 
     def _handled_earlier(self, document: Document, previous: Delivery | None) -> bool:
         """Whether this version already ended unsettled in this run (a failure or an intent recorded

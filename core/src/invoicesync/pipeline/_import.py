@@ -65,6 +65,39 @@ class CursorTracker:
             self._save(latest)
 
 
+class Slots:
+    """The fetches a listing may have in flight (a bounded semaphore), whose waiter is woken once
+    ``refill`` slots are free (or all of them), not at every fetch that ends: the lister then
+    submits a few at once, one wake-up for several documents. ``refill`` at most ``total`` minus
+    the fetch threads, so they never run dry meanwhile."""
+
+    def __init__(self, total: int, *, refill: int) -> None:
+        self.total = total
+        self._refill = max(1, min(refill, total))
+        self._free = total
+        self._cond = threading.Condition(threading.Lock())
+
+    def acquire(self) -> None:
+        with self._cond:
+            while self._free == 0:
+                self._cond.wait()
+            self._free -= 1
+
+    def release(self) -> None:
+        with self._cond:
+            if self._free >= self.total:
+                raise ValueError("Slots released too many times")
+            self._free += 1
+            if self._free == self._refill or self._free == self.total:
+                self._cond.notify_all()
+
+    def wait_all(self) -> None:
+        """Until every slot is free again."""
+        with self._cond:
+            while self._free < self.total:
+                self._cond.wait()
+
+
 class ImportStage:
     def __init__(
         self,
@@ -135,7 +168,7 @@ class ImportStage:
         cursor = None if self.full else self.state.get_cursor(account.name, company.id)
         tracker = CursorTracker(lambda c: self._save_cursor(account, company, c, where))
         # Bound what is in flight, so listing a million documents never holds a million refs.
-        slots = threading.BoundedSemaphore(concurrency * 4)
+        slots = Slots(concurrency * 4, refill=concurrency * 2)
         listed = 0
         unusable: list[str] = []  # keys of this listing's ListingErrors
         # The last fetch of each document still under way. An order edited while it is listed comes
@@ -216,11 +249,7 @@ class ImportStage:
                 failed.add(unusable[-1])
             else:
                 raise InvoiceSyncError(f"list_documents yielded {type(item).__name__}, not a ref or checkpoint")
-        # Wait for this company's fetches: take every slot back.
-        for _ in range(concurrency * 4):
-            slots.acquire()
-        for _ in range(concurrency * 4):
-            slots.release()
+        slots.wait_all()  # for this company's fetches
         if complete and not self.dry_run and listing_failures:
             # A whole listing saw every item still unusable: the other listing failures are stale
             # (and only those read at its start can be: this listing's own are all in `unusable`).

@@ -200,7 +200,7 @@ class PushStream:
         workers = self.workers
         retry = document is not None
         try:
-            workers._record(delivery, count=not retry, deletion=opened.deleted and not retry)
+            workers._record(delivery, count=not retry, deletion=opened.deleted and not retry, release=True)
             # A settled outcome is the ledger's to remember, not this run's memory (``_export``).
             workers._finish(opened.id, opened.version,
                             settled=delivery.status not in (DeliveryStatus.FAILED, DeliveryStatus.PENDING))

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ._blobs import BlobStore, check_blob_url, open_blob_store
 from ._blobs_folder import FolderBlobStore
+from ._blobs_home import HomeBlobStore
 from ._history import LibraryCounts, LibraryPage, LoggedDelivery, RunRecord
 from ._lock import RunnerBusy, RunnerInfo
 from ._named import LockTimeout
@@ -49,6 +50,7 @@ __all__ = [
     "DocumentFilter",
     "FailingSince",
     "FolderBlobStore",
+    "HomeBlobStore",
     "Failure",
     "KeyValue",
     "LibraryCounts",

@@ -1,8 +1,9 @@
 """The content-addressed blob store: a file's key is its sha256, content only ever moves as streams.
 
 Three backends, chosen by ``blob_url`` (``INVOICESYNC_BLOB_URL``): the home's ``blobs/`` folder (the
-default), a shared folder (``file:///shared/path``) and S3 or an S3-compatible server
-(``s3://bucket/prefix``). Plugins see only the :class:`BlobStore` protocol.
+default: small blobs inline in ``blobs/inline.sqlite``, larger ones as files), a shared folder
+(``file:///shared/path``) and S3 or an S3-compatible server (``s3://bucket/prefix``).
+Plugins see only the :class:`BlobStore` protocol.
 """
 
 from __future__ import annotations
@@ -134,7 +135,9 @@ def open_blob_store(home: Path, url: str | None) -> BlobStore:
     from ._blobs_folder import FolderBlobStore
 
     if url is None:
-        return FolderBlobStore(home / "blobs")
+        from ._blobs_home import HomeBlobStore
+
+        return HomeBlobStore(home / "blobs")
     scheme = urlsplit(url).scheme
     if scheme == "file":
         return FolderBlobStore(Path(file_url_path(url)), shared=True)

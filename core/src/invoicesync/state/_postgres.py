@@ -256,6 +256,11 @@ class PostgresStore(SqlStore):
             for sql, params in statements:
                 db.execute(_pg(sql), params)
 
+    def _record_and_release(self, record: tuple[str, Params], release: tuple[str, Params]) -> None:
+        # One statement, so one round trip and one commit: a data-modifying WITH runs once, in the
+        # statement's transaction, whether or not the INSERT reads it.
+        self._exec(f"WITH released AS ({release[0]}) {record[0]}", (*release[1], *record[1]))
+
     def close(self) -> None:
         if self._ledger is not None:
             self._ledger.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,6 +71,11 @@ class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries, WebhookQueries):
 
     def _insert_id(self, sql: str, params: Params = ()) -> int:
         raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group the writes of a block into one transaction where that saves commits (SQLite: one
+        WAL commit instead of one per statement); here each statement stays its own."""
+        return nullcontext()
 
     def _kv_update(self, account: str, key: str, fn: Callable[[Any], Any], default: Any) -> Any:
         raise NotImplementedError
@@ -207,12 +212,37 @@ class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries, WebhookQueries):
         row = self._one("SELECT * FROM deliveries WHERE document_id = ? AND target = ?", (document_id, target))
         return self._delivery(row) if row else None
 
-    def record_delivery(self, delivery: Delivery) -> None:
+    def document_for_push(self, document_id: str, target: str) -> tuple[Document | None, Delivery | None]:
+        """The library's document and its delivery at ``target``, in one query (a push reads both)."""
+        row = self._one(
+            """SELECT d.body AS body, l.document_id, l.target, l.version, l.status, l.target_id, l.target_path,
+                   l.content_hash, l.message, l.at, l.extra, l.export_options
+               FROM documents d LEFT JOIN deliveries l ON l.document_id = d.id AND l.target = ?
+               WHERE d.id = ?""", (target, document_id))
+        if row is None:  # not in the library (yet): the ledger may still know it
+            return None, self.get_delivery(document_id, target)
+        document = Document.model_validate_json(row["body"])
+        return document, (self._delivery(row) if row["document_id"] is not None else None)
+
+    def record_delivery(self, delivery: Delivery, *, release_claim_of: str | None = None) -> None:
+        statement = self._delivery_statement(delivery)
+        if release_claim_of is None:
+            self._exec(*statement)
+            return
+        # The outcome and the end of its claim in one transaction: the claim goes only with it.
+        self._record_and_release(statement, self._release_statement(delivery.document_id, delivery.target,
+                                                                    release_claim_of))
+
+    def _record_and_release(self, record: tuple[str, Params], release: tuple[str, Params]) -> None:
+        """Run a ledger write and a claim's release in one transaction."""
+        self._atomically([record, release])
+
+    def _delivery_statement(self, delivery: Delivery) -> tuple[str, Params]:
         at = (delivery.at or datetime.now(UTC)).isoformat(timespec="seconds")
         failed = delivery.status is DeliveryStatus.FAILED
         # A failure starts (or continues) a failing streak; an intent (pending, planned) leaves the
         # streak as it was; any settled outcome ends it.
-        self._exec(
+        return (
             """INSERT INTO deliveries (document_id, target, version, status, target_id, target_path,
                    content_hash, message, at, extra, first_failed_at, failed_attempts, failed_runs, failed_run,
                    export_options)
@@ -358,8 +388,11 @@ class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries, WebhookQueries):
                                       claimant="", lock_run=None)}
 
     def release_claim(self, document_id: str, target: str, owner: str) -> None:
-        self._exec("DELETE FROM claims WHERE document_id = ? AND target = ? AND owner = ?",
-                   (document_id, target, owner))
+        self._exec(*self._release_statement(document_id, target, owner))
+
+    @staticmethod
+    def _release_statement(document_id: str, target: str, owner: str) -> tuple[str, Params]:
+        return "DELETE FROM claims WHERE document_id = ? AND target = ? AND owner = ?", (document_id, target, owner)
 
     def renew_claims(self, owner: str, lease: float) -> None:
         now, at = self._claim_clock()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +284,10 @@ class SqliteStore(SqlStore):
 
     def _atomically(self, statements: Sequence[tuple[str, Params]]) -> None:
         with self._lock:
+            if self._db.in_transaction:  # inside ``transaction()``: the outer one commits them
+                for sql, params in statements:
+                    self._db.execute(sql, params)
+                return
             self._db.execute("BEGIN")
             try:
                 for sql, params in statements:
@@ -292,6 +296,24 @@ class SqliteStore(SqlStore):
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction (one WAL commit) for every statement this thread runs in the block;
+        the store's lock keeps the other threads' statements out of it until it ends. Nested: the
+        outermost commits. An exception rolls it all back."""
+        with self._lock:
+            if self._db.in_transaction:
+                yield
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # (SQLite may have rolled back already: a full disk)
+                    self._db.execute("ROLLBACK")
+                raise
 
     def upsert_document(self, document: Document) -> UpsertOutcome:
         with self._lock:  # one connection, serialised: nothing can come between the read and the write

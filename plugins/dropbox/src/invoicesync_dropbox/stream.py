@@ -153,7 +153,7 @@ class StreamPush:
         finally:
             with self._cond:
                 self._busy -= 1
-                self._cond.notify_all()
+                self._wake_if_settled()
 
     def _upload_to_session(self, work: DocumentWork, task: FileTask) -> None:
         session = self.uploader.start_closed_session(task)
@@ -169,6 +169,15 @@ class StreamPush:
     def _ready(self, work: DocumentWork, task: FileTask, session: str) -> None:
         with self._cond:
             self._waiting.append(_Waiting(work, task, session, time.monotonic()))
+            # The committer waits for a first file (then until it is due) or a full batch: a file
+            # that changes neither leaves it asleep, rather than a wake-up per file.
+            if len(self._waiting) == 1 or len(self._waiting) >= MAX_BATCH_ENTRIES:
+                self._cond.notify_all()
+
+    def _wake_if_settled(self) -> None:
+        """After ``_busy`` went down (the caller holds ``_cond``): wake the committer only when
+        everything may now be settled (a commit is then due at once, or the end)."""
+        if self._busy == 0 and self._input_done:
             self._cond.notify_all()
 
     # -- commits (the committer thread) -----------------------------------------------------------
@@ -237,7 +246,7 @@ class StreamPush:
         finally:
             with self._cond:
                 self._busy -= 1
-                self._cond.notify_all()
+                self._wake_if_settled()
 
     def _deliver(self, work: DocumentWork) -> None:
         note_outcomes(self.index, work)

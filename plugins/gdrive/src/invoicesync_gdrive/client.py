@@ -30,6 +30,9 @@ APP_SHA256 = "invoicesync_sha256"
 #: What we read back of every file: enough to check content, place and ownership.
 FILE_FIELDS = "id,name,mimeType,parents,md5Checksum,size,appProperties,trashed,driveId,createdTime,modifiedTime"
 
+#: Changes per ``changes.list`` page: the most Drive gives.
+CHANGES_PAGE = 1000
+
 #: ``reader(start, end)`` streams bytes ``[start, end)`` of one file.
 RangeReader = Callable[[int, int], Iterator[bytes]]
 
@@ -94,6 +97,51 @@ class DriveClient:
             if is_not_found(exc):
                 return None
             raise
+
+    # -- the changes feed --------------------------------------------------------------------
+
+    def _corpus_params(self) -> dict[str, Any]:
+        """The changes feed of the corpus ``list_files`` searches: the shared drive of ``drive_id``
+        (``corpora=drive``), else the user's (My Drive, and shared-drive items as ``files.list``
+        includes them)."""
+        params: dict[str, Any] = {"supportsAllDrives": "true"}
+        if self.drive_id:
+            params["driveId"] = self.drive_id
+        return params
+
+    def start_page_token(self) -> str:
+        """Where the changes feed stands now: changes from here on are listed from this token."""
+        body = self.api.get("changes/startPageToken",
+                            params={**self._corpus_params(), "fields": "startPageToken"}).json()
+        token = body.get("startPageToken") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise DriveError("changes.getStartPageToken answered without a token", status=200,
+                             reason="noStartPageToken")
+        return token
+
+    def changes(self, token: str, fields: str) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+        """The changes since ``token``, a page at a time, each page with the token to keep once it
+        is applied: ``newStartPageToken`` on the last page, ``None`` before it."""
+        params = {**self._corpus_params(), "includeItemsFromAllDrives": "true", "includeRemoved": "true",
+                  "spaces": "drive", "pageSize": CHANGES_PAGE,
+                  "fields": f"nextPageToken,newStartPageToken,changes({fields})"}
+        seen: set[str] = set()
+        while True:
+            if token in seen:
+                raise DriveError("changes.list pages loop back", status=200, reason="pageLoop")
+            seen.add(token)
+            body = self.api.get("changes", params={**params, "pageToken": token}).json()
+            body = body if isinstance(body, dict) else {}
+            changes = [c for c in body.get("changes") or [] if isinstance(c, dict)]
+            last, following = body.get("newStartPageToken"), body.get("nextPageToken")
+            if isinstance(last, str) and last:
+                yield changes, last
+                return
+            if not isinstance(following, str) or not following:
+                raise DriveError("changes.list answered with neither nextPageToken nor newStartPageToken",
+                                 status=200, reason="noPageToken")
+            yield changes, None
+            token = following
 
     # -- metadata writes ---------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ Routes (as Google serves them, relative to one base URL):
     POST  /drive/v3/files                 metadata-only create (folders)
     GET   /drive/v3/files/{id}            files.get (``alt=media`` downloads the content)
     PATCH /drive/v3/files/{id}            metadata update, addParents/removeParents, trash
+    GET   /drive/v3/changes/startPageToken changes.getStartPageToken (per corpus: user or driveId)
+    GET   /drive/v3/changes               changes.list from a page token, to newStartPageToken
     POST  /upload/drive/v3/files          create with uploadType=media|multipart|resumable
     PATCH /upload/drive/v3/files/{id}     replace content, same upload types
     PUT   /upload/drive/v3/files[/{id}]   a resumable session URI: chunks, 308 + Range, status query
@@ -30,6 +32,9 @@ from .uploads import SMALL_UPLOAD_LIMIT, Session, Uploads, whole_body
 SHARED_DRIVE_ID = "0ASandboxSharedDrive"
 DEFAULT_FILE_FIELDS = "kind,id,name,mimeType"
 DEFAULT_LIST_FIELDS = "kind,incompleteSearch,nextPageToken,files(kind,id,name,mimeType)"
+DEFAULT_CHANGE_FIELDS = ("kind,nextPageToken,newStartPageToken,"
+                         "changes(kind,changeType,time,removed,fileId,file(kind,id,name,mimeType))")
+_SPACES = {"drive", "appDataFolder", "photos"}
 _RATE_REASONS = {"userRateLimitExceeded", "rateLimitExceeded"}
 _DEFAULT_REASONS = {400: "badRequest", 401: "authError", 403: "forbidden", 404: "notFound",
                     429: "rateLimitExceeded", 500: "backendError", 502: "backendError", 503: "backendError",
@@ -57,6 +62,8 @@ class DriveSandbox(SandboxApp):
         self.route("POST", r"/token", self.oauth.token)
         self.route("GET", r"/drive/v3/files", self._authed(self.list_files))
         self.route("POST", r"/drive/v3/files", self._authed(self.create_metadata))
+        self.route("GET", r"/drive/v3/changes/startPageToken", self._authed(self.start_page_token))
+        self.route("GET", r"/drive/v3/changes", self._authed(self.list_changes))
         self.route("GET", r"/drive/v3/files/(?P<id>[^/]+)", self._authed(self.get_file))
         self.route("PATCH", r"/drive/v3/files/(?P<id>[^/]+)", self._authed(self.patch_metadata))
         self.route("POST", r"/upload/drive/v3/files", self._authed(self.upload))
@@ -138,6 +145,67 @@ class DriveSandbox(SandboxApp):
         if offset + size < len(found):
             body["nextPageToken"] = _page_token(request, offset + size)
         selection = partial.parse_fields(request.arg("fields") or DEFAULT_LIST_FIELDS)
+        return Response.json(partial.apply(body, selection))
+
+    # -- changes -----------------------------------------------------------------------------
+
+    def _corpus(self, request: Request) -> str:
+        """``user`` (My Drive and, if asked, shared drives) or the shared drive of ``driveId``."""
+        drive_id = request.arg("driveId")
+        if drive_id is None:
+            return "user"
+        if not _all_drives(request):
+            raise ApiError(400, "invalid", "driveId needs supportsAllDrives=true", location="driveId")
+        if drive_id not in self.store.shared_drives:
+            raise ApiError(404, "notFound", f"Shared drive not found: {drive_id}", location="driveId")
+        return drive_id
+
+    def start_page_token(self, request: Request, grant: Grant) -> Response:
+        corpus = self._corpus(request)
+        with self.store.lock:
+            token = self.store.change_token(corpus, len(self.store.changes))
+        body = {"kind": "drive#startPageToken", "startPageToken": token}
+        return Response.json(partial.apply(body, partial.parse_fields(request.arg("fields") or "*")))
+
+    def list_changes(self, request: Request, grant: Grant) -> Response:
+        token = request.arg("pageToken")
+        if not token:
+            raise ApiError(400, "required", "Required parameter: pageToken", location="pageToken")
+        corpus = self._corpus(request)
+        size = _int_arg(request, "pageSize", 100, 1, 1000)
+        spaces = _csv(request.arg("spaces") or "drive")
+        if not spaces or not set(spaces) <= _SPACES:
+            raise ApiError(400, "invalid", f"Invalid Value: spaces={request.arg('spaces')}", location="spaces")
+        selection = partial.parse_fields(request.arg("fields") or DEFAULT_CHANGE_FIELDS)
+        position = self.store.read_change_token(token, corpus)
+        if position is None:  # not ours, for another corpus, or expired: start over from a new token
+            raise ApiError(400, "invalid", "Invalid Value", location="pageToken")
+        shared = request.arg("includeItemsFromAllDrives") == "true" and _all_drives(request)
+        removed = request.arg("includeRemoved") != "false"
+        my_drive_only = request.arg("restrictToMyDrive") == "true"
+
+        def wanted(change: Any) -> bool:
+            if "drive" not in spaces or (change.removed and not removed):
+                return False
+            if corpus != "user":
+                return bool(change.drive_id == corpus)
+            return not change.drive_id or (shared and not my_drive_only)
+
+        found, after = self.store.changes_from(position, wanted, size)
+        changes = []
+        for change, file in found:
+            item: dict[str, Any] = {"kind": "drive#change", "changeType": "file", "time": change.time,
+                                    "removed": file is None, "fileId": change.file_id}
+            if file is not None:
+                item["file"] = file.resource()
+            changes.append(item)
+        body: dict[str, Any] = {"kind": "drive#changeList", "changes": changes}
+        with self.store.lock:
+            end = len(self.store.changes)
+        if after >= end:
+            body["newStartPageToken"] = self.store.change_token(corpus, end)
+        else:
+            body["nextPageToken"] = self.store.change_token(corpus, after)
         return Response.json(partial.apply(body, selection))
 
     def get_file(self, request: Request, grant: Grant) -> Response:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import itertools
+import json
 import os
 import secrets
 import shutil
@@ -18,6 +21,20 @@ from typing import Any
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
 MY_DRIVE_ROOT = "0AMyDriveRootFolder"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the change log: a file was created, changed, trashed or deleted at ``time``.
+
+    ``drive_id`` is the shared drive the file was in (``None``: My Drive), ``removed`` that it is
+    gone for good. Changes are listed in log order; a file's earlier entries are superseded by its
+    latest one, as Drive reports each changed file once, in its current state."""
+
+    file_id: str
+    time: str
+    drive_id: str | None
+    removed: bool = False
 
 
 class ApiError(Exception):
@@ -104,6 +121,13 @@ class DriveStore:
         self.shared_drives = dict(shared_drives or {})
         self._clock = datetime(2026, 1, 1, tzinfo=UTC)
         self._ids = itertools.count(1)
+        #: The change log (``changes.list``): one list for every corpus, filtered when listed.
+        self.changes: list[Change] = []
+        #: Where each file's latest change sits in the log (earlier ones are superseded).
+        self._latest: dict[str, int] = {}
+        #: Tokens handed out before the last ``expire_changes`` carry an older epoch: refused.
+        self._changes_epoch = 0
+        self._token_key = secrets.token_bytes(16)
 
     # -- ids, time, content ------------------------------------------------------------------
 
@@ -126,6 +150,56 @@ class DriveStore:
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- the change log ------------------------------------------------------------------------
+
+    def _changed(self, file: DriveFile, *, removed: bool = False) -> None:
+        """Log a change of ``file`` (under ``self.lock``)."""
+        self._latest[file.id] = len(self.changes)
+        self.changes.append(Change(file.id, file.modified, file.drive_id, removed))
+
+    def change_token(self, corpus: str, position: int) -> str:
+        """An opaque page token: where to read the log from, for one corpus (``user`` or a shared
+        drive id), signed so a made-up or altered token is refused."""
+        data = json.dumps([corpus, position, self._changes_epoch]).encode()
+        mac = hmac.new(self._token_key, data, hashlib.sha256).digest()[:12]
+        return base64.urlsafe_b64encode(mac + data).decode().rstrip("=")
+
+    def read_change_token(self, token: str, corpus: str) -> int | None:
+        """The log position of ``token`` for ``corpus``; ``None`` when it is not one we handed out
+        for that corpus, or it has expired."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            mac, data = raw[:12], raw[12:]
+            if not hmac.compare_digest(mac, hmac.new(self._token_key, data, hashlib.sha256).digest()[:12]):
+                return None
+            token_corpus, position, epoch = json.loads(data)
+        except (ValueError, TypeError):
+            return None
+        with self.lock:
+            if token_corpus != corpus or epoch != self._changes_epoch or not isinstance(position, int) or \
+                    not 0 <= position <= len(self.changes):
+                return None
+        return position
+
+    def changes_from(self, position: int, wanted: Callable[[Change], bool],
+                     limit: int) -> tuple[list[tuple[Change, DriveFile | None]], int]:
+        """Up to ``limit`` latest changes from ``position`` that ``wanted`` keeps, each with the
+        file as it is now (``None``: deleted); and the position after the last one read."""
+        found: list[tuple[Change, DriveFile | None]] = []
+        with self.lock:
+            end = len(self.changes)
+            while position < end and len(found) < limit:
+                change = self.changes[position]
+                if self._latest.get(change.file_id) == position and wanted(change):
+                    found.append((change, self.files.get(change.file_id)))
+                position += 1
+        return found, position
+
+    def expire_changes(self) -> None:
+        """Every change token handed out so far is refused from now on (Drive may expire them)."""
+        with self.lock:
+            self._changes_epoch += 1
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -180,6 +254,7 @@ class DriveStore:
             if file.mime_type != FOLDER_MIME:
                 self._attach(file, content)
             self.files[file.id] = file
+            self._changed(file)
         return file
 
     def update(self, file: DriveFile, metadata: dict[str, Any], content: Content | None,
@@ -210,7 +285,20 @@ class DriveStore:
                 self._attach(file, content)
             file.version += 1
             file.modified = self._now()
+            self._changed(file)
         return file
+
+    def delete(self, file_id: str) -> None:
+        """Delete a file for good, a folder with everything in it (someone else did: tests)."""
+        with self.lock:
+            file = self.files.pop(file_id, None)
+            if file is None:
+                raise not_found(file_id)
+            file.modified = self._now()
+            self._changed(file, removed=True)
+            for child in [f.id for f in self.files.values() if file_id in f.parents]:
+                self.delete(child)
+        self.content_path(file_id).unlink(missing_ok=True)
 
     def _attach(self, file: DriveFile, content: Content | None) -> None:
         if content is None:
