@@ -34,7 +34,9 @@ def modules_after(args: list[str], env: dict[str, str] | None = None) -> tuple[s
                 main({args!r})
             except SystemExit:
                 pass
-        print(json.dumps({{"out": out.getvalue(), "modules": sorted(sys.modules)}}))
+        # (a ``None`` entry is an import refused in advance, not a module: see without_httpx_command_line)
+        modules = sorted(name for name, module in sys.modules.items() if module is not None)
+        print(json.dumps({{"out": out.getvalue(), "modules": modules}}))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                           env={**os.environ, **(env or {})})

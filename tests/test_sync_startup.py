@@ -8,6 +8,9 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 #: Imported on first use only: msal on BC's first token, jwt when a Drive service account signs,
 #: the emulators when a sandbox is asked for.
@@ -77,3 +80,61 @@ def test_a_sync_inside_another_process_leaves_its_collector_alone(tmp_path: Path
     before = gc.get_threshold(), gc.get_freeze_count()
     CliRunner().invoke(cli, ["--home", str(tmp_path / "home"), "sync"])
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+#: Never imported by a sync without a terminal (cron, a script, ``--json``): rich draws progress bars
+#: on a terminal only, and httpx's own command line (``httpx._main``: rich, pygments) never runs.
+NOT_IN_A_SYNC = ("rich", "pygments", "httpx._main")
+
+
+def test_a_sync_without_a_terminal_imports_neither_rich_nor_httpxs_command_line(tmp_path: Path) -> None:
+    script = textwrap.dedent("""
+        import json, sys
+        from invoicesync.cli import main
+        try:
+            main(["--home", sys.argv[1], "sync"])  # no accounts: it stops early, but as a sync does
+        except SystemExit:
+            pass
+        from invoicesync.plugins import Plugins
+        plugins = Plugins.discover(lazy=True)
+        for name in ("billit", "dropbox"):
+            plugins.get(name)
+        import invoicesync.pipeline, invoicesync_billit.documents, invoicesync_dropbox.stream
+        print(json.dumps(sorted(name for name, module in sys.modules.items() if module is not None)))
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "home")], capture_output=True, text=True,
+                          check=True)
+    modules = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "httpx" in modules and "invoicesync_billit.plugin" in modules
+    assert not [m for m in modules if m.split(".")[0] in NOT_IN_A_SYNC or m in NOT_IN_A_SYNC]
+
+
+def test_an_embedding_that_imported_httpx_first_keeps_its_command_line() -> None:
+    script = textwrap.dedent("""
+        import sys
+        import httpx
+        from invoicesync.cli import without_httpx_command_line
+        without_httpx_command_line()
+        import httpx._main
+        print(httpx.main is httpx._main.main)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"
+
+
+def test_discovering_the_plugins_reads_the_installed_entry_points_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    from invoicesync.plugins import GROUPS, Plugins
+
+    reads = []
+    real = metadata.entry_points
+
+    def entry_points(**params: Any) -> Any:
+        reads.append(params)
+        return real(**params)
+
+    monkeypatch.setattr(metadata, "entry_points", entry_points)
+    plugins = Plugins.discover(lazy=True)
+    assert len(reads) == 1 and len(GROUPS) > 1
+    assert plugins.get("billit").info.kind.value == "source" and plugins.get("dropbox").info.kind.value == "target"

@@ -114,8 +114,11 @@ class Plugins:
         plugins = cls()
         allowed = set(only) if only is not None else _env_allow_list()
         if lazy:
+            # One read of every distribution's entry points for all groups (a read per group costs
+            # as much again: ~0.02 CPU s with a couple of hundred packages installed).
+            found = metadata.entry_points()
             for kind, group in GROUPS.items():  # sources first, as the eager path registers them
-                for entry_point in metadata.entry_points(group=group):
+                for entry_point in found.select(group=group):
                     if allowed is None or entry_point.name in allowed:
                         plugins._pending.setdefault(entry_point.name, []).append((kind, entry_point))
             return plugins

@@ -8,6 +8,7 @@ entry points (group ``invoicesync.commands``) that are loaded only when called.
 from __future__ import annotations
 
 import importlib
+import sys
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -174,4 +175,16 @@ one_command_process = False
 def main(args: Sequence[str] | None = None) -> Any:
     global one_command_process
     one_command_process = True
+    without_httpx_command_line()
     return cli(args)
+
+
+def without_httpx_command_line() -> None:
+    """httpx imports its own command line (``httpx._main``: rich's tables and syntax, pygments'
+    lexers) whenever those are installed, as rich is here: a tenth of a CPU second of every start
+    that talks HTTP. This process never runs httpx's command line, so that one import is refused
+    (``None`` in ``sys.modules``; httpx then defines a stub ``httpx.main``). Only before httpx is
+    imported, and only here, in a process that runs one command: an embedding keeps httpx whole."""
+    if "httpx" not in sys.modules:
+        modules: dict[str, Any] = sys.modules
+        modules.setdefault("httpx._main", None)

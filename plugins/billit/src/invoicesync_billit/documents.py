@@ -31,7 +31,7 @@ from invoicesync import (
 from invoicesync.state import BlobStore
 
 from .client import SERVICE, BillitClient
-from .filejson import FileFormatError, FileJsonScanner
+from .filejson import WHOLE_ANSWER_MAX, FileFormatError, FileJsonScanner, decode_whole
 from .listing import localize
 from .mapping import DIRECTIONS, KINDS, FileEntry, OrderReader
 from .schema import check_order_types
@@ -106,12 +106,41 @@ class Body:
 
 
 def fetch_body(client: BillitClient, party_id: str, file_id: str, blobs: BlobStore) -> Body:
-    """Stream one file's answer, base64-decoding ``FileContent`` straight into the blob store."""
-    scanner = FileJsonScanner()
+    """One file's answer into the blob store: a small one read whole and decoded at once, any
+    other streamed, ``FileContent`` base64-decoded piece by piece as it arrives."""
     with client.stream(f"/v1/files/{file_id}", party_id=party_id) as response:
         chunks, raw_type = file_body(response)
-        sha, size = blobs.write(chunks if raw_type is not None else scanner.decode(chunks))
-    return Body(sha, size, raw_type, scanner.content_found, scanner.fields)
+        if raw_type is not None:
+            sha, size = blobs.write(chunks)
+            return Body(sha, size, raw_type, False)
+        whole, chunks = read_whole(response, chunks, WHOLE_ANSWER_MAX)
+        plain = decode_whole(whole) if whole is not None else None
+        if plain is not None:
+            data, fields = plain
+            sha, size = blobs.write([data])
+            return Body(sha, size, None, True, fields)
+        scanner = FileJsonScanner()
+        sha, size = blobs.write(scanner.decode(chunks))
+    return Body(sha, size, None, scanner.content_found, scanner.fields)
+
+
+def read_whole(response: httpx.Response, chunks: Iterator[bytes], limit: int
+               ) -> tuple[bytes | None, Iterator[bytes]]:
+    """The whole body if it is at most ``limit`` bytes; else ``None`` and the chunks to stream,
+    those already read first. A ``Content-Length`` over ``limit`` skips the attempt; without one
+    (a chunked answer) at most ``limit`` bytes are held before streaming takes over."""
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        return None, chunks
+    read: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        read.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None, itertools.chain(read, chunks)
+    body = b"".join(read)
+    return body, iter([body])
 
 
 class EarlyPdf:
