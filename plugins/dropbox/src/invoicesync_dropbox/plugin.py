@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoicesync import Account, AuthStart, Company, Context, Delivery, PluginInfo, PluginKind, PushRequest, hookimpl
-from invoicesync.sandbox import SandboxApp
 
 from . import auth as _auth
 from .auth import TOKEN_KEY
 from .settings import DropboxSettings
 from .stream import push_stream
+
+if TYPE_CHECKING:  # the emulator (and http.server) loads only when a sandbox is asked for
+    from invoicesync.sandbox import SandboxApp
 
 #: The push is one stream per account (``streaming`` below); the core queues up to twice this many
 #: documents ahead of it while the import runs.
