@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         WebhookRefused,
     )
     from .hookspecs import API_VERSION, hookimpl
+    from .kv_shards import Generation, ShardedValue, ShardMissing
     from .models import (
         Account,
         AccountDirection,
@@ -51,6 +52,7 @@ _HOMES = {
     "errors": ("AuthError", "ConfigError", "DocumentError", "InvoiceSyncError", "OutcomeUnknown", "PluginError",
                "RateLimited", "RemoteError", "ServerError", "WebhookRefused"),
     "hookspecs": ("API_VERSION", "hookimpl"),
+    "kv_shards": ("Generation", "ShardMissing", "ShardedValue"),
     "models": ("Account", "AccountDirection", "AuthStart", "Checkpoint", "Company", "Deletion", "Delivery",
                "DeliveryStatus", "Direction", "Document", "DocumentKind", "DocumentRef", "FileRef", "FileRole",
                "ListingError", "Party", "PushRequest", "WebhookEvent", "WebhookSubscription"),
@@ -94,6 +96,7 @@ __all__ = [
     "DocumentRef",
     "FileRef",
     "FileRole",
+    "Generation",
     "InvoiceSyncError",
     "ListingError",
     "NonInteractiveUI",
@@ -107,6 +110,8 @@ __all__ = [
     "RemoteError",
     "ServerError",
     "Settings",
+    "ShardMissing",
+    "ShardedValue",
     "WebhookEvent",
     "WebhookRefused",
     "WebhookSubscription",

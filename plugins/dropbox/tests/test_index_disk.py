@@ -199,3 +199,31 @@ def test_a_reader_whose_shards_were_retired_lists_afresh(monkeypatch: pytest.Mon
         assert client.calls == ["files/list_folder"]
     finally:
         index.close()
+
+
+@pytest.mark.parametrize("where", [{"generation": "5f0c6a9e4b2d4c1e8a7b3d2f1e0c9b8a"}, {"slot": 1}],
+                         ids=["generation", "numbered-slot"])
+def test_an_index_saved_in_shards_by_an_earlier_release_is_read_then_retired(where: dict[str, Any]) -> None:
+    """Homes keep indexes saved before the shards moved to core's ``kv_shards``: a head and shards
+    in exactly the layout those releases wrote (by generation, or by numbered slot before that) are
+    read without a listing, and the next save retires them in the same layout."""
+    kv, client = _KV(), _Client()
+    rows = [list(index_table.row_of({".tag": "file", **json.loads(_answer(n))})) for n in range(4)]
+    name = str(where.get("generation", where.get("slot")))
+    kv.set(KV_KEY, {"root": "/Invoices", "cursor": "old", "fields": list(index_table.KEPT), **where, "shards": 2,
+                    "retired": []})
+    kv.set(f"{KV_KEY}/{name}/0", rows[:2])
+    kv.set(f"{KV_KEY}/{name}/1", rows[2:])
+    index = FolderIndex("/Invoices", _Ctx(kv))  # type: ignore[arg-type]
+    try:
+        for n in range(4):
+            found = index.lookup(client, _path(n))
+            assert found is not None and found["id"] == f"id:{n:022d}"
+        assert client.calls == ["files/list_folder/continue"]
+    finally:
+        index.close()
+    head = kv.get(KV_KEY)
+    assert head.keys() == {"root", "cursor", "fields", "generation", "shards", "retired"} and head["retired"] == []
+    assert head["generation"] != name and head["cursor"] == "cursor-1"
+    assert {key for key in kv.values if key.startswith(KV_KEY + "/")} == {f"{KV_KEY}/{head['generation']}/0"}
+    assert {meta["id"] for meta in index_table.stored_rows(kv, head)} == {f"id:{n:022d}" for n in range(4)}

@@ -180,6 +180,39 @@ def test_two_processes_saving_at_once_leave_a_readable_index(drive: Any, monkeyp
     assert len(drive.live_files()) == 7
 
 
+def test_listings_saved_by_an_earlier_release_are_read_then_retired(drive: Any) -> None:
+    """Homes keep listings saved before the shards moved to core's ``kv_shards``: a head and shards
+    in exactly the layout that release wrote are read (the next run catches up, lists nothing, and
+    sees the name taken), and the next save retires them in the same layout."""
+    drive.push([drive.document(1)])
+    folder = drive.app.find_path(FOLDER)
+    document = drive.document(13)
+    holder = _plant(drive, folder.id, _name(document))
+    kv = drive.workspace.state.kv(drive.account.name)
+    kv.delete(KV_KEY)
+    drive.push([drive.document(25)])  # lists the folder with the holder in it
+    saved = kv.get(KV_KEY)
+    rows = [row for n in range(saved["shards"]) for row in kv.get(f"{KV_KEY}/{saved['generation']}/{n}")]
+    assert holder.id in {row[1] for row in rows}
+    for key in _kv_keys(drive):
+        if key.startswith(KV_KEY):
+            kv.delete(key)
+    old = "0b6f3c2a9d8e4f1a8c7b6a5d4e3f2a1b"  # as that release named its generations: uuid4().hex
+    kv.set(KV_KEY, {"corpus": saved["corpus"], "token": saved["token"], "fields": list(listing_store.FIELDS),
+                    "folders": saved["folders"], "generation": old, "shards": 2, "retired": []})
+    kv.set(f"{KV_KEY}/{old}/0", rows[:1])
+    kv.set(f"{KV_KEY}/{old}/1", rows[1:])
+    seen = _record(drive)
+    [delivery] = drive.push([document])
+    assert delivery.status is DeliveryStatus.DELIVERED and delivery.target_path.endswith(" (2).pdf")
+    assert _feed(seen) == (1, 0) and _folder_lists(seen, folder.id) == 0  # read, not listed
+    head = kv.get(KV_KEY)
+    assert head.keys() == {"corpus", "token", "fields", "folders", "generation", "shards", "retired"}
+    assert head["retired"] == [] and head["generation"] != old
+    assert {k for k in _kv_keys(drive) if k.startswith(KV_KEY + "/")} == {
+        f"{KV_KEY}/{head['generation']}/{n}" for n in range(head["shards"])}
+
+
 def _kv_keys(drive: Any) -> list[str]:
     store = drive.workspace.state
     rows = store._all("SELECT key FROM kv WHERE account = ?", (drive.account.name,))

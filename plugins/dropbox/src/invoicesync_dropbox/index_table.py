@@ -5,11 +5,10 @@ deleted when closed), so a folder of 10,000 files costs SQLite's small page cach
 object per file. Between runs they live in the plugin's kv state, cut into shards of
 ``SHARD_ROWS`` rows each, so neither loading nor saving ever holds the whole folder in memory.
 
-A save writes the new shards under a generation of its own (a random name), then switches the head
-(root, cursor, generation, shard count) in one atomic ``kv.update`` that also lists the replaced
-generation as retired, then deletes the retired generations' shards. Several processes (Celery
-workers of one account) may save at once: none ever writes into shards another head points to, so
-a head and its shards always match. A reader whose shards were deleted under it (a newer head
+Core's ``invoicesync.kv_shards.ShardedValue`` keeps them: a save writes the shards under a
+generation of its own and switches the head (root, cursor, fields, generation, shard count)
+atomically, retiring the old generation, so two processes (Celery workers of one account) saving at
+once never write into each other's shards. A reader whose shards were deleted under it (a newer head
 retired them) gets ``ShardMissing`` and lists the folder afresh, never a partial index. A run that
 dies mid-save leaves the previous head and its shards whole. An index saved whole in the head
 (``rows``, or ``entries`` before rows) or in the numbered slots of before is still read.
@@ -19,10 +18,11 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from invoicesync.kv_shards import Generation, ShardedValue
+from invoicesync.kv_shards import ShardMissing as ShardMissing  # what a reader catches
 from invoicesync.state import KeyValue
 
 KV_KEY = "folder-index"
@@ -97,22 +97,19 @@ class EntryTable:
         self._db.close()
 
 
-# -- between runs: the kv shards ---------------------------------------------------------------
+# -- between runs: the kv shards (``invoicesync.kv_shards``) ---------------------------------
 
 
-class ShardMissing(Exception):
-    """A shard of the stored index is gone: a newer save retired it while we read."""
-
-
-def _shard_key(generation: str, number: int) -> str:
-    return f"{KV_KEY}/{generation}/{number}"
-
-
-def _generation(head: Any) -> str | None:
-    """The generation a shard-based head points to (a numbered slot for heads saved before)."""
+def _generation(head: Any) -> Generation | None:
+    """The shards a head points to: its generation, or the numbered slot of heads saved before."""
     if not isinstance(head, dict) or not isinstance(head.get("shards"), int):
         return None
-    return str(head.get("generation") if head.get("generation") is not None else int(head.get("slot") or 0))
+    return Generation(str(head.get("generation") if head.get("generation") is not None else int(head.get("slot") or 0)),
+                  head["shards"])
+
+
+def _store(kv: KeyValue) -> ShardedValue:
+    return ShardedValue(kv, KV_KEY, locate=_generation)
 
 
 def stored_rows(kv: KeyValue, head: Any) -> Iterator[Metadata]:
@@ -123,14 +120,10 @@ def stored_rows(kv: KeyValue, head: Any) -> Iterator[Metadata]:
     fields = head.get("fields")
     if not isinstance(fields, list):
         fields = list(KEPT)
-    generation = _generation(head)
-    if generation is None:  # saved whole in the head
+    if _generation(head) is None:  # saved whole in the head
         yield from _rows(head.get("rows") or [], fields)
     else:
-        for number in range(head["shards"]):
-            page = kv.get(_shard_key(generation, number))
-            if not isinstance(page, list):
-                raise ShardMissing(_shard_key(generation, number))
+        for page in _store(kv).pages(head):
             yield from _rows(page, fields)
     for meta in head.get("entries") or []:  # an index saved before rows
         if isinstance(meta, dict):
@@ -145,23 +138,4 @@ def _rows(page: list[Any], fields: list[Any]) -> Iterator[Metadata]:
 
 def save_shards(kv: KeyValue, table: EntryTable, root: str, cursor: str) -> None:
     """Keep ``table`` and ``cursor`` for the next run (see the module's note on concurrent saves)."""
-    generation = uuid.uuid4().hex
-    count = 0
-    for count, page in enumerate(table.pages(SHARD_ROWS), start=1):
-        kv.set(_shard_key(generation, count - 1), page)
-    head = {"root": root, "cursor": cursor, "fields": list(KEPT), "generation": generation, "shards": count}
-
-    def switch(old: Any) -> dict[str, Any]:
-        retired = list(old.get("retired") or []) if isinstance(old, dict) else []
-        replaced = _generation(old)
-        if replaced is not None:
-            retired.append([replaced, old["shards"]])
-        return {**head, "retired": retired}
-
-    retired = kv.update(KV_KEY, switch)["retired"]
-    for replaced, shards in retired:
-        for number in range(int(shards)):
-            kv.delete(_shard_key(str(replaced), number))
-    done = {str(replaced) for replaced, _ in retired}
-    kv.update(KV_KEY, lambda now: {**now, "retired": [r for r in now.get("retired") or [] if str(r[0]) not in done]}
-              if isinstance(now, dict) else now)
+    _store(kv).save(table.pages(SHARD_ROWS), {"root": root, "cursor": cursor, "fields": list(KEPT)})
