@@ -151,16 +151,22 @@ def _client(limits: httpx.Limits, timeout: httpx.Timeout | None = None) -> httpx
     return httpx.Client(transport=LeanTransport(ssl_context(True), limits), timeout=timeout or httpx.Timeout(10))
 
 
-def test_sequential_requests_share_one_connection_and_check_only_the_one_they_reuse(
-        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    checks: list[int] = []
+@pytest.fixture
+def checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per expiry check (``has_expired``: a readability poll) of any pooled connection."""
+    counted: list[int] = []
     has_expired = httpcore.HTTPConnection.has_expired
 
-    def counted(self: httpcore.HTTPConnection) -> bool:
-        checks.append(1)
+    def counting(self: httpcore.HTTPConnection) -> bool:
+        counted.append(1)
         return has_expired(self)
 
-    monkeypatch.setattr(httpcore.HTTPConnection, "has_expired", counted)
+    monkeypatch.setattr(httpcore.HTTPConnection, "has_expired", counting)
+    return counted
+
+
+def test_sequential_requests_share_one_connection_and_check_only_the_one_they_reuse(
+        server: Server, checks: list[int]) -> None:
     with HttpClient(server.url) as http:
         for n in range(20):
             assert http.get(f"/n/{n}").text == f"GET /n/{n}"
@@ -213,16 +219,7 @@ def test_open_connections_are_bounded_and_a_waiting_request_gets_a_freed_one(ser
         client.close()
 
 
-def test_concurrent_requests_check_at_most_one_connection_each(
-        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    checks: list[int] = []
-    has_expired = httpcore.HTTPConnection.has_expired
-
-    def counted(self: httpcore.HTTPConnection) -> bool:
-        checks.append(1)
-        return has_expired(self)
-
-    monkeypatch.setattr(httpcore.HTTPConnection, "has_expired", counted)
+def test_concurrent_requests_check_at_most_one_connection_each(server: Server, checks: list[int]) -> None:
     with HttpClient(server.url) as http, ThreadPoolExecutor(8) as threads:
         texts = list(threads.map(lambda n: http.get(f"/c/{n}").text, range(400)))
     assert texts == [f"GET /c/{n}" for n in range(400)]
