@@ -20,6 +20,19 @@ import httpx
 Handler = Callable[["Request"], "Response"]
 
 
+class LoggedRequest(tuple[str, str, int]):
+    """One answered request as tests read it, ``(method, path, status)``, and when it arrived and
+    was answered (``time.time()``), for benchmarks' timelines of requests in flight."""
+
+    started: float
+    ended: float
+
+    def __new__(cls, method: str, path: str, status: int, started: float) -> LoggedRequest:
+        entry = super().__new__(cls, (method, path, status))
+        entry.started, entry.ended = started, time.time()
+        return entry
+
+
 class Request:
     """One incoming request. ``headers`` are case-insensitive; the body is read on demand."""
 
@@ -31,6 +44,7 @@ class Request:
         body_stream: Iterator[bytes],
         base_url: str,
     ) -> None:
+        self.received = time.time()
         self.method = method.upper()
         split = urllib.parse.urlsplit(target)
         self.path = urllib.parse.unquote(split.path)
@@ -157,7 +171,7 @@ class SandboxApp:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.faults: list[Fault] = []
-        self.requests: list[tuple[str, str, int]] = []
+        self.requests: list[LoggedRequest] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._in_flight: dict[str, int] = {}
         #: The most requests each credential had in flight at once (tests of shared budgets read it).
@@ -228,7 +242,7 @@ class SandboxApp:
             if self.max_in_flight is not None and busy >= self.max_in_flight:
                 response = self.error(429, "TooManyRequests", f"more than {self.max_in_flight} requests in flight",
                                       request)
-                self.requests.append((request.method, request.path, 429))
+                self.requests.append(LoggedRequest(request.method, request.path, 429, request.received))
                 return response
             self._in_flight[who] = busy + 1
             self.peak_in_flight[who] = max(self.peak_in_flight.get(who, 0), busy + 1)
@@ -278,7 +292,7 @@ class SandboxApp:
 
     def _log(self, request: Request, status: int) -> None:
         with self.lock:
-            self.requests.append((request.method, request.path, status))
+            self.requests.append(LoggedRequest(request.method, request.path, status, request.received))
 
     def count(self, method: str, path_regex: str) -> int:
         """How many requests matched; tests use it to prove "a re-run writes nothing"."""
@@ -295,7 +309,8 @@ class SandboxApp:
 
     def _admin_requests(self, request: Request) -> Response:
         with self.lock:
-            return Response.json([{"method": m, "path": p, "status": s} for m, p, s in self.requests])
+            return Response.json([{"method": r[0], "path": r[1], "status": r[2], "started": r.started, "ended": r.ended}
+                                  for r in self.requests])
 
 
 def _default_code(status: int) -> str:
