@@ -94,6 +94,12 @@ def sync(state: State, accounts: tuple[str, ...], dry_run: bool, full: bool, wai
         name = signal.Signals(report.interrupted).name
         click.echo(f"Interrupted by {name}: stopped safely; the next run picks up where this one stopped.",
                    err=True)
+    # The run's contexts are closed; the workspace closes with click's context, before main() ends the
+    # process, which then needs no teardown of what the run built (main() checks the rest).
+    from . import mark_ended_cleanly, one_command_process
+
+    if one_command_process:
+        mark_ended_cleanly()
     sys.exit(report.exit_code)
 
 
