@@ -215,3 +215,13 @@ def test_a_sync_process_imports_no_login_server_eager_loader_or_platform_folders
     modules = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("[")))
     assert "invoicesync.pipeline" in modules and "invoicesync.http._authorize" in modules
     assert not [m for m in modules if m.split(".")[0] in NOT_IMPORTED_BY_A_SYNC or m in NOT_IMPORTED_BY_A_SYNC]
+
+
+def test_a_profiled_sync_still_writes_its_profile(tmp_path: Path) -> None:
+    # cProfile writes its report after the command returns: a profiled run keeps the usual exit.
+    profile = tmp_path / "sync.prof"
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "invoicesync", "--home",
+                           str(tmp_path / "home"), "sync"], capture_output=True, text=True,
+                          env={**os.environ, "INVOICESYNC_SECRETS": "file"})
+    assert "fatal: no accounts to sync" in done.stdout, done.stderr  # (cProfile itself exits 0)
+    assert profile.exists() and profile.stat().st_size > 0

@@ -211,11 +211,15 @@ def exit_without_teardown(code: int | str | None) -> None:
     answer and writes nothing. What the teardown does that matters still happens: the ``atexit``
     handlers run (logging flushes and closes its files, coverage saves, ...) and the standard
     streams are flushed. Only when no other non-daemon thread is alive (the normal shutdown would
-    wait for it): otherwise this returns and the caller exits the usual way. Durability does not
+    wait for it) and no profiler or debugger is attached (``python -m cProfile -m invoicesync``
+    writes its report after the command returns): otherwise this returns and the caller exits the
+    usual way. Durability does not
     depend on it: the state is committed and closed, blobs and delivered files are closed (and
     fsynced where the store does so) before this is called, exactly as a kill at that point."""
     main_thread = threading.main_thread()
     if any(t.is_alive() and not t.daemon and t is not main_thread for t in threading.enumerate()):
+        return
+    if sys.getprofile() is not None or sys.gettrace() is not None:  # cProfile, a debugger: they report after
         return
     if code is None:
         status = 0
