@@ -225,3 +225,26 @@ def test_a_profiled_sync_still_writes_its_profile(tmp_path: Path) -> None:
                           env={**os.environ, "INVOICESYNC_SECRETS": "file"})
     assert "fatal: no accounts to sync" in done.stdout, done.stderr  # (cProfile itself exits 0)
     assert profile.exists() and profile.stat().st_size > 0
+
+
+def test_a_sync_process_collects_young_objects_less_often_from_its_imports_on(tmp_path: Path) -> None:
+    # The threshold is raised before the sync command imports the pipeline, not once the home is open.
+    script = textwrap.dedent("""
+        import gc, json, sys
+        seen = {}
+        class Watch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "invoicesync.pipeline":
+                    seen["young"] = gc.get_threshold()[0]
+                return None
+        sys.meta_path.insert(0, Watch())
+        from invoicesync.cli import main
+        try:
+            main(["--home", sys.argv[1], "sync"])
+        except SystemExit:
+            pass
+        print(json.dumps(seen))
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "home")], capture_output=True, text=True,
+                          check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1])["young"] >= 10_000
