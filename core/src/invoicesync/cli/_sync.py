@@ -91,11 +91,12 @@ def sync(state: State, accounts: tuple[str, ...], dry_run: bool, full: bool, wai
         name = signal.Signals(report.interrupted).name
         click.echo(f"Interrupted by {name}: stopped safely; the next run picks up where this one stopped.",
                    err=True)
-    # The run's contexts are closed; the workspace closes with click's context, before main() ends the
-    # process, which then needs no teardown of what the run built (main() checks the rest).
+    # The run's contexts are closed; the workspace closes with click's context, before run() ends the
+    # process, which then needs no teardown of what the run built (run() checks the rest). Not after a
+    # Celery run: its broker and result connections say goodbye in the usual teardown.
     from . import mark_ended_cleanly, one_command_process
 
-    if one_command_process:
+    if one_command_process and executor == "local":
         mark_ended_cleanly()
     sys.exit(report.exit_code)
 
