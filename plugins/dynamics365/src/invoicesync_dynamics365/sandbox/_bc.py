@@ -13,7 +13,8 @@ from invoicesync.sandbox import Request, Response
 
 from ._bc_attachments import AttachmentsApi
 from ._bc_rules import BcError, check_if_match, edm_date, known_fields, max_length, request_object
-from ._odata import FilterError, compile_filter, select
+from ._odata import FilterError, check_select, compile_filter, select
+from ._schema import ENTITY_SETS
 from ._store import DOCUMENT_SETS, CompanyData, new_etag, now
 
 if TYPE_CHECKING:
@@ -48,8 +49,14 @@ class BcApi(AttachmentsApi):
     # -- responses -----------------------------------------------------------------------------
 
     def collection(self, request: Request, items: list[dict[str, Any]], context: str) -> Response:
+        # Typed against the entity set the context names (its last segment), unless waived.
+        type_name, schema = ENTITY_SETS[context.rsplit("/", 1)[-1]]
+        typed = None if "untyped_filters" in self.sandbox.lenient else schema
         try:
-            predicate = compile_filter(request.arg("$filter") or "") if request.arg("$filter") else None
+            predicate = compile_filter(request.arg("$filter") or "", typed, type_name) \
+                if request.arg("$filter") else None
+            if typed is not None and request.arg("$select"):
+                check_select(request.arg("$select") or "", typed, type_name)
         except FilterError as exc:
             raise BcError(400, "BadRequest", f"Invalid filter expression: {exc}") from None
         selected = [e for e in items if predicate is None or predicate(e)]
@@ -166,7 +173,7 @@ class BcApi(AttachmentsApi):
         document = self._document(company, entity_set, request.params["id"])
         body = request_object(request)
         self.sandbox.document_patches.append((document["id"], request.headers.get("if-match"), body))
-        check_if_match(request, document)
+        check_if_match(request, document, self.sandbox.conflict_status)
         known_fields(body, _DOCUMENT_FIELDS[entity_set], entity_set[:-1])
         if document["status"] != "Draft":
             raise BcError(400, "Application_DialogException", "Status must be equal to 'Open' in Purchase Header. "
@@ -197,7 +204,7 @@ class BcApi(AttachmentsApi):
     def delete_document(self, request: Request, company: CompanyData) -> Response:
         entity_set = request.params["set"]
         document = self._document(company, entity_set, request.params["id"])
-        check_if_match(request, document)
+        check_if_match(request, document, self.sandbox.conflict_status)
         if document["status"] != "Draft":
             raise BcError(400, "Application_DialogException",
                           f"You cannot delete {document['number']}: it is posted ({document['status']}).")
@@ -261,7 +268,7 @@ class BcApi(AttachmentsApi):
                      if ln["id"] == request.params["line"].lower()), None)
         if line is None:
             raise BcError(404, "Internal_RecordNotFound", f"The line {request.params['line']} does not exist.")
-        check_if_match(request, line)
+        check_if_match(request, line, self.sandbox.conflict_status)
         if document["status"] != "Draft":
             raise BcError(400, "Application_DialogException", "Status must be equal to 'Open' in Purchase Header.")
         body = request_object(request)
