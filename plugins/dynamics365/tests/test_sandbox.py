@@ -225,3 +225,13 @@ def test_filters_and_selects_are_typed_against_the_entity(make_bc: Any, lenient:
             assert answer.status_code == 200
         else:
             assert answer.status_code == 400 and answer.json()["error"]["code"] == "BadRequest", answer.text
+
+
+def test_malformed_paging_options_are_a_bad_request(make_bc: Any) -> None:
+    """OData refuses a ``$top``/``$skip`` that is no whole number, or a ``$skiptoken`` it never
+    handed out, with a 400 in BC's shape (not a server error a client would retry)."""
+    bc = make_bc()
+    with _client(bc) as api:
+        for option, value in (("$top", "ten"), ("$top", "-1"), ("$skip", "1.5"), ("$skiptoken", "x")):
+            answer = api.get(f"companies({bc.company.id})/vendors", params={option: value})
+            assert answer.status_code == 400 and answer.json()["error"]["code"] == "BadRequest", (option, answer.text)

@@ -58,13 +58,13 @@ class BcApi(AttachmentsApi):
             if typed is not None and request.arg("$select"):
                 check_select(request.arg("$select") or "", typed, type_name)
         except FilterError as exc:
-            raise BcError(400, "BadRequest", f"Invalid filter expression: {exc}") from None
+            raise BcError(400, "BadRequest", str(exc)) from None
         selected = [e for e in items if predicate is None or predicate(e)]
-        skip, top = int(request.arg("$skip") or 0), request.arg("$top")
+        skip, top = _count(request, "$skip"), request.arg("$top")
         selected = selected[skip:]
         if top is not None:
-            selected = selected[:int(top)]
-        offset = int(request.arg("$skiptoken") or 0)
+            selected = selected[:_count(request, "$top")]
+        offset = _count(request, "$skiptoken")
         page_size = self.sandbox.page_size
         page = selected[offset:offset + page_size]
         body: dict[str, Any] = {"@odata.context": f"{self._root(request)}/$metadata#{context}",
@@ -302,3 +302,14 @@ class BcApi(AttachmentsApi):
         # A new line changes the document's totals, so its etag moves on (as BC's does).
         document.update({"@odata.etag": new_etag(), "lastModifiedDateTime": now()})
         return line
+
+
+def _count(request: Request, option: str) -> int:
+    """A non-negative whole-number query option (0 if absent); anything else is a 400, as in OData."""
+    raw = request.arg(option)
+    if raw is None or raw == "":
+        return 0
+    if not raw.isdigit():
+        raise BcError(400, "BadRequest", f"Invalid value '{raw}' for the query option {option}: "
+                                         "a non-negative integer is expected.")
+    return int(raw)
