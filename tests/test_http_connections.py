@@ -16,6 +16,7 @@ import pytest
 from invoicesync.http import HttpClient
 from invoicesync.http._connections import LeanPool, LeanTransport
 from invoicesync.http._pool import new_pool, ssl_context
+from invoicesync.http._wire import WireConnection
 from invoicesync.sandbox import Request, Response, RunningSandbox, SandboxApp
 
 
@@ -155,13 +156,13 @@ def _client(limits: httpx.Limits, timeout: httpx.Timeout | None = None) -> httpx
 def checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """One entry per expiry check (``has_expired``: a readability poll) of any pooled connection."""
     counted: list[int] = []
-    has_expired = httpcore.HTTPConnection.has_expired
+    has_expired = WireConnection.has_expired
 
-    def counting(self: httpcore.HTTPConnection) -> bool:
+    def counting(self: WireConnection, keepalive_expiry: float | None) -> bool:
         counted.append(1)
-        return has_expired(self)
+        return has_expired(self, keepalive_expiry)
 
-    monkeypatch.setattr(httpcore.HTTPConnection, "has_expired", counting)
+    monkeypatch.setattr(WireConnection, "has_expired", counting)
     return counted
 
 
