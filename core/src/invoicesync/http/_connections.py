@@ -25,6 +25,7 @@ import collections
 import ssl
 import threading
 import time
+import typing
 from collections.abc import Iterator
 from types import TracebackType
 
@@ -79,7 +80,9 @@ class LeanPool:
             else:
                 connection.connect(timeouts.get("connect"), request.extensions.get("sni_hostname"))
             headers = request.headers.raw
-            connection.send_request(method, url.raw_path, headers, request.stream, timeouts.get("write"))
+            # A sync client's request always has a sync stream (httpx.Client sees to it).
+            body = typing.cast(httpx.SyncByteStream, request.stream)
+            connection.send_request(method, url.raw_path, headers, body, timeouts.get("write"))
             read_timeout = timeouts.get("read")
             version, status, reason, answer = connection.receive_head(read_timeout)
             length, chunked, keep_alive = framing(status, method, version, answer)

@@ -313,7 +313,6 @@ def framing(status: int, method: bytes, version: bytes, headers: Headers) -> tup
     """How the answer's body ends (RFC 9112 6.3): its length (``None``: chunked or until close),
     whether it is chunked, and whether the connection may carry another request after it."""
     length: int | None = None
-    chunked = False
     transfer_encoding = False
     keep_alive = version == b"HTTP/1.1"  # h11 keeps no HTTP/1.0 connection alive
     for name, value in headers:
@@ -327,7 +326,7 @@ def framing(status: int, method: bytes, version: bytes, headers: Headers) -> tup
         elif lowered == b"transfer-encoding":
             if value.strip().lower() != b"chunked":
                 raise httpx.RemoteProtocolError("Unsupported Transfer-Encoding")
-            transfer_encoding = chunked = True
+            transfer_encoding = True
         elif lowered == b"connection" and b"close" in value.lower():
             keep_alive = False
     if method == b"HEAD" or status < 200 or status in _NO_BODY_STATUSES:
