@@ -182,6 +182,7 @@ def test_sequential_requests_share_one_connection_and_check_only_the_one_they_re
 def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_failed_request(server: Server) -> None:
     with HttpClient(server.url, max_attempts=1) as http:
         assert http.get("/a").text == "GET /a"
+        wait_for(lambda: server.idle, "the server to wait for the next request")  # it answered before it got there
         assert server.drop_idle() == 1
         assert http.post("/items", content=b"{}").text == "POST /items"  # sent once, on a new connection
         assert http.get("/b").text == "GET /b"
