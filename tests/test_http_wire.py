@@ -234,6 +234,11 @@ def test_a_read_timeout_and_a_refused_connection_raise_what_the_retry_layer_clas
             client.get(f"http://127.0.0.1:{port}/")
 
 
+def test_a_url_without_an_http_scheme_is_refused(client: httpx.Client) -> None:
+    with pytest.raises(httpx.UnsupportedProtocol, match="unsupported protocol 'ftp://'"):
+        client.get("ftp://127.0.0.1:21/file")
+
+
 def test_header_injection_is_refused_before_anything_is_sent(serve: Callable[..., Scripted],
                                                              client: httpx.Client) -> None:
     server = serve()

@@ -66,7 +66,7 @@ class LeanPool:
         url = request.url
         scheme = url.scheme
         port = url.port or _DEFAULT_PORTS.get(scheme)
-        if port is None:
+        if port is None or scheme not in _DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(
                 "Request URL is missing an 'http://' or 'https://' protocol." if not scheme
                 else f"Request URL has an unsupported protocol '{scheme}://'.")
