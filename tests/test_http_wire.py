@@ -13,6 +13,7 @@ import httpx
 import pytest
 from invoicesync.http._connections import LeanPool, LeanTransport
 from invoicesync.http._pool import ssl_context
+from invoicesync.http._wire import WireConnection
 from invoicesync.sandbox import Response, RunningSandbox, SandboxApp
 
 Handler = Callable[["Peer"], None]
@@ -297,3 +298,20 @@ def test_tls_checks_the_certificate_and_the_host_name(serve_sandbox: Callable[..
     with httpx.Client(transport=LeanTransport(ssl_context(True)), timeout=10) as system_cas, \
             pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         system_cas.get(f"{running.url}/hello")
+
+
+def test_a_request_cut_short_by_a_failed_write_says_so_and_its_connection_is_not_reused() -> None:
+    ours, theirs = socket.socketpair()
+    theirs.close()  # the server went away: the write fails (EPIPE), as when it answers early and closes
+    connection = WireConnection("127.0.0.1", 80, None)
+    connection._sock = ours
+    try:
+        assert connection.send_request(b"POST", b"/", [(b"Content-Length", b"3")], [b"abc"], 1.0) is False
+        ours2, theirs2 = socket.socketpair()
+        with theirs2:
+            connection._sock = ours2
+            assert connection.send_request(b"POST", b"/", [(b"Content-Length", b"3")], [b"abc"], 1.0) is True
+            assert theirs2.recv(1024) == b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"  # one send
+    finally:
+        ours.close()
+        connection.close()

@@ -82,12 +82,13 @@ class LeanPool:
             headers = request.headers.raw
             # A sync client's request always has a sync stream (httpx.Client sees to it).
             body = typing.cast(httpx.SyncByteStream, request.stream)
-            connection.send_request(method, url.raw_path, headers, body, timeouts.get("write"))
+            sent = connection.send_request(method, url.raw_path, headers, body, timeouts.get("write"))
             read_timeout = timeouts.get("read")
             version, status, reason, answer = connection.receive_head(read_timeout)
             length, chunked, keep_alive = framing(status, method, version, answer)
-            if keep_alive:  # ... unless we asked the server to close it
-                keep_alive = not any(n.lower() == b"connection" and b"close" in v.lower() for n, v in headers)
+            if keep_alive:  # ... unless our request was cut short, or asked the server to close it
+                keep_alive = sent and not any(n.lower() == b"connection" and b"close" in v.lower()
+                                              for n, v in headers)
         except BaseException:
             self._discard(connection)
             raise

@@ -96,10 +96,11 @@ class WireConnection:
         self._poll.register(sock.fileno(), select.POLLIN)
 
     def send_request(self, method: bytes, target: bytes, headers: Headers, body: Iterable[bytes],
-                     write_timeout: float | None) -> None:
+                     write_timeout: float | None) -> bool:
         """The head and a small body in one ``send``; a larger body streamed chunk by chunk. A write
         that fails (not a timeout) is let go, as httpcore does: a server may answer (say 413) and
-        close before reading it all, and the answer, read next, tells what happened."""
+        close before reading it all, and the answer, read next, tells what happened. ``False`` then:
+        the connection, its request cut short, must not carry another one."""
         length: int | None = None
         chunked = False
         for name, value in headers:
@@ -120,7 +121,8 @@ class WireConnection:
         except TimeoutError as exc:
             raise httpx.WriteTimeout(str(exc) or "timed out") from exc
         except OSError:
-            pass  # see above; the socket is not reused either way once the answer is read
+            return False  # see above
+        return True
 
     def _send_body(self, pending: bytes, body: Iterable[bytes], length: int | None, chunked: bool,
                    timeout: float | None) -> None:
