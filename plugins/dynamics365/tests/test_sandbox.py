@@ -192,3 +192,46 @@ def test_unknown_leniency_is_an_error() -> None:
 def test_leniency_from_cli_options() -> None:
     app = BusinessCentralSandbox.from_options({"lenient": "quoted_guids,upload_size"})
     assert app.lenient == {"quoted_guids", "upload_size"}
+
+
+# -- $filter and $select are checked against the entity's properties and their types, as OData v4 does ---
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_filters_and_selects_are_typed_against_the_entity(make_bc: Any, lenient: bool) -> None:
+    """Real BC refuses what our first emulator quietly answered with an empty page: a property the
+    entity lacks, a GUID written as a string, a number for a string, and (BC's own limit) ``or``
+    across two different fields. An empty page there means "no duplicate": a second draft."""
+    bc = make_bc(lenient=["untyped_filters"] if lenient else [])
+    base = f"companies({bc.company.id})"
+    with _client(bc) as api:
+        parent = _draft_with_attachment(bc, api).json()["parentId"]
+        fine = [("documentAttachments", f"parentId eq {parent}"),
+                ("purchaseInvoices", "vendorInvoiceNumber eq 'X1' and vendorNumber ne 'V0'"),
+                ("vendors", "number eq 'V1' or number eq 'V2'"),
+                ("vendors", "contains(displayName,'Klok') and blocked ne 'All' and balance ge 0")]
+        for entity, filter_ in fine:
+            answer = api.get(f"{base}/{entity}", params={"$filter": filter_})
+            assert answer.status_code == 200, (filter_, answer.text)
+        refused = [("documentAttachments", f"parentId eq '{parent}'"),  # Edm.Guid vs Edm.String
+                   ("vendors", "vendorNo eq 'V1'"),  # no such property
+                   ("purchaseInvoices", "vendorInvoiceNumber eq 1234"),  # Edm.String vs a number
+                   ("purchaseInvoices", f"vendorNumber eq {parent}"),  # Edm.String vs Edm.Guid
+                   ("vendors", "contains(id,'0')"),  # contains() takes strings
+                   ("vendors", "number eq 'V1' or displayName eq 'X'")]  # BC: no OR on distinct fields
+        answers = [api.get(f"{base}/{entity}", params={"$filter": f}) for entity, f in refused]
+        answers.append(api.get(f"{base}/vendors", params={"$select": "id,vatNumber"}))
+    for answer in answers:
+        if lenient:
+            assert answer.status_code == 200
+        else:
+            assert answer.status_code == 400 and answer.json()["error"]["code"] == "BadRequest", answer.text
+
+
+def test_malformed_paging_options_are_a_bad_request(make_bc: Any) -> None:
+    """OData refuses a ``$top``/``$skip`` that is no whole number, or a ``$skiptoken`` it never
+    handed out, with a 400 in BC's shape (not a server error a client would retry)."""
+    bc = make_bc()
+    with _client(bc) as api:
+        for option, value in (("$top", "ten"), ("$top", "-1"), ("$skip", "1.5"), ("$skiptoken", "x")):
+            answer = api.get(f"companies({bc.company.id})/vendors", params={option: value})
+            assert answer.status_code == 400 and answer.json()["error"]["code"] == "BadRequest", (option, answer.text)

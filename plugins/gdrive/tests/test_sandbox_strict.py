@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from invoicesync import ConfigError, DeliveryStatus
 from invoicesync_gdrive.sandbox import DriveSandbox
 
 BIG = 5_000_001  # one byte over the smaller reading of "5 MB"
@@ -162,3 +163,53 @@ def test_the_changes_feed_keeps_shared_drives_apart(drive_app: DriveSandbox, ser
         assert ids(_changes(http, user)) == [mine["id"]]  # shared-drive items only when asked for
         assert ids(_changes(http, user, includeItemsFromAllDrives="true", **all_drives)) == [mine["id"], team["id"]]
         assert ids(_changes(http, shared, driveId=SHARED_DRIVE_ID, **all_drives)) == [team["id"]]
+
+
+def test_a_drive_file_token_sees_only_what_the_app_made(serve_sandbox: Any) -> None:
+    """The ``drive.file`` scope (our default) reaches only files this app created or was given:
+    a folder made in the Drive web UI is "not found" to it (get, list, as a parent, as a move
+    target), while a full ``drive`` token sees it. Seen leniently, a root_folder_id the app can
+    never write to would pass every test here and fail on Google."""
+    app = DriveSandbox()
+    try:
+        theirs = app.user_folder("Accounting")
+        with _client(app, serve_sandbox) as http:
+            ours = http.post("/drive/v3/files", json={"name": "Accounting",
+                                                      "mimeType": "application/vnd.google-apps.folder"}).json()
+            assert http.get(f"/drive/v3/files/{theirs.id}").status_code == 404
+            listed = http.get("/drive/v3/files", params={"q": "name = 'Accounting'"}).json()["files"]
+            assert [f["id"] for f in listed] == [ours["id"]]
+            assert http.post("/drive/v3/files", json={"name": "x", "parents": [theirs.id]}).status_code == 404
+            body, content_type = _multipart(10)
+            into = http.post("/upload/drive/v3/files", params={"uploadType": "multipart"},
+                             content=body.replace(b'{"name": "big.pdf"}',
+                                                  json.dumps({"name": "a.pdf", "parents": [theirs.id]}).encode()),
+                             headers={"Content-Type": content_type})
+            assert into.status_code == 404
+            moved = http.patch(f"/drive/v3/files/{ours['id']}", params={"addParents": theirs.id,
+                                                                         "removeParents": "root"}, json={})
+            assert moved.status_code == 404
+            assert http.patch(f"/drive/v3/files/{theirs.id}", json={"trashed": True}).status_code == 404
+        full = app.oauth.issue("user", "https://www.googleapis.com/auth/drive")["access_token"]
+        with httpx.Client(base_url=serve_sandbox(app).url, headers={"Authorization": f"Bearer {full}"}) as http:
+            assert http.get(f"/drive/v3/files/{theirs.id}").status_code == 200
+            listed = http.get("/drive/v3/files", params={"q": "name = 'Accounting'"}).json()["files"]
+            assert {f["id"] for f in listed} == {ours["id"], theirs.id}
+    finally:
+        app.store.close()
+
+
+def test_a_root_folder_the_app_cannot_see_is_a_setup_error(drive: Any) -> None:
+    """A ``root_folder_id`` made in the Drive web UI is invisible to our ``drive.file`` login: the
+    sync says how to fix the setup rather than write nothing or somewhere else."""
+    theirs = drive.app.user_folder("Made by hand")
+    drive.configure(root_folder_id=theirs.id)
+    try:
+        [delivery] = drive.push([drive.document(1)])
+    except ConfigError as exc:
+        message = str(exc)
+    else:
+        assert delivery.status is DeliveryStatus.FAILED
+        message = delivery.message
+    assert "drive.file" in message and theirs.id in message
+    assert [f.name for f in drive.app.store.files.values() if f.mime_type != "application/vnd.google-apps.folder"] == []

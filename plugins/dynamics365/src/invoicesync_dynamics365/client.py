@@ -68,6 +68,16 @@ def parse_error(response: httpx.Response) -> InvoiceSyncError:
     return RemoteError(message, status=status, code=code, service=SERVICE)
 
 
+#: A stale ``If-Match``: BC documents the code, not the status (409 or 412 are both seen).
+_ENTITY_CHANGED = "Request_EntityChanged"
+
+
+def entity_changed(exc: RemoteError) -> bool:
+    """Whether ``exc`` says the record changed since its etag was read (``Request_EntityChanged``).
+    A 409 carrying some other code is another conflict, not this one."""
+    return exc.code == _ENTITY_CHANGED or exc.status == 412 or (exc.status == 409 and not exc.code)
+
+
 def classify(response: httpx.Response) -> Verdict | None:
     """A 5xx to a POST is not resent blind: BC may have made the record before the gateway gave
     up (504 after commit). ``create`` turns it into ``OutcomeUnknown`` and callers look it up."""
@@ -223,8 +233,9 @@ class BusinessCentral:
     def patch(self, company: str, path: str, body: dict[str, Any], etag: str) -> dict[str, Any]:
         """Change fields of an entity, only if it is still the version read (``If-Match: <etag>``).
 
-        A 412 ``Request_EntityChanged`` means someone changed it since: the caller reads it again.
-        Resending after a lost answer is safe: the same values again, or a 412 if they landed.
+        ``Request_EntityChanged`` (409 or 412, see ``entity_changed``) means someone changed it
+        since: the caller reads it again. Resending after a lost answer is safe: the same values
+        again, or that refusal if they landed.
         """
         response = self.http.request("PATCH", f"companies({company})/{path}", json=body,
                                      headers={"If-Match": etag}, idempotent=True)
@@ -234,7 +245,7 @@ class BusinessCentral:
     def delete(self, company: str, path: str, *, etag: str = "*") -> None:
         """Delete a record. ``If-Match: *`` (as Microsoft's own S2S sample sends) for one we just made,
         whose create answer's etag goes stale as soon as a line or total changes it; the etag read
-        when only that version may go (a 412 ``Request_EntityChanged`` otherwise)."""
+        when only that version may go (``Request_EntityChanged`` otherwise)."""
         try:
             self.http.request("DELETE", f"companies({company})/{path}", headers={"If-Match": etag})
         except NotFoundError:

@@ -4,8 +4,8 @@
 exactly as our last delivery left it: the same ``@odata.etag`` as the one kept in the delivery's
 ``extra`` (BC moves it on any header or line edit), and no attachment besides ours (a person's
 file does not move the header's etag). The DELETE itself carries that etag in ``If-Match``, so an
-edit between our look and our delete is refused by BC (412), not overwritten. A posted draft, one
-in review, or one edited in BC is kept, and the delivery says why (``skipped``).
+edit between our look and our delete is refused by BC (``Request_EntityChanged``), not overwritten.
+A posted draft, one in review, or one edited in BC is kept, and the delivery says why (``skipped``).
 ``on_delete = "keep"`` never deletes anything in Business Central.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from invoicesync import Context, DeliveryStatus, PushRequest, RemoteError
 
 from .attachments import Attacher
-from .client import BusinessCentral, NotFoundError
+from .client import BusinessCentral, NotFoundError, entity_changed
 from .documents import Kind
 from .settings import Dynamics365Settings
 
@@ -65,7 +65,7 @@ class Deleter:
         try:
             self.bc.delete(self.company, f"{kind.entity}({draft['id']})", etag=str(draft["@odata.etag"]))
         except RemoteError as exc:
-            if exc.status != 412:
+            if not entity_changed(exc):
                 raise
             return Removal(DeliveryStatus.SKIPPED, f"{kind.label} {number} {EDITED}", draft, attachments)
         self.ctx.kv.delete(f"export:{request.document.id}")

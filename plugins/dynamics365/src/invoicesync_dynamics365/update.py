@@ -2,7 +2,7 @@
 
 A supplier corrects a bill after it was exported: a new PDF, another due date, a typo in the
 number. While the BC document is still a draft, the header fields that differ are PATCHed with
-``If-Match`` set to the etag just read (on 412 it is read again and tried once more), the comment
+``If-Match`` set to the etag just read (on ``Request_EntityChanged`` it is read again and tried once more), the comment
 line is rewritten, a changed file gets its new bytes in its existing attachment record, and the
 records we made for files the document no longer has are deleted *after* the new ones are in
 place, so a crash never leaves the draft with fewer files. Once BC has posted the document (or it
@@ -30,7 +30,7 @@ from invoicesync import (
 
 from . import documents
 from .attachments import Attacher
-from .client import BusinessCentral, odata_string
+from .client import BusinessCentral, entity_changed, odata_string
 from .documents import MAX_VENDOR_DOCUMENT_NUMBER, Kind
 from .settings import Dynamics365Settings
 
@@ -130,7 +130,7 @@ class DraftUpdater:
             try:
                 return self._send(kind, draft, diff.body, str(etag), document), diff
             except RemoteError as exc:
-                if exc.status != 412 or attempt == 2:
+                if not entity_changed(exc) or attempt == 2:
                     raise
                 # Someone changed the draft since we read it: read it again, work out the difference anew.
                 draft = self.bc.get(self.company, path)
@@ -236,8 +236,8 @@ class DraftUpdater:
             self.bc.patch(self.company, f"{kind.entity}({draft_id})/{kind.lines}({ours['id']})",
                           {"description": wanted["description"]}, str(ours.get("@odata.etag") or "*"))
         except RemoteError as exc:
-            # 412: a resend of a PATCH that had landed, or someone edited the line; read it again.
-            if exc.status != 412:
+            # Changed: a resend of a PATCH that had landed, or someone edited the line; read it again.
+            if not entity_changed(exc):
                 raise
             again = self._our_comment(kind, draft_id)
             if again is None or again.get("description") != wanted["description"]:

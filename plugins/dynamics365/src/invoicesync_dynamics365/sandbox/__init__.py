@@ -42,8 +42,9 @@ COMMIT_THEN_STATUS = "commit_then_status"
 MAX_UPLOAD_BYTES = 350 * 1024 * 1024
 #: Refusals of real BC that a test may waive with ``lenient=[...]`` (each is strict by default):
 #: a quoted company GUID, a fileName over 250 characters, an upload over ``max_upload_bytes``, an
-#: ``attachmentContent`` sent as JSON.
-LENIENCIES = ("quoted_guids", "file_name_length", "upload_size", "json_content")
+#: ``attachmentContent`` sent as JSON, a ``$filter``/``$select`` naming a property the entity lacks,
+#: comparing one with a literal of another type, or ``or`` across different properties.
+LENIENCIES = ("quoted_guids", "file_name_length", "upload_size", "json_content", "untyped_filters")
 
 _BASE = r"/v2\.0/(?P<tenant>[^/]+)/(?P<env>[^/]+)/api/v2\.0"
 _COMPANY = _BASE + r"/companies\((?P<cid>[^)]+)\)"
@@ -67,7 +68,7 @@ class BusinessCentralSandbox(SandboxApp):
                  retry_after: float | None = None, token_lifetime: int = 3599,
                  content_dir: Path | None = None, lcy_code_accepted: bool = True,
                  next_links: str = "absolute", max_upload_bytes: int = MAX_UPLOAD_BYTES,
-                 lenient: Iterable[str] = ()) -> None:
+                 conflict_status: int = 412, lenient: Iterable[str] = ()) -> None:
         super().__init__()
         unknown = set(lenient) - set(LENIENCIES)
         if unknown:
@@ -75,6 +76,12 @@ class BusinessCentralSandbox(SandboxApp):
         #: The refusals of real BC (per the API notes) this sandbox waives; none unless asked.
         self.lenient = frozenset(lenient)
         self.max_upload_bytes = max_upload_bytes
+        conflict_status = int(conflict_status)
+        if conflict_status not in (409, 412):
+            raise ValueError("conflict_status is 409 or 412")
+        #: The status of a stale ``If-Match`` (``Request_EntityChanged``): BC documents the code, not
+        #: the status, so a client must take either.
+        self.conflict_status = conflict_status
         self.entra = Entra(tenant, domain, token_lifetime)
         self.entra.apps[DEMO_CLIENT_ID] = EntraApp(DEMO_CLIENT_ID, DEMO_SECRET)
         self.environments = set(environments)
@@ -101,7 +108,7 @@ class BusinessCentralSandbox(SandboxApp):
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> BusinessCentralSandbox:
         known = {"page_size", "document_attachments", "rate_limit", "rate_window", "retry_after", "token_lifetime",
-                 "lcy_code_accepted", "next_links", "max_upload_bytes"}
+                 "lcy_code_accepted", "next_links", "max_upload_bytes", "conflict_status"}
         lenient = options.get("lenient") or ()
         app = cls(**{k: v for k, v in options.items() if k in known},
                   lenient=lenient.split(",") if isinstance(lenient, str) else lenient)

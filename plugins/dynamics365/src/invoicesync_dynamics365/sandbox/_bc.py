@@ -13,7 +13,8 @@ from invoicesync.sandbox import Request, Response
 
 from ._bc_attachments import AttachmentsApi
 from ._bc_rules import BcError, check_if_match, edm_date, known_fields, max_length, request_object
-from ._odata import FilterError, compile_filter, select
+from ._odata import FilterError, check_select, compile_filter, select
+from ._schema import ENTITY_SETS
 from ._store import DOCUMENT_SETS, CompanyData, new_etag, now
 
 if TYPE_CHECKING:
@@ -48,16 +49,22 @@ class BcApi(AttachmentsApi):
     # -- responses -----------------------------------------------------------------------------
 
     def collection(self, request: Request, items: list[dict[str, Any]], context: str) -> Response:
+        # Typed against the entity set the context names (its last segment), unless waived.
+        type_name, schema = ENTITY_SETS[context.rsplit("/", 1)[-1]]
+        typed = None if "untyped_filters" in self.sandbox.lenient else schema
         try:
-            predicate = compile_filter(request.arg("$filter") or "") if request.arg("$filter") else None
+            predicate = compile_filter(request.arg("$filter") or "", typed, type_name) \
+                if request.arg("$filter") else None
+            if typed is not None and request.arg("$select"):
+                check_select(request.arg("$select") or "", typed, type_name)
         except FilterError as exc:
-            raise BcError(400, "BadRequest", f"Invalid filter expression: {exc}") from None
+            raise BcError(400, "BadRequest", str(exc)) from None
         selected = [e for e in items if predicate is None or predicate(e)]
-        skip, top = int(request.arg("$skip") or 0), request.arg("$top")
+        skip, top = _count(request, "$skip"), request.arg("$top")
         selected = selected[skip:]
         if top is not None:
-            selected = selected[:int(top)]
-        offset = int(request.arg("$skiptoken") or 0)
+            selected = selected[:_count(request, "$top")]
+        offset = _count(request, "$skiptoken")
         page_size = self.sandbox.page_size
         page = selected[offset:offset + page_size]
         body: dict[str, Any] = {"@odata.context": f"{self._root(request)}/$metadata#{context}",
@@ -166,7 +173,7 @@ class BcApi(AttachmentsApi):
         document = self._document(company, entity_set, request.params["id"])
         body = request_object(request)
         self.sandbox.document_patches.append((document["id"], request.headers.get("if-match"), body))
-        check_if_match(request, document)
+        check_if_match(request, document, self.sandbox.conflict_status)
         known_fields(body, _DOCUMENT_FIELDS[entity_set], entity_set[:-1])
         if document["status"] != "Draft":
             raise BcError(400, "Application_DialogException", "Status must be equal to 'Open' in Purchase Header. "
@@ -197,7 +204,7 @@ class BcApi(AttachmentsApi):
     def delete_document(self, request: Request, company: CompanyData) -> Response:
         entity_set = request.params["set"]
         document = self._document(company, entity_set, request.params["id"])
-        check_if_match(request, document)
+        check_if_match(request, document, self.sandbox.conflict_status)
         if document["status"] != "Draft":
             raise BcError(400, "Application_DialogException",
                           f"You cannot delete {document['number']}: it is posted ({document['status']}).")
@@ -261,7 +268,7 @@ class BcApi(AttachmentsApi):
                      if ln["id"] == request.params["line"].lower()), None)
         if line is None:
             raise BcError(404, "Internal_RecordNotFound", f"The line {request.params['line']} does not exist.")
-        check_if_match(request, line)
+        check_if_match(request, line, self.sandbox.conflict_status)
         if document["status"] != "Draft":
             raise BcError(400, "Application_DialogException", "Status must be equal to 'Open' in Purchase Header.")
         body = request_object(request)
@@ -295,3 +302,14 @@ class BcApi(AttachmentsApi):
         # A new line changes the document's totals, so its etag moves on (as BC's does).
         document.update({"@odata.etag": new_etag(), "lastModifiedDateTime": now()})
         return line
+
+
+def _count(request: Request, option: str) -> int:
+    """A non-negative whole-number query option (0 if absent); anything else is a 400, as in OData."""
+    raw = request.arg(option)
+    if raw is None or raw == "":
+        return 0
+    if not raw.isdigit():
+        raise BcError(400, "BadRequest", f"Invalid value '{raw}' for the query option {option}: "
+                                         "a non-negative integer is expected.")
+    return int(raw)

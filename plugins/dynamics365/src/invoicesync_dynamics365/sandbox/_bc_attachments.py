@@ -65,7 +65,7 @@ class AttachmentsApi:
 
     def upload_content(self, request: Request, company: CompanyData) -> Response:
         attachment = self._attachment(company, request.params["att"], request.params["id"])
-        check_if_match(request, attachment)
+        check_if_match(request, attachment, self.sandbox.conflict_status)
         content_type = request.headers.get("content-type") or ""
         self.sandbox.upload_content_types.append(content_type)
         if content_type.split(";")[0].strip().lower() == "application/json" \
@@ -86,7 +86,7 @@ class AttachmentsApi:
 
     def delete_attachment(self, request: Request, company: CompanyData) -> Response:
         attachment = self._attachment(company, request.params["att"], request.params["id"])
-        check_if_match(request, attachment)
+        check_if_match(request, attachment, self.sandbox.conflict_status)
         self.sandbox.content.delete(attachment["id"])
         del company.attachments[request.params["att"]][attachment["id"]]
         return Response(204)

@@ -48,11 +48,11 @@ def edm_date(value: Any, field: str) -> str:
                                          f"'Edm.Date' ({field}).") from None
 
 
-def check_if_match(request: Request, entity: dict[str, Any]) -> None:
+def check_if_match(request: Request, entity: dict[str, Any], conflict_status: int = 412) -> None:
     given = request.headers.get("if-match")
     if not given:
         raise BcError(400, "BadRequest_InvalidToken",
                       "Could not validate the client concurrency token required by the service. Please provide a "
                       "valid token in the client request.")
     if given != "*" and given != entity.get("@odata.etag"):
-        raise BcError(412, "Request_EntityChanged", "Another user has already changed the record.")
+        raise BcError(conflict_status, "Request_EntityChanged", "Another user has already changed the record.")

@@ -1,5 +1,10 @@
 """The slice of OData v4 query options the emulator understands: ``$filter`` (eq, ne, gt, ge,
-lt, le, and, or, not, parentheses, contains/startswith/endswith), ``$select``, ``$top``, ``$skip``."""
+lt, le, and, or, not, parentheses, contains/startswith/endswith), ``$select``, ``$top``, ``$skip``.
+
+Given the entity's properties (``_schema``), both are checked as BC checks them: a property the
+entity lacks, a literal whose type is not the property's (a GUID written as a quoted string, a
+number for a string), and ``or`` across two different properties (BC's documented limit) are
+refused, where an untyped reading would answer with a silently empty (or wrong) page."""
 
 from __future__ import annotations
 
@@ -32,6 +37,11 @@ class FilterError(ValueError):
     pass
 
 
+#: The EDM types a literal of each token kind may be compared with.
+_LITERAL_TYPES = {"string": {"Edm.String"}, "guid": {"Edm.Guid"},
+                  "number": {"Edm.Int32", "Edm.Int64", "Edm.Decimal", "Edm.Double"}, "bool": {"Edm.Boolean"}}
+
+
 def _tokens(text: str) -> list[tuple[str, str]]:
     tokens, pos = [], 0
     while pos < len(text):
@@ -47,9 +57,28 @@ def _tokens(text: str) -> list[tuple[str, str]]:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, schema: dict[str, str] | None = None, type_name: str = "entity") -> None:
         self.tokens = _tokens(text)
         self.pos = 0
+        self.schema = schema
+        self.type_name = type_name
+        #: The properties each ``or`` operand compares (``fields`` of the operand being parsed).
+        self.fields: set[str] = set()
+
+    def property_type(self, name: str) -> str | None:
+        if self.schema is None:
+            return None
+        if name not in self.schema:
+            raise FilterError(f"Could not find a property named '{name}' on type 'Microsoft.NAV.{self.type_name}'.")
+        self.fields.add(name)
+        return self.schema[name]
+
+    def check_type(self, name: str, edm: str | None, kind: str, operator: str) -> None:
+        if edm is None or kind == "null" or edm in _LITERAL_TYPES.get(kind, set()):
+            return
+        found = {"string": "Edm.String", "guid": "Edm.Guid", "number": "Edm.Int32", "bool": "Edm.Boolean"}[kind]
+        raise FilterError(f"A binary operator with incompatible types was detected. Found operand types '{edm}' "
+                          f"and '{found}' for operator kind '{operator}' ({name}).")
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -68,11 +97,19 @@ class _Parser:
         return predicate
 
     def or_expr(self) -> Predicate:
+        outer, self.fields = self.fields, set()
         left = self.and_expr()
+        operands = [self.fields]
         while (t := self.peek()) and t[1].lower() == "or":
             self.take()
+            self.fields = set()
             right = self.and_expr()
+            operands.append(self.fields)
             left = (lambda a, b: lambda e: a(e) or b(e))(left, right)
+        compared = set().union(*operands)
+        if self.schema is not None and len(operands) > 1 and len(compared) > 1:
+            raise FilterError("The 'OR' operator is not supported on distinct fields on an OData filter.")
+        self.fields = outer | compared
         return left
 
     def and_expr(self) -> Predicate:
@@ -101,27 +138,36 @@ class _Parser:
             function = _FUNCTIONS[name.lower()]
             self.take("(")
             field = self.take()[1]
+            edm = self.property_type(field)
             self.take(",")
-            value = self.literal()
+            kind, value = self.literal()
+            if edm is not None and (edm != "Edm.String" or kind != "string"):
+                raise FilterError(f"No function signature for the function with name '{name}' matches the "
+                                  f"arguments ({field} is {edm}).")
             self.take(")")
             return lambda e: function(str(e.get(field) or ""), str(value))
+        edm = self.property_type(name)
         operator = self.take()[1].lower()
         if operator not in _COMPARE:
             raise FilterError(f"unknown operator {operator!r}")
-        value = self.literal()
+        kind, value = self.literal()
+        self.check_type(name, edm, kind, operator)
         compare = _COMPARE[operator]
         return lambda e: compare(_comparable(e.get(name), value), value)
 
-    def literal(self) -> Any:
+    def literal(self) -> tuple[str, Any]:
+        """``(kind, value)``: kind is string, guid, number, bool or null."""
         kind, text = self.take()
         if kind == "string":
-            return text[1:-1].replace("''", "'")
+            return kind, text[1:-1].replace("''", "'")
         if kind == "guid":
-            return text.lower()
+            return kind, text.lower()
         if kind == "number":
-            return float(text) if "." in text else int(text)
-        if kind == "word" and text.lower() in {"true", "false", "null"}:
-            return {"true": True, "false": False, "null": None}[text.lower()]
+            return kind, float(text) if "." in text else int(text)
+        if kind == "word" and text.lower() in {"true", "false"}:
+            return "bool", text.lower() == "true"
+        if kind == "word" and text.lower() == "null":
+            return "null", None
         raise FilterError(f"expected a value, found {text!r}")
 
 
@@ -135,8 +181,16 @@ def _is_guid(text: str) -> bool:
     return re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text) is not None
 
 
-def compile_filter(text: str) -> Predicate:
-    return _Parser(text).parse()
+def compile_filter(text: str, schema: dict[str, str] | None = None, type_name: str = "entity") -> Predicate:
+    """``schema`` (property → EDM type): check properties and literal types as BC does; ``None``:
+    any property, any literal (the filter is only evaluated)."""
+    return _Parser(text, schema, type_name).parse()
+
+
+def check_select(fields: str, schema: dict[str, str], type_name: str) -> None:
+    for name in (f.strip() for f in fields.split(",")):
+        if name and name not in schema:
+            raise FilterError(f"Could not find a property named '{name}' on type 'Microsoft.NAV.{type_name}'.")
 
 
 def select(entity: dict[str, Any], fields: str | None) -> dict[str, Any]:

@@ -133,6 +133,13 @@ class DriveSandbox(SandboxApp):
             raise ApiError(403, "storageQuotaExceeded", "Service Accounts do not have storage quota. Leverage "
                                "shared drives, or use OAuth delegation instead.", domain="usageLimits")
 
+    def user_folder(self, name: str, parent: str = "root") -> DriveFile:
+        """A folder the user made in the Drive web UI: a ``drive.file`` token cannot see it."""
+        folder = self.store.create({"name": name, "mimeType": FOLDER_MIME, "parents": [parent]}, None, None,
+                                   all_drives=True)
+        folder.by_user = True
+        return folder
+
     def folder_names(self) -> list[tuple[str, str]]:
         """``(parent, name)`` of every folder: tests assert there are no duplicates."""
         with self.store.lock:

@@ -67,6 +67,8 @@ class DriveFile:
     sha256: str | None = None
     size: int | None = None
     version: int = 1
+    #: Made by the user (the Drive web UI), not by this app: a ``drive.file`` token cannot see it.
+    by_user: bool = False
 
     def resource(self) -> dict[str, Any]:
         """The full File resource; ``fields`` then trims it. Sizes and versions are strings."""

@@ -7,8 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 from invoicesync.sandbox import Request, Response
 
-from ..store import ApiError, DriveStore
+from ..oauth import Grant
+from ..store import ApiError, DriveFile, DriveStore, not_found
 from ..uploads import whole_body
+
+#: The per-file scope: only files this app created (or was handed) exist for such a token.
+DRIVE_FILE_SCOPE = "https://www.googleapis.com/auth/drive.file"
+#: Scopes that see the whole Drive, whatever else the token holds.
+_WHOLE_DRIVE = frozenset({"https://www.googleapis.com/auth/drive", "https://www.googleapis.com/auth/drive.readonly",
+                          "https://www.googleapis.com/auth/drive.metadata",
+                          "https://www.googleapis.com/auth/drive.metadata.readonly"})
 
 if TYPE_CHECKING:
     from ..app import DriveSandbox
@@ -24,6 +32,30 @@ class View:
     @property
     def store(self) -> DriveStore:
         return self.app.store
+
+    def visible(self, grant: Grant, file: DriveFile) -> DriveFile:
+        """``file``, unless the token's ``drive.file`` scope cannot see it (then: not found)."""
+        if file.by_user and app_files_only(grant):
+            raise not_found(file.id)
+        return file
+
+    def check_parents(self, grant: Grant, parents: Any) -> None:
+        """A parent (or move target) the token cannot see is "not found", as on Google."""
+        if not app_files_only(grant) or not isinstance(parents, list | tuple):
+            return
+        for parent in parents:
+            file = self.store.files.get(str(parent))
+            if file is not None:
+                self.visible(grant, file)
+
+    def shown(self, grant: Grant, files: list[DriveFile]) -> list[DriveFile]:
+        return [f for f in files if not f.by_user] if app_files_only(grant) else files
+
+
+def app_files_only(grant: Grant) -> bool:
+    """The token holds ``drive.file`` and no scope that sees the whole Drive."""
+    scopes = set((grant.scope or "").split())
+    return DRIVE_FILE_SCOPE in scopes and not scopes & _WHOLE_DRIVE
 
 
 def drive_error(problem: ApiError) -> Response:

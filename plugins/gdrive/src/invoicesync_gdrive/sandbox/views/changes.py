@@ -10,7 +10,7 @@ from invoicesync.sandbox import Request, Response
 from .. import fields as partial
 from ..oauth import Grant
 from ..store import ApiError
-from .base import View, all_drives, csv, int_arg
+from .base import View, all_drives, app_files_only, csv, int_arg
 
 DEFAULT_CHANGE_FIELDS = ("kind,nextPageToken,newStartPageToken,"
                          "changes(kind,changeType,time,removed,fileId,file(kind,id,name,mimeType))")
@@ -63,6 +63,8 @@ class ChangesView(View):
         found, after = self.store.changes_from(position, wanted, size)
         changes = []
         for change, file in found:
+            if file is not None and file.by_user and app_files_only(grant):
+                continue  # a drive.file token hears nothing of files it cannot see
             item: dict[str, Any] = {"kind": "drive#change", "changeType": "file", "time": change.time,
                                     "removed": file is None, "fileId": change.file_id}
             if file is not None:

@@ -36,8 +36,8 @@ class FilesView(View):
                 raise ApiError(404, "notFound", f"Shared drive not found: {drive_id}", location="driveId")
         elif corpora not in {"user", "allDrives", "domain"}:
             raise ApiError(400, "invalid", f"Invalid Value: corpora={corpora}", location="corpora")
-        found = self.store.search(predicate, include_shared=include_shared,
-                                  drive_id=drive_id if corpora == "drive" else None)
+        found = self.shown(grant, self.store.search(predicate, include_shared=include_shared,
+                                                    drive_id=drive_id if corpora == "drive" else None))
         found = _order(found, request.arg("orderBy"))
         offset = _page_offset(request)
         page = found[offset:offset + size]
@@ -49,7 +49,7 @@ class FilesView(View):
         return Response.json(partial.apply(body, selection))
 
     def get_file(self, request: Request, grant: Grant) -> Response:
-        file = self.store.get(request.params["id"], all_drives=all_drives(request))
+        file = self.visible(grant, self.store.get(request.params["id"], all_drives=all_drives(request)))
         if request.arg("alt") == "media":
             if file.size is None:
                 raise ApiError(403, "fileNotDownloadable", "Only files with binary content can be downloaded.")
@@ -58,12 +58,14 @@ class FilesView(View):
 
     def create_metadata(self, request: Request, grant: Grant) -> Response:
         metadata = json_object(request)
+        self.check_parents(grant, metadata.get("parents"))
         self.app._check_quota(grant, metadata.get("parents"), request)
         file = self.store.create(metadata, None, None, all_drives=all_drives(request))
         return self.app._file(request, file)
 
     def patch_metadata(self, request: Request, grant: Grant) -> Response:
-        file = self.store.get(request.params["id"], all_drives=all_drives(request))
+        file = self.visible(grant, self.store.get(request.params["id"], all_drives=all_drives(request)))
+        self.check_parents(grant, csv(request.arg("addParents")))
         self.store.update(file, json_object(request), None, csv(request.arg("addParents")),
                           csv(request.arg("removeParents")), all_drives=all_drives(request))
         return self.app._file(request, file)

@@ -20,10 +20,12 @@ class UploadsView(View):
     def upload(self, request: Request, grant: Grant) -> Response:
         file_id = request.params.get("id")
         drives = all_drives(request)
-        existing = self.store.get(file_id, all_drives=drives) if file_id else None
+        existing = self.visible(grant, self.store.get(file_id, all_drives=drives)) if file_id else None
+        self.check_parents(grant, csv(request.arg("addParents")))
         kind = request.arg("uploadType")
         uploads = self.app.uploads
         if kind == "resumable":
+            self.check_parents(grant, _peek_parents(request))
             if existing is None:
                 self.app._check_quota(grant, _peek_parents(request), request)
             uri = uploads.open(request, file_id, drives, request.base_url)
@@ -35,6 +37,7 @@ class UploadsView(View):
         else:
             raise ApiError(400, "invalid", f"Invalid Value: uploadType={kind}", location="uploadType",
                                location_type="parameter")
+        self.check_parents(grant, metadata.get("parents"))
         if existing is not None:
             if "mimeType" not in metadata:
                 metadata["mimeType"] = media_type
