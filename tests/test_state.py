@@ -39,7 +39,7 @@ def test_migrates_an_old_schema_and_keeps_the_data(open_store: OpenStore) -> Non
     old.close()
 
     new = open_store()
-    assert new.schema_version == SCHEMA_VERSION == 13
+    assert new.schema_version == SCHEMA_VERSION == 14
     assert new.get_account("a").companies[0].id == "c"  # type: ignore[union-attr]
     assert new.get_cursor("a", "c") == "2026-01-01T00:00:00"
     assert [x.id for x in new.find_documents(DocumentFilter())] == [d.id]

@@ -185,6 +185,12 @@ PG_MIGRATIONS: list[str] = [
         ref TEXT PRIMARY KEY, key_id TEXT NOT NULL, value TEXT NOT NULL, updated_at TEXT NOT NULL
     );
     """,
+    # 14 (backlog): what a run's backlog query (``undelivered``) reads, for index-only scans that skip
+    # the documents' bodies: documents in rowid order (its keyset), the ledger by its key
+    """
+    CREATE INDEX documents_backlog ON documents (rowid) INCLUDE (id, version, deleted);
+    CREATE INDEX deliveries_backlog ON deliveries (document_id, target) INCLUDE (version, status, export_options);
+    """,
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 
