@@ -19,6 +19,7 @@ JSON line per re-sync (wall and CPU seconds of the process, requests) and the me
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -40,7 +41,7 @@ SYNCED = 20
 
 def pad_library(state: Path, orders: int, schema: int) -> None:
     """Add documents until the library holds ``orders``, each delivered to every target as a synced one is."""
-    from invoicesync.models import Delivery, Document
+    from invoicesync.models import Document
     from invoicesync.state import SqliteStore
 
     store = SqliteStore(state, target_version=schema)  # no newer than the base knows
@@ -105,7 +106,8 @@ def main() -> None:
                 for name in TARGETS}
             boxes = {"billit": billit, **{n: b for n, b in targets.items() if b is not None}}
             built = work / "built" / "home"
-            env = {**at_schema(options.base_schema, lambda: connect_home(built, billit, targets, bytecode=True)),
+            env = {**at_schema(options.base_schema, functools.partial(connect_home, built, billit, targets,
+                                                                  bytecode=True)),
                    "PYTHONPATH": base_path}
             _sync(built, env)
             pad_library(built / "state.db", orders, options.base_schema)

@@ -122,7 +122,8 @@ def test_an_old_state_gains_the_backlog_indexes_and_a_newer_one_is_refused(open_
     new = open_store()
     assert new.schema_version == SCHEMA_VERSION
     if isinstance(new, PostgresStore):
-        names = {r["indexname"] for r in new._all("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")}
+        names = {r["indexname"] for r in new._all("SELECT indexname FROM pg_indexes "
+                                                  "WHERE schemaname = current_schema()")}
         new._exec("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
     else:
         names = {r["name"] for r in new._all("SELECT name FROM sqlite_master WHERE type = 'index'")}
