@@ -186,10 +186,11 @@ PG_MIGRATIONS: list[str] = [
     );
     """,
     # 14 (backlog): what a run's backlog query (``undelivered``) reads, for index-only scans that skip
-    # the documents' bodies: documents in rowid order (its keyset), the ledger by its key
+    # the documents' bodies: documents in rowid order (its keyset); the ledger led by target, so a
+    # hash join reads one target's rows (a nested loop's probe has both columns either way)
     """
     CREATE INDEX documents_backlog ON documents (rowid) INCLUDE (id, version, deleted);
-    CREATE INDEX deliveries_backlog ON deliveries (document_id, target) INCLUDE (version, status, export_options);
+    CREATE INDEX deliveries_backlog ON deliveries (target, document_id) INCLUDE (version, status, export_options);
     """,
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
