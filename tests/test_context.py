@@ -13,6 +13,7 @@ import trustme
 from invoicesync.context import Context
 from invoicesync.http._client import ssl_context
 from invoicesync.models import Account, AccountDirection
+from invoicesync.workspace import Workspace
 
 
 def make_context(**kwargs: object) -> Context:
@@ -160,3 +161,32 @@ def test_submit_runs_beside_the_caller_on_a_bounded_run_scoped_pool() -> None:
     later = ctx.submit(work, 7)  # a closed context's next run gets fresh threads
     assert later.result(5) == 14
     ctx.close()
+
+
+def test_a_shared_resource_outlives_each_context_and_closes_with_the_workspace(memory_workspace: Workspace) -> None:
+    # A Celery worker makes a context per task from one workspace: what a plugin shares per
+    # credential (a token cache) must live as long as the workspace, not as one task's context.
+    account = memory_workspace.account("memtarget")
+    closed: list[str] = []
+    opened: list[Resource] = []
+
+    def open_one() -> Resource:
+        opened.append(Resource(f"login-{len(opened)}", closed))
+        return opened[-1]
+
+    for _task in range(3):
+        ctx = memory_workspace.context(account)
+        ctx.shared_resource(("svc", "login", "digest"), open_one)
+        ctx.resource(("svc", "own"), lambda: Resource("own", closed))
+        ctx.close()
+    assert len(opened) == 1 and closed == ["own"] * 3
+    memory_workspace.close()
+    assert closed == ["own"] * 3 + ["login-0"]
+
+
+def test_a_context_without_a_workspace_keeps_a_shared_resource_as_its_own() -> None:
+    ctx = make_context()
+    closed: list[str] = []
+    ctx.shared_resource("svc.login", lambda: Resource("login", closed))
+    ctx.close()
+    assert closed == ["login"]

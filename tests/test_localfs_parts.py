@@ -6,15 +6,20 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from invoicesync.accounts import connect
-from invoicesync.builtins import _fsio
+from invoicesync.builtins import _fsio, localfs
 from invoicesync.context import NonInteractiveUI
+from invoicesync.models import Company, DeliveryStatus, Direction, Document, PushRequest
 from invoicesync.pipeline import EXIT_OK, run_sync
+from invoicesync.plugins import Plugins
 from invoicesync.processes import ProcessIdentity, started_of
+from invoicesync.testing import MemorySource, MemoryTarget
 from invoicesync.workspace import Workspace
 
 
@@ -59,3 +64,51 @@ def test_this_processs_own_part_files_are_never_stale(tmp_path: Path) -> None:
     target = tmp_path / "a/b.pdf"
     assert _fsio.write_if_different(str(target), hashlib.sha256(b"x").hexdigest(), lambda: [b"x"], umask=0o022)
     assert target.read_bytes() == b"x" and own.exists()
+
+
+def invoice(n: int) -> Document:
+    company = Company(id="c1", name="Acme BV")
+    return Document(id=Document.make_id("memory", "memory", company.id, str(n)), source="memory",
+                    account="memory", company=company, source_id=str(n), number=f"INV-{n:04d}",
+                    direction=Direction.PURCHASE,
+                    issue_date=date(2026, 1, 1), amount_incl_vat=Decimal("121.00"))
+
+
+def test_a_worker_sweeps_the_root_once_not_per_task_and_a_restarted_one_sweeps_again(
+        memory_workspace: Workspace, workspace_factory: Callable[..., Workspace],
+        memory_plugins: tuple[Plugins, MemorySource, MemoryTarget], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Celery worker makes a context per export task from one workspace: a walk of the whole
+    # root per task made each task O(files already written).
+    walks: list[str] = []
+    sweep = _fsio.sweep_stale_parts
+    monkeypatch.setattr(localfs, "sweep_stale_parts", lambda root: walks.append(root) or sweep(root))
+    root = tmp_path / "out"
+    connect(memory_workspace, "localfs", ui=NonInteractiveUI(), name="folder",
+            settings={"root": str(root), "template": "{company}/{year}/{number}.{ext}"})
+    account = memory_workspace.account("folder")
+    for task in range(3):
+        ctx = memory_workspace.context(account)
+        try:
+            [delivery] = localfs.push_documents(account, [PushRequest(document=invoice(task))], ctx)
+        finally:
+            ctx.close()
+        assert delivery.status is DeliveryStatus.DELIVERED, delivery.message
+    assert walks == [str(root)]
+
+    # The worker is killed mid-write; the one that replaces it (a new process, a new workspace)
+    # removes what it left, in a folder no task writes to again.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_started = started_of(dead.pid)
+    dead.wait()
+    killed = root / "Vilbox BV/2025" / part_name(dead.pid, dead_started)
+    killed.parent.mkdir(parents=True)
+    killed.write_bytes(b"half a PDF")
+    memory_workspace.close()
+    restarted = workspace_factory(plugins=memory_plugins[0])
+    ctx = restarted.context(account)
+    try:
+        list(localfs.push_documents(account, [PushRequest(document=invoice(0))], ctx))
+    finally:
+        ctx.close()
+    assert walks == [str(root)] * 2 and not killed.exists()

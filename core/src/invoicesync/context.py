@@ -146,11 +146,12 @@ class Context:
     side_threads: int = 4
     #: One connection pool per (base URL, timeout, headers) for the life of this context (a run).
     _pools: dict[tuple[Any, ...], httpx.Client] = field(default_factory=dict, repr=False)
-    _resources: dict[Hashable, Any] = field(default_factory=dict, repr=False)
+    _resources: Resources = field(default_factory=lambda: Resources(), repr=False)
+    #: The workspace's resources: they outlive this context (see ``shared_resource``).
+    shared: Resources | None = field(default=None, repr=False)
     #: ``settings_as`` results: model -> (the ``settings`` object it was made from, the typed copy).
     _typed_settings: dict[type[BaseModel], tuple[Any, BaseModel]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _opening: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def http(
         self,
@@ -217,10 +218,17 @@ class Context:
         """A plugin's run-scoped object (an API client, a token cache, a folder index): made by
         ``open()`` on first use, shared by every thread working for this account, and closed (if it
         has ``close()``) when the run ends, the last opened first. Key it by your plugin's name."""
-        with self._opening:  # one open() per key, even when threads race for it
-            if key not in self._resources:
-                self._resources[key] = open()
-            return self._resources[key]
+        return self._resources.get(key, open)
+
+    def shared_resource(self, key: Hashable, open: Callable[[], T]) -> T:
+        """Like ``resource``, but one for every account and every context of the workspace, closed
+        when the workspace closes: a local run, or a Celery worker's whole life (where each task has
+        a context of its own). For what serves several accounts or tasks alike, e.g. a token cache
+        per credential: key it by your plugin's name and that credential (a digest, never a secret).
+        A context made without a workspace keeps it as its own ``resource``."""
+        if self.shared is None:
+            return self.resource(key, open)
+        return self.shared.get(key, open)
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         """Run ``fn(*args, **kwargs)`` beside the caller, on this account's run-scoped threads, e.g. a
@@ -232,20 +240,41 @@ class Context:
 
     def close(self) -> None:
         """End the run's resources, then its connection pools. Safe to call more than once."""
+        try:
+            self._resources.close()
+        finally:
+            with self._lock:
+                pools, self._pools = list(self._pools.values()), {}
+            for pool in pools:
+                pool.close()
+
+
+class Resources:
+    """Objects opened on first use, once per key even when threads race for it, and closed (those
+    with a ``close()``) the last opened first: a context's (one account's run), or a workspace's."""
+
+    def __init__(self) -> None:
+        self._items: dict[Hashable, Any] = {}
+        self._opening = threading.RLock()
+
+    def get(self, key: Hashable, open: Callable[[], T]) -> T:
+        with self._opening:  # one open() per key, even when threads race for it
+            if key not in self._items:
+                self._items[key] = open()
+            return cast(T, self._items[key])
+
+    def close(self) -> None:
+        """Close every resource, then raise the first error any close raised. Safe to call again."""
         with self._opening:
-            resources, self._resources = list(self._resources.values()), {}
+            resources, self._items = list(self._items.values()), {}
         errors: list[Exception] = []
         for resource in reversed(resources):
             closer = getattr(resource, "close", None)
             if callable(closer):
                 try:
                     closer()
-                except Exception as exc:  # noqa: BLE001 - every pool must still close
+                except Exception as exc:  # noqa: BLE001 - every resource (and pool) must still close
                     errors.append(exc)
-        with self._lock:
-            pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            pool.close()
         if errors:
             raise errors[0]
 

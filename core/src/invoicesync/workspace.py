@@ -15,7 +15,7 @@ import platformdirs
 from pydantic import ValidationError
 
 from .config import Config, load_config
-from .context import UI, Context, NonInteractiveUI, PluginInfo, PluginKind
+from .context import UI, Context, NonInteractiveUI, PluginInfo, PluginKind, Resources
 from .errors import ConfigError, PluginError
 from .export_options import ExportOptions, export_options, split_settings, unknown_settings, unknown_settings_message
 from .http import Budget, RequestBudget, SharedBudget
@@ -46,6 +46,9 @@ class Workspace:
     #: How waits happen (HTTP backoff and the request budget); tests inject a recorder.
     sleep: Callable[[float], None] = time.sleep
     _budgets: dict[str, RequestBudget] = field(default_factory=dict)
+    #: What plugins share across accounts and contexts (``Context.shared_resource``) for as long as
+    #: this workspace is open: a command's run, or a Celery worker's life (a context per task).
+    _shared: Resources = field(default_factory=Resources)
 
     @classmethod
     def open(
@@ -91,7 +94,10 @@ class Workspace:
         )
 
     def close(self) -> None:
-        self.state.close()
+        try:
+            self._shared.close()
+        finally:
+            self.state.close()
 
     def __enter__(self) -> Workspace:
         return self
@@ -178,6 +184,7 @@ class Workspace:
             budget=budget,
             sleep=self.sleep,
             log=logging.getLogger(f"invoicesync.plugin.{account.plugin}"),
+            shared=self._shared,
         )
 
     def _new_budget(self, account: Account, info: PluginInfo, settings: Any = None) -> RequestBudget:

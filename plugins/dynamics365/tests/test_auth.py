@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -10,8 +11,10 @@ import msal
 import pytest
 from invoicesync import AuthError, ConfigError, DeliveryStatus, ServerError
 from invoicesync.testing import ScriptedUI
+from invoicesync.workspace import Workspace
 from invoicesync_dynamics365 import plugin
 from invoicesync_dynamics365.auth import MsalAuthenticator
+from invoicesync_dynamics365.client import BusinessCentral
 from invoicesync_dynamics365.sandbox import DEMO_CLIENT_ID, DEMO_SECRET, EntraApp
 from invoicesync_dynamics365.settings import BC_SCOPE, Dynamics365Settings
 
@@ -155,6 +158,29 @@ def test_one_token_and_one_discovery_for_several_batches(bc: Any) -> None:
     assert bc.app.count("POST", TOKEN) == 1
     assert bc.app.count("GET", r"/\.well-known/openid-configuration$") == 1
     assert bc.app.count("GET", r"/common/discovery/instance$") == 0
+
+
+def test_the_login_lives_as_long_as_the_workspace_shared_by_accounts_and_tasks(
+        bc: Any, workspace_factory: Callable[..., Workspace]) -> None:
+    # A Celery worker makes a context per task from one workspace; two accounts (two environments
+    # or companies) may log in as one app registration. One principal: one token for all of them.
+    twin = bc.account.model_copy(update={"name": "bc-twin"})
+    bc.workspace.secrets("bc-twin").set("client_secret", DEMO_SECRET)
+    for number in ("INV-1", "INV-2"):
+        assert bc.push(bc.document(number))[0].status is DeliveryStatus.DELIVERED
+    ctx = bc.workspace.context(twin)
+    authenticator = BusinessCentral.for_context(ctx, DEMO_SECRET).authenticator
+    assert authenticator is not None and authenticator.token()
+    ctx.close()
+    assert bc.app.count("POST", TOKEN) == 1
+    # The workspace ends (the command, the worker): msal's HTTP client with it, not only at exit.
+    bc.workspace.close()
+    with pytest.raises(AuthError, match="client has been closed"):
+        authenticator.refresh() and authenticator.token()
+    # The next run (a new workspace) logs in afresh: nothing of the last one lingers in the process.
+    bc.workspace = workspace_factory(plugins=bc.workspace.plugins)
+    assert bc.push(bc.document("INV-3"))[0].status is DeliveryStatus.DELIVERED
+    assert bc.app.count("POST", TOKEN) == 2
 
 
 def test_another_secret_gets_its_own_application(bc: Any) -> None:

@@ -8,8 +8,9 @@ Writes are atomic (temp file, fsync, rename), honour the umask, and are idempote
 already holding the same bytes is left alone, so a re-run — or a run after a crash between the
 write and the ledger record — writes nothing. A name taken by different content gets a `` (2)``
 suffix, never an overwrite of someone else's file. Temp files a killed run left behind are
-removed at the start of the next run, wherever they are under the root. A document deleted at the source keeps its files
-(``on_delete = "keep"``) or has them moved under ``_deleted/`` (``"move"``).
+removed at the start of the next run (or worker), wherever they are under the root. A document
+deleted at the source keeps its files (``on_delete = "keep"``) or has them moved under
+``_deleted/`` (``"move"``).
 """
 
 from __future__ import annotations
@@ -88,8 +89,12 @@ def push_documents(account: Account, requests: list[PushRequest], ctx: Context) 
     # would make memory grow with the number of documents written.
     root = str(settings.root.expanduser())
     umask = current_umask()
-    if not ctx.dry_run:  # once per run: a killed writer's temp file may sit where nothing is written again
-        ctx.resource(("localfs", "swept", root), functools.partial(_sweep, account.name, root))
+    if not ctx.dry_run:
+        # A killed writer's temp file may sit where nothing is written again: walk the whole root
+        # once per workspace (a run; a Celery worker's life), not per context, which a worker makes
+        # per task: that made every task O(files under root). A worker killed mid-write is a new
+        # process (and workspace) when it comes back, and its first task sweeps what it left.
+        ctx.shared_resource(("localfs", "swept", root), functools.partial(_sweep, account.name, root))
     for request in requests:
         document = request.document
         try:

@@ -2,8 +2,10 @@
 
 msal keeps the access token in its own in-memory cache and hands it back until it is about to
 expire, so ``apply`` simply asks msal every time. One authenticator (one msal application, one
-token cache) serves every batch of an account for the whole run (``shared_authenticator``):
-a new one per batch would fetch the OIDC discovery document and a token again each time. When
+token cache) per principal serves every batch, thread and account using those credentials for as
+long as the workspace is open (``shared_authenticator``, a core ``shared_resource``): a command's
+run, or a Celery worker's life, where each task has a context of its own. A new one per batch or
+task would fetch the OIDC discovery document and a token again each time. When
 Business Central refuses a token anyway (401: revoked, or the app's registration changed)
 ``refresh`` drops the cached token so the next ``acquire_token_for_client`` goes to Entra for a
 fresh one.
@@ -16,7 +18,6 @@ A client-credentials token request commits nothing, so it is safe to send again.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import threading
 import time
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
-from invoicesync import AuthError, ConfigError, InvoiceSyncError
+from invoicesync import AuthError, ConfigError, Context, InvoiceSyncError
 from invoicesync.http import HttpClient
 
 from .settings import Dynamics365Settings
@@ -155,30 +156,16 @@ class MsalAuthenticator:
         raise AuthError(f"cannot use the Entra authority {settings.authority}: {first_error}") from None
 
 
-_SHARED: dict[tuple[str, ...], MsalAuthenticator] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_authenticator(settings: Dynamics365Settings, client_secret: str) -> MsalAuthenticator:
-    """The run's authenticator for these credentials: made once, then reused by every batch."""
-    # The secret only as a digest: the key says "same credentials" without holding them twice.
-    key = (settings.authority_host, settings.tenant, settings.client_id, settings.scope,
+def shared_authenticator(ctx: Context, settings: Dynamics365Settings, client_secret: str) -> MsalAuthenticator:
+    """The authenticator for these credentials: made once, then reused by every batch, thread,
+    task and account of the workspace that logs in as the same principal, and closed with it."""
+    # Keyed by the principal (authority, tenant, app, scope), the secret (a new one after `connect`
+    # is a new application: msal's cache holds the old one's token) and what shapes msal's HTTP
+    # client (CA, timeout). Two accounts (environments, companies) on one app registration share
+    # its token. The secret only as a digest: the key says "same credentials" without holding them.
+    key = ("dynamics365", "entra", settings.authority_host, settings.tenant, settings.client_id, settings.scope,
            settings.ca_bundle or "", repr(settings.timeout), hashlib.sha256(client_secret.encode()).hexdigest())
-    with _SHARED_LOCK:
-        authenticator = _SHARED.get(key)
-        if authenticator is None:
-            authenticator = _SHARED[key] = MsalAuthenticator(settings, client_secret)
-        return authenticator
-
-
-@atexit.register
-def close_shared() -> None:
-    """Close every shared authenticator's HTTP client (at exit; tests may call it)."""
-    with _SHARED_LOCK:
-        authenticators = list(_SHARED.values())
-        _SHARED.clear()
-    for authenticator in authenticators:
-        authenticator.close()
+    return ctx.shared_resource(key, lambda: MsalAuthenticator(settings, client_secret))
 
 
 def explain_entra_error(result: dict[str, Any]) -> str:

@@ -132,14 +132,14 @@ class BusinessCentral:
         self.base_url = base_url.rstrip("/") + "/" if base_url else ""
 
     def close(self) -> None:
-        """Close msal's HTTP client unless it is the run's shared one (core closes ``http``)."""
+        """Close msal's HTTP client unless it is the workspace's shared one (core closes ``http``)."""
         if self.authenticator is not None and self._owns_authenticator:
             self.authenticator.close()
 
     @classmethod
     def for_context(cls, ctx: Context, secret: str) -> BusinessCentral:
         settings = ctx.settings_as(Dynamics365Settings)
-        authenticator = shared_authenticator(settings, secret)
+        authenticator = shared_authenticator(ctx, settings, secret)
         http = ctx.http(
             settings.api_base, service=SERVICE, auth=authenticator,
             error_parser=parse_error, classify=classify, timeout=settings.timeout,

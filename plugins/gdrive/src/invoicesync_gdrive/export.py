@@ -37,7 +37,15 @@ from .settings import GDriveSettings
 from .upload import FileResult, FileSpec, Uploader, file_roles
 
 
+def exporter_for(ctx: Context) -> Exporter:
+    """The account's exporter for the run: one Drive client and one ``TokenAuth`` (whose memo of
+    the token set spares a secret-store read per batch) for every batch and thread, not per batch."""
+    return ctx.resource(("gdrive", "exporter"), lambda: Exporter(ctx))
+
+
 class Exporter:
+    """Pushes batches for one account. Holds nothing per batch: one serves every thread of the run."""
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.settings = ctx.settings_as(GDriveSettings)

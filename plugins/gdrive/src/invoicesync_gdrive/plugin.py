@@ -11,7 +11,7 @@ from invoicesync.naming import validate_template
 
 from .auth import build_auth, client_secret, code_flow, connect_service_account, connect_user
 from .client import DriveClient
-from .export import Exporter
+from .export import exporter_for
 from .folders import FolderTree
 from .settings import SECRET_TOKEN, SECRETS, GDriveSettings
 
@@ -80,7 +80,7 @@ def _root_folder(account: Account, ctx: Context, settings: GDriveSettings) -> No
 
 @hookimpl
 def push_documents(account: Account, requests: list[PushRequest], ctx: Context) -> Iterator[Delivery]:
-    yield from Exporter(ctx).push(requests)
+    yield from exporter_for(ctx).push(requests)
 
 
 @hookimpl
