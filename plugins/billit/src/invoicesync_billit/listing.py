@@ -93,6 +93,20 @@ def billit_now() -> datetime:
     return datetime.now(BILLIT_TZ).replace(tzinfo=None)
 
 
+def repeated_hour(stamp: datetime | None) -> timedelta:
+    """How far the wall clock went back if ``stamp`` lies in the hour a DST fall-back shows twice
+    (02:00-03:00 Belgian time on the last Sunday of October), else nothing. Billit writes wall
+    time without an offset, so an order edited in the second pass sorts before a cursor stored
+    in the first: the run re-reads that far back (the library dedupes what it already has)."""
+    if stamp is None or BILLIT_TZ is None:
+        return timedelta(0)
+    first = stamp.replace(tzinfo=BILLIT_TZ, fold=0).utcoffset()
+    second = stamp.replace(tzinfo=BILLIT_TZ, fold=1).utcoffset()
+    if first is None or second is None:
+        return timedelta(0)
+    return max(first - second, timedelta(0))  # a spring-forward gap (negative) re-reads nothing
+
+
 class Row(NamedTuple):
     """A listed order the walk can use: its key, and the summary Billit listed."""
 
@@ -124,7 +138,8 @@ class OrderLister:
         skip_deletions = first_sync and cursor_text is None
         if skip_deletions and self.settings.import_deletions:
             cursor.deleted_since = wire_timestamp(billit_now() - FIRST_SYNC_DELETIONS_MARGIN)
-        self._lookback = timedelta(seconds=self.settings.lookback_seconds)
+        self._lookback = max(timedelta(seconds=self.settings.lookback_seconds),
+                             repeated_hour(parse_timestamp(cursor.last_modified)))
         yield from self._orders(cursor)
         if self.settings.import_deletions and not skip_deletions:
             yield from list_deletions(self.client, self.party_id, cursor, self.wanted)
