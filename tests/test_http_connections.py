@@ -16,6 +16,7 @@ import pytest
 from invoicesync.http import HttpClient
 from invoicesync.http._connections import LeanPool, LeanTransport
 from invoicesync.http._pool import new_pool, ssl_context
+from invoicesync.http._wire import WireConnection
 from invoicesync.sandbox import Request, Response, RunningSandbox, SandboxApp
 
 
@@ -155,13 +156,13 @@ def _client(limits: httpx.Limits, timeout: httpx.Timeout | None = None) -> httpx
 def checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """One entry per expiry check (``has_expired``: a readability poll) of any pooled connection."""
     counted: list[int] = []
-    has_expired = httpcore.HTTPConnection.has_expired
+    has_expired = WireConnection.has_expired
 
-    def counting(self: httpcore.HTTPConnection) -> bool:
+    def counting(self: WireConnection, keepalive_expiry: float | None) -> bool:
         counted.append(1)
-        return has_expired(self)
+        return has_expired(self, keepalive_expiry)
 
-    monkeypatch.setattr(httpcore.HTTPConnection, "has_expired", counting)
+    monkeypatch.setattr(WireConnection, "has_expired", counting)
     return counted
 
 
@@ -181,6 +182,7 @@ def test_sequential_requests_share_one_connection_and_check_only_the_one_they_re
 def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_failed_request(server: Server) -> None:
     with HttpClient(server.url, max_attempts=1) as http:
         assert http.get("/a").text == "GET /a"
+        wait_for(lambda: server.idle, "the server to wait for the next request")  # it answered before it got there
         assert server.drop_idle() == 1
         assert http.post("/items", content=b"{}").text == "POST /items"  # sent once, on a new connection
         assert http.get("/b").text == "GET /b"

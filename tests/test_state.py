@@ -121,6 +121,20 @@ def test_an_outcome_releases_its_owners_claim_with_it_and_the_push_reads_both_ro
     assert [e.status for e in store.delivery_log(d.id)] == ["delivered", "delivered"]  # the log's trigger ran
 
 
+def test_the_push_read_leaves_out_the_document_when_the_library_holds_the_callers_version(
+        open_store: OpenStore) -> None:
+    # The export queues the document the import just stored: parsing the library's copy again
+    # would only rebuild it. Another version (a newer import) is still read.
+    store = open_store()
+    d = doc("1")
+    store.upsert_document(d)
+    store.record_delivery(Delivery(document_id=d.id, target="t", version=d.version, status=DeliveryStatus.PENDING))
+    stored, delivery = store.document_for_push(d.id, "t", have_version=d.version)
+    assert stored is None and delivery is not None and delivery.version == d.version
+    stored, delivery = store.document_for_push(d.id, "t", have_version="an older version")
+    assert stored is not None and stored.version == d.version and delivery is not None
+
+
 def test_a_transaction_groups_a_documents_writes_and_an_error_undoes_them(open_store: OpenStore) -> None:
     store = open_store()
     d = doc("1")

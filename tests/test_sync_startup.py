@@ -4,6 +4,7 @@ emulator they do not need yet, and reads no distribution's metadata (``invoicesy
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -138,3 +139,112 @@ def test_discovering_the_plugins_reads_the_installed_entry_points_once(monkeypat
     plugins = Plugins.discover(lazy=True)
     assert len(reads) == 1 and len(GROUPS) > 1
     assert plugins.get("billit").info.kind.value == "source" and plugins.get("dropbox").info.kind.value == "target"
+
+
+#: A sync (``python -m invoicesync ... sync``, as the ``invoicesync`` command runs it) imports none of
+#: these: the eager plugin loader (stevedore), the login's local server (``http.server``) and the
+#: platform's folders (the home is given).
+NOT_IMPORTED_BY_A_SYNC = ("stevedore", "http.server", "platformdirs", "invoicesync.http._listener")
+
+#: Run as the benchmarks and a pip user's ``python -m invoicesync`` do: an ``atexit`` handler and an
+#: object freed only by the interpreter's teardown say which of the two ran.
+EXIT_PROBE = textwrap.dedent("""
+    import atexit, json, os, runpy, sys, threading
+
+    class FreedAtTeardown:
+        def __del__(self, write=os.write):  # bound now: the teardown may have cleared ``os`` by then
+            write(1, b"teardown\\n")
+
+    # Held by a module of its own, in no reference cycle: the teardown frees it when it empties
+    # sys.modules (the sync freezes what start-up built, so a cycle could outlive the teardown).
+    holder = type(sys)("teardown_probe")
+    holder.kept = FreedAtTeardown()
+    sys.modules["teardown_probe"] = holder
+    del holder
+    atexit.register(lambda: os.write(1, b"atexit ran\\n"))
+    if sys.argv[2] == "busy":  # a non-daemon thread still alive when the command ends
+        gate = threading.Event()
+        import invoicesync.cli as cli
+        exit_without_teardown = cli.exit_without_teardown
+        def exit_after_release(code):
+            exit_without_teardown(code)  # must return: the thread is alive
+            gate.set()
+        cli.exit_without_teardown = exit_after_release
+        threading.Thread(target=gate.wait).start()
+    if sys.argv[2] == "modules":  # and what running Billit into Dropbox adds (no sandbox needed)
+        def loaded():
+            from invoicesync.plugins import Plugins
+            plugins = Plugins.discover(lazy=True)
+            for name in ("billit", "dropbox"):
+                plugins.get(name)
+            import invoicesync_billit.documents, invoicesync_dropbox.stream
+            os.write(1, (json.dumps(sorted(n for n, m in sys.modules.items() if m)) + "\\n").encode())
+        atexit.register(loaded)
+    sys.argv = ["invoicesync", "--home", sys.argv[1], "sync"]
+    runpy.run_module("invoicesync", run_name="__main__", alter_sys=True)
+""")
+
+
+def _sync_process(home: Path, mode: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", EXIT_PROBE, str(home), mode], capture_output=True, text=True,
+                          env={**os.environ, "INVOICESYNC_SECRETS": "file"})
+
+
+def test_a_sync_process_ends_without_the_interpreters_teardown_but_runs_atexit_and_flushes(tmp_path: Path) -> None:
+    done = _sync_process(tmp_path / "home", "plain")  # no accounts: a fatal run, exit code 2
+    lines = done.stdout.splitlines()
+    assert done.returncode == 2, done.stderr
+    assert "fatal: no accounts to sync; add one with `invoicesync connect PLUGIN`" in done.stdout  # flushed
+    assert "atexit ran" in lines and "teardown" not in lines
+    assert lines[-1] == "atexit ran"  # the summary printed before it, nothing after
+
+
+def test_a_sync_process_with_a_live_thread_exits_the_usual_way(tmp_path: Path) -> None:
+    done = _sync_process(tmp_path / "home", "busy")
+    lines = done.stdout.splitlines()
+    assert done.returncode == 2, done.stderr
+    assert "atexit ran" in lines and "teardown" in lines
+
+
+def test_a_sync_process_imports_no_login_server_eager_loader_or_platform_folders(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    subprocess.run([sys.executable, "-m", "invoicesync", "--home", str(home), "connect", "localfs",
+                    "--name", "out", "--set", f"root={tmp_path / 'out'}"], capture_output=True, text=True,
+                   env={**os.environ, "INVOICESYNC_SECRETS": "file"})
+    done = _sync_process(home, "modules")
+    modules = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("[")))
+    assert "invoicesync.pipeline" in modules and "invoicesync.http._authorize" in modules
+    assert not [m for m in modules if m.split(".")[0] in NOT_IMPORTED_BY_A_SYNC or m in NOT_IMPORTED_BY_A_SYNC]
+
+
+def test_a_profiled_sync_still_writes_its_profile(tmp_path: Path) -> None:
+    # cProfile writes its report after the command returns: a profiled run keeps the usual exit.
+    profile = tmp_path / "sync.prof"
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "invoicesync", "--home",
+                           str(tmp_path / "home"), "sync"], capture_output=True, text=True,
+                          env={**os.environ, "INVOICESYNC_SECRETS": "file"})
+    assert "fatal: no accounts to sync" in done.stdout, done.stderr  # (cProfile itself exits 0)
+    assert profile.exists() and profile.stat().st_size > 0
+
+
+def test_a_sync_process_collects_young_objects_less_often_from_its_imports_on(tmp_path: Path) -> None:
+    # The threshold is raised before the sync command imports the pipeline, not once the home is open.
+    script = textwrap.dedent("""
+        import gc, json, sys
+        seen = {}
+        class Watch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "invoicesync.pipeline":
+                    seen["young"] = gc.get_threshold()[0]
+                return None
+        sys.meta_path.insert(0, Watch())
+        from invoicesync.cli import main
+        try:
+            main(["--home", sys.argv[1], "sync"])
+        except SystemExit:
+            pass
+        print(json.dumps(seen))
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "home")], capture_output=True, text=True,
+                          check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1])["young"] >= 10_000

@@ -116,10 +116,10 @@ def main() -> None:
         _install(int(raw_fd), {int(k): v for k, v in json.loads(os.environ["RELIABILITY_PORTS"]).items()},
                  os.environ["RELIABILITY_FOLDER"], os.environ["RELIABILITY_BLOBS"],
                  os.environ.get("RELIABILITY_DIE_AT", ""))
-    from invoicesync.cli import main as cli_main
+    from invoicesync.cli import run as cli_run  # as `invoicesync` runs: its exit path included
 
     sys.argv = ["invoicesync", *sys.argv[1:]]
-    cli_main()
+    cli_run()
 
 
 if __name__ == "__main__":

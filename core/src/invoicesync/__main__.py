@@ -1,5 +1,5 @@
 """``python -m invoicesync``: the same as the ``invoicesync`` command."""
 
-from .cli import main
+from .cli import run
 
-main()
+run()

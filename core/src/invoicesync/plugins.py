@@ -22,15 +22,17 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from pydantic import ValidationError
-from stevedore import ExtensionManager, NamedExtensionManager
 
 from . import hookspecs
 from .context import PluginInfo, PluginKind
 from .errors import PluginError
+
+if TYPE_CHECKING:
+    from stevedore import ExtensionManager
 
 log = logging.getLogger("invoicesync.plugins")
 
@@ -122,6 +124,9 @@ class Plugins:
                     if allowed is None or entry_point.name in allowed:
                         plugins._pending.setdefault(entry_point.name, []).append((kind, entry_point))
             return plugins
+        # Only the eager path uses stevedore: a sync (lazy) never imports it.
+        from stevedore import ExtensionManager, NamedExtensionManager
+
         for kind, group in GROUPS.items():
             # Named loading imports only the allowed names; the others are never imported.
             manager: ExtensionManager[Any] = (

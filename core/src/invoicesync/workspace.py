@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import platformdirs
 from pydantic import ValidationError
 
 from .config import Config, load_config
@@ -27,7 +26,11 @@ from .workspace_files import home_is_writable, open_state_read_only, prepare_hom
 
 
 def default_home() -> Path:
-    return Path(os.environ.get("INVOICESYNC_HOME") or platformdirs.user_data_dir("invoicesync"))
+    if home := os.environ.get("INVOICESYNC_HOME"):
+        return Path(home)
+    import platformdirs  # only without a home given: a sync run with --home or the variable never needs it
+
+    return Path(platformdirs.user_data_dir("invoicesync"))
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""A lean HTTP/1.1 connection pool under httpx's ``HTTPTransport``.
+"""A lean HTTP/1.1 connection pool, the transport under ``HttpClient``'s ``httpx.Client``.
 
 httpcore's ``ConnectionPool`` re-examines every pooled connection on every request and on every
 response close, under one pool-wide lock: each ``has_expired()`` polls the socket (a syscall that
@@ -9,9 +9,14 @@ switches of a plain sequential script.
 Here each origin keeps its idle connections on a stack (the most recently used is reused first, so
 the others age out): a request pops one and checks only that one (keep-alive expiry and one
 readability poll, as httpcore does for it), or opens a new one while fewer than
-``max_connections`` are open; a response, once closed, puts its connection back if httpcore left
-it idle (the answer was read to the end and the server keeps it alive), and closes it otherwise.
-The lock is held only to push or pop. HTTP/1.1 only: a connection serves one request at a time.
+``max_connections`` are open; a response, once closed, puts its connection back if it is idle (the
+answer was read to the end and both sides keep it alive), and closes it otherwise. The lock is held
+only to push or pop. HTTP/1.1 only: a connection serves one request at a time.
+
+The connections are our own (``_wire.WireConnection``), and the pool takes httpx's ``Request`` and
+hands back httpx's ``Response`` itself: httpx's ``HTTPTransport`` (its translation to and from
+httpcore's models and its exception mapping), httpcore's ``HTTP11Connection`` and h11 were together
+~60% of the GIL-held time of a sync's requests.
 """
 
 from __future__ import annotations
@@ -24,62 +29,72 @@ import typing
 from collections.abc import Iterator
 from types import TracebackType
 
-import httpcore
 import httpx
 
-_Key = tuple[bytes, bytes, int]
-_SCHEMES = (b"http", b"https", b"ws", b"wss")
+from ._wire import WireConnection, framing
+
+_Key = tuple[str, str, int]
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_TLS_SCHEMES = ("https", "wss")
 #: httpx's defaults (``httpx.HTTPTransport``'s ``limits``)
 _DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+_NO_TIMEOUTS: dict[str, float | None] = {}
 
 
 class LeanPool:
-    """What ``HTTPTransport`` needs of its ``_pool``: ``handle_request``, ``close`` and the context
-    manager, for direct (unproxied) HTTP/1.1 connections."""
+    """Direct (unproxied) HTTP/1.1 connections, taken and given back per origin."""
 
     def __init__(self, ssl_context: ssl.SSLContext | None, *, max_connections: int | None = 100,
-                 max_keepalive_connections: int | None = 20, keepalive_expiry: float | None = 5.0,
-                 network_backend: httpcore.NetworkBackend | None = None) -> None:
+                 max_keepalive_connections: int | None = 20, keepalive_expiry: float | None = 5.0) -> None:
+        if ssl_context is not None:
+            ssl_context.set_alpn_protocols(["http/1.1"])  # as httpcore did on each connection
         self._ssl_context = ssl_context
         self._max_connections = max_connections if max_connections is not None else 2 ** 31
         idle = max_keepalive_connections if max_keepalive_connections is not None else self._max_connections
         self._max_idle = min(idle, self._max_connections)
         self._keepalive_expiry = keepalive_expiry
-        self._backend = network_backend if network_backend is not None else httpcore.SyncBackend()
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)
         self._waiting = 0  # requests waiting for a connection to be freed (all are open and busy)
         #: per origin, its idle connections and when each was put back, the most recent last
-        self._idle: dict[_Key, collections.deque[tuple[httpcore.HTTPConnection, float]]] = {}
+        self._idle: dict[_Key, collections.deque[tuple[WireConnection, float]]] = {}
         self._idle_count = 0
         #: every connection opened and not yet closed, idle or busy: ``close()`` closes them all
-        self._open: set[httpcore.HTTPConnection] = set()
+        self._open: set[WireConnection] = set()
 
-    # -- httpcore's RequestInterface, as HTTPTransport uses it ---------------------------------
-
-    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        if url.scheme not in _SCHEMES:
-            raise httpcore.UnsupportedProtocol(
-                "Request URL is missing an 'http://' or 'https://' protocol." if not url.scheme
-                else f"Request URL has an unsupported protocol '{url.scheme.decode()}://'.")
-        key = (url.scheme, url.host, url.port or (443 if url.scheme in (b"https", b"wss") else 80))
-        timeouts = request.extensions.get("timeout", {})
-        while True:
-            connection = self._acquire(key, url, timeouts.get("pool"))
-            try:
-                response = connection.handle_request(request)
-            except httpcore.ConnectionNotAvailable:  # not expected: a connection here serves one request
-                self._discard(connection)
-                continue
-            except BaseException:
-                # httpcore has closed it unless it went back to idle; either way it is not reused
-                # for a request that failed on it.
-                self._discard(connection)
-                raise
-            response.stream = _PooledStream(typing.cast(typing.Iterable[bytes], response.stream), self, key,
-                                            connection)
-            return response
+        scheme = url.scheme
+        port = url.port or _DEFAULT_PORTS.get(scheme)
+        if port is None or scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(
+                "Request URL is missing an 'http://' or 'https://' protocol." if not scheme
+                else f"Request URL has an unsupported protocol '{scheme}://'.")
+        key = (scheme, url.host, port)
+        timeouts = request.extensions.get("timeout", _NO_TIMEOUTS)
+        connection = self._acquire(key, url, timeouts.get("pool"))
+        method = request.method.encode("ascii")
+        try:
+            if connection.idle:
+                connection.idle = False
+            else:
+                connection.connect(timeouts.get("connect"), request.extensions.get("sni_hostname"))
+            headers = request.headers.raw
+            # A sync client's request always has a sync stream (httpx.Client sees to it).
+            body = typing.cast(httpx.SyncByteStream, request.stream)
+            sent = connection.send_request(method, url.raw_path, headers, body, timeouts.get("write"))
+            read_timeout = timeouts.get("read")
+            version, status, reason, answer = connection.receive_head(read_timeout)
+            length, chunked, keep_alive = framing(status, method, version, answer)
+            if keep_alive:  # ... unless our request was cut short, or asked the server to close it
+                keep_alive = sent and not any(n.lower() == b"connection" and b"close" in v.lower()
+                                              for n, v in headers)
+        except BaseException:
+            self._discard(connection)
+            raise
+        stream = _Body(self, key, connection, connection.body(length, chunked, read_timeout), keep_alive)
+        return httpx.Response(status, headers=answer, stream=stream,
+                              extensions={"http_version": version, "reason_phrase": reason})
 
     def close(self) -> None:
         with self._lock:
@@ -111,7 +126,7 @@ class LeanPool:
 
     # -- taking and giving back ------------------------------------------------------------------
 
-    def _acquire(self, key: _Key, url: httpcore.URL, pool_timeout: float | None) -> httpcore.HTTPConnection:
+    def _acquire(self, key: _Key, url: httpx.URL, pool_timeout: float | None) -> WireConnection:
         deadline = None if pool_timeout is None else time.monotonic() + pool_timeout
         while True:
             evicted = None
@@ -126,24 +141,21 @@ class LeanPool:
                         if evicted is None:
                             self._wait(deadline)
                             continue
-                    connection = self._new_connection(url)
+                    connection = WireConnection(url.raw_host.decode("ascii"), key[2],
+                                                self._ssl_context if key[0] in _TLS_SCHEMES else None)
                     self._open.add(connection)
             if evicted is not None:
                 evicted.close()
-            if connection.is_idle() and connection.has_expired():
+            if connection.idle and connection.has_expired(self._keepalive_expiry):
                 # The one check, of the one connection about to be reused: its keep-alive ran out,
                 # or its socket is readable while idle, i.e. the server closed it.
                 self._discard(connection)
                 continue
             return connection
 
-    def _new_connection(self, url: httpcore.URL) -> httpcore.HTTPConnection:
-        return httpcore.HTTPConnection(origin=url.origin, ssl_context=self._ssl_context,
-                                       keepalive_expiry=self._keepalive_expiry, network_backend=self._backend)
-
-    def _evict_idle(self) -> httpcore.HTTPConnection | None:
+    def _evict_idle(self) -> WireConnection | None:
         """Under the lock: take the longest-idle connection of any origin out of the pool."""
-        oldest: collections.deque[tuple[httpcore.HTTPConnection, float]] | None = None
+        oldest: collections.deque[tuple[WireConnection, float]] | None = None
         for stack in self._idle.values():  # one entry per origin: a handful at most
             if stack and (oldest is None or stack[0][1] < oldest[0][1]):
                 oldest = stack
@@ -158,18 +170,19 @@ class LeanPool:
         """Under the lock: wait for a connection to be given back or closed."""
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
-            raise httpcore.PoolTimeout("Timed out waiting for a connection from the pool.")
+            raise httpx.PoolTimeout("Timed out waiting for a connection from the pool.")
         self._waiting += 1
         try:
             self._freed.wait(remaining)
         finally:
             self._waiting -= 1
 
-    def _release(self, key: _Key, connection: httpcore.HTTPConnection) -> None:
-        """A response was closed: keep its connection for the next request if httpcore left it idle
-        (the answer read to its end, keep-alive on both sides), else close it."""
-        if connection.is_idle():
+    def _release(self, key: _Key, connection: WireConnection) -> None:
+        """A response was closed: keep its connection for the next request if it is idle (the
+        answer read to its end, keep-alive on both sides), else close it."""
+        if connection.idle:
             now = time.monotonic()
+            connection.idle_since = now
             expired = None
             with self._lock:
                 kept = connection in self._open and self._idle_count < self._max_idle
@@ -193,7 +206,7 @@ class LeanPool:
                 return
         self._discard(connection)
 
-    def _discard(self, connection: httpcore.HTTPConnection) -> None:
+    def _discard(self, connection: WireConnection) -> None:
         """Close a connection that will not be reused, and free its place."""
         with self._lock:
             self._open.discard(connection)
@@ -202,44 +215,49 @@ class LeanPool:
         connection.close()
 
 
-class _PooledStream:
-    """A response's body as httpcore streams it; closing it gives the connection back."""
+class _Body(httpx.SyncByteStream):
+    """An answer's body as its connection reads it; closing it gives the connection back, idle if
+    the body was read to its end on a connection both sides keep alive, else to be closed."""
 
-    __slots__ = ("_connection", "_key", "_pool", "_stream")
+    __slots__ = ("_chunks", "_connection", "_keep_alive", "_key", "_pool")
 
-    def __init__(self, stream: typing.Iterable[bytes], pool: LeanPool, key: _Key,
-                 connection: httpcore.HTTPConnection) -> None:
-        self._stream: typing.Iterable[bytes] | None = stream
-        self._pool = pool
+    def __init__(self, pool: LeanPool, key: _Key, connection: WireConnection, chunks: Iterator[bytes],
+                 keep_alive: bool) -> None:
+        self._pool: LeanPool | None = pool
         self._key = key
         self._connection = connection
+        self._chunks = chunks
+        self._keep_alive = keep_alive
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            yield from self._stream or ()
+            yield from self._chunks
         except BaseException:
             self.close()
             raise
+        if self._keep_alive and self._pool is not None and not self._connection._buffer:
+            # Read to its end with nothing left over (bytes past the answer would be read as the
+            # next one's): the connection may carry another request.
+            self._connection.idle = True
 
     def close(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is None:
-            return
-        try:
-            if hasattr(stream, "close"):
-                stream.close()  # httpcore marks the connection idle, or closes it if the answer was cut short
-        finally:
-            self._pool._release(self._key, self._connection)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool._release(self._key, self._connection)
 
 
-class LeanTransport(httpx.HTTPTransport):
-    """``httpx.HTTPTransport`` (its request and response mapping, its exception mapping) over a
-    ``LeanPool`` instead of httpcore's ``ConnectionPool``."""
+class LeanTransport(httpx.BaseTransport):
+    """httpx's transport interface over a ``LeanPool``: direct connections only (the transports
+    httpx mounts for proxies stay httpx's own)."""
 
     def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits | None = None) -> None:
-        # ``HTTPTransport.__init__`` would build an httpcore pool only to be replaced: every method
-        # of HTTPTransport uses nothing but ``self._pool``.
         limits = limits if limits is not None else _DEFAULT_LIMITS
-        self._pool = LeanPool(  # type: ignore[assignment]
+        self._pool = LeanPool(
             ssl_context, max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._pool.handle_request(request)
+
+    def close(self) -> None:
+        self._pool.close()

@@ -266,8 +266,10 @@ class TargetWorkers:
             previous = self.state.get_delivery(document.id, self.account.name)
         else:
             # Read under the claim: the library may hold a newer version than the one queued,
-            # and another runner may have settled it since it was queued. One query for both.
-            stored, previous = self.state.document_for_push(document.id, self.account.name)
+            # and another runner may have settled it since it was queued. One query for both; the
+            # library's copy is parsed only when it is another version than the queued one.
+            stored, previous = self.state.document_for_push(document.id, self.account.name,
+                                                            have_version=document.version)
             document = stored or document
         if self._handled_earlier(document, previous):
             self._finish(document.id, document.version, settled=False)

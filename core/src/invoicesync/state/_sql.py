@@ -212,16 +212,20 @@ class SqlStore(LibraryQueries, HistoryQueries, ScheduleQueries, WebhookQueries):
         row = self._one("SELECT * FROM deliveries WHERE document_id = ? AND target = ?", (document_id, target))
         return self._delivery(row) if row else None
 
-    def document_for_push(self, document_id: str, target: str) -> tuple[Document | None, Delivery | None]:
-        """The library's document and its delivery at ``target``, in one query (a push reads both)."""
+    def document_for_push(self, document_id: str, target: str, *, have_version: str | None = None
+                          ) -> tuple[Document | None, Delivery | None]:
+        """The library's document and its delivery at ``target``, in one query (a push reads both).
+        The document is ``None`` when the library lacks it, or holds ``have_version`` (the caller's
+        copy): parsing the stored body again would only rebuild what the caller has."""
         row = self._one(
-            """SELECT d.body AS body, l.document_id, l.target, l.version, l.status, l.target_id, l.target_path,
+            """SELECT d.version AS stored_version, CASE WHEN d.version = ? THEN NULL ELSE d.body END AS body,
+                   l.document_id, l.target, l.version, l.status, l.target_id, l.target_path,
                    l.content_hash, l.message, l.at, l.extra, l.export_options
                FROM documents d LEFT JOIN deliveries l ON l.document_id = d.id AND l.target = ?
-               WHERE d.id = ?""", (target, document_id))
+               WHERE d.id = ?""", (have_version, target, document_id))
         if row is None:  # not in the library (yet): the ledger may still know it
             return None, self.get_delivery(document_id, target)
-        document = Document.model_validate_json(row["body"])
+        document = None if row["body"] is None else Document.model_validate_json(row["body"])
         return document, (self._delivery(row) if row["document_id"] is not None else None)
 
     def record_delivery(self, delivery: Delivery, *, release_claim_of: str | None = None) -> None:

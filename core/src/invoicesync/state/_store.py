@@ -122,8 +122,10 @@ class StateStore(Protocol):
 
     # the delivery ledger, one row per (document, target account)
     def get_delivery(self, document_id: str, target: str) -> Delivery | None: ...
-    def document_for_push(self, document_id: str, target: str) -> tuple[Document | None, Delivery | None]:
-        """``get_document`` and ``get_delivery`` in one query."""
+    def document_for_push(self, document_id: str, target: str, *, have_version: str | None = None
+                          ) -> tuple[Document | None, Delivery | None]:
+        """``get_document`` and ``get_delivery`` in one query; no document when the library
+        holds ``have_version`` (the caller has it already)."""
         ...
     def transaction(self) -> AbstractContextManager[None]:
         """The block's writes in one transaction when the backend gains by it (SQLite), else as
