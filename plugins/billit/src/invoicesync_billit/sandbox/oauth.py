@@ -4,8 +4,9 @@
   ``redirect_uri?code=...&state=...`` (refusing: ``?error=access_denied``). A code lives 10
   minutes and works once, for the client and redirect URI it was issued to.
 - Like Billit, the logon page refuses a ``redirect_uri`` that is not registered for the client
-  exactly, and one with query parameters even when registered (they belong in ``state``). The demo client has core's default loopback URI registered; the sandbox options
-  ``redirect_uris`` (replaces it) and ``lenient_redirects`` (any http(s) URI) change that.
+  exactly, and one with query parameters even when registered (they belong in ``state``). The
+  demo client has core's default loopback URI registered; the sandbox options ``redirect_uris``
+  (replaces it) and ``lenient_redirects`` (any http(s) URI) change that.
 - The token endpoint (core's ``TokenServer``) takes JSON or a form: ``grant_type=authorization_code``
   (``code``, ``client_id``, ``client_secret``, ``redirect_uri``) or ``grant_type=refresh_token``
   (``refresh_token``, ``client_id``, ``client_secret``) and answers
