@@ -197,3 +197,21 @@ def test_an_order_stamped_in_the_repeated_hour_of_a_dst_fall_back_is_not_lost(bi
         third = h.list(second.cursor)
         assert str(later["OrderID"]) in third.ids
         assert Cursor.parse(third.cursor).last_modified == later["LastModified"]
+
+
+def test_a_deletion_stamped_in_the_repeated_hour_of_a_dst_fall_back_is_reported(billit: Any) -> None:
+    """The deletions cursor has the same blind spot as the orders' one: a deletion in the second
+    02:10 sorts before a cursor at the first 02:40. Reported again, a deletion changes nothing."""
+    import json
+    from datetime import datetime, timedelta
+
+    for day, repeated in ((datetime(2025, 10, 26), True), (datetime(2025, 10, 25), False)):
+        h = billit(documents=10, companies=1, settings=EVERY_TYPE)
+        h.connect()
+        first = h.list()
+        cursor = {**json.loads(first.cursor), "del": (day + timedelta(hours=2, minutes=40)).isoformat()}
+        gone = sorted(h.app.company().orders)[0]
+        h.app.delete_order(gone, at=day + timedelta(hours=2, minutes=10))
+        second = h.list(json.dumps(cursor))
+        assert (str(gone) in {d.source_id for d in second.deletions}) is repeated, day
+        assert Cursor.parse(second.cursor).deleted_since == cursor["del"]  # the cursor never moves back

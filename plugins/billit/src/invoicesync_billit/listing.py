@@ -63,6 +63,7 @@ from .wire import (
     odata_datetime,
     page_items,
     parse_timestamp,
+    repeated_hour,
     wire_timestamp,
 )
 
@@ -91,20 +92,6 @@ def base_filters(settings: BillitSettings) -> list[str]:
 def billit_now() -> datetime:
     """Now as Billit writes it: naive, in Belgian time (the margin absorbs any error in that)."""
     return datetime.now(BILLIT_TZ).replace(tzinfo=None)
-
-
-def repeated_hour(stamp: datetime | None) -> timedelta:
-    """How far the wall clock went back if ``stamp`` lies in the hour a DST fall-back shows twice
-    (02:00-03:00 Belgian time on the last Sunday of October), else nothing. Billit writes wall
-    time without an offset, so an order edited in the second pass sorts before a cursor stored
-    in the first: the run re-reads that far back (the library dedupes what it already has)."""
-    if stamp is None or BILLIT_TZ is None:
-        return timedelta(0)
-    first = stamp.replace(tzinfo=BILLIT_TZ, fold=0).utcoffset()
-    second = stamp.replace(tzinfo=BILLIT_TZ, fold=1).utcoffset()
-    if first is None or second is None:
-        return timedelta(0)
-    return max(first - second, timedelta(0))  # a spring-forward gap (negative) re-reads nothing
 
 
 class Row(NamedTuple):
