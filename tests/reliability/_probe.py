@@ -58,18 +58,22 @@ def _install(fd: int, ports: dict[int, str], folder: str, blobs: str, die_at: st
             return "fetch"
         return None
 
-    original = httpx.HTTPTransport.handle_request
+    def probed(original: Any) -> Any:
+        def handle_request(self: httpx.BaseTransport, request: httpx.Request) -> httpx.Response:
+            phase = phase_of(request)
+            if phase:
+                emit(f"{phase} >")
+            response = original(self, request)
+            if phase:
+                emit(f"{phase} <")
+            return response
+        return handle_request
 
-    def handle_request(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
-        phase = phase_of(request)
-        if phase:
-            emit(f"{phase} >")
-        response = original(self, request)
-        if phase:
-            emit(f"{phase} <")
-        return response
+    # Every transport a request can leave by: core's own (direct connections) and httpx's (proxies).
+    from invoicesync.http._connections import LeanTransport
 
-    httpx.HTTPTransport.handle_request = handle_request  # type: ignore[method-assign]
+    for transport in (LeanTransport, httpx.HTTPTransport):
+        transport.handle_request = probed(transport.handle_request)  # type: ignore[method-assign]
 
     def trace(statement: str) -> None:
         verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
