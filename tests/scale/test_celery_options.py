@@ -45,7 +45,10 @@ def test_redis_as_the_broker(tmp_path: Path, small_billit: RunningSandbox, small
 def test_a_long_import_goes_on_in_chunks_of_a_few_seconds(
         tmp_path: Path, targets: Targets, reference_targets: Targets, postgres_url: str, broker_url: str,
         queue: str) -> None:
-    app = BillitSandbox(documents=PAGE_SIZE + 20, companies=1, seed=17)  # two pages
+    # Four pages: a listing runs ahead of its fetches by up to the import's in-flight window (4x the
+    # plugin's concurrency: 64 orders for Billit), so with two pages the first cursor was saved only
+    # once the listing had reached its end, and one chunk did it all.
+    app = BillitSandbox(documents=3 * PAGE_SIZE + 20, companies=1, seed=17)
     with serve(app) as billit:
         home = make_home(tmp_path / "home", billit, targets, accounts=1, state_url=postgres_url,
                          broker_url=broker_url, queue=queue)

@@ -173,3 +173,45 @@ def test_lookback_over_a_crowded_second_does_not_walk_back(billit: Any) -> None:
     assert len(second.ids) == 5 and Cursor.parse(second.cursor).window is None
     assert Cursor.parse(second.cursor).last_modified == Cursor.parse(first.cursor).last_modified
     assert h.list(second.cursor).ids == second.ids  # the same re-read, never an endless one
+
+
+def test_an_order_stamped_in_the_repeated_hour_of_a_dst_fall_back_is_not_lost(billit: Any) -> None:
+    """Billit's LastModified is Belgian wall time without an offset (API notes §3d), so on the last
+    Sunday of October 02:00-03:00 happens twice. An order edited in the second 02:10, after a run
+    stored a cursor at the first 02:40, sorts before the cursor: ``ge 02:40`` alone never lists it.
+    The same wall times on another day are not re-read (no lookback is configured)."""
+    from datetime import datetime, timedelta
+
+    for day, repeated in ((datetime(2025, 10, 26), True), (datetime(2025, 10, 25), False)):
+        h = billit(documents=10, companies=1, settings=EVERY_TYPE)
+        h.connect()
+        first_pass = h.app.add_order(OrderType="Invoice", at=day + timedelta(hours=2, minutes=40))
+        first = h.list()
+        assert Cursor.parse(first.cursor).last_modified == first_pass["LastModified"]
+        # An hour later by the clock, the wall clock shows 02:10 again (CET after CEST).
+        second_pass = h.app.add_order(OrderType="Invoice", at=day + timedelta(hours=2, minutes=10))
+        second = h.list(first.cursor)
+        assert (str(second_pass["OrderID"]) in second.ids) is repeated, day
+        assert len(second.ids) == len(set(second.ids))
+        later = h.app.add_order(OrderType="Invoice", at=day + timedelta(hours=3, minutes=5))
+        third = h.list(second.cursor)
+        assert str(later["OrderID"]) in third.ids
+        assert Cursor.parse(third.cursor).last_modified == later["LastModified"]
+
+
+def test_a_deletion_stamped_in_the_repeated_hour_of_a_dst_fall_back_is_reported(billit: Any) -> None:
+    """The deletions cursor has the same blind spot as the orders' one: a deletion in the second
+    02:10 sorts before a cursor at the first 02:40. Reported again, a deletion changes nothing."""
+    import json
+    from datetime import datetime, timedelta
+
+    for day, repeated in ((datetime(2025, 10, 26), True), (datetime(2025, 10, 25), False)):
+        h = billit(documents=10, companies=1, settings=EVERY_TYPE)
+        h.connect()
+        first = h.list()
+        cursor = {**json.loads(first.cursor), "del": (day + timedelta(hours=2, minutes=40)).isoformat()}
+        gone = sorted(h.app.company().orders)[0]
+        h.app.delete_order(gone, at=day + timedelta(hours=2, minutes=10))
+        second = h.list(json.dumps(cursor))
+        assert (str(gone) in {d.source_id for d in second.deletions}) is repeated, day
+        assert Cursor.parse(second.cursor).deleted_since == cursor["del"]  # the cursor never moves back

@@ -179,3 +179,30 @@ def test_a_revoked_login_names_the_relogin_command_and_relogin_runs_the_browser(
     assert h.connect(ui, options={"relogin": True})
     assert ui.opened  # --relogin went through the browser
     assert h.list().refs
+
+
+def test_the_logon_page_refuses_a_redirect_uri_with_query_parameters_even_if_registered(billit: Any) -> None:
+    """Billit allows no parameters of one's own in ``redirect_uri`` (API notes §2b: they go in
+    ``state``), so a registration carrying one gets no code."""
+    h = billit(documents=1, oauth=True)
+    with_query = REGISTERED + "?tenant=7"
+    h.app.oauth.configure_redirects({"redirect_uris": with_query})
+    page = httpx.get(f"{h.server.url}/Account/Logon",
+                     params={"client_id": DEMO_CLIENT_ID, "redirect_uri": with_query, "state": "s"})
+    assert page.status_code == 400 and "query" in page.text
+
+
+@pytest.mark.parametrize(("settings", "reason"), [
+    ({"redirect_uri": REGISTERED + "?tenant=7"}, "query"),
+    # Billit registers no localhost redirect URI for production: the default loopback URI cannot work.
+    ({"environment": "production"}, "localhost"),
+    ({"environment": "production", "redirect_uri": "https://localhost:8443/cb"}, "localhost"),
+])
+def test_a_login_billit_could_never_answer_is_refused_before_the_browser_opens(
+        billit: Any, settings: dict[str, Any], reason: str) -> None:
+    h = billit(documents=1, oauth=True, settings=settings)
+    h.app.oauth.configure_redirects({"lenient_redirects": "1"})  # only Billit's own rules apply
+    ui = PastingUI(answers={"client secret": DEMO_CLIENT_SECRET})
+    with pytest.raises(Exception, match=reason):
+        h.connect(ui)
+    assert ui.opened == [] and h.secret("oauth_token") is None

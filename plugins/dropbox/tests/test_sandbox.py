@@ -50,6 +50,16 @@ def test_bad_input_is_plain_text_400(http: httpx.Client) -> None:
     assert wrong_type.status_code == 400
 
 
+def test_the_root_is_the_empty_string_and_slash_is_bad_input(http: httpx.Client) -> None:
+    """API v2 names the root ``""``; ``"/"`` is a 400 (dropbox-sdk-obj-c#32, dropbox-sdk-dotnet#192),
+    not a 409 ``malformed_path`` union a client might handle as "nothing there"."""
+    for route in ("files/list_folder", "files/get_metadata"):
+        response = rpc(http, route, {"path": "/"})
+        assert response.status_code == 400 and response.headers["Content-Type"].startswith("text/plain"), route
+        assert "Specify the root folder as an empty string" in response.text
+    assert rpc(http, "files/list_folder", {"path": ""}).status_code == 200
+
+
 def test_arg_may_come_in_the_query_and_mode_in_both_forms(http: httpx.Client) -> None:
     response = http.post("/2/files/upload", params={"arg": json.dumps({"path": "/q.txt", "mode": {".tag": "add"}})},
                          content=b"q", headers={"Content-Type": "application/octet-stream"})

@@ -16,7 +16,11 @@ Billit's facts this module encodes (API notes §2b):
 
 from __future__ import annotations
 
-from invoicesync import AuthError, ConfigError, Context
+import ipaddress
+import urllib.parse
+from dataclasses import dataclass
+
+from invoicesync import AuthError, AuthStart, ConfigError, Context
 from invoicesync.http import (
     CodeFlow,
     OAuth2Client,
@@ -75,7 +79,42 @@ def code_flow(ctx: Context, settings: BillitSettings) -> CodeFlow:
             TokenAuth(ctx.secrets, oauth.refresh, key=TOKEN_KEY).store(token)
 
     # Billit takes exactly client_id, redirect_uri and state: no scope, no PKCE.
-    return CodeFlow(oauth, settings.login_base() + LOGON_PATH, {"client_id": oauth.client_id}, keep=keep)
+    return BillitCodeFlow(oauth, settings.login_base() + LOGON_PATH, {"client_id": oauth.client_id}, keep=keep,
+                          environment=settings.environment)
+
+
+@dataclass
+class BillitCodeFlow(CodeFlow):
+    """Billit's code flow, refusing up front a redirect URI Billit support would never register,
+    rather than sending the person to a logon page that can only show an error."""
+
+    environment: str = "production"
+
+    def begin(self, redirect_uri: str) -> AuthStart:
+        check_redirect(self.environment, redirect_uri)
+        return super().begin(redirect_uri)
+
+
+def check_redirect(environment: str, redirect_uri: str) -> None:
+    """Billit's rules for a redirect URI (API notes §2b): no query parameters of our own (they
+    belong in ``state``), and no localhost in production."""
+    split = urllib.parse.urlsplit(redirect_uri.strip())
+    if split.query:
+        raise ConfigError(f"Billit allows no query parameters in redirect_uri ({redirect_uri!r}); "
+                          "register and set the address without them")
+    if environment == "production" and _local(split.hostname or ""):
+        raise ConfigError(f"Billit registers no localhost redirect URI in production ({redirect_uri!r}); "
+                          "register an https page you control with Billit support and set it as "
+                          "`redirect_uri` (see the Billit README)")
+
+
+def _local(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def login_with_browser(ctx: Context, settings: BillitSettings) -> None:

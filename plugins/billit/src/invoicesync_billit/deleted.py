@@ -13,7 +13,7 @@ from typing import Any
 from invoicesync import Deletion, RemoteError
 
 from .client import SERVICE, BillitClient
-from .wire import Cursor, as_int_id, localize, page_items, parse_timestamp
+from .wire import Cursor, as_int_id, localize, page_items, parse_timestamp, repeated_hour
 
 DELETED = "/v1/orders/deleted"
 MAX_PAGES = 10_000
@@ -24,6 +24,9 @@ def list_deletions(client: BillitClient, party_id: str, cursor: Cursor,
     """The deletions newer than the cursor's; moves ``cursor.deleted_since`` / ``deleted_ids``."""
     since = parse_timestamp(cursor.deleted_since)
     newest = since
+    # A cursor in a DST fall-back's repeated hour: deletions stamped up to that hour before it may
+    # be new (reported again, a deletion changes nothing).
+    reread_from = since - repeated_hour(since) if since is not None else None
     at_newest = set(cursor.deleted_ids)
     url: str | None = DELETED
     followed: set[str] = set()
@@ -42,8 +45,8 @@ def list_deletions(client: BillitClient, party_id: str, cursor: Cursor,
                 continue
             text = item.get("LastModified") if isinstance(item, dict) else None
             stamp = parse_timestamp(text)
-            if stamp is not None and since is not None and (
-                    stamp < since or (stamp == since and order_id in cursor.deleted_ids)):
+            if stamp is not None and since is not None and reread_from is not None and (
+                    stamp < reread_from or (stamp == since and order_id in cursor.deleted_ids)):
                 continue  # reported by an earlier run
             if stamp is not None and (newest is None or stamp > newest):
                 newest, at_newest = stamp, set()

@@ -63,6 +63,7 @@ from .wire import (
     odata_datetime,
     page_items,
     parse_timestamp,
+    repeated_hour,
     wire_timestamp,
 )
 
@@ -124,7 +125,8 @@ class OrderLister:
         skip_deletions = first_sync and cursor_text is None
         if skip_deletions and self.settings.import_deletions:
             cursor.deleted_since = wire_timestamp(billit_now() - FIRST_SYNC_DELETIONS_MARGIN)
-        self._lookback = timedelta(seconds=self.settings.lookback_seconds)
+        self._lookback = max(timedelta(seconds=self.settings.lookback_seconds),
+                             repeated_hour(parse_timestamp(cursor.last_modified)))
         yield from self._orders(cursor)
         if self.settings.import_deletions and not skip_deletions:
             yield from list_deletions(self.client, self.party_id, cursor, self.wanted)

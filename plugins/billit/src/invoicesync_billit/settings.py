@@ -64,8 +64,9 @@ class BillitSettings(Settings):
     directions: list[OrderDirection] = Field(default_factory=_default_directions, min_length=1)
     #: Orders per listing request; Billit never returns more than 120.
     page_size: int = Field(default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
-    #: Re-read this many seconds before the stored cursor on each run (server commit lag, DST
-    #: fall-back: Billit's timestamps carry no offset). Re-read orders are deduplicated by the library.
+    #: Re-read this many seconds before the stored cursor on each run (server commit lag). A cursor
+    #: in the hour a DST fall-back repeats re-reads that hour anyway (Billit's timestamps carry no
+    #: offset). Re-read orders are deduplicated by the library.
     lookback_seconds: int = Field(default=0, ge=0)
     #: An accountant acting for a client company sends its own company id as ``ContextPartyID``.
     context_party_id: int | None = None

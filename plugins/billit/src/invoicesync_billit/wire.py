@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -46,6 +46,21 @@ def parse_timestamp(value: Any) -> datetime | None:
     still names the instant as the server wrote it)."""
     parsed = _parse(value)
     return parsed.replace(tzinfo=None) if parsed is not None else None
+
+
+def repeated_hour(stamp: datetime | None) -> timedelta:
+    """How far the wall clock went back if ``stamp`` lies in the hour a DST fall-back shows twice
+    (02:00-03:00 Belgian time on the last Sunday of October), else nothing. Billit writes wall
+    time without an offset, so an order edited (or deleted) in the second pass sorts before a
+    cursor stored in the first: the run re-reads that far back (the library dedupes what it
+    already has)."""
+    if stamp is None or BILLIT_TZ is None:
+        return timedelta(0)
+    first = stamp.replace(tzinfo=BILLIT_TZ, fold=0).utcoffset()
+    second = stamp.replace(tzinfo=BILLIT_TZ, fold=1).utcoffset()
+    if first is None or second is None:
+        return timedelta(0)
+    return max(first - second, timedelta(0))  # a spring-forward gap (negative) re-reads nothing
 
 
 def localize(value: datetime | None, text: Any = None) -> datetime | None:

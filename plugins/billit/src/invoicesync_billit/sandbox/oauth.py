@@ -4,8 +4,9 @@
   ``redirect_uri?code=...&state=...`` (refusing: ``?error=access_denied``). A code lives 10
   minutes and works once, for the client and redirect URI it was issued to.
 - Like Billit, the logon page refuses a ``redirect_uri`` that is not registered for the client
-  exactly. The demo client has core's default loopback URI registered; the sandbox options
-  ``redirect_uris`` (replaces it) and ``lenient_redirects`` (any http(s) URI) change that.
+  exactly, and one with query parameters even when registered (they belong in ``state``). The
+  demo client has core's default loopback URI registered; the sandbox options ``redirect_uris``
+  (replaces it) and ``lenient_redirects`` (any http(s) URI) change that.
 - The token endpoint (core's ``TokenServer``) takes JSON or a form: ``grant_type=authorization_code``
   (``code``, ``client_id``, ``client_secret``, ``redirect_uri``) or ``grant_type=refresh_token``
   (``refresh_token``, ``client_id``, ``client_secret``) and answers
@@ -17,6 +18,7 @@
 from __future__ import annotations
 
 import html
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +93,9 @@ class OAuthState(TokenServer[OAuthClient]):
     def logon_problem(self, client_id: str | None, redirect_uri: str | None) -> str | None:
         if not client_id or client_id not in self.clients:
             return "Unknown client_id."
+        if redirect_uri and urllib.parse.urlsplit(redirect_uri).query:
+            # Billit: "own query params are not allowed in redirect_uri; put them in state".
+            return "The redirect_uri may not carry query parameters; put them in state."
         return self.clients[client_id].redirects.problem(redirect_uri)
 
     @staticmethod

@@ -224,6 +224,9 @@ class DropboxRoutes:
     def _lookup(self, path: Any, route: str) -> Entry:
         if path == "":
             raise BadInputError("The root folder is unsupported.")
+        if path == "/":  # API v2 names the root "", never "/"
+            raise BadInputError(f'Error in call to API function "{route}": request body: path: '
+                                'Specify the root folder as an empty string rather than as "/".')
         if isinstance(path, str) and path.startswith("id:"):
             with self.namespace.lock:
                 found = next((e for e in self.namespace.entries.values() if e.id == path), None)
