@@ -58,15 +58,8 @@ def test_a_sync_process_freezes_what_start_up_built_and_collects_young_objects_l
             seen.update(frozen=gc.get_freeze_count(), young=gc.get_threshold()[0])
             raise SystemExit(0)
         sync_command.run_sync = run_sync
-        from invoicesync.cli import main
-        try:
-            main(["--home", sys.argv[1], "sync"])
-        except SystemExit:
-            pass
-        print(json.dumps(seen))
     """)
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "home")], capture_output=True, text=True,
-                          check=True)
+    done = _sync_in_a_child(script, tmp_path / "home")
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["frozen"] > 10_000 and seen["young"] >= 10_000
 
@@ -238,6 +231,15 @@ def test_a_sync_process_collects_young_objects_less_often_from_its_imports_on(tm
                     seen["young"] = gc.get_threshold()[0]
                 return None
         sys.meta_path.insert(0, Watch())
+    """)
+    done = _sync_in_a_child(script, tmp_path / "home")
+    assert json.loads(done.stdout.strip().splitlines()[-1])["young"] >= 10_000
+
+
+def _sync_in_a_child(script: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (which fills a dict ``seen``) then ``main(["--home", home, "sync"])`` in a fresh
+    interpreter, as the ``invoicesync`` command would; ``seen`` is printed as JSON, last."""
+    script += textwrap.dedent("""
         from invoicesync.cli import main
         try:
             main(["--home", sys.argv[1], "sync"])
@@ -245,6 +247,4 @@ def test_a_sync_process_collects_young_objects_less_often_from_its_imports_on(tm
             pass
         print(json.dumps(seen))
     """)
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "home")], capture_output=True, text=True,
-                          check=True)
-    assert json.loads(done.stdout.strip().splitlines()[-1])["young"] >= 10_000
+    return subprocess.run([sys.executable, "-c", script, str(home)], capture_output=True, text=True, check=True)
